@@ -1,0 +1,96 @@
+"""Kernel throughput: ProjectX trade frames through decode + 3 timeframes + the event bus.
+
+The pipeline runs the way a TradingSuite runs it (an in-memory source delivering batches, one
+NEW_BAR handler on the bus). The baseline is bare ``orjson.loads`` over the same payloads, timed
+in the same process, so the ratio holds on a busy machine where absolute numbers wander. Each
+figure is the best of several runs.
+
+    python bench/kernel.py [--frames 200000] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import time
+
+import orjson
+
+from rtcap import EventType, ListSource, TradingSuite
+from rtcap.simulator import MarketSimulator
+
+TIMEFRAMES = ["1min", "5min", "15min"]
+
+
+def trade_frames(count: int):
+    market = MarketSimulator(seed=11, instruments=["MNQ"], rate=400.0)
+    frames = []
+    for frame in market.frames(max_frames=count * 4):
+        if frame.target == "GatewayTrade":
+            frames.append(frame)
+            if len(frames) == count:
+                break
+    return frames
+
+
+def best_of(runs: int, fn) -> float:
+    timings = []
+    for _ in range(runs):
+        gc.collect()
+        started = time.perf_counter()
+        fn()
+        timings.append(time.perf_counter() - started)
+    return min(timings)
+
+
+def baseline(payloads: list[bytes]) -> None:
+    loads = orjson.loads
+    for payload in payloads:
+        loads(payload)
+
+
+async def through_suite(frames) -> int:
+    bars = 0
+
+    def on_bar(event) -> None:
+        nonlocal bars
+        bars += 1
+
+    suite = await TradingSuite.create(
+        "MNQ", TIMEFRAMES, source=ListSource(frames, yield_every=4096), codec="projectx",
+        auto_connect=False,
+    )  # fmt: skip
+    await suite.on(EventType.NEW_BAR, on_bar)
+    await suite.connect()
+    await suite.wait_until_done()
+    await suite.disconnect()
+    return bars
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+
+    frames = trade_frames(args.frames)
+    payloads = [frame.payload[:-1] for frame in frames]  # JSON without the 0x1E separator
+    prints = sum(payload.count(b'"price"') for payload in payloads)
+    bar_count = asyncio.run(through_suite(frames))
+
+    base = best_of(args.runs, lambda: baseline(payloads))
+    full = best_of(args.runs, lambda: asyncio.run(through_suite(frames)))
+    n = len(frames)
+    print(f"frames: {n:,} ProjectX GatewayTrade frames, {prints / n:.2f} prints/frame, "
+          f"{len(TIMEFRAMES)} timeframes, 1 NEW_BAR handler ({bar_count} bars)")  # fmt: skip
+    print(f"baseline orjson.loads : {n / base:12,.0f} frames/s  ({base / n * 1e6:.2f} us/frame)")
+    print(f"kernel end to end     : {n / full:12,.0f} frames/s  ({full / n * 1e6:.2f} us/frame)")
+    print(f"ratio kernel/baseline : {full / base:.2f}x the time of bare JSON parsing")
+    target = 300_000
+    verdict = "meets" if n / full >= target else "below"
+    print(f"target >= {target:,} frames/s on one core: {verdict}")
+
+
+if __name__ == "__main__":
+    main()

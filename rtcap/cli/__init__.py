@@ -1,0 +1,21 @@
+"""The ``rtcap`` command group (a face: it parses options and calls one subsystem each).
+
+Each command lives in its own module of this package and registers itself here.
+"""
+
+from __future__ import annotations
+
+import click
+
+from rtcap import __version__
+from rtcap.cli.simulate import simulate
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="rtcap")
+def main() -> None:
+    """Record real-time market-data feeds byte for byte and replay them through the same
+    codec, bar builder and event bus that live code uses."""
+
+
+main.add_command(simulate)

@@ -1,0 +1,85 @@
+"""Codecs: decode captured frames into market events (and encode them, for the simulator).
+
+``codec_for(name)`` returns a codec by name; ``AutoCodec`` picks one per stream from the first
+data frame it sees.
+"""
+
+from __future__ import annotations
+
+from rtcap.codecs.base import (
+    Codec,
+    Collector,
+    Decoded,
+    DecodeError,
+    DecodeSink,
+    Notice,
+    NullCodec,
+    SinkCodec,
+)
+from rtcap.codecs.binance import BinanceCodec
+from rtcap.codecs.projectx import ProjectXCodec
+from rtcap.models import Frame
+
+CODEC_NAMES = ("auto", "projectx", "binance", "raw")
+
+
+def sniff(payload: bytes) -> str:
+    """Guess the protocol of one data frame: ``projectx``, ``binance`` or ``raw``."""
+    head = payload[:200].lstrip()
+    if payload.rstrip().endswith(b"\x1e"):
+        return "projectx"
+    if head.startswith(b'{"stream"') or b'"e":"' in head or b'"lastUpdateId"' in head:
+        return "binance"
+    if b'"u":' in head and b'"b":' in head:
+        return "binance"
+    return "raw"
+
+
+class AutoCodec(SinkCodec):
+    """Chooses the codec per stream on its first data frame, then sticks to it."""
+
+    name = "auto"
+
+    def __init__(self) -> None:
+        self._by_stream: dict[str, Codec] = {}
+
+    def decode_into(self, frame: Frame, sink: DecodeSink) -> None:
+        codec = self._by_stream.get(frame.stream)
+        if codec is None:
+            guessed = sniff(frame.payload)
+            if guessed == "raw":
+                return  # undecided: try again on the next frame
+            codec = codec_for(guessed)
+            self._by_stream[frame.stream] = codec
+        codec.decode_into(frame, sink)
+
+
+def codec_for(name: str) -> Codec:
+    """A fresh codec by name; ``ValueError`` lists the names that exist."""
+    factories = {
+        "auto": AutoCodec,
+        "projectx": ProjectXCodec,
+        "binance": BinanceCodec,
+        "raw": NullCodec,
+    }
+    if name not in factories:
+        raise ValueError(f"unknown codec {name!r}: choose one of {', '.join(CODEC_NAMES)}")
+    return factories[name]()
+
+
+__all__ = [
+    "CODEC_NAMES",
+    "AutoCodec",
+    "BinanceCodec",
+    "Codec",
+    "Collector",
+    "DecodeError",
+    "DecodeSink",
+    "Decoded",
+    "Notice",
+    "NullCodec",
+    "ProjectXCodec",
+    "SinkCodec",
+    "codec_for",
+    "sniff",
+]

@@ -1,0 +1,114 @@
+"""Binance spot/futures websocket messages (combined or raw streams, and REST depth snapshots).
+
+Prices and quantities arrive as decimal strings and become floats here; the exact strings stay in
+the capture. Trade ids (``t``/``a``) and depth update ids (``U``/``u``) are carried on the events
+so the sequence checker can spot gaps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from rtcap.codecs.base import DecodeError, DecodeSink, SinkCodec, to_float
+from rtcap.models import DepthLevel, DepthUpdate, Frame, Quote
+
+MS = 1_000_000
+
+
+def stream_symbol(stream: str) -> str:
+    """``ethusdt@depth@100ms`` → ``ETHUSDT``."""
+    return stream.split("@", 1)[0].upper()
+
+
+class BinanceCodec(SinkCodec):
+    """Decoder for Binance market streams. Remembers the last symbol seen per stream so a REST
+    depth snapshot (which names none) is attributed to the feed it was recorded with."""
+
+    name = "binance"
+
+    def __init__(self) -> None:
+        self._last_symbol: dict[str, str] = {}
+
+    def decode_into(self, frame: Frame, sink: DecodeSink) -> None:
+        try:
+            message = orjson.loads(frame.payload)
+        except orjson.JSONDecodeError as exc:
+            sink.error(DecodeError(frame.seq, frame.recv_ns, f"invalid JSON: {exc}", frame.payload))
+            return
+        if type(message) is not dict:
+            sink.error(DecodeError(frame.seq, frame.recv_ns, "not a JSON object", frame.payload))
+            return
+        stream = message.get("stream")
+        data = message.get("data", message) if stream is not None else message
+        try:
+            self._dispatch(data, stream, frame, sink)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            sink.error(
+                DecodeError(frame.seq, frame.recv_ns, f"bad message: {exc!r}", frame.payload)
+            )
+
+    def _dispatch(self, data: dict[str, Any], stream: str | None, frame: Frame, sink) -> None:
+        kind = data.get("e")
+        if kind == "trade" or kind == "aggTrade":
+            symbol = data["s"]
+            price, volume, maker = to_float(data["p"]), to_float(data["q"]), data["m"]
+            trade_id = data["t"] if kind == "trade" else data["a"]
+            exch_ns = data["T"] * MS
+            self._last_symbol[frame.stream] = symbol
+            sink.trade(symbol, price, volume, "sell" if maker else "buy", exch_ns,
+                       frame.recv_ns, frame.seq, trade_id, kind == "aggTrade")  # fmt: skip
+        elif kind == "depthUpdate":
+            update = DepthUpdate(
+                data["s"],
+                _levels(data.get("b", ()), "bid") + _levels(data.get("a", ()), "ask"),
+                data["E"] * MS,
+                frame.recv_ns,
+                frame.seq,
+                data["U"],
+                data["u"],
+            )
+            self._last_symbol[frame.stream] = update.symbol
+            sink.depth(update)
+        elif kind is None and "b" in data and "a" in data and "u" in data:  # bookTicker
+            symbol = data.get("s") or stream_symbol(stream or "")
+            exch = data.get("T") or data.get("E")  # futures carry times, spot none
+            self._last_symbol[frame.stream] = symbol
+            sink.quote(
+                Quote(
+                    symbol,
+                    to_float(data["b"]),
+                    to_float(data["a"]),
+                    None,
+                    None,
+                    exch * MS if exch else None,
+                    frame.recv_ns,
+                    frame.seq,
+                    to_float(data["B"]),
+                    to_float(data["A"]),
+                )
+            )
+        elif "lastUpdateId" in data and "bids" in data:  # REST or partial-depth snapshot
+            symbol = (
+                stream_symbol(stream)
+                if stream
+                else frame.symbol or self._last_symbol.get(frame.stream, "")
+            )
+            sink.depth(
+                DepthUpdate(
+                    symbol,
+                    _levels(data["bids"], "bid") + _levels(data["asks"], "ask"),
+                    data["E"] * MS if "E" in data else None,
+                    frame.recv_ns,
+                    frame.seq,
+                    None,
+                    data["lastUpdateId"],
+                    snapshot=True,
+                )
+            )
+        # anything else (subscription replies, unknown event types) is recorded, not decoded
+
+
+def _levels(pairs: Any, side: str) -> list[DepthLevel]:
+    return [DepthLevel(to_float(price), to_float(size), side) for price, size in pairs]

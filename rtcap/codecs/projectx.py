@@ -1,0 +1,301 @@
+"""ProjectX Gateway market hub: SignalR records to quotes, trades and depth, and back.
+
+Payload shapes are normalised on read, never on write: trades and depth arrive as a list or a
+single object, depth sizes as ``volume`` or ``size``, and every quote field but ``symbol`` may be
+missing. Every trade of a multi-trade message counts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orjson import JSONDecodeError, loads
+
+from rtcap.codecs import signalr
+from rtcap.codecs.base import (
+    DecodeError,
+    DecodeSink,
+    Notice,
+    SinkCodec,
+    optional_float,
+    to_float,
+    to_number,
+)
+from rtcap.models import DepthLevel, DepthUpdate, Frame, Quote
+from rtcap.timeutil import format_iso_ns, parse_iso_ns
+
+QUOTE = "GatewayQuote"
+TRADE = "GatewayTrade"
+DEPTH = "GatewayDepth"
+LOGOUT = "GatewayLogout"
+RS = signalr.RS
+MARKET_TARGETS = frozenset({QUOTE, TRADE, DEPTH})
+
+CHANNEL_METHODS = {
+    "quotes": ("SubscribeContractQuotes", "UnsubscribeContractQuotes"),
+    "trades": ("SubscribeContractTrades", "UnsubscribeContractTrades"),
+    "depth": ("SubscribeContractMarketDepth", "UnsubscribeContractMarketDepth"),
+}
+CHANNEL_OF_TARGET = {QUOTE: "quotes", TRADE: "trades", DEPTH: "depth"}
+_METHOD_TO_CHANNEL = {
+    method: (action, channel)
+    for channel, pair in CHANNEL_METHODS.items()
+    for action, method in zip(("subscribe", "unsubscribe"), pair, strict=True)
+}
+
+# Exchange roots whose gateway symbol differs from the name traders use.
+ROOT_ALIASES = {"EP": "ES", "ENQ": "NQ", "MES": "MES", "MNQ": "MNQ"}
+SYMBOL_ROOTS = {value: key for key, value in ROOT_ALIASES.items()}
+
+DEPTH_SIDES = {1: "ask", 2: "bid", 3: "ask", 4: "bid", 5: "trade", 6: "reset", 9: "bid", 10: "ask"}
+TRADE_SIDES = {0: "buy", 1: "sell"}
+
+_instrument_cache: dict[str, str] = {}
+
+
+def instrument_of(contract_or_symbol: str) -> str:
+    """``CON.F.US.EP.Z25`` or ``F.US.EP`` → ``ES``; ``CON.F.US.MNQ.Z25`` → ``MNQ``."""
+    name = _instrument_cache.get(contract_or_symbol)
+    if name is None:
+        parts = contract_or_symbol.split(".")
+        if parts[0] == "CON" and len(parts) >= 5:
+            root = parts[3]
+        elif len(parts) >= 3:
+            root = parts[2]
+        else:
+            root = contract_or_symbol
+        name = ROOT_ALIASES.get(root, root).upper()
+        _instrument_cache[contract_or_symbol] = name
+    return name
+
+
+def gateway_root(instrument: str) -> str:
+    """``ES`` → ``EP``: the root used in contract ids and ``F.US.*`` symbol ids."""
+    return SYMBOL_ROOTS.get(instrument.upper(), instrument.upper())
+
+
+def subscription_messages(
+    contract_id: str, channels: tuple[str, ...] = ("quotes", "trades", "depth"), *, subscribe=True
+) -> list[tuple[str, list[Any]]]:
+    """The (method, arguments) invocations that (un)subscribe one contract to ``channels``."""
+    index = 0 if subscribe else 1
+    return [(CHANNEL_METHODS[channel][index], [contract_id]) for channel in channels]
+
+
+def parse_subscription(target: str, arguments: list[Any]) -> tuple[str, str, list[str]] | None:
+    """``SubscribeContractTrades(["CON…"])`` → ``("subscribe", "trades", ["CON…"])``.
+
+    Several contracts as positional arguments (an old SDK bug) are all returned. ``None`` when
+    ``target`` is not a market subscription method.
+    """
+    found = _METHOD_TO_CHANNEL.get(target)
+    if found is None:
+        return None
+    contracts = [arg for arg in arguments if isinstance(arg, str)]
+    return found[0], found[1], contracts
+
+
+class ProjectXCodec(SinkCodec):
+    """Decoder for ``/hubs/market`` frames (SignalR JSON records)."""
+
+    name = "projectx"
+
+    def decode_into(self, frame: Frame, sink: DecodeSink) -> None:
+        pieces = frame.payload.split(RS)
+        if len(pieces) == 2 and not pieces[1]:
+            # The common frame: one record. Trades take a fast path without helper calls.
+            record = pieces[0]
+            try:
+                message = loads(record)
+            except JSONDecodeError as exc:
+                sink.error(DecodeError(frame.seq, frame.recv_ns, f"invalid JSON: {exc}", record))
+                return
+            if type(message) is dict and message.get("target") == TRADE:
+                arguments = message.get("arguments")
+                if message.get("type") == 1 and type(arguments) is list and len(arguments) >= 2:
+                    try:
+                        self._trades(arguments[0], arguments[1], frame, sink)
+                    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                        sink.error(DecodeError(frame.seq, frame.recv_ns,
+                                               f"bad {TRADE}: {exc!r}", record))  # fmt: skip
+                    return
+            self._message(message, record, frame, sink)
+            return
+        for record in pieces:
+            if record.strip():
+                self._message(signalr.parse_record(record), record, frame, sink)
+
+    def _message(self, message: Any, record: bytes, frame: Frame, sink: DecodeSink) -> None:
+        if type(message) is not dict:
+            reason = message.reason if isinstance(message, signalr.BadRecord) else "not an object"
+            sink.error(DecodeError(frame.seq, frame.recv_ns, reason, record))
+            return
+        kind = message.get("type")
+        if kind == signalr.INVOCATION:
+            self._invocation(message, record, frame, sink)
+        elif kind == signalr.CLOSE:
+            error = message.get("error")
+            sink.notice(
+                Notice(
+                    frame.seq,
+                    frame.recv_ns,
+                    "error" if error else "warning",
+                    f"hub closed: {error}" if error else "hub closed the connection",
+                    {"allowReconnect": message.get("allowReconnect")},
+                )
+            )
+        elif kind == signalr.COMPLETION and message.get("error"):
+            sink.notice(
+                Notice(
+                    frame.seq,
+                    frame.recv_ns,
+                    "error",
+                    f"invocation {message.get('invocationId')} failed: {message['error']}",
+                )
+            )
+        elif kind is None and message.get("error"):
+            sink.notice(Notice(frame.seq, frame.recv_ns, "error", f"handshake: {message['error']}"))
+
+    def _invocation(self, message: dict, record: bytes, frame: Frame, sink: DecodeSink) -> None:
+        target = message.get("target")
+        if target not in MARKET_TARGETS:
+            if target == LOGOUT:
+                sink.notice(Notice(frame.seq, frame.recv_ns, "warning", "gateway logged out"))
+            return
+        arguments = message.get("arguments")
+        if type(arguments) is not list or len(arguments) < 2:
+            sink.error(DecodeError(frame.seq, frame.recv_ns, f"{target} without 2 args", record))
+            return
+        contract_id, payload = arguments[0], arguments[1]
+        try:
+            if target == TRADE:
+                self._trades(contract_id, payload, frame, sink)
+            elif target == QUOTE:
+                sink.quote(self._quote(contract_id, payload, frame))
+            else:
+                sink.depth(self._depth(contract_id, payload, frame))
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            sink.error(DecodeError(frame.seq, frame.recv_ns, f"bad {target}: {exc!r}", record))
+
+    @staticmethod
+    def _trades(contract_id: Any, payload: Any, frame: Frame, sink: DecodeSink) -> None:
+        symbol = instrument_of(contract_id) if type(contract_id) is str else None
+        seq, recv_ns = frame.seq, frame.recv_ns
+        if type(payload) is not list:
+            payload = [payload]
+        if len(payload) == 1:
+            item = payload[0]
+            stamp = item.get("timestamp")
+            price = item["price"]
+            volume = item["volume"]
+            sink.trade(
+                symbol or instrument_of(item["symbolId"]),
+                price if type(price) is float else to_float(price),
+                volume if type(volume) is int else to_number(volume),
+                TRADE_SIDES.get(item.get("type")),
+                parse_iso_ns(stamp) if stamp else None,
+                recv_ns,
+                seq,
+            )
+            return
+        prints = []
+        last_stamp = exch_ns = None
+        # Validate every print before reporting any: a bad print rejects the message as one
+        # error instead of delivering half of it.
+        for item in payload:
+            stamp = item.get("timestamp")
+            if stamp != last_stamp:  # prints of one message usually share a stamp
+                last_stamp = stamp
+                exch_ns = parse_iso_ns(stamp) if stamp else None
+            price = item["price"]
+            volume = item["volume"]
+            prints.append(
+                (
+                    symbol or instrument_of(item["symbolId"]),
+                    price if type(price) is float else to_float(price),
+                    volume if type(volume) is int else to_number(volume),
+                    TRADE_SIDES.get(item.get("type")),
+                    exch_ns,
+                )
+            )
+        trade = sink.trade
+        for name, price, volume, side, exch_ns in prints:
+            trade(name, price, volume, side, exch_ns, recv_ns, seq)
+
+    @staticmethod
+    def _quote(contract_id: Any, payload: dict, frame: Frame) -> Quote:
+        key = contract_id if isinstance(contract_id, str) else payload["symbol"]
+        stamp = payload.get("timestamp") or payload.get("lastUpdated")
+        return Quote(
+            instrument_of(key),
+            optional_float(payload.get("bestBid")),
+            optional_float(payload.get("bestAsk")),
+            optional_float(payload.get("lastPrice")),
+            optional_float(payload.get("volume")),
+            parse_iso_ns(stamp) if stamp else None,
+            frame.recv_ns,
+            frame.seq,
+        )
+
+    @staticmethod
+    def _depth(contract_id: Any, payload: Any, frame: Frame) -> DepthUpdate:
+        items = payload if isinstance(payload, list) else [payload]
+        levels = []
+        latest = None
+        for item in items:
+            size = item.get("volume", item.get("size"))
+            kind = item.get("type")
+            levels.append(
+                DepthLevel(
+                    to_float(item["price"]),
+                    0 if size is None else to_number(size),
+                    DEPTH_SIDES.get(kind, "other"),
+                    kind,
+                )
+            )
+            stamp = item.get("timestamp")
+            if stamp:
+                latest = max(latest or 0, parse_iso_ns(stamp))
+        key = contract_id if isinstance(contract_id, str) else ""
+        return DepthUpdate(instrument_of(key), levels, latest, frame.recv_ns, frame.seq)
+
+
+def record_target_and_contract(payload: bytes) -> tuple[str | None, str | None]:
+    """Cheap pushdown hints for the first market record of a frame (target, contract id)."""
+    for record in signalr.split_records(payload):
+        message = signalr.parse_record(record)
+        if isinstance(message, dict) and message.get("type") == signalr.INVOCATION:
+            arguments = message.get("arguments")
+            contract = arguments[0] if isinstance(arguments, list) and arguments else None
+            return message.get("target"), contract if isinstance(contract, str) else None
+    return None, None
+
+
+# --- encoding (the simulator and the gateway speak this side) ------------------------------
+
+
+def encode_trades(
+    contract_id: str, symbol_id: str, prints: list[tuple[int, float, int, int]]
+) -> bytes:
+    """A ``GatewayTrade`` record from ``(exch_ns, price, volume, type)`` prints."""
+    payload = [
+        {
+            "symbolId": symbol_id,
+            "price": price,
+            "timestamp": format_iso_ns(ns),
+            "type": side,
+            "volume": volume,
+        }
+        for ns, price, volume, side in prints
+    ]
+    return signalr.encode(signalr.invocation(TRADE, [contract_id, payload]))
+
+
+def encode_quote(contract_id: str, fields: dict[str, Any]) -> bytes:
+    """A ``GatewayQuote`` record; ``fields`` are the gateway's quote fields."""
+    return signalr.encode(signalr.invocation(QUOTE, [contract_id, fields]))
+
+
+def encode_depth(contract_id: str, levels: list[dict[str, Any]]) -> bytes:
+    """A ``GatewayDepth`` record from gateway depth-level dicts."""
+    return signalr.encode(signalr.invocation(DEPTH, [contract_id, levels]))

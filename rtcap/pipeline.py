@@ -1,0 +1,500 @@
+"""The kernel pipeline: frames and clock advances in, bus events out. Sans-I/O.
+
+``Pipeline.feed(frame)`` decodes a frame, folds its trades (and optionally quotes) into bars of
+every timeframe, checks exchange sequence ids and returns the events to deliver, in order.
+``Pipeline.advance_to(ns)`` is the clock: it closes bars whose end (plus a grace period when
+bucketing by exchange time) has passed. The pipeline's notion of *now* is the latest receive time
+or clock advance it was given; it never reads the wall clock. Because a frame first advances time
+to its own receive time, clock advances that never run ahead of the next frame change nothing:
+the same frames give the same events however timers are interleaved and however frames are
+batched.
+
+Lifecycle rows (frame kinds written by the recorder) become connection events:
+``open`` → CONNECTED, ``close`` → DISCONNECTED, ``gap`` → GAP, ``error`` → ERROR (or RECONNECTING
+when its JSON payload says ``"event": "reconnecting"``). ``sent`` rows are ignored and ``clock``
+rows only advance time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from rtcap.bars import BarBuilder
+from rtcap.clock import Clock, TimerHandle
+from rtcap.codecs import Codec, DecodeError, Notice, codec_for
+from rtcap.events import Event, EventType
+from rtcap.instruments import default_session
+from rtcap.models import (
+    BINARY,
+    CLOCK,
+    CLOSE,
+    ERROR,
+    GAP,
+    OPEN,
+    TEXT,
+    Bar,
+    DepthUpdate,
+    Frame,
+    Quote,
+)
+from rtcap.sequence import SequenceChecker
+from rtcap.timeframes import Grid, parse_timeframe
+from rtcap.timeutil import NS, ns_to_datetime, zone
+
+PRICE_SOURCES = ("trades", "trades+quotes")
+TIME_SOURCES = ("auto", "exchange", "receive")
+SOURCE = "Pipeline"
+NEVER = 1 << 62
+DEFAULT_EXCHANGE_GRACE_NS = NS
+
+
+class _Sink:
+    """The pipeline's bound handlers under the names codecs call (no extra call layer)."""
+
+    __slots__ = ("depth", "error", "notice", "quote", "trade")
+
+
+@dataclass(slots=True)
+class InstrumentState:
+    """Everything the pipeline keeps about one instrument."""
+
+    symbol: str
+    tz: ZoneInfo
+    builder: BarBuilder
+    trades: int = 0
+    quotes: int = 0
+    depth_updates: int = 0
+    volume: float = 0
+    missing_exchange_time: int = 0
+    last_trade_price: float | None = None
+    last_quote: Quote | None = None
+    last_event_ns: int | None = None
+    sequence_gaps: int = 0
+
+
+class Pipeline:
+    """Codec → bar builder → events, for a set of instruments and timeframes."""
+
+    def __init__(
+        self,
+        instruments: Iterable[str] | str | None = None,
+        timeframes: Iterable[str] | str = ("1min",),
+        *,
+        codec: str | Codec = "auto",
+        timezone: str | None = None,
+        session_start: str | None = None,
+        price_source: str = "trades",
+        time_source: str = "auto",
+        fill_flat: bool = False,
+        late_policy: str = "drop",
+        max_bars: int = 5000,
+        close_grace_ns: int | None = None,
+        wanted: Collection[EventType] | None = None,
+    ) -> None:
+        if price_source not in PRICE_SOURCES:
+            raise ValueError(f"price_source must be one of {PRICE_SOURCES}, got {price_source!r}")
+        if time_source not in TIME_SOURCES:
+            raise ValueError(f"time_source must be one of {TIME_SOURCES}, got {time_source!r}")
+        if max_bars < 1:
+            raise ValueError(f"max_bars must be at least 1, got {max_bars}")
+        if isinstance(timeframes, str):
+            timeframes = [timeframes]
+        self.timeframes = [parse_timeframe(tf) for tf in timeframes]
+        if not self.timeframes:
+            raise ValueError("at least one timeframe is needed, e.g. '1min'")
+        if isinstance(instruments, str):
+            instruments = [instruments]
+        self.codec = codec_for(codec) if isinstance(codec, str) else codec
+        self.timezone = timezone
+        self.session_start = session_start
+        self.price_source = price_source
+        self.quotes_move_bars = price_source == "trades+quotes"
+        self.time_source = time_source
+        self._auto_time = time_source == "auto"
+        self.fill_flat = fill_flat
+        self.late_policy = late_policy
+        self.max_bars = max_bars
+        if close_grace_ns is None:
+            close_grace_ns = 0 if time_source == "receive" else DEFAULT_EXCHANGE_GRACE_NS
+        self.close_grace_ns = close_grace_ns
+        self.wanted: Collection[EventType] = set(EventType) if wanted is None else wanted
+        self.only: frozenset[str] | None = (
+            None if instruments is None else frozenset(s.upper() for s in instruments)
+        )
+        self.instruments: dict[str, InstrumentState] = {}
+        for symbol in sorted(self.only or ()):
+            self._create(symbol)
+        self.sequences = SequenceChecker()
+        self.now_ns: int | None = None
+        self._deadline = NEVER
+        self.stats: dict[str, int] = {
+            "frames": 0,
+            "data_frames": 0,
+            "decode_errors": 0,
+            "notices": 0,
+            "unrouted": 0,
+            "clock_advances": 0,
+            "connections": 0,
+            "disconnects": 0,
+        }
+        self.stream_connected: dict[str, bool] = {}
+        self._data_streams: set[str] = set()
+        self._clock: Clock | None = None
+        self._timer: TimerHandle | None = None
+        self._timer_deadline: int | None = None
+        self._outbox: list[Event] = []
+        self._out: list[Event] = []  # events of the frame being fed
+        self._sink = _Sink()
+        self._sink.trade = self._on_trade
+        self._sink.quote = self._on_quote
+        self._sink.depth = self._on_depth
+        self._sink.error = self._on_error
+        self._sink.notice = self._on_notice
+
+    # --- inputs ------------------------------------------------------------------------
+
+    def feed(self, frame: Frame) -> list[Event]:
+        """Process one frame; returns the events it caused, in delivery order."""
+        out: list[Event] = []
+        stats = self.stats
+        stats["frames"] += 1
+        now = self.now_ns
+        if now is None or frame.recv_ns > now:
+            self.now_ns = now = frame.recv_ns
+        if now >= self._deadline:
+            self._advance(now, out)
+        kind = frame.kind
+        if kind in (TEXT, BINARY):
+            stats["data_frames"] += 1
+            self._data_streams.add(frame.stream)
+            self._out = out
+            self.codec.decode_into(frame, self._sink)
+        elif kind == CLOCK:
+            stats["clock_advances"] += 1
+        elif kind in (OPEN, CLOSE, GAP, ERROR):
+            self._lifecycle(frame, out)
+        if self._clock is not None:
+            self._reschedule()
+        return out
+
+    def feed_many(self, frames: Iterable[Frame]) -> list[Event]:
+        """Process frames in order; the concatenation of their :meth:`feed` results."""
+        out: list[Event] = []
+        for frame in frames:
+            out.extend(self.feed(frame))
+        return out
+
+    def advance_to(self, ns: int) -> list[Event]:
+        """The clock reached ``ns`` with no frame: close what has ended. Never goes backwards."""
+        out: list[Event] = []
+        if self.now_ns is None or ns > self.now_ns:
+            self.now_ns = ns
+        if self.now_ns >= self._deadline:
+            self._advance(self.now_ns, out)
+        return out
+
+    def next_deadline(self) -> int | None:
+        """The clock time at which :meth:`advance_to` would next produce something."""
+        return None if self._deadline == NEVER else self._deadline
+
+    # --- clock binding -----------------------------------------------------------------
+
+    def attach_clock(self, clock: Clock) -> None:
+        """Ask ``clock`` for a timer at each deadline; fired timers queue events for
+        :meth:`drain`."""
+        self._clock = clock
+        self._reschedule()
+
+    def drain(self) -> list[Event]:
+        """Events produced by clock timers since the last call."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    def _reschedule(self) -> None:
+        deadline = self.next_deadline()
+        if deadline == self._timer_deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_deadline = deadline
+        self._timer = None if deadline is None else self._clock.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_deadline = None
+        self._outbox.extend(self.advance_to(self._clock.now_ns()))
+        self._reschedule()
+
+    # --- history -----------------------------------------------------------------------
+
+    def seed_history(self, symbol: str, timeframe: str, bars: Iterable[Bar]) -> int:
+        """Load closed bars fetched from a history service, oldest first; returns how many."""
+        state = self._state(symbol)
+        if state is None:
+            raise ValueError(f"{symbol!r} is not one of this pipeline's instruments")
+        label = parse_timeframe(timeframe).label
+        series = state.builder.series.get(label)
+        if series is None:
+            raise ValueError(f"timeframe {label!r} is not configured for {symbol!r}")
+        count = 0
+        for bar in bars:
+            if series.closed_until is not None and bar.start_ns < series.closed_until:
+                continue
+            series.closed.append(bar)
+            series.closed_until = bar.end_ns
+            series.last_close = bar.close
+            count += 1
+        self._refresh_deadline()
+        return count
+
+    # --- queries -----------------------------------------------------------------------
+
+    def instrument(self, symbol: str) -> InstrumentState:
+        """State of one instrument; ``KeyError`` names the ones that exist."""
+        state = self.instruments.get(symbol.upper())
+        if state is None:
+            known = ", ".join(self.instruments) or "none yet"
+            raise KeyError(f"no instrument {symbol!r} in this pipeline (known: {known})")
+        return state
+
+    @property
+    def connected(self) -> bool | None:
+        """``True``/``False`` from lifecycle rows of data streams; ``None`` if none seen."""
+        states = [self.stream_connected[s] for s in self.stream_connected]
+        return all(states) if states else None
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _create(self, symbol: str) -> InstrumentState:
+        tz_name, session = default_session(symbol)
+        tz = zone(self.timezone or tz_name)
+        grids = [Grid(tf, tz, self.session_start or session) for tf in self.timeframes]
+        builder = BarBuilder(
+            symbol,
+            grids,
+            max_bars=self.max_bars,
+            fill_flat=self.fill_flat,
+            late_policy=self.late_policy,
+            grace_ns=self.close_grace_ns,
+            tz=tz,
+        )
+        state = InstrumentState(symbol, tz, builder)
+        self.instruments[symbol] = state
+        return state
+
+    def _state(self, symbol: str) -> InstrumentState | None:
+        state = self.instruments.get(symbol)
+        if state is None:
+            symbol = symbol.upper()
+            state = self.instruments.get(symbol)
+            if state is None and self.only is None and symbol:
+                state = self._create(symbol)
+        return state
+
+    def _bucket_time(self, state: InstrumentState, exch_ns: int | None, recv_ns: int) -> int | None:
+        source = self.time_source
+        if source == "auto":
+            return recv_ns if exch_ns is None else exch_ns
+        if source == "receive":
+            return recv_ns
+        if exch_ns is None:
+            state.missing_exchange_time += 1
+        return exch_ns
+
+    def _on_error(self, error: DecodeError) -> None:
+        self.stats["decode_errors"] += 1
+        if EventType.ERROR in self.wanted:
+            data = {"reason": error.reason, "seq": error.seq, "raw": error.excerpt()}
+            self._out.append(Event(EventType.ERROR, data, "codec", error.recv_ns, None))
+
+    def _on_notice(self, notice: Notice) -> None:
+        self.stats["notices"] += 1
+        kind = EventType.ERROR if notice.level == "error" else EventType.WARNING
+        if kind in self.wanted:
+            data = {"reason": notice.reason, "seq": notice.seq, **notice.detail}
+            self._out.append(Event(kind, data, "codec", notice.recv_ns, None))
+
+    def _on_trade(
+        self,
+        symbol: str,
+        price: float,
+        volume: float,
+        side: str | None,
+        exch_ns: int | None,
+        recv_ns: int,
+        seq: int,
+        trade_id: int | None = None,
+        aggregated: bool = False,
+    ) -> None:
+        state = self.instruments.get(symbol) or self._state(symbol)
+        if state is None:
+            self.stats["unrouted"] += 1
+            return
+        out = self._out
+        state.trades += 1
+        state.volume += volume
+        state.last_trade_price = price
+        state.last_event_ns = recv_ns
+        if trade_id is not None:
+            gap = self.sequences.check_trade(state.symbol, trade_id, aggregated)
+            if gap is not None:
+                self._sequence_gap(state, gap, recv_ns, out)
+        if self._auto_time:
+            t = recv_ns if exch_ns is None else exch_ns
+        else:
+            t = self._bucket_time(state, exch_ns, recv_ns)
+        wanted = self.wanted
+        if EventType.TRADE_TICK in wanted:
+            event_ns = recv_ns if t is None else t
+            data = {
+                "symbol": state.symbol,
+                "price": price,
+                "volume": volume,
+                "side": side,
+                "timestamp": ns_to_datetime(event_ns, state.tz),
+            }
+            out.append(Event(EventType.TRADE_TICK, data, SOURCE, event_ns, state.symbol))
+        if t is not None:
+            if state.builder.add(t, price, volume, True, wanted, out):
+                self._refresh_deadline()
+            if EventType.DATA_UPDATE in wanted:
+                self._data_update(state, t, price, volume, out)
+
+    def _on_quote(self, quote: Quote) -> None:
+        state = self._state(quote.symbol)
+        if state is None:
+            self.stats["unrouted"] += 1
+            return
+        out = self._out
+        state.quotes += 1
+        state.last_quote = quote
+        state.last_event_ns = quote.recv_ns
+        t = self._bucket_time(state, quote.exch_ns, quote.recv_ns)
+        event_ns = quote.recv_ns if t is None else t
+        last = quote.last if quote.last is not None else state.last_trade_price
+        if EventType.QUOTE_UPDATE in self.wanted:
+            data = {
+                "symbol": state.symbol,
+                "bid": quote.bid,
+                "ask": quote.ask,
+                "last": last,
+                "volume": quote.volume,
+                "timestamp": ns_to_datetime(event_ns, state.tz),
+            }
+            out.append(Event(EventType.QUOTE_UPDATE, data, SOURCE, event_ns, state.symbol))
+        if self.quotes_move_bars and t is not None:
+            price = quote.last
+            if price is None and quote.bid is not None and quote.ask is not None:
+                price = (quote.bid + quote.ask) / 2
+            if price is None:
+                price = quote.bid if quote.bid is not None else quote.ask
+            if price is not None:
+                if state.builder.add(t, price, 0, False, self.wanted, out):
+                    self._refresh_deadline()
+                if EventType.DATA_UPDATE in self.wanted:
+                    self._data_update(state, t, price, 0, out)
+
+    def _on_depth(self, update: DepthUpdate) -> None:
+        state = self._state(update.symbol)
+        if state is None:
+            self.stats["unrouted"] += 1
+            return
+        out = self._out
+        state.depth_updates += 1
+        state.last_event_ns = update.recv_ns
+        if update.last_id is not None:
+            gap = self.sequences.check_depth(update)
+            if gap is not None:
+                self._sequence_gap(state, gap, update.recv_ns, out)
+        if EventType.MARKET_DEPTH_UPDATE in self.wanted:
+            at = update.exch_ns if update.exch_ns is not None else update.recv_ns
+            data = {
+                "symbol": state.symbol,
+                "levels": [
+                    {"price": lv.price, "volume": lv.volume, "side": lv.side, "type": lv.type}
+                    for lv in update.levels
+                ],
+                "snapshot": update.snapshot,
+                "timestamp": ns_to_datetime(at, state.tz),
+            }
+            out.append(Event(EventType.MARKET_DEPTH_UPDATE, data, SOURCE, at, state.symbol))
+
+    def _data_update(
+        self, state: InstrumentState, t: int, price: float, volume: float, out: list[Event]
+    ) -> None:
+        data = {"timestamp": ns_to_datetime(t, state.tz), "price": price, "volume": volume}
+        out.append(Event(EventType.DATA_UPDATE, data, SOURCE, t, state.symbol))
+
+    def _sequence_gap(self, state: InstrumentState, gap, at_ns: int, out: list[Event]) -> None:
+        state.sequence_gaps += 1
+        if EventType.GAP in self.wanted:
+            out.append(Event(EventType.GAP, gap.as_dict(), "SequenceChecker", at_ns, state.symbol))
+
+    def _advance(self, now: int, out: list[Event]) -> None:
+        # Step through deadlines in time order, so one big jump emits exactly what many small
+        # clock advances would (bars of every instrument closing at 10:01 before any at 10:05).
+        self._refresh_deadline()
+        while self._deadline <= now:
+            step = self._deadline
+            for state in self.instruments.values():
+                state.builder.advance(step, self.wanted, out)
+            self._refresh_deadline()
+
+    def _refresh_deadline(self) -> None:
+        deadlines = [
+            d for d in (s.builder.deadline() for s in self.instruments.values()) if d is not None
+        ]
+        self._deadline = min(deadlines) if deadlines else NEVER
+
+    def _lifecycle(self, frame: Frame, out: list[Event]) -> None:
+        try:
+            detail = orjson.loads(frame.payload) if frame.payload else {}
+        except orjson.JSONDecodeError:
+            detail = {"raw": frame.payload[:200].decode("utf-8", "replace")}
+        if not isinstance(detail, dict):
+            detail = {"value": detail}
+        detail = {"stream": frame.stream, "conn": frame.conn, **detail}
+        kind = frame.kind
+        carries_data = frame.stream in self._data_streams or not self._data_streams
+        if kind == OPEN:
+            event_type = EventType.CONNECTED
+            self.stats["connections"] += 1
+            self.stream_connected[frame.stream] = True
+            if carries_data:
+                for state in self.instruments.values():
+                    state.builder.mark_connected(frame.recv_ns)
+        elif kind == CLOSE:
+            event_type = EventType.DISCONNECTED
+            self.stats["disconnects"] += 1
+            self.stream_connected[frame.stream] = False
+            if carries_data:
+                for state in self.instruments.values():
+                    state.builder.mark_disconnected(frame.recv_ns)
+        elif kind == GAP:
+            event_type = EventType.GAP
+            detail.setdefault("kind", "connection")
+        elif detail.get("event") == "reconnecting":
+            event_type = EventType.RECONNECTING
+        else:
+            event_type = EventType.ERROR
+        if event_type in self.wanted:
+            out.append(Event(event_type, detail, "connection", frame.recv_ns, None))
+
+
+def run_frames(
+    frames: Iterable[Frame], pipeline: Pipeline, sink: Callable[[Event], Any] | None = None
+) -> list[Event]:
+    """Feed frames synchronously; pass each event to ``sink`` or collect and return them."""
+    collected: list[Event] = []
+    for frame in frames:
+        for event in pipeline.feed(frame):
+            if sink is None:
+                collected.append(event)
+            else:
+                sink(event)
+    return collected

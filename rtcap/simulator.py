@@ -1,0 +1,233 @@
+"""A seeded, pure generator of a ProjectX-like futures market.
+
+Each instrument runs its own random walk on its tick grid, switching between normal trading,
+bursts (many messages, bigger moves) and quiet spells. It emits quotes, trades (a message may hold
+several prints) and depth updates, encoded exactly as the gateway's market hub sends them. Time is
+simulated: nothing here reads a clock, so the same seed always gives the same frames.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from rtcap.codecs import projectx
+from rtcap.instruments import InstrumentSpec, spec_for
+from rtcap.models import Frame
+from rtcap.timeutil import NS, format_iso_ns, parse_iso_ns
+
+DEFAULT_START_NS = parse_iso_ns("2025-09-02T13:30:00Z")  # 08:30 Chicago, the cash open
+MS = 1_000_000
+
+REGIMES = {  # name: (message-rate multiplier, step scale in ticks, mean duration in s)
+    "normal": (1.0, 1, 40.0),
+    "burst": (6.0, 3, 6.0),
+    "quiet": (0.15, 1, 20.0),
+}
+REGIME_NEXT = {"normal": (("burst", 0.35), ("quiet", 0.65)), "burst": (("normal", 1.0),),
+               "quiet": (("normal", 1.0),)}  # fmt: skip
+
+
+@dataclass(slots=True)
+class SimMessage:
+    """One hub record as the gateway would push it."""
+
+    exch_ns: int
+    recv_ns: int
+    instrument: str
+    contract_id: str
+    target: str  # GatewayQuote | GatewayTrade | GatewayDepth
+    record: bytes  # SignalR record, separator included
+
+
+class _Walk:
+    """One instrument's market state."""
+
+    def __init__(self, spec: InstrumentSpec, seed: int, start_ns: int, rate: float) -> None:
+        self.spec = spec
+        self.rng = random.Random(f"rtcap-sim:{seed}:{spec.symbol}")
+        self.contract_id = spec.contract_id(start_ns)
+        self.price_ticks = round(spec.base_price / spec.tick_size) + self.rng.randint(-400, 400)
+        self.open_ticks = self.high_ticks = self.low_ticks = self.price_ticks
+        self.session_volume = 0
+        self.rate = rate
+        self.regime = "normal"
+        self.regime_until = start_ns + self._regime_length()
+        self.next_ns = start_ns + self._gap()
+
+    def _regime_length(self) -> int:
+        return int(self.rng.expovariate(1.0 / REGIMES[self.regime][2]) * NS) + NS
+
+    def _gap(self) -> int:
+        rate = self.rate * REGIMES[self.regime][0]
+        # Exchange stamps have millisecond resolution on the wire: keep times on that grid.
+        return max(MS, int(self.rng.expovariate(rate) * 1000) * MS)
+
+    def price(self, ticks: int) -> float:
+        return ticks * self.spec.tick_size
+
+    def step(self, depth: bool) -> tuple[int, str, bytes]:
+        """Produce the message due at ``next_ns``; returns (exch_ns, target, record)."""
+        now = self.next_ns
+        if now >= self.regime_until:
+            choices = REGIME_NEXT[self.regime]
+            pick, acc = self.rng.random(), 0.0
+            for name, weight in choices:
+                acc += weight
+                if pick <= acc:
+                    self.regime = name
+                    break
+            self.regime_until = now + self._regime_length()
+        roll = self.rng.random()
+        if roll < 0.45:
+            target, record = projectx.TRADE, self._trades(now)
+        elif roll < 0.80 or not depth:
+            target, record = projectx.QUOTE, self._quote(now)
+        else:
+            target, record = projectx.DEPTH, self._depth(now)
+        self.next_ns = now + self._gap()
+        return now, target, record
+
+    def _move(self) -> int:
+        scale = REGIMES[self.regime][1]
+        move = self.rng.choice((-1, 0, 0, 1)) * self.rng.randint(1, scale)
+        self.price_ticks += move
+        self.high_ticks = max(self.high_ticks, self.price_ticks)
+        self.low_ticks = min(self.low_ticks, self.price_ticks)
+        return move
+
+    def _trades(self, now: int) -> bytes:
+        count = 1 if self.rng.random() < 0.7 else self.rng.randint(2, 5)
+        prints = []
+        for _ in range(count):
+            move = self._move()
+            side = 0 if move > 0 else 1 if move < 0 else self.rng.randint(0, 1)
+            volume = min(50, int(self.rng.expovariate(0.4)) + 1)
+            self.session_volume += volume
+            prints.append((now, self.price(self.price_ticks), volume, side))
+        return projectx.encode_trades(self.contract_id, self.spec.symbol_id, prints)
+
+    def _quote(self, now: int) -> bytes:
+        self._move()
+        bid = self.price_ticks - self.rng.randint(0, 1)
+        last = self.price(self.price_ticks)
+        stamp = format_iso_ns(now)
+        fields = {
+            "symbol": self.spec.symbol_id,
+            "symbolName": f"/{self.spec.symbol}",
+            "lastPrice": last,
+            "bestBid": self.price(bid),
+            "bestAsk": self.price(bid + 1),
+            "change": self.price(self.price_ticks - self.open_ticks),
+            "changePercent": round((self.price_ticks - self.open_ticks) / self.open_ticks, 6),
+            "open": self.price(self.open_ticks),
+            "high": self.price(self.high_ticks),
+            "low": self.price(self.low_ticks),
+            "volume": self.session_volume,
+            "lastUpdated": stamp,
+            "timestamp": stamp,
+        }
+        return projectx.encode_quote(self.contract_id, fields)
+
+    def _depth(self, now: int) -> bytes:
+        stamp = format_iso_ns(now)
+        levels = []
+        for _ in range(self.rng.randint(1, 5)):
+            is_bid = self.rng.random() < 0.5
+            offset = self.rng.randint(0, 9)
+            ticks = self.price_ticks - offset if is_bid else self.price_ticks + 1 + offset
+            size = 0 if self.rng.random() < 0.15 else self.rng.randint(1, 60)
+            levels.append(
+                {
+                    "timestamp": stamp,
+                    "type": 2 if is_bid else 1,
+                    "price": self.price(ticks),
+                    "volume": size,
+                    "currentVolume": size,
+                }
+            )
+        return projectx.encode_depth(self.contract_id, levels)
+
+
+class MarketSimulator:
+    """Seeded market for one or more instruments, merged in exchange-time order."""
+
+    def __init__(
+        self,
+        seed: int = 7,
+        instruments: tuple[str, ...] | list[str] | str = ("MNQ",),
+        *,
+        start_ns: int = DEFAULT_START_NS,
+        rate: float = 40.0,
+        depth: bool = True,
+        latency_ns: tuple[int, int] = (300_000, 3_000_000),
+    ) -> None:
+        if isinstance(instruments, str):
+            instruments = [s for s in instruments.split(",") if s]
+        if not instruments:
+            raise ValueError("the simulator needs at least one instrument, e.g. 'MNQ'")
+        if rate <= 0:
+            raise ValueError(f"rate must be positive (messages per second), got {rate}")
+        self.seed = seed
+        self.start_ns = start_ns
+        self.depth = depth
+        self.specs = [spec_for(symbol) for symbol in instruments]
+        per_instrument = rate / len(self.specs)
+        self._walks = [_Walk(spec, seed, start_ns, per_instrument) for spec in self.specs]
+        self._latency_rng = random.Random(f"rtcap-sim-latency:{seed}")
+        self._latency = latency_ns
+
+    @property
+    def contracts(self) -> dict[str, str]:
+        """Instrument symbol → contract id served."""
+        return {walk.spec.symbol: walk.contract_id for walk in self._walks}
+
+    def messages(self) -> Iterator[SimMessage]:
+        """The endless market, in exchange-time order (ties broken by instrument order)."""
+        heap = [(walk.next_ns, index) for index, walk in enumerate(self._walks)]
+        heapq.heapify(heap)
+        low, high = self._latency
+        last_recv = 0
+        while True:
+            _, index = heapq.heappop(heap)
+            walk = self._walks[index]
+            exch_ns, target, record = walk.step(self.depth)
+            # Receive times keep the stream's order, as one socket delivers it.
+            last_recv = max(last_recv, exch_ns + self._latency_rng.randint(low, high))
+            yield SimMessage(exch_ns, last_recv, walk.spec.symbol, walk.contract_id, target, record)
+            heapq.heappush(heap, (walk.next_ns, index))
+
+    def frames(
+        self,
+        *,
+        duration_s: float | None = None,
+        max_frames: int | None = None,
+        stream: str = "market",
+        first_seq: int = 0,
+    ) -> Iterator[Frame]:
+        """Messages as captured frames (one record each), until ``duration_s`` or
+        ``max_frames``."""
+        if duration_s is None and max_frames is None:
+            raise ValueError("give duration_s or max_frames: the simulated market never ends")
+        end_ns = None if duration_s is None else self.start_ns + int(duration_s * NS)
+        seq = first_seq
+        for message in self.messages():
+            if end_ns is not None and message.exch_ns >= end_ns:
+                return
+            if max_frames is not None and seq - first_seq >= max_frames:
+                return
+            yield Frame(
+                seq,
+                message.recv_ns,
+                message.recv_ns - self.start_ns,
+                0,
+                stream,
+                "text",
+                message.record,
+                message.target,
+                message.contract_id,
+                message.exch_ns,
+            )
+            seq += 1

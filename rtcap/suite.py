@@ -1,0 +1,252 @@
+"""``TradingSuite``: the SDK-style face over a frame source, the pipeline and the event bus.
+
+    suite = await TradingSuite.create(["MNQ", "ES"], timeframes=["1min", "5min"], source=src)
+    await suite["MNQ"].on(EventType.NEW_BAR, handler)
+    bars = await suite["MNQ"].data.get_data("1min")
+
+One task reads the source in order and delivers each frame's events before reading the next, so
+handlers see exactly the order a replay of the same frames would give them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from rtcap.dataview import InstrumentData
+from rtcap.events import Event, EventBus, EventType, Handler
+from rtcap.instruments import CME_FUTURES, InstrumentSpec
+from rtcap.pipeline import Pipeline
+from rtcap.sources import FrameSource
+
+log = logging.getLogger("rtcap.suite")
+
+
+class InstrumentContext:
+    """``suite["MNQ"]``: one instrument's data view and event subscriptions."""
+
+    def __init__(self, symbol: str, data: InstrumentData, bus: EventBus) -> None:
+        self.symbol = symbol
+        self.data = data
+        self.instrument_info: InstrumentSpec | None = CME_FUTURES.get(symbol)
+        self._bus = bus
+
+    async def on(self, event_type: EventType | str, handler: Handler) -> None:
+        await self._bus.on(event_type, handler, instrument=self.symbol)
+
+    async def once(self, event_type: EventType | str, handler: Handler) -> None:
+        await self._bus.once(event_type, handler, instrument=self.symbol)
+
+    async def off(
+        self, event_type: EventType | str | None = None, handler: Handler | None = None
+    ) -> None:
+        await self._bus.off(event_type, handler, instrument=self.symbol)
+
+    async def wait_for(self, event_type: EventType | str, timeout: float | None = None) -> Event:
+        return await self._bus.wait_for(event_type, timeout, instrument=self.symbol)
+
+    def __repr__(self) -> str:
+        return f"InstrumentContext({self.symbol!r})"
+
+
+class TradingSuite:
+    """Instruments, their bars and one ordered event stream from one frame source."""
+
+    def __init__(self, pipeline: Pipeline, bus: EventBus, source: FrameSource) -> None:
+        self.pipeline = pipeline
+        self.events = bus
+        self.source = source
+        self._contexts = {
+            symbol: InstrumentContext(symbol, InstrumentData(pipeline, symbol), bus)
+            for symbol in pipeline.instruments
+        }
+        self._task: asyncio.Task | None = None
+        self._done = asyncio.Event()
+        self._failure: BaseException | None = None
+
+    @classmethod
+    async def create(
+        cls,
+        instruments: str | Iterable[str],
+        timeframes: Iterable[str] | None = None,
+        *,
+        source: FrameSource | None = None,
+        initial_days: float = 5,
+        auto_connect: bool = True,
+        codec: str = "auto",
+        timezone: str | None = None,
+        session_start: str | None = None,
+        price_source: str = "trades",
+        time_source: str = "auto",
+        fill_flat: bool = False,
+        late_policy: str = "drop",
+        max_bars: int = 5000,
+        close_grace_ns: int | None = None,
+    ) -> TradingSuite:
+        """Build the suite, load ``initial_days`` of history when the source offers it, and
+        (with ``auto_connect``) start streaming. ``timeframes`` defaults to ``["5min"]``."""
+        if source is None:
+            raise ValueError(
+                "TradingSuite.create needs source=: a frame source such as "
+                "rtcap.sources.ListSource(frames)"
+            )
+        if not hasattr(source, "__aiter__"):
+            raise TypeError(f"source must be an async iterable of Frame, got {type(source)!r}")
+        symbols = [instruments] if isinstance(instruments, str) else list(instruments)
+        if not symbols:
+            raise ValueError("give at least one instrument, e.g. 'MNQ'")
+        bus = EventBus()
+        pipeline = Pipeline(
+            symbols,
+            list(timeframes or ["5min"]),
+            codec=codec,
+            timezone=timezone,
+            session_start=session_start,
+            price_source=price_source,
+            time_source=time_source,
+            fill_flat=fill_flat,
+            late_policy=late_policy,
+            max_bars=max_bars,
+            close_grace_ns=close_grace_ns,
+            wanted=bus.wanted,
+        )
+        suite = cls(pipeline, bus, source)
+        await suite._load_history(initial_days)
+        if auto_connect:
+            await suite.connect()
+        return suite
+
+    async def _load_history(self, days: float) -> None:
+        history = getattr(self.source, "history", None)
+        if history is None or days <= 0:
+            return
+        for symbol in self._contexts:
+            for timeframe in self.pipeline.timeframes:
+                bars = await history(symbol, timeframe.label, days)
+                self.pipeline.seed_history(symbol, timeframe.label, bars)
+
+    # --- streaming ---------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Start reading the source (no-op when already started)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._consume(), name="rtcap-suite-feed")
+
+    async def _consume(self) -> None:
+        pipeline, bus = self.pipeline, self.events
+        feed, dispatch = pipeline.feed, bus.dispatch
+        batches = getattr(self.source, "batches", None)
+        try:
+            if batches is not None:
+                async for batch in batches():
+                    for frame in batch:
+                        events = feed(frame)
+                        if events:
+                            await dispatch(events)
+            else:
+                async for frame in self.source:
+                    events = feed(frame)
+                    if events:
+                        await dispatch(events)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a broken source is reported, not silently lost
+            self._failure = exc
+            log.error("frame source failed: %r", exc)
+            await bus.emit(Event(EventType.ERROR, {"error": exc, "source": repr(self.source)},
+                                 "TradingSuite", pipeline.now_ns or 0, None))  # fmt: skip
+        finally:
+            self._done.set()
+
+    async def wait_until_done(self, timeout: float | None = None) -> None:
+        """Wait until a finite source (a list, a replay) has been fully delivered."""
+        if self._task is None:
+            raise RuntimeError("the suite is not connected: call await suite.connect() first")
+        await asyncio.wait_for(self._done.wait(), timeout)
+
+    @property
+    def is_connected(self) -> bool:
+        """Streaming, and the feed's lifecycle rows (if any) say its connections are up."""
+        streaming = self._task is not None and not self._done.is_set()
+        return streaming and self.pipeline.connected is not False
+
+    async def disconnect(self) -> None:
+        """Stop reading the source and close it."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._done.set()
+        close = getattr(self.source, "close", None)
+        if close is not None:
+            await close()
+
+    async def __aenter__(self) -> TradingSuite:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.disconnect()
+
+    # --- suite-level events (every instrument) -----------------------------------------
+
+    async def on(self, event_type: EventType | str, handler: Handler) -> None:
+        await self.events.on(event_type, handler)
+
+    async def once(self, event_type: EventType | str, handler: Handler) -> None:
+        await self.events.once(event_type, handler)
+
+    async def off(
+        self, event_type: EventType | str | None = None, handler: Handler | None = None
+    ) -> None:
+        await self.events.off(event_type, handler)
+
+    async def on_any(self, handler: Handler) -> None:
+        await self.events.on_any(handler)
+
+    async def wait_for(self, event_type: EventType | str, timeout: float | None = None) -> Event:
+        return await self.events.wait_for(event_type, timeout)
+
+    async def get_stats(self) -> dict[str, Any]:
+        """Feed counters and per-instrument statistics."""
+        return {
+            "connected": self.is_connected,
+            "source": getattr(self.source, "describe", lambda: repr(self.source))(),
+            "feed": dict(self.pipeline.stats),
+            "instruments": {
+                symbol: await ctx.data.get_stats() for symbol, ctx in self._contexts.items()
+            },
+        }
+
+    # --- container ---------------------------------------------------------------------
+
+    def __getitem__(self, symbol: str) -> InstrumentContext:
+        try:
+            return self._contexts[symbol.upper()]
+        except KeyError:
+            known = ", ".join(self._contexts)
+            raise KeyError(f"{symbol!r} is not in this suite (instruments: {known})") from None
+
+    def __contains__(self, symbol: object) -> bool:
+        return isinstance(symbol, str) and symbol.upper() in self._contexts
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._contexts)
+
+    def __len__(self) -> int:
+        return len(self._contexts)
+
+    def keys(self):
+        return self._contexts.keys()
+
+    def values(self):
+        return self._contexts.values()
+
+    def items(self):
+        return self._contexts.items()
+
+    @property
+    def instruments(self) -> list[str]:
+        return list(self._contexts)
