@@ -18,6 +18,7 @@ import time
 import orjson
 
 from rtcap import EventType, ListSource, TradingSuite
+from rtcap.codecs import ProjectXCodec
 from rtcap.simulator import MarketSimulator
 
 TIMEFRAMES = ["1min", "5min", "15min"]
@@ -50,6 +51,19 @@ def baseline(payloads: list[bytes]) -> None:
         loads(payload)
 
 
+class _DiscardingSink:
+    """Takes what the codec reports and keeps nothing: isolates the cost of decoding."""
+
+    def trade(self, *fields) -> None:
+        pass
+
+
+def decode_only(frames) -> None:
+    decode, sink = ProjectXCodec().decode_into, _DiscardingSink()
+    for frame in frames:
+        decode(frame, sink)
+
+
 async def through_suite(frames) -> int:
     bars = 0
 
@@ -80,16 +94,25 @@ def main() -> None:
     bar_count = asyncio.run(through_suite(frames))
 
     base = best_of(args.runs, lambda: baseline(payloads))
+    decode = best_of(args.runs, lambda: decode_only(frames))
     full = best_of(args.runs, lambda: asyncio.run(through_suite(frames)))
     n = len(frames)
-    print(f"frames: {n:,} ProjectX GatewayTrade frames, {prints / n:.2f} prints/frame, "
-          f"{len(TIMEFRAMES)} timeframes, 1 NEW_BAR handler ({bar_count} bars)")  # fmt: skip
-    print(f"baseline orjson.loads : {n / base:12,.0f} frames/s  ({base / n * 1e6:.2f} us/frame)")
-    print(f"kernel end to end     : {n / full:12,.0f} frames/s  ({full / n * 1e6:.2f} us/frame)")
-    print(f"ratio kernel/baseline : {full / base:.2f}x the time of bare JSON parsing")
+    print(
+        f"frames: {n:,} ProjectX GatewayTrade frames, {prints / n:.2f} prints/frame, "
+        f"{len(TIMEFRAMES)} timeframes, 1 NEW_BAR handler ({bar_count} bars)"
+    )
+    for name, seconds in (
+        ("baseline orjson.loads", base),
+        ("codec decode only", decode),
+        ("kernel end to end", full),
+    ):
+        print(
+            f"{name:22s}: {n / seconds:10,.0f} frames/s {prints / seconds:10,.0f} prints/s "
+            f"({seconds / n * 1e6:.2f} us/frame, {seconds / base:.2f}x baseline)"
+        )
     target = 300_000
     verdict = "meets" if n / full >= target else "below"
-    print(f"target >= {target:,} frames/s on one core: {verdict}")
+    print(f"target >= {target:,} frames/s end to end on one core: {verdict}")
 
 
 if __name__ == "__main__":
