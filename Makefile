@@ -35,6 +35,7 @@ test-slow: $(VENV)/.installed-test
 ## bench: throughput figures, each against a baseline measured in the same run.
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/kernel.py
+	$(BIN)/python bench/gateway.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

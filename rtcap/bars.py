@@ -309,3 +309,25 @@ class BarBuilder:
 
     def _event(self, kind: EventType, data: dict, at_ns: int) -> Event:
         return Event(kind, data, SOURCE, at_ns, self.instrument)
+
+
+def resample(bars: list[Bar], grid: Grid) -> list[Bar]:
+    """Fold finer bars (oldest first) into the buckets of ``grid``; flat bars add no trades.
+
+    The first bar of a bucket gives its open, the last its close; volumes and trade counts add
+    up and the ``gap`` flag spreads to the coarser bar.
+    """
+    out: list[Bar] = []
+    current: Bar | None = None
+    label = grid.timeframe.label
+    for bar in bars:
+        if current is None or not (current.start_ns <= bar.start_ns < current.end_ns):
+            start = grid.bucket_start(bar.start_ns)
+            current = Bar(label, start, grid.bucket_end(start), bar.open, bar.high, bar.low,
+                          bar.close, bar.volume, bar.trades, bar.gap, bar.flat)  # fmt: skip
+            out.append(current)
+            continue
+        _fold(current, bar.high, bar.low, bar.close, bar.volume, bar.trades)
+        current.gap = current.gap or bar.gap
+        current.flat = current.flat and bar.flat
+    return out

@@ -50,6 +50,7 @@ class _Walk:
         self.rng = random.Random(f"rtcap-sim:{seed}:{spec.symbol}")
         self.contract_id = spec.contract_id(start_ns)
         self.price_ticks = round(spec.base_price / spec.tick_size) + self.rng.randint(-400, 400)
+        self.start_price = self.price_ticks * spec.tick_size
         self.open_ticks = self.high_ticks = self.low_ticks = self.price_ticks
         self.session_volume = 0
         self.rate = rate
@@ -62,15 +63,19 @@ class _Walk:
 
     def _gap(self) -> int:
         rate = self.rate * REGIMES[self.regime][0]
-        # Exchange stamps have millisecond resolution on the wire: keep times on that grid.
-        return max(MS, int(self.rng.expovariate(rate) * 1000) * MS)
+        return int(self.rng.expovariate(rate) * NS)
 
     def price(self, ticks: int) -> float:
         return ticks * self.spec.tick_size
 
     def step(self, depth: bool) -> tuple[int, str, bytes]:
-        """Produce the message due at ``next_ns``; returns (exch_ns, target, record)."""
-        now = self.next_ns
+        """Produce the message due at ``next_ns``; returns (exch_ns, target, record).
+
+        Time runs exactly; stamps are floored to the millisecond, the wire's resolution, so
+        busy moments put several messages on one millisecond as real feeds do.
+        """
+        exact = self.next_ns
+        now = exact - exact % MS
         if now >= self.regime_until:
             choices = REGIME_NEXT[self.regime]
             pick, acc = self.rng.random(), 0.0
@@ -87,7 +92,7 @@ class _Walk:
             target, record = projectx.QUOTE, self._quote(now)
         else:
             target, record = projectx.DEPTH, self._depth(now)
-        self.next_ns = now + self._gap()
+        self.next_ns = exact + self._gap()
         return now, target, record
 
     def _move(self) -> int:
@@ -178,6 +183,20 @@ class MarketSimulator:
         self._walks = [_Walk(spec, seed, start_ns, per_instrument) for spec in self.specs]
         self._latency_rng = random.Random(f"rtcap-sim-latency:{seed}")
         self._latency = latency_ns
+
+    def start_price(self, symbol: str) -> float:
+        """Where ``symbol``'s walk begins (history generated for it ends there)."""
+        for walk in self._walks:
+            if walk.spec.symbol == symbol.upper():
+                return walk.start_price
+        raise KeyError(f"{symbol!r} is not simulated here")
+
+    def set_rate(self, rate: float) -> None:
+        """Change the mean message rate from the next message on (bursts, throttling)."""
+        if rate <= 0:
+            raise ValueError(f"rate must be positive, got {rate}")
+        for walk in self._walks:
+            walk.rate = rate / len(self._walks)
 
     @property
     def contracts(self) -> dict[str, str]:

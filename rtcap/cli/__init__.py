@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 
 from rtcap import __version__
+from rtcap.cli.sim import sim
 from rtcap.cli.simulate import simulate
 
 
@@ -18,4 +19,5 @@ def main() -> None:
     codec, bar builder and event bus that live code uses."""
 
 
+main.add_command(sim)
 main.add_command(simulate)

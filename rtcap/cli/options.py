@@ -41,3 +41,44 @@ def indicators_option(ctx: click.Context, param: click.Parameter, value: str) ->
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None
     return specs
+
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0,
+                   "hr": 3600.0}  # fmt: skip
+
+
+def parse_duration(text: str) -> float:
+    """``"30s"``, ``"1.5m"``, ``"500ms"``, ``"2h"`` or a bare number of seconds → seconds."""
+    value = str(text).strip().lower()
+    for unit in sorted(_DURATION_UNITS, key=len, reverse=True):
+        if value.endswith(unit):
+            number = value[: -len(unit)].strip()
+            break
+    else:
+        unit, number = "s", value
+    try:
+        seconds = float(number) * _DURATION_UNITS[unit]
+    except ValueError:
+        raise ValueError(
+            f"invalid duration {text!r}: write a number with a unit, e.g. 30s, 1.5m, 500ms, 2h"
+        ) from None
+    if seconds < 0:
+        raise ValueError(f"duration {text!r} must not be negative")
+    return seconds
+
+
+class Duration(click.ParamType):
+    """A click parameter taking :func:`parse_duration` forms, giving seconds."""
+
+    name = "duration"
+
+    def convert(self, value, param, ctx) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DURATION = Duration()

@@ -1,0 +1,164 @@
+"""``rtcap sim``: serve the seeded simulated market over a ProjectX-compatible gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import click
+
+from rtcap.cli.options import DURATION, instruments_option
+from rtcap.replay.faults import FaultPlan
+from rtcap.replay.gateway import GatewayServer, simulated_history
+from rtcap.replay.simfeed import SimulatedFeed
+from rtcap.replay.tokens import TokenIssuer
+
+
+@click.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to bind (loopback unless you ask otherwise).",
+)
+@click.option(
+    "--port",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port; 0 picks a free one (printed at start).",
+)
+@click.option("--seed", default=7, show_default=True, help="Random seed of the market.")
+@click.option(
+    "--instruments",
+    default="MNQ,ES",
+    show_default=True,
+    callback=instruments_option,
+    help="Comma-separated futures symbols to simulate.",
+)
+@click.option(
+    "--rate",
+    default=40.0,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="Mean messages per second over all instruments.",
+)
+@click.option(
+    "--api-key",
+    envvar="RTCAP_SIM_API_KEY",
+    default=None,
+    help="Accept only this API key at /api/Auth/loginKey (default: any key).",
+)
+@click.option(
+    "--history-days",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Days of seeded minute history before the live start.",
+)
+@click.option(
+    "--keepalive",
+    default="15s",
+    show_default=True,
+    type=DURATION,
+    help="Interval of SignalR pings to clients.",
+)
+@click.option("--drop-after", type=DURATION, help="Fault: abort every connection after this.")
+@click.option("--stall-after", type=DURATION, help="Fault: go silent on every connection after…")
+@click.option(
+    "--stall-for",
+    type=DURATION,
+    default="5s",
+    show_default=True,
+    help="…for this long (socket stays open, nothing is sent).",
+)
+@click.option(
+    "--malformed-every",
+    type=click.IntRange(min=1),
+    help="Fault: a malformed record after every N-th market record.",
+)
+@click.option(
+    "--oversized-after",
+    type=DURATION,
+    help="Fault: one oversized frame on every connection after this.",
+)
+@click.option(
+    "--oversized-bytes",
+    default=2 * 1024 * 1024,
+    show_default=True,
+    type=click.IntRange(min=1024),
+    help="Size of the oversized frame.",
+)
+@click.option(
+    "--error-close-after",
+    type=DURATION,
+    help="Fault: close every connection with a SignalR error after this.",
+)
+@click.option(
+    "--burst-rate", type=click.FloatRange(min=0.01), help="Fault: message rate during bursts."
+)
+@click.option(
+    "--burst-every",
+    type=DURATION,
+    default="10s",
+    show_default=True,
+    help="A burst starts this often…",
+)
+@click.option(
+    "--burst-for", type=DURATION, default="2s", show_default=True, help="…and lasts this long."
+)
+def sim(host, port, seed, instruments, rate, api_key, history_days, keepalive, drop_after,
+        stall_after, stall_for, malformed_every, oversized_after, oversized_bytes,
+        error_close_after, burst_rate, burst_every, burst_for) -> None:  # fmt: skip
+    """Serve the simulated market on a ProjectX-compatible gateway until Ctrl+C.
+
+    REST under /api (Auth/loginKey, Contract/search, History/retrieveBars …) and the SignalR
+    hubs /hubs/market and /hubs/user on one port, so unmodified ProjectX clients can connect.
+    The fault options make every connection misbehave on a schedule, to harden clients.
+    """
+    try:
+        faults = FaultPlan(
+            drop_after_s=drop_after, stall_after_s=stall_after, stall_for_s=stall_for,
+            malformed_every=malformed_every, oversized_after_s=oversized_after,
+            oversized_bytes=oversized_bytes, error_close_after_s=error_close_after,
+            burst_rate=burst_rate, burst_every_s=burst_every, burst_for_s=burst_for,
+        )  # fmt: skip
+        feed = SimulatedFeed(seed, instruments, rate, faults=faults)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    history = simulated_history(feed.market, history_days, feed.start_ns, seed)
+    server = GatewayServer(feed, feed.contracts, host=host, port=port, faults=faults,
+                           tokens=TokenIssuer(api_key), history=history,
+                           keepalive_s=keepalive)  # fmt: skip
+    try:
+        asyncio.run(_serve(server, feed, api_key is not None))
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise click.ClickException(f"cannot serve on {host}:{port}: {reason}") from None
+
+
+async def _serve(server: GatewayServer, feed: SimulatedFeed, key_required: bool) -> None:
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    urls = server.urls
+    contracts = " ".join(f"{symbol}={cid}" for symbol, cid in feed.contracts.items())
+    click.echo(f"rtcap sim: {feed.describe()} on {server.host}:{server.port}")
+    click.echo(f"  REST base   {urls['api']}")
+    click.echo(f"  market hub  {urls['market_hub']}")
+    click.echo(f"  user hub    {urls['user_hub']}")
+    click.echo(f"  contracts   {contracts}")
+    click.echo(f"  API key     {'the one given with --api-key' if key_required else 'any'}")
+    if server.faults.any:
+        click.echo(f"  faults      {server.faults}")
+    click.echo("Ctrl+C to stop.", nl=True)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+        click.echo(f"stopped after serving {server.stats['records_routed']} records to "
+                   f"{server.stats['connections']} connections")  # fmt: skip

@@ -1,0 +1,254 @@
+"""The gateway against real clients on loopback: REST, negotiate, hubs, subscriptions."""
+
+import asyncio
+import logging
+import threading
+
+import orjson
+import pytest
+import websockets
+from gateway_client import collect, connect, invoke, login, pushes, rest, running_gateway, ws_url
+
+from rtcap.timeutil import parse_iso_ns
+
+
+async def test_rest_login_contracts_accounts_and_validate():
+    async with running_gateway() as server:
+        token = await login(server)
+        assert token.count(".") == 2  # JWT-shaped
+        status, body = await rest(
+            server, "/Contract/search", {"searchText": "mnq", "live": False}, token
+        )
+        assert status == 200 and body["success"] is True
+        (contract,) = body["contracts"]
+        assert contract["id"] == server_contract(server, "MNQ") and contract["tickSize"] == 0.25
+        assert contract["symbolId"] == "F.US.MNQ"
+        status, body = await rest(
+            server, "/Contract/searchById", {"contractId": contract["id"]}, token
+        )
+        assert body["contract"]["description"] == "Micro E-mini Nasdaq-100"
+        status, body = await rest(
+            server, "/Contract/searchById", {"contractId": "CON.F.US.XX.Z99"}, token
+        )
+        assert (
+            status == 200
+            and body["success"] is False
+            and "unknown contract" in body["errorMessage"]
+        )
+        _, body = await rest(server, "/Account/search", {"onlyActiveAccounts": True}, token)
+        assert body["accounts"][0]["canTrade"] is True
+        _, body = await rest(server, "/Auth/validate", {}, token)
+        assert body["success"] and body["newToken"].count(".") == 2
+
+
+def server_contract(server, symbol):
+    return next(c.id for c in server.contracts.values() if c.symbol == symbol)
+
+
+async def test_wrong_or_missing_token_gives_401_and_refused_upgrade(caplog):
+    async with running_gateway(api_key="s3cret") as server:
+        status, body = await rest(server, "/Auth/loginKey", {"userName": "u", "apiKey": "wrong"})
+        assert status == 401 and body["errorMessage"] == "wrong or missing API key"
+        token = await login(server, "s3cret")
+        for bad in (None, "not.a.token", token[:-4] + "AAAA"):
+            status, body = await rest(server, "/Contract/search", {"searchText": ""}, bad)
+            assert status == 401 and body["success"] is False
+        status, body = await rest(server, "/Contract/search", {}, None)
+        assert "missing access token" in body["errorMessage"]
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await websockets.connect(ws_url(server, token=token[:-4] + "AAAA"))
+        assert refused.value.response.status_code == 401
+        assert b"not issued by this gateway" in refused.value.response.body
+    assert "s3cret" not in caplog.text and token not in caplog.text
+
+
+async def test_negotiate_with_and_without_version():
+    import aiohttp
+
+    async with running_gateway() as server:
+        token = await login(server)
+        async with aiohttp.ClientSession() as http:
+            base = server.urls["market_hub"]
+            v1 = await (
+                await http.post(f"{base}/negotiate?negotiateVersion=1&access_token={token}")
+            ).json()
+            v0 = await (await http.post(f"{base}/negotiate?access_token={token}")).json()
+            refused = await http.post(f"{base}/negotiate")
+        assert v1["negotiateVersion"] == 1 and v1["connectionToken"] and v1["connectionId"]
+        assert v0["negotiateVersion"] == 0 and "connectionToken" not in v0
+        assert v1["availableTransports"] == [
+            {"transport": "WebSockets", "transferFormats": ["Text", "Binary"]}
+        ]
+        assert refused.status == 401
+
+
+async def test_raw_client_gets_only_its_contract_and_channels_and_unsubscribe_works():
+    async with running_gateway(rate=600) as server:
+        token = await login(server)
+        mnq, es = server_contract(server, "MNQ"), server_contract(server, "ES")
+        ws = await connect(server, token, version=0)  # signalrcore speaks version 0
+        await invoke(ws, "SubscribeContractTrades", mnq, invocation_id="1")
+        await invoke(ws, "SubscribeContractMarketDepth", es, invocation_id="2")
+        records = await collect(ws, 1.5)
+        completions = [r for _, r in records if isinstance(r, dict) and r.get("type") == 3]
+        assert completions == [{"type": 3, "invocationId": "1"}, {"type": 3, "invocationId": "2"}]
+        got = {(r["target"], r["arguments"][0]) for r in pushes(records)}
+        assert got == {("GatewayTrade", mnq), ("GatewayDepth", es)}
+        await invoke(ws, "UnsubscribeContractTrades", mnq)  # no id: no answer expected
+        await asyncio.sleep(0.3)
+        after = await collect(ws, 1.0)
+        assert {(r["target"], r["arguments"][0]) for r in pushes(after)} == {("GatewayDepth", es)}
+        assert not [r for _, r in after if isinstance(r, dict) and r.get("type") == 3]
+        await ws.close()
+
+
+async def test_pysignalr_client_subscribes_to_one_contract():
+    from pysignalr.client import SignalRClient
+
+    async with running_gateway(rate=600) as server:
+        token = await login(server)
+        mnq = server_contract(server, "MNQ")
+        client = SignalRClient(
+            f"{server.urls['market_hub']}?access_token={token}", max_size=16 * 2**20
+        )
+        seen: dict[str, list] = {"GatewayQuote": [], "GatewayTrade": []}
+
+        async def on_open():
+            await client.send("SubscribeContractQuotes", [mnq])
+            await client.send("SubscribeContractTrades", [mnq])
+
+        client.on_open(on_open)
+        for target in seen:
+            client.on(target, lambda args, target=target: _append(seen[target], args))
+        task = asyncio.create_task(client.run())
+        try:
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                if len(seen["GatewayQuote"]) > 3 and len(seen["GatewayTrade"]) > 3:
+                    break
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        assert len(seen["GatewayQuote"]) > 3 and len(seen["GatewayTrade"]) > 3
+        assert {args[0] for args in seen["GatewayQuote"] + seen["GatewayTrade"]} == {mnq}
+        assert all(args[1]["symbol"] == "F.US.MNQ" for args in seen["GatewayQuote"])
+
+
+async def _append(bucket, args):
+    bucket.append(args)
+
+
+async def test_signalrcore_client_subscribes_to_one_contract():
+    from signalrcore.hub_connection_builder import HubConnectionBuilder
+
+    async with running_gateway(rate=600) as server:
+        token = await login(server)
+        es = server_contract(server, "ES")
+        received, opened = [], threading.Event()
+        hub = (
+            HubConnectionBuilder()
+            .with_url(f"{server.urls['market_hub']}?access_token={token}")
+            .build()
+        )
+        hub.on_open(opened.set)
+        hub.on("GatewayTrade", received.append)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, hub.start)
+        try:
+            assert await loop.run_in_executor(None, opened.wait, 10)
+            hub.send("SubscribeContractTrades", [es])
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                if len(received) > 5:
+                    break
+        finally:
+            await loop.run_in_executor(None, hub.stop)
+        assert len(received) > 5
+        assert {args[0] for args in received} == {es}
+        assert all(trade["symbolId"] == "F.US.EP" for args in received for trade in args[1])
+
+
+async def test_bad_client_input_closes_only_that_connection_and_logs_one_line(caplog):
+    caplog.set_level(logging.WARNING, "rtcap.gateway")
+    async with running_gateway(rate=600) as server:
+        token = await login(server)
+        mnq = server_contract(server, "MNQ")
+        good = await connect(server, token)
+        await invoke(good, "SubscribeContractTrades", mnq)
+
+        bad_handshake = await websockets.connect(ws_url(server, token=token))
+        await bad_handshake.send('{"protocol":"messagepack","version":1}\x1e')
+        assert orjson.loads((await bad_handshake.recv())[:-1]) == {
+            "error": "Requested protocol 'messagepack' is not available."
+        }
+        await bad_handshake.wait_closed()
+
+        unknown = await connect(server, token)
+        await invoke(unknown, "SubscribeEverything", "x", invocation_id="9")
+        (_, answer), *_ = await collect(unknown, 0.5)
+        assert answer == {
+            "type": 3,
+            "invocationId": "9",
+            "error": "Unknown hub method 'SubscribeEverything'",
+        }
+
+        broken = await connect(server, token)
+        await broken.send('{"type":1,"target":\x1e')
+        closing = orjson.loads((await broken.recv())[:-1])
+        assert closing["type"] == 7 and "invalid JSON" in closing["error"]
+        await broken.wait_closed()
+
+        trades = pushes(await collect(good, 1.0), "GatewayTrade")
+        assert trades and {t["arguments"][0] for t in trades} == {mnq}  # still served
+        await good.close()
+        await unknown.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "rtcap.gateway"]
+    assert sum("messagepack" in line for line in lines) == 1
+    assert sum("SubscribeEverything" in line for line in lines) == 1
+    assert sum("invalid JSON" in line for line in lines) == 1
+
+
+async def test_keepalive_pings_and_user_hub_account_push():
+    async with running_gateway(keepalive_s=0.2) as server:
+        token = await login(server)
+        user = await connect(server, token, hub="user")
+        await invoke(user, "SubscribeAccounts", invocation_id="a")
+        records = [r for _, r in await collect(user, 0.7)]
+        assert {"type": 3, "invocationId": "a"} in records
+        assert records.count({"type": 6}) >= 2
+        (account,) = [r for r in records if r.get("target") == "GatewayUserAccount"]
+        assert account["arguments"][0]["data"]["name"] == "RTCAP-SIM-1"
+        await user.close()
+
+
+async def test_history_bars_are_seeded_and_continuous_with_the_live_stream():
+    async with running_gateway(rate=600, days=2) as server:
+        token = await login(server)
+        mnq = server_contract(server, "MNQ")
+        await asyncio.sleep(1.2)
+        request = {"contractId": mnq, "live": False, "startTime": "2000-01-01T00:00:00Z",
+                   "endTime": "2100-01-01T00:00:00Z", "unit": 2, "unitNumber": 1,
+                   "limit": 20000, "includePartialBar": True}  # fmt: skip
+        status, body = await rest(server, "/History/retrieveBars", request, token)
+        bars = body["bars"]
+        assert status == 200 and body["success"] and len(bars) > 1000
+        stamps = [parse_iso_ns(b["t"]) for b in bars]
+        assert stamps == sorted(stamps, reverse=True)  # newest first
+        assert set(bars[0]) == {"t", "o", "h", "l", "c", "v"}
+        feed_start = server.source.start_ns
+        live_first = bars[0]  # the minute holding the live start also holds live prints
+        history = server.history["MNQ"].minute_bars()
+        assert history[-1].end_ns <= feed_start and history[
+            -1
+        ].close == server.source.market.start_price("MNQ")
+        assert parse_iso_ns(live_first["t"]) >= history[-1].start_ns
+        hourly = {**request, "unit": 3, "unitNumber": 4, "limit": 3}
+        _, body = await rest(server, "/History/retrieveBars", hourly, token)
+        assert len(body["bars"]) == 3
+        assert {parse_iso_ns(b["t"]) % (3600 * 10**9) for b in body["bars"]} == {0}
+        _, body = await rest(server, "/History/retrieveBars", {**request, "unit": 5}, token)
+        assert body["success"] is False and "unit 5" in body["errorMessage"]
+        status, body = await rest(
+            server, "/History/retrieveBars", {**request, "contractId": "X"}, token
+        )
+        assert body["success"] is False
