@@ -123,6 +123,7 @@ class GatewayServer:
         self.keepalive_s = keepalive_s
         self.max_pending = max_pending
         self.connections: set[Connection] = set()
+        self.closed_connections: list[Connection] = []
         self.pipeline = Pipeline(None, ["1sec", "1min"], codec="projectx", max_bars=86_400,
                                  wanted=set())  # fmt: skip
         self.stats = {"frames_in": 0, "records_routed": 0, "connections": 0, "problems": 0}
@@ -386,6 +387,8 @@ class GatewayServer:
             await self._read(conn)
         finally:
             self.connections.discard(conn)
+            self.closed_connections.append(conn)
+            conn.pending.clear()
             for task in conn.tasks:
                 task.cancel()
             with contextlib.suppress(Exception):
@@ -477,12 +480,23 @@ class GatewayServer:
                 await self._close(conn, error="Simulated server error (fault injection)")
                 return
             elif name == "drop":
-                await self._flush(conn)
-                log.info("%s hub connection %d: dropping (fault)", conn.hub, conn.number)
-                transport = conn.ws._req.transport if conn.ws._req is not None else None
-                if transport is not None:
-                    transport.abort()
+                await self._drop(conn)
                 return
+
+    async def _drop(self, conn: Connection) -> None:
+        """Abort the TCP connection without a close frame, once what was sent has left: a
+        dropped network, not lost writes (so the client's tape can be checked against ours)."""
+        conn.closing = True
+        await self._flush(conn)
+        log.info("%s hub connection %d: dropping (fault)", conn.hub, conn.number)
+        transport = conn.ws._req.transport if conn.ws._req is not None else None
+        if transport is None:
+            return
+        for _ in range(200):
+            if transport.get_write_buffer_size() == 0:
+                break
+            await asyncio.sleep(0.01)
+        transport.abort()
 
     def _oversized_record(self, conn: Connection, size: int) -> bytes:
         wanted = [cid for channel, cid in conn.session.subscriptions if channel == "depth"]

@@ -331,3 +331,11 @@ def resample(bars: list[Bar], grid: Grid) -> list[Bar]:
         current.gap = current.gap or bar.gap
         current.flat = current.flat and bar.flat
     return out
+
+
+def bar_line(instrument: str, bar: Bar) -> bytes:
+    """Canonical text of one bar, the unit of bar-stream hashes (live vs replay)."""
+    return (
+        f"{instrument},{bar.timeframe},{bar.start_ns},{bar.end_ns},{bar.open!r},{bar.high!r},"
+        f"{bar.low!r},{bar.close!r},{bar.volume!r},{bar.trades},{int(bar.gap)},{int(bar.flat)}\n"
+    ).encode()

@@ -42,7 +42,7 @@ from rtcap.models import (
     Frame,
     Quote,
 )
-from rtcap.sequence import SequenceChecker
+from rtcap.sequence import SEQUENCE_GAP_KINDS, SequenceChecker
 from rtcap.timeframes import Grid, parse_timeframe
 from rtcap.timeutil import NS, ns_to_datetime, zone
 
@@ -476,6 +476,8 @@ class Pipeline:
                 for state in self.instruments.values():
                     state.builder.mark_disconnected(frame.recv_ns)
         elif kind == GAP:
+            if detail.get("kind") in SEQUENCE_GAP_KINDS:
+                return  # re-derived from the data by the sequence checker
             event_type = EventType.GAP
             detail.setdefault("kind", "connection")
         elif detail.get("event") == "reconnecting":

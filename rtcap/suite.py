@@ -25,6 +25,24 @@ from rtcap.sources import FrameSource
 log = logging.getLogger("rtcap.suite")
 
 
+async def default_live_source(symbols: list[str], record_to: str | None = None):
+    """ProjectX when credentials are in the environment, else the embedded simulated market."""
+    from rtcap.capture.feeds import ProjectXAuth, ProjectXMarketFeed
+    from rtcap.capture.live import Live
+    from rtcap.embedded import projectx_credentials, projectx_urls, start_embedded_market
+
+    credentials = projectx_credentials()
+    if credentials is not None:
+        api_url, hub_url = projectx_urls()
+        feed = ProjectXMarketFeed(ProjectXAuth(api_url, *credentials), hub_url, symbols)
+        info = {"kind": "projectx", "api_url": api_url, "username": credentials[0],
+                "symbols": symbols}  # fmt: skip
+        return Live([feed], record_to=record_to, source_info=info)
+    market = await start_embedded_market(instruments=symbols)
+    return Live([market.market_feed(symbols)], record_to=record_to,
+                source_info=market.source_info(), on_close=market.stop)  # fmt: skip
+
+
 class InstrumentContext:
     """``suite["MNQ"]``: one instrument's data view and event subscriptions."""
 
@@ -85,17 +103,23 @@ class TradingSuite:
         late_policy: str = "drop",
         max_bars: int = 5000,
         close_grace_ns: int | None = None,
+        record_to: str | None = None,
     ) -> TradingSuite:
         """Build the suite, load ``initial_days`` of history when the source offers it, and
-        (with ``auto_connect``) start streaming. ``timeframes`` defaults to ``["5min"]``."""
+        (with ``auto_connect``) start streaming. ``timeframes`` defaults to ``["5min"]``.
+
+        Without ``source``, the suite streams live: from ProjectX when ``PROJECTX_USERNAME`` and
+        ``PROJECTX_API_KEY`` are set, otherwise from the embedded simulated market. With
+        ``record_to``, that live session is recorded to a capture directory as well.
+        """
+        symbols = [instruments] if isinstance(instruments, str) else list(instruments)
         if source is None:
-            raise ValueError(
-                "TradingSuite.create needs source=: a frame source such as "
-                "rtcap.sources.ListSource(frames)"
-            )
+            source = await default_live_source(symbols, record_to)
+        elif record_to is not None:
+            raise ValueError("record_to= applies to live sources only: pass source=None, or "
+                             "give Live(..., record_to=...) as the source")  # fmt: skip
         if not hasattr(source, "__aiter__"):
             raise TypeError(f"source must be an async iterable of Frame, got {type(source)!r}")
-        symbols = [instruments] if isinstance(instruments, str) else list(instruments)
         if not symbols:
             raise ValueError("give at least one instrument, e.g. 'MNQ'")
         bus = EventBus()

@@ -8,6 +8,8 @@ from __future__ import annotations
 import click
 
 from rtcap import __version__
+from rtcap.cli.maintenance import import_command, recover_command
+from rtcap.cli.record import record
 from rtcap.cli.sim import sim
 from rtcap.cli.simulate import simulate
 
@@ -19,5 +21,8 @@ def main() -> None:
     codec, bar builder and event bus that live code uses."""
 
 
+main.add_command(record)
+main.add_command(recover_command)
+main.add_command(import_command)
 main.add_command(sim)
 main.add_command(simulate)

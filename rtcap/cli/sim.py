@@ -143,7 +143,7 @@ async def _serve(server: GatewayServer, feed: SimulatedFeed, key_required: bool)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(signum, stop.set)
     urls = server.urls
     contracts = " ".join(f"{symbol}={cid}" for symbol, cid in feed.contracts.items())

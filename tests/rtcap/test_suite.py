@@ -134,8 +134,8 @@ async def test_handler_errors_are_reported_and_the_feed_goes_on():
 
 
 async def test_create_refuses_missing_or_bad_sources_and_unknown_keys():
-    with pytest.raises(ValueError, match="source="):
-        await TradingSuite.create("MNQ")
+    with pytest.raises(ValueError, match="record_to= applies to live sources"):
+        await TradingSuite.create("MNQ", source=ListSource([]), record_to="x")
     with pytest.raises(TypeError, match="async iterable"):
         await TradingSuite.create("MNQ", source=[1, 2])
     suite = await TradingSuite.create("MNQ", source=ListSource([]), auto_connect=False)

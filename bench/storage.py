@@ -1,0 +1,107 @@
+"""Capture storage: ingest throughput and size on disk.
+
+1. Frames/s from memory into the journal and sealed Parquet (what ``rtcap record`` does per
+   frame, minus the network), against writing the same payloads as plain newline-delimited
+   lines through a zstd-3 stream in the same run.
+2. Bytes per frame of the real Binance capture (``../shared/data``) sealed by rtcap, against
+   gzip-6 and zstd-3 files of the same ``<ns> <frame>`` lines written in the same run.
+
+    python bench/storage.py [--frames 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import gzip
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import zstandard
+from rtcap.storage.capture import CaptureWriter, open_capture
+from rtcap.storage.importer import import_lines
+
+from rtcap.models import Frame
+from rtcap.simulator import MarketSimulator
+
+BINANCE = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "binance-spot" / "ethusdt_20240808.gz"
+)
+
+
+def ingest(frames: list[Frame], directory: Path, seal_level: int) -> float:
+    writer = CaptureWriter(
+        directory, source={"kind": "bench"}, fsync="never", seal_level=seal_level
+    )
+    writer.open()
+    started = time.perf_counter()
+    append = writer.append
+    for index, frame in enumerate(frames, start=1):
+        append(Frame(0, frame.recv_ns, frame.mono_ns, 0, "market", "text", frame.payload,
+                     frame.target, frame.symbol, frame.exch_ns))  # fmt: skip
+        if index % 4096 == 0:  # a 100 ms flush at ~40k frames/s
+            writer.flush()
+    writer.close()
+    return time.perf_counter() - started
+
+
+def zstd_lines(frames: list[Frame], path: Path) -> float:
+    started = time.perf_counter()
+    with open(path, "wb") as raw, zstandard.ZstdCompressor(level=3).stream_writer(raw) as out:
+        for frame in frames:
+            out.write(b"%d %s\n" % (frame.recv_ns, frame.payload))
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=200_000)
+    args = parser.parse_args()
+    frames = list(MarketSimulator(5, ["MNQ", "ES"], rate=400).frames(max_frames=args.frames))
+    work = Path(tempfile.mkdtemp(prefix="rtcap-bench-"))
+    try:
+        gc.collect()
+        base = zstd_lines(frames, work / "lines.zst")
+        mean = sum(len(f.payload) for f in frames) / len(frames)
+        print(f"ingest of {len(frames):,} simulated ProjectX frames ({mean:.0f} B payload each):")
+        print(f"  baseline zstd-3 line file : {len(frames) / base:10,.0f} frames/s")
+        for level in (3, 6, 9):
+            gc.collect()
+            seconds = ingest(frames, work / f"cap{level}", level)
+            ratio = seconds / base
+            print(f"  journal + Parquet zstd-{level} : {len(frames) / seconds:10,.0f} frames/s "
+                  f"({ratio:.2f}x baseline time)")  # fmt: skip
+        if not BINANCE.exists():
+            print(f"(real Binance capture not found at {BINANCE}: size comparison skipped)")
+            return
+        lines = gzip.decompress(BINANCE.read_bytes()).splitlines(keepends=True)
+        count = len(lines)
+        payload = sum(len(line.split(b" ", 1)[1]) - 1 for line in lines)
+        with gzip.open(work / "lines.gz", "wb", compresslevel=6) as out:
+            out.writelines(lines)
+        compressor = zstandard.ZstdCompressor(level=3)
+        with open(work / "lines3.zst", "wb") as raw, compressor.stream_writer(raw) as out:
+            for line in lines:
+                out.write(line)
+        import_lines(BINANCE, work / "eth", "hftbacktest")
+        sealed = sum(f["bytes"] for s in open_capture(work / "eth")["segments"] for f in s["files"])
+        print(
+            f"size of the real Binance capture ({count:,} frames, {payload / 1e6:.1f} MB payload):"
+        )
+        for name, size in (("gzip-6 lines", (work / "lines.gz").stat().st_size),
+                           ("zstd-3 lines", (work / "lines3.zst").stat().st_size),
+                           ("rtcap Parquet (zstd-6)", sealed)):  # fmt: skip
+            print(
+                f"  {name:24s}: {size / count:6.1f} bytes/frame, {payload / size:5.2f}x compression"
+            )
+        gz = (work / "lines.gz").stat().st_size
+        verdict = "smaller" if sealed < gz else "LARGER"
+        print(f"rtcap vs gzip: {sealed / gz:.2f} of the size ({verdict})")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""The feeds rtcap records: ProjectX Gateway hubs, Binance combined streams, any websocket.
+
+Each says where to connect (logging in or refreshing its token first when needed), what to
+send after connecting (handshake, subscriptions — sent again on every reconnect), and which
+keep-alive it wants. Credentials stay in memory: URLs and sent frames are redacted before any
+row is written.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import orjson
+from rtcap.capture.session import FatalFeedError
+
+from rtcap.codecs import projectx, signalr
+from rtcap.models import Bar
+from rtcap.timeframes import parse_timeframe
+from rtcap.timeutil import NS, parse_iso_ns
+
+TOPSTEPX_API = "https://api.topstepx.com/api"
+TOPSTEPX_MARKET_HUB = "https://rtc.topstepx.com/hubs/market"
+TOPSTEPX_USER_HUB = "https://rtc.topstepx.com/hubs/user"
+BINANCE_URL = "wss://stream.binance.com:9443"
+REFRESH_BEFORE_S = 300
+UNITS = {"sec": 1, "min": 2, "hr": 3, "day": 4}
+
+
+def to_ws(url: str) -> str:
+    return "ws" + url[4:] if url.startswith("http") else url
+
+
+def token_expiry(token: str) -> float | None:
+    """``exp`` of a JWT, if it is one."""
+    try:
+        body = token.split(".")[1]
+        return float(orjson.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))["exp"])
+    except (IndexError, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        return None
+
+
+class ProjectXAuth:
+    """Logs in with an API key and keeps the session token fresh (shared by both hubs)."""
+
+    def __init__(self, api_url: str, username: str, api_key: str) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.username = username
+        self._api_key = api_key
+        self.token: str | None = None
+        self.expires: float | None = None
+        self.logins = 0
+
+    async def post(self, path: str, body: dict[str, Any], *, auth: bool = True) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {await self.fresh_token()}"} if auth else {}
+        url = f"{self.api_url}{path}"
+        try:
+            timeout = aiohttp.ClientTimeout(total=30)
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as http,
+                http.post(url, json=body, headers=headers) as response,
+            ):
+                if response.status == 401:
+                    self.token = None
+                    raise FatalFeedError(
+                        f"ProjectX refused the request to {path} (401): check the user name "
+                        "and API key (PROJECTX_USERNAME / PROJECTX_API_KEY)"
+                    )
+                if response.status >= 400:
+                    raise OSError(f"HTTP {response.status} from {url}")
+                answer = await response.json(content_type=None)
+        except aiohttp.ClientConnectionError as exc:
+            raise OSError(f"cannot reach {url}: {exc}") from None
+        if not isinstance(answer, dict):
+            raise OSError(f"unexpected answer from {url}")
+        return answer
+
+    async def fresh_token(self) -> str:
+        if self.token is None or (
+            self.expires is not None and self.expires - time.time() < REFRESH_BEFORE_S
+        ):
+            answer = await self.post("/Auth/loginKey",
+                                     {"userName": self.username, "apiKey": self._api_key},
+                                     auth=False)  # fmt: skip
+            if not answer.get("success") or not answer.get("token"):
+                raise FatalFeedError(
+                    f"ProjectX login failed for {self.username!r}: "
+                    f"{answer.get('errorMessage') or 'error code ' + str(answer.get('errorCode'))}"
+                )
+            self.token = answer["token"]
+            self.expires = token_expiry(self.token)
+            self.logins += 1
+        return self.token
+
+    def forget(self) -> None:
+        self.token = None
+
+
+class ProjectXMarketFeed:
+    """``/hubs/market``: quotes, trades and depth for each contract."""
+
+    def __init__(
+        self,
+        auth: ProjectXAuth,
+        hub_url: str,
+        symbols: list[str],
+        channels: tuple[str, ...] = ("quotes", "trades", "depth"),
+        *,
+        stream: str = "market",
+    ) -> None:
+        self.auth = auth
+        self.hub_url = hub_url
+        self.symbols = [s.upper() for s in symbols]
+        self.channels = channels
+        self.stream = stream
+        self.contracts: dict[str, str] = {}
+        self._invocations = 0
+
+    async def prepare(self) -> None:
+        """Log in and resolve symbols to contract ids (errors here are final)."""
+        for symbol in self.symbols:
+            answer = await self.auth.post("/Contract/search", {"searchText": symbol, "live": False})
+            root = projectx.gateway_root(symbol)
+            candidates = [
+                c for c in answer.get("contracts") or []
+                if isinstance(c, dict) and str(c.get("id", "")).split(".")[3:4] == [root]
+            ]  # fmt: skip
+            active = [c for c in candidates if c.get("activeContract", True)] or candidates
+            if not active:
+                raise FatalFeedError(f"no ProjectX contract found for {symbol!r}")
+            self.contracts[symbol] = active[0]["id"]
+
+    @property
+    def subscriptions(self) -> list[dict[str, Any]]:
+        return [{"symbol": s, "contract": c, "channels": list(self.channels)}
+                for s, c in self.contracts.items()]  # fmt: skip
+
+    async def connect_url(self) -> str:
+        return f"{to_ws(self.hub_url)}?access_token={await self.auth.fresh_token()}"
+
+    async def after_connect(self, send: Callable, ws) -> None:
+        await send(signalr.HANDSHAKE_REQUEST)
+        for contract in self.contracts.values():
+            for method, arguments in projectx.subscription_messages(contract, self.channels):
+                self._invocations += 1
+                message = signalr.invocation(method, arguments, str(self._invocations))
+                await send(signalr.encode(message))
+
+    def keepalive(self) -> tuple[float, bytes]:
+        return 10.0, signalr.PING_RECORD
+
+    def on_auth_failure(self) -> None:
+        self.auth.forget()
+
+    async def history(self, symbol: str, timeframe: str, days: float) -> list[Bar]:
+        """``/History/retrieveBars`` for the last ``days``, oldest first."""
+        tf = parse_timeframe(timeframe)
+        contract = self.contracts.get(symbol.upper())
+        if contract is None or days <= 0:
+            return []
+        end = datetime.now(UTC)
+        answer = await self.auth.post("/History/retrieveBars", {
+            "contractId": contract, "live": False,
+            "startTime": (end - timedelta(days=days)).isoformat(), "endTime": end.isoformat(),
+            "unit": UNITS[tf.unit], "unitNumber": tf.count, "limit": 20_000,
+            "includePartialBar": False,
+        })  # fmt: skip
+        bars = []
+        for row in sorted(answer.get("bars") or [], key=lambda b: b["t"]):
+            start = parse_iso_ns(row["t"])
+            bars.append(Bar(tf.label, start, start + tf.seconds * NS, row["o"], row["h"], row["l"],
+                            row["c"], row["v"], 0))  # fmt: skip
+        return bars
+
+
+class ProjectXUserFeed:
+    """``/hubs/user``: account, order, position and fill updates for the first account."""
+
+    def __init__(self, auth: ProjectXAuth, hub_url: str, *, stream: str = "user") -> None:
+        self.auth = auth
+        self.hub_url = hub_url
+        self.stream = stream
+        self.account_id: int | None = None
+
+    async def prepare(self) -> None:
+        answer = await self.auth.post("/Account/search", {"onlyActiveAccounts": True})
+        accounts = answer.get("accounts") or []
+        self.account_id = accounts[0]["id"] if accounts else None
+
+    async def connect_url(self) -> str:
+        return f"{to_ws(self.hub_url)}?access_token={await self.auth.fresh_token()}"
+
+    async def after_connect(self, send: Callable, ws) -> None:
+        await send(signalr.HANDSHAKE_REQUEST)
+        await send(signalr.encode(signalr.invocation("SubscribeAccounts", [], "1")))
+        if self.account_id is not None:
+            for index, method in enumerate(("SubscribeOrders", "SubscribePositions",
+                                            "SubscribeTrades"), start=2):  # fmt: skip
+                invocation = signalr.invocation(method, [self.account_id], str(index))
+                await send(signalr.encode(invocation))
+
+    def keepalive(self) -> tuple[float, bytes]:
+        return 10.0, signalr.PING_RECORD
+
+    def on_auth_failure(self) -> None:
+        self.auth.forget()
+
+
+class BinanceFeed:
+    """Binance combined streams, e.g. ``btcusdt@trade/ethusdt@depth@100ms``."""
+
+    def __init__(self, symbols: list[str], streams: list[str], *, base_url: str = BINANCE_URL,
+                 stream: str = "binance") -> None:  # fmt: skip
+        if not symbols or not streams:
+            raise ValueError("Binance needs --symbols and --streams, e.g. btcusdt and trade")
+        self.names = [f"{s.lower()}@{kind}" for s in symbols for kind in streams]
+        self.base_url = base_url.rstrip("/")
+        self.stream = stream
+
+    @property
+    def subscriptions(self) -> list[str]:
+        return self.names
+
+    async def prepare(self) -> None:
+        return None
+
+    async def connect_url(self) -> str:
+        return f"{self.base_url}/stream?streams={'/'.join(self.names)}"
+
+    async def after_connect(self, send: Callable, ws) -> None:
+        return None
+
+    def keepalive(self) -> None:
+        return None  # Binance pings at the protocol level; websockets answers
+
+    def on_auth_failure(self) -> None:
+        return None
+
+
+class GenericFeed:
+    """Any websocket URL plus messages to send after each connect; recorded raw."""
+
+    def __init__(self, url: str, messages: list[str], *, stream: str = "ws") -> None:
+        if not url.startswith(("ws://", "wss://")):
+            raise ValueError(f"--url must be a ws:// or wss:// URL, got {url!r}")
+        self.url = url
+        self.messages = messages
+        self.stream = stream
+
+    @property
+    def subscriptions(self) -> list[str]:
+        return ["<message redacted>" if "key" in m.lower() else m for m in self.messages]
+
+    async def prepare(self) -> None:
+        return None
+
+    async def connect_url(self) -> str:
+        return self.url
+
+    async def after_connect(self, send: Callable, ws) -> None:
+        for message in self.messages:
+            await send(message)
+
+    def keepalive(self) -> None:
+        return None
+
+    def on_auth_failure(self) -> None:
+        return None

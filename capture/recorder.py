@@ -1,0 +1,210 @@
+"""The recorder: runs feed sessions, numbers every row, journals it and hands it on.
+
+Reading sockets never waits for the disk: rows are appended in memory on the event loop, and a
+flusher writes one journal block every ``flush_ms`` (and seals segments) in a worker thread.
+An optional kernel pipeline watches the rows as they arrive: it stores the bars it closes live
+(for ``rtcap verify``) and turns exchange sequence jumps into ``gap`` rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from rtcap.capture.session import Backoff, FatalFeedError, Session
+from rtcap.storage.capture import CaptureError, CaptureWriter
+
+from rtcap.events import EventType
+from rtcap.models import CLOCK, DATA_KINDS, Frame
+from rtcap.pipeline import Pipeline
+from rtcap.sequence import SEQUENCE_GAP_KINDS
+
+log = logging.getLogger("rtcap.capture")
+
+
+class RecordingError(Exception):
+    """Recording stopped for a reason the user must act on; what was recorded is sealed."""
+
+
+class Recorder:
+    def __init__(
+        self,
+        feeds: Sequence[Any],
+        *,
+        writer: CaptureWriter | None = None,
+        flush_ms: int = 100,
+        bar_timeframes: list[str] | None = None,
+        backoff: Backoff | None = None,
+        stale_after_s: float | None = 30.0,
+        max_frames: int | None = None,
+        open_timeout_s: float = 10.0,
+        max_attempts: int | None = None,
+    ) -> None:
+        self.feeds = list(feeds)
+        self.writer = writer
+        self.flush_s = flush_ms / 1000
+        self.bar_timeframes = bar_timeframes
+        self.max_frames = max_frames
+        self.pipeline = Pipeline(None, bar_timeframes or ["1min"], codec="auto",
+                                 wanted={EventType.BAR_CLOSED, EventType.GAP})  # fmt: skip
+        self.sessions = [
+            Session(feed, self._sink, backoff=backoff, stale_after_s=stale_after_s,
+                    open_timeout_s=open_timeout_s, max_attempts=max_attempts)
+            for feed in self.feeds
+        ]  # fmt: skip
+        self.stop = asyncio.Event()
+        self.rows = 0
+        self.data_frames = 0
+        self.payload_bytes = 0
+        self.sequence_gaps = 0
+        self.started = time.monotonic()
+        self._seq = 0
+        self._queues: list[asyncio.Queue] = []
+        self.error: str | None = None
+
+    def subscribe(self) -> asyncio.Queue:
+        """A queue receiving every row as recorded (``None`` when recording ends)."""
+        queue: asyncio.Queue = asyncio.Queue()
+        self._queues.append(queue)
+        return queue
+
+    # --- rows ----------------------------------------------------------------------------
+
+    def _sink(self, frame: Frame) -> None:
+        if self.writer is not None:
+            self.writer.append(frame)
+        else:
+            frame.seq = self._seq
+            self._seq += 1
+        self.rows += 1
+        if frame.kind in DATA_KINDS:
+            self.data_frames += 1
+            self.payload_bytes += len(frame.payload)
+        for event in self.pipeline.feed(frame):
+            if event.type is EventType.BAR_CLOSED:
+                if self.writer is not None and self.bar_timeframes:
+                    self.writer.add_bar(event.instrument, event.data["bar"], frame.seq)
+            elif event.data.get("kind") in SEQUENCE_GAP_KINDS and frame.kind != "gap":
+                self.sequence_gaps += 1
+                self._sink(Frame(0, frame.recv_ns, frame.mono_ns, frame.conn, frame.stream,
+                                 "gap", orjson.dumps(event.data)))  # fmt: skip
+        for queue in self._queues:
+            queue.put_nowait(frame)
+        if self.max_frames is not None and self.data_frames >= self.max_frames:
+            self.stop.set()
+
+    # --- running -------------------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        """Log in and resolve what to subscribe to; failures here are final and clear."""
+        for feed in self.feeds:
+            try:
+                await feed.prepare()
+            except OSError as exc:
+                raise RecordingError(f"cannot start {feed.stream} feed: {exc}") from None
+            except FatalFeedError as exc:
+                raise RecordingError(str(exc)) from None
+        if self.writer is not None:
+            self.writer.set_subscriptions([
+                {"stream": feed.stream, "subscriptions": getattr(feed, "subscriptions", [])}
+                for feed in self.feeds
+            ])  # fmt: skip
+            self.writer.set_bar_timeframes(self.bar_timeframes or [])
+
+    async def run(self, duration_s: float | None = None) -> None:
+        """Record until ``stop`` is set, ``duration_s`` passes or ``max_frames`` arrive; then
+        seal everything. Raises :class:`RecordingError` (after sealing) on a fatal failure."""
+        self.started = time.monotonic()
+        sessions = [asyncio.create_task(s.run(self.stop)) for s in self.sessions]
+        flusher = asyncio.create_task(self._flusher())
+        timer = asyncio.create_task(self._timer(duration_s)) if duration_s else None
+        stopper = asyncio.create_task(self.stop.wait())
+        try:
+            pending = set(sessions) | {stopper, flusher}
+            while not self.stop.is_set():
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task is not stopper and task.exception() is not None:
+                        self.error = _reason(task.exception())
+                        self.stop.set()
+            await asyncio.gather(*sessions, return_exceptions=True)
+        finally:
+            self.stop.set()
+            with contextlib.suppress(Exception):
+                await flusher  # it notices stop between writes and returns
+            for task in (timer, stopper):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+            for session in sessions:
+                if not session.done():
+                    session.cancel()
+            self._sink(Frame(0, time.time_ns(), time.monotonic_ns(), 0, "clock", CLOCK))
+            await self._finish()
+        if self.error is not None:
+            raise RecordingError(self.error)
+
+    async def _timer(self, duration_s: float) -> None:
+        await asyncio.sleep(duration_s)
+        self.stop.set()
+
+    async def _flusher(self) -> None:
+        """Write a journal block every ``flush_s``; seal when the segment is full. Stops only
+        between writes (never cancelled mid-write), then does one last flush."""
+        writer = self.writer
+        if writer is None:
+            return
+        while not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), self.flush_s)
+            journal, columns = writer.take_block()
+            if len(columns):
+                await asyncio.to_thread(writer.write_block, journal, columns)
+            if writer.should_rotate() and not self.stop.is_set():
+                await asyncio.to_thread(writer.seal, *writer.rotate())
+
+    async def _finish(self) -> None:
+        for queue in self._queues:
+            queue.put_nowait(None)
+        if self.writer is not None:
+            try:
+                await asyncio.to_thread(self.writer.close)
+            except OSError as exc:
+                self.error = self.error or _reason(exc)
+
+    # --- status --------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        elapsed = max(1e-9, time.monotonic() - self.started)
+        written = 0
+        if self.writer is not None:
+            journal = self.writer.journal
+            written = self.writer.sealed_bytes + (journal.written_bytes if journal else 0)
+        gaps = [s.last_gap_s for s in self.sessions if s.last_gap_s is not None]
+        return {
+            "state": ", ".join(f"{s.feed.stream} {s.state}" for s in self.sessions),
+            "frames": self.data_frames,
+            "rows": self.rows,
+            "frames_per_s": self.data_frames / elapsed,
+            "bytes_written": written,
+            "compression": self.payload_bytes / written if written else None,
+            "reconnects": sum(s.reconnects for s in self.sessions),
+            "last_gap_s": gaps[-1] if gaps else None,
+            "sequence_gaps": self.sequence_gaps,
+        }
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return ("disk full while writing the journal: sealed segments are intact; free space, "
+                "then run `rtcap recover` on the capture")  # fmt: skip
+    if isinstance(exc, FatalFeedError | CaptureError | RecordingError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

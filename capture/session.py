@@ -1,0 +1,266 @@
+"""One live websocket feed: connect, subscribe, read, detect stalls, reconnect, resubscribe.
+
+Every inbound message becomes a ``text``/``binary`` row, byte for byte, with its arrival stamp;
+everything sent becomes a ``sent`` row; and the connection's life is written down as rows too:
+``open``, ``close`` (code, reason), ``error`` (reconnect attempts, stalls, failures) and a ``gap``
+row spanning each interval without a connection. Rows go to ``sink`` in order; the recorder
+gives them their ``seq``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+import websockets
+from rtcap.capture.connection import StampedConnection
+from rtcap.capture.redact import redact_json, redact_url
+from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
+
+from rtcap.models import Frame
+
+log = logging.getLogger("rtcap.capture")
+MAX_MESSAGE = 16 * 1024 * 1024
+
+
+class FatalFeedError(Exception):
+    """A failure that retrying cannot fix (bad credentials, bad URL); the message says why."""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Jittered exponential backoff: ``initial_s·factor^attempt`` capped at ``max_s``, times a
+    random factor in ``[1 - jitter/2, 1 + jitter/2]``."""
+
+    initial_s: float = 0.5
+    factor: float = 2.0
+    max_s: float = 30.0
+    jitter: float = 0.5
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        base = min(self.max_s, self.initial_s * self.factor ** max(0, attempt))
+        return base * (1 - self.jitter / 2 + rng.random() * self.jitter)
+
+
+class Feed(Protocol):
+    """What a session needs to know about one kind of feed."""
+
+    stream: str
+
+    async def connect_url(self) -> str:
+        """The URL to connect to now (may log in or refresh a token first)."""
+        ...
+
+    async def after_connect(self, send: Callable[[bytes | str], Any], ws) -> None:
+        """Handshake and subscriptions on a fresh connection."""
+        ...
+
+    def keepalive(self) -> tuple[float, bytes] | None:
+        """(interval, message) to send while connected, if the protocol wants one."""
+        ...
+
+    def on_auth_failure(self) -> None:
+        """The server refused our credentials (401): forget the token."""
+        ...
+
+
+class Session:
+    """Runs one :class:`Feed` until ``stop`` is set, reconnecting as needed."""
+
+    def __init__(
+        self,
+        feed: Feed,
+        sink: Callable[[Frame], Any],
+        *,
+        backoff: Backoff | None = None,
+        stale_after_s: float | None = 30.0,
+        open_timeout_s: float = 10.0,
+        max_attempts: int | None = None,
+        first_connect_attempts: int = 3,
+        seed: int | None = None,
+    ) -> None:
+        self.feed = feed
+        self.sink = sink
+        self.backoff = backoff or Backoff()
+        self.stale_after_s = stale_after_s
+        self.open_timeout_s = open_timeout_s
+        self.max_attempts = max_attempts
+        self.first_connect_attempts = first_connect_attempts
+        self.ever_connected = False
+        self.conn = 0
+        self.connected = False
+        self.state = "starting"
+        self.reconnects = 0
+        self.last_gap_s: float | None = None
+        self._rng = random.Random(seed)
+        self._disconnected_at: int | None = None
+        self._ws: StampedConnection | None = None
+
+    # --- rows ----------------------------------------------------------------------------
+
+    def _row(self, kind: str, payload: bytes, wall: int | None = None, mono: int | None = None):
+        wall = time.time_ns() if wall is None else wall
+        mono = time.monotonic_ns() if mono is None else mono
+        self.sink(Frame(0, wall, mono, self.conn, self.feed.stream, kind, payload))
+
+    def _event(self, row_kind: str, /, **detail: Any) -> None:
+        self._row(row_kind, orjson.dumps(detail))
+
+    async def _send(self, message: bytes | str) -> None:
+        data = message.encode() if isinstance(message, str) else message
+        await self._ws.send(data.decode() if isinstance(message, str) else data)
+        self._row("sent", redact_json(data))
+
+    # --- main loop -----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        attempt = 0
+        url = failure = None
+        while not stop.is_set():
+            try:
+                url = await self.feed.connect_url()
+                self.state = "connecting"
+                ws = await asyncio.wait_for(
+                    websockets.connect(url, max_size=MAX_MESSAGE, compression=None,
+                                       create_connection=StampedConnection, open_timeout=None,
+                                       ping_interval=20, ping_timeout=20, close_timeout=2,
+                                       user_agent_header="rtcap"),
+                    self.open_timeout_s,
+                )  # fmt: skip
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                if status in (401, 403):
+                    self.feed.on_auth_failure()
+                    if attempt >= 1:
+                        raise FatalFeedError(
+                            f"{self.feed.stream}: the server refused the credentials "
+                            f"(HTTP {status}) twice: check the API key and user name"
+                        ) from None
+                failure = f"HTTP {status}"
+                self._event("error", event="connect_failed", error=failure)
+            except InvalidURI as exc:
+                raise FatalFeedError(f"invalid websocket URL: {exc}") from None
+            except FatalFeedError:
+                raise
+            except (OSError, TimeoutError, websockets.WebSocketException) as exc:
+                failure = _describe(exc)
+                self._event("error", event="connect_failed", error=failure)
+            else:
+                attempt = 0
+                await self._connected(ws, url, stop)
+                continue
+            attempt += 1
+            if not self.ever_connected and attempt >= self.first_connect_attempts:
+                where = redact_url(url) if url else self.feed.stream
+                raise FatalFeedError(
+                    f"cannot connect to {where} ({failure}): check the URL and the network"
+                )
+            if self.max_attempts is not None and attempt >= self.max_attempts:
+                raise FatalFeedError(
+                    f"{self.feed.stream}: could not connect after {attempt} attempts ({failure})"
+                )
+            delay = self.backoff.delay(attempt - 1, self._rng)
+            self.state = f"reconnecting in {delay:.1f}s"
+            self._event("error", event="reconnecting", attempt=attempt, delay_s=round(delay, 3))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+        self._close_gap(final=True)
+
+    async def _connected(self, ws: StampedConnection, url: str, stop: asyncio.Event) -> None:
+        self._ws = ws
+        self.ever_connected = True
+        self.conn += 1
+        self._close_gap(final=False)
+        self._event("open", url=redact_url(url))
+        self.connected = True
+        self.state = "connected"
+        keepalive = None
+        reason = "server"
+        try:
+            await self.feed.after_connect(self._send, ws)
+            if (spec := self.feed.keepalive()) is not None:
+                keepalive = asyncio.create_task(self._keepalive(*spec))
+            reason = await self._read(ws, stop)
+        except ConnectionClosed:
+            reason = "server"
+        except FatalFeedError:
+            raise
+        except (OSError, websockets.WebSocketException) as exc:
+            reason = f"error: {_describe(exc)}"
+        finally:
+            if keepalive is not None:
+                keepalive.cancel()
+            if reason != "server":
+                with contextlib.suppress(Exception):
+                    await ws.close()
+            self.connected = False
+            if reason != "client":  # our own shutdown is not a gap in the feed
+                self._disconnected_at = time.time_ns()
+            code = ws.close_code if ws.close_code is not None else 1006
+            self._event("close", code=code, reason=ws.close_reason or "", by=reason)
+            self._ws = None
+            if not stop.is_set():
+                self.reconnects += 1
+
+    async def _read(self, ws: StampedConnection, stop: asyncio.Event) -> str:
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while True:
+                receive = asyncio.ensure_future(ws.recv())
+                done, _ = await asyncio.wait({receive, stopping}, timeout=self.stale_after_s,
+                                             return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                if receive not in done:
+                    receive.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                        await receive
+                    if stopping in done:
+                        await self._close_and_drain(ws)
+                        return "client"
+                    self._event("error", event="stale", silent_s=self.stale_after_s)
+                    return "stale"
+                self._record(ws, receive.result())
+        finally:
+            stopping.cancel()
+
+    def _record(self, ws: StampedConnection, message: str | bytes) -> None:
+        wall, mono = ws.stamp()
+        if isinstance(message, str):
+            self._row("text", message.encode(), wall, mono)
+        else:
+            self._row("binary", message, wall, mono)
+
+    async def _close_and_drain(self, ws: StampedConnection) -> None:
+        """Close from our side but keep what the server sent before it saw our close frame."""
+        closing = asyncio.create_task(ws.close())
+        with contextlib.suppress(ConnectionClosed, TimeoutError):
+            while True:
+                self._record(ws, await asyncio.wait_for(ws.recv(), 5))
+        with contextlib.suppress(Exception):
+            await closing
+
+    async def _keepalive(self, interval: float, message: bytes) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(ConnectionClosed):
+                await self._send(message)
+
+    def _close_gap(self, *, final: bool) -> None:
+        if self._disconnected_at is None:
+            return
+        now = time.time_ns()
+        self.last_gap_s = (now - self._disconnected_at) / 1e9
+        self._event("gap", kind="connection", from_ns=self._disconnected_at, to_ns=now,
+                    seconds=round(self.last_gap_s, 6), final=final)  # fmt: skip
+        self._disconnected_at = None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return redact_url(text) if "access_token" in text else text

@@ -1,0 +1,57 @@
+"""``rtcap recover`` and ``rtcap import``: making captures whole, and bringing others' in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from rtcap.storage.capture import CaptureError, recover
+from rtcap.storage.importer import FORMATS, import_lines
+
+
+@click.command("recover")
+@click.argument("capture", type=click.Path(file_okay=False, path_type=Path))
+def recover_command(capture: Path) -> None:
+    """Seal what a crashed recording left in CAPTURE's journal, and report what was found.
+
+    Sealed segments are never rewritten; a torn or corrupt journal tail is cut at the last
+    complete block (at most one flush interval of frames).
+    """
+    try:
+        report = recover(capture)
+    except CaptureError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"recovered {capture}: {report.journals} journal(s), {report.frames_recovered} "
+               f"frames sealed into segments {report.segments_sealed or 'none'}")  # fmt: skip
+    if report.already_sealed:
+        click.echo(f"  {report.already_sealed} journal frames were already sealed (kept once)")
+    for problem in report.problems:
+        click.echo(f"  damaged journal: {problem}")
+    for path in report.orphans_adopted:
+        click.echo(f"  adopted complete segment missing from the manifest: {path}")
+    for path in report.temporaries_removed:
+        click.echo(f"  removed unfinished temporary file: {path}")
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("capture", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    required=True,
+    help="hftbacktest: '<ns> <json>'; tardis: '<ISO time> <json>'; jsonl: objects.",
+)
+def import_command(file: Path, capture: Path, fmt: str) -> None:
+    """Turn FILE, a line-oriented capture made by another tool, into the rtcap capture CAPTURE."""
+    try:
+        report = import_lines(file, capture, fmt)
+    except (ValueError, CaptureError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"imported {report.frames} frames from {file} into {capture}")
+    if report.skipped_count:
+        click.echo(f"  skipped {report.skipped_count} unreadable lines, e.g.:")
+        for line in report.skipped:
+            click.echo(f"    {line}")

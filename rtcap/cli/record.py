@@ -1,0 +1,257 @@
+"""``rtcap record``: capture a live feed, byte for byte, into a crash-safe capture directory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.live import Live as RichLive
+
+from rtcap.capture.feeds import (
+    BINANCE_URL,
+    TOPSTEPX_API,
+    TOPSTEPX_MARKET_HUB,
+    TOPSTEPX_USER_HUB,
+    BinanceFeed,
+    GenericFeed,
+    ProjectXAuth,
+    ProjectXMarketFeed,
+    ProjectXUserFeed,
+)
+from rtcap.capture.recorder import Recorder, RecordingError
+from rtcap.capture.redact import redact_url
+from rtcap.capture.session import Backoff
+from rtcap.cli.options import DURATION, split_list, timeframes_option
+from rtcap.embedded import start_embedded_market
+from rtcap.storage.capture import CaptureError, CaptureWriter
+
+
+def _bars(ctx, param, value):
+    return timeframes_option(ctx, param, value) if value else None
+
+
+@click.command()
+@click.argument("capture", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--source",
+    type=click.Choice(["sim", "projectx", "binance", "ws"]),
+    default="sim",
+    show_default=True,
+    help="What to record (sim: the embedded simulated market).",
+)
+@click.option(
+    "--symbols",
+    default=None,
+    help="Instruments: MNQ,ES (sim/projectx) or btcusdt,ethusdt (binance). Default MNQ,ES for sim.",
+)
+@click.option(
+    "--channels",
+    default="quotes,trades,depth",
+    show_default=True,
+    help="ProjectX market channels to subscribe per contract.",
+)
+@click.option("--user-hub/--no-user-hub", default=False, help="Also record the ProjectX user hub.")
+@click.option(
+    "--username", envvar="PROJECTX_USERNAME", help="ProjectX user name [env PROJECTX_USERNAME]."
+)
+@click.option(
+    "--api-key", envvar="PROJECTX_API_KEY", help="ProjectX API key [env PROJECTX_API_KEY]."
+)
+@click.option("--api-url", envvar="PROJECTX_API_URL", default=TOPSTEPX_API, show_default=True)
+@click.option(
+    "--market-hub-url",
+    envvar="PROJECTX_MARKET_HUB_URL",
+    default=TOPSTEPX_MARKET_HUB,
+    show_default=True,
+)
+@click.option(
+    "--user-hub-url", envvar="PROJECTX_USER_HUB_URL", default=TOPSTEPX_USER_HUB, show_default=True
+)
+@click.option(
+    "--streams",
+    default="trade,bookTicker,depth@100ms",
+    show_default=True,
+    help="Binance streams per symbol.",
+)
+@click.option("--binance-url", default=BINANCE_URL, show_default=True)
+@click.option("--url", help="Websocket URL (--source ws).")
+@click.option(
+    "--send", "sends", multiple=True, help="Message to send after connecting (ws; repeatable)."
+)
+@click.option("--seed", default=7, show_default=True, help="Seed of the simulated market (sim).")
+@click.option("--rate", default=40.0, show_default=True, help="Messages/s of the simulated market.")
+@click.option("--duration", type=DURATION, help="Stop after this long, e.g. 30s, 2h.")
+@click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many data frames.")
+@click.option(
+    "--bars",
+    default=None,
+    callback=_bars,
+    help="Build these bars live and store them beside the frames, e.g. 1min,5min.",
+)
+@click.option(
+    "--flush-ms",
+    default=100,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Journal flush interval: the most a crash can lose.",
+)
+@click.option(
+    "--fsync",
+    type=click.Choice(["always", "interval", "never"]),
+    default="interval",
+    show_default=True,
+    help="fsync every flush, about every second, or never.",
+)
+@click.option(
+    "--segment-mb",
+    default=256,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Seal a segment after this much payload.",
+)
+@click.option(
+    "--segment-minutes",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="Seal a segment after this long.",
+)
+@click.option(
+    "--seal-level",
+    default=6,
+    show_default=True,
+    type=click.IntRange(1, 22),
+    help="zstd level of sealed Parquet segments.",
+)
+@click.option(
+    "--stale-after",
+    type=DURATION,
+    default="30s",
+    show_default=True,
+    help="Reconnect when a connection stays silent this long.",
+)
+@click.option(
+    "--backoff-max",
+    type=DURATION,
+    default="30s",
+    show_default=True,
+    help="Longest wait between reconnect attempts.",
+)
+@click.option("--quiet", is_flag=True, help="No live status line.")
+def record(capture, source, symbols, channels, user_hub, username, api_key, api_url,
+           market_hub_url, user_hub_url, streams, binance_url, url, sends, seed, rate, duration,
+           max_frames, bars, flush_ms, fsync, segment_mb, segment_minutes, seal_level,
+           stale_after, backoff_max, quiet) -> None:  # fmt: skip
+    """Record a live websocket feed into CAPTURE (default captures/<UTC time>).
+
+    Every inbound frame is kept byte for byte with its receive times, every frame sent and every
+    connect, close, reconnect and gap is a row too. Frames go to a journal flushed every
+    --flush-ms and are sealed into zstd Parquet segments; Ctrl+C or SIGTERM flush and seal.
+    """
+    capture = capture or Path("captures") / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    options = dict(source=source, symbols=split_list(symbols), channels=tuple(split_list(channels)),
+                   user_hub=user_hub, username=username, api_key=api_key, api_url=api_url,
+                   market_hub_url=market_hub_url, user_hub_url=user_hub_url,
+                   streams=split_list(streams), binance_url=binance_url, url=url,
+                   sends=list(sends), seed=seed, rate=rate)  # fmt: skip
+    writer = CaptureWriter(capture, source={}, fsync=fsync, seal_level=seal_level,
+                           segment_max_bytes=segment_mb * 1024 * 1024,
+                           segment_max_s=segment_minutes * 60)  # fmt: skip
+    try:
+        summary = asyncio.run(_record(writer, options, duration, max_frames, bars, flush_ms,
+                                      stale_after, backoff_max, quiet))  # fmt: skip
+    except (CaptureError, RecordingError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(summary)
+
+
+async def _record(writer, options, duration, max_frames, bars, flush_ms, stale_after, backoff_max,
+                  quiet) -> str:  # fmt: skip
+    embedded = None
+    if options["source"] == "sim":
+        symbols = options["symbols"] or ["MNQ", "ES"]
+        embedded = await start_embedded_market(options["seed"], symbols, options["rate"])
+        feeds = [embedded.market_feed(symbols, options["channels"])]
+        info = embedded.source_info()
+    else:
+        feeds, info = _live_feeds(options)
+    writer._source = info
+    try:
+        await asyncio.to_thread(writer.open)
+        recorder = Recorder(feeds, writer=writer, flush_ms=flush_ms, bar_timeframes=bars,
+                            backoff=Backoff(max_s=backoff_max), stale_after_s=stale_after,
+                            max_frames=max_frames)  # fmt: skip
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+                loop.add_signal_handler(signum, recorder.stop.set)
+        try:
+            await recorder.prepare()
+        except RecordingError:
+            await asyncio.to_thread(writer.close)
+            raise
+        status = None if quiet else asyncio.create_task(_status(recorder))
+        try:
+            await recorder.run(duration)
+        finally:
+            if status is not None:
+                status.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await status
+    finally:
+        if embedded is not None:
+            await embedded.stop()
+    manifest = writer.manifest
+    gaps = len(manifest["gaps"])
+    return (f"recorded {manifest['frames']} rows ({recorder.data_frames} data frames) into "
+            f"{writer.path}: {len(manifest['segments'])} segments, {gaps} gaps, "
+            f"{recorder.status()['reconnects']} reconnects")  # fmt: skip
+
+
+def _live_feeds(options) -> tuple[list, dict]:
+    source = options["source"]
+    if source == "projectx":
+        if not options["username"] or not options["api_key"]:
+            raise ValueError("ProjectX needs credentials: set PROJECTX_USERNAME and "
+                             "PROJECTX_API_KEY (or --username/--api-key)")  # fmt: skip
+        if not options["symbols"]:
+            raise ValueError("give --symbols, e.g. --symbols MNQ,ES")
+        auth = ProjectXAuth(options["api_url"], options["username"], options["api_key"])
+        feeds = [ProjectXMarketFeed(auth, options["market_hub_url"], options["symbols"],
+                                    options["channels"])]  # fmt: skip
+        if options["user_hub"]:
+            feeds.append(ProjectXUserFeed(auth, options["user_hub_url"]))
+        info = {"kind": "projectx", "api_url": options["api_url"], "username": options["username"],
+                "market_hub_url": redact_url(options["market_hub_url"]),
+                "symbols": options["symbols"]}  # fmt: skip
+        return feeds, info
+    if source == "binance":
+        feed = BinanceFeed(options["symbols"], options["streams"], base_url=options["binance_url"])
+        return [feed], {"kind": "binance", "url": redact_url(options["binance_url"]),
+                        "streams": feed.names}  # fmt: skip
+    if not options["url"]:
+        raise ValueError("--source ws needs --url wss://…")
+    feed = GenericFeed(options["url"], options["sends"])
+    return [feed], {"kind": "ws", "url": redact_url(options["url"]), "sends": len(options["sends"])}
+
+
+async def _status(recorder: Recorder) -> None:
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return
+    with RichLive(console=console, refresh_per_second=4, transient=True) as view:
+        while True:
+            s = recorder.status()
+            ratio = f"{s['compression']:.1f}x" if s["compression"] else "-"
+            gap = f"{s['last_gap_s']:.1f}s" if s["last_gap_s"] is not None else "none"
+            view.update(
+                f"[bold]{s['state']}[/] | {s['frames']:,} frames | {s['frames_per_s']:,.0f} f/s | "
+                f"{s['bytes_written'] / 1e6:.2f} MB written | ratio {ratio} | "
+                f"reconnects {s['reconnects']} | last gap {gap}"
+            )
+            await asyncio.sleep(0.25)

@@ -1,0 +1,77 @@
+"""Face: the embedded simulated market, a ProjectX-compatible gateway started in-process on
+loopback, with ProjectX feeds pointed at it. What ``rtcap record`` and ``TradingSuite`` use when
+no real feed is configured, so rtcap runs with no account and no internet."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from rtcap.capture.feeds import (
+    TOPSTEPX_API,
+    TOPSTEPX_MARKET_HUB,
+    ProjectXAuth,
+    ProjectXMarketFeed,
+)
+from rtcap.replay.faults import FaultPlan
+from rtcap.replay.gateway import GatewayServer, simulated_history
+from rtcap.replay.simfeed import SimulatedFeed
+
+EMBEDDED_USER = "rtcap-embedded"
+EMBEDDED_KEY = "embedded-simulated-market"
+
+
+@dataclass
+class EmbeddedMarket:
+    server: GatewayServer
+    feed: SimulatedFeed
+
+    @property
+    def api_url(self) -> str:
+        return self.server.urls["api"]
+
+    @property
+    def market_hub_url(self) -> str:
+        return self.server.urls["market_hub"]
+
+    def market_feed(self, symbols: list[str], channels=("quotes", "trades", "depth")):
+        auth = ProjectXAuth(self.api_url, EMBEDDED_USER, EMBEDDED_KEY)
+        return ProjectXMarketFeed(auth, self.market_hub_url, symbols, tuple(channels))
+
+    def source_info(self) -> dict:
+        return {"kind": "sim", "seed": self.feed.seed, "rate": self.feed.rate,
+                "contracts": self.feed.contracts, "api_url": self.api_url,
+                "market_hub_url": self.market_hub_url}  # fmt: skip
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+
+async def start_embedded_market(
+    seed: int = 7,
+    instruments: list[str] | tuple[str, ...] = ("MNQ", "ES"),
+    rate: float = 40.0,
+    *,
+    faults: FaultPlan | None = None,
+    history_days: float = 5.0,
+) -> EmbeddedMarket:
+    feed = SimulatedFeed(seed, list(instruments), rate, faults=faults)
+    server = GatewayServer(feed, feed.contracts, faults=faults,
+                           history=simulated_history(feed.market, history_days, feed.start_ns,
+                                                     seed))  # fmt: skip
+    await server.start()
+    return EmbeddedMarket(server, feed)
+
+
+def projectx_credentials() -> tuple[str, str] | None:
+    """(user name, API key) from the environment, if both are set."""
+    user = os.environ.get("PROJECTX_USERNAME")
+    key = os.environ.get("PROJECTX_API_KEY")
+    return (user, key) if user and key else None
+
+
+def projectx_urls() -> tuple[str, str]:
+    return (
+        os.environ.get("PROJECTX_API_URL", TOPSTEPX_API),
+        os.environ.get("PROJECTX_MARKET_HUB_URL", TOPSTEPX_MARKET_HUB),
+    )

@@ -1,0 +1,32 @@
+"""TradingSuite on a live source: the embedded simulated market, recorded as it streams."""
+
+import orjson
+from rtcap.storage.capture import open_capture, read_frames
+
+from rtcap import EventType, TradingSuite
+
+
+async def test_suite_without_source_streams_the_embedded_market_with_history_and_records(
+    tmp_path, monkeypatch
+):
+    monkeypatch.delenv("PROJECTX_API_KEY", raising=False)
+    suite = await TradingSuite.create(["MNQ"], timeframes=["1sec", "1min"], initial_days=1,
+                                      record_to=str(tmp_path / "today"))  # fmt: skip
+    ticks, bars = [], []
+    await suite["MNQ"].on(EventType.TRADE_TICK, ticks.append)
+    await suite["MNQ"].on(EventType.BAR_CLOSED, bars.append)
+    history = await suite["MNQ"].data.get_data("1min")
+    assert history.height > 500  # a day of seeded minute history (CME hours only)
+    await suite.wait_for(EventType.CONNECTED, timeout=10)
+    await suite["MNQ"].wait_for(EventType.BAR_CLOSED, timeout=10)
+    assert suite.is_connected
+    await suite.disconnect()
+    assert len(ticks) > 5 and all(t.data["symbol"] == "MNQ" for t in ticks)
+    assert {b.data["timeframe"] for b in bars} == {"1sec"}
+    manifest = open_capture(tmp_path / "today")
+    frames = list(read_frames(tmp_path / "today"))
+    assert manifest["status"] == "closed" and manifest["source"]["kind"] == "sim"
+    trades = sum(f.payload.count(b'"price"') for f in frames
+                 if f.kind == "text" and b"GatewayTrade" in f.payload)  # fmt: skip
+    assert trades >= len(ticks)  # the capture holds at least what the suite saw
+    assert orjson.loads(frames[0].payload)["url"].endswith("access_token=REDACTED")

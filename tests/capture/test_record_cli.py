@@ -1,0 +1,175 @@
+"""``rtcap record`` as users run it: the sim default, Binance and generic feeds, and errors."""
+
+import asyncio
+import gzip
+import subprocess
+import sys
+
+import orjson
+import pytest
+import websockets
+from click.testing import CliRunner
+from rtcap.replay.gateway import GatewayServer
+from rtcap.replay.simfeed import SimulatedFeed
+from rtcap.replay.tokens import TokenIssuer
+from rtcap.storage.capture import open_capture, read_frames, read_live_bars
+
+from rtcap.cli import main
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_record_defaults_to_the_embedded_simulated_market(tmp_path):
+    result = run("record", tmp_path / "cap", "--duration", "2.5s", "--bars", "1sec", "--quiet",
+                 "--symbols", "MNQ")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("recorded ")
+    manifest = open_capture(tmp_path / "cap")
+    assert manifest["source"]["kind"] == "sim" and manifest["frames"] > 20
+    assert manifest["subscriptions"][0]["subscriptions"][0]["symbol"] == "MNQ"
+    assert read_live_bars(tmp_path / "cap").num_rows >= 1
+    kinds = {f.kind for f in read_frames(tmp_path / "cap")}
+    assert {"open", "sent", "text", "close", "clock"} <= kinds
+
+
+def test_max_frames_stops_the_recording(tmp_path):
+    result = run("record", tmp_path / "cap", "--max-frames", "50", "--rate", "300", "--quiet")
+    assert result.exit_code == 0, result.output
+    frames = list(read_frames(tmp_path / "cap"))
+    assert 50 <= sum(f.kind == "text" for f in frames) <= 60
+
+
+async def serve_lines(lines, *, close_after=None):
+    """A websocket server replaying Binance frames to every client (and recording what
+    clients send)."""
+    received = []
+
+    async def handler(ws):
+        async def listen():
+            async for message in ws:
+                received.append(message)
+
+        listener = asyncio.create_task(listen())
+        for index, line in enumerate(lines):
+            await ws.send(line)
+            if index % 50 == 0:
+                await asyncio.sleep(0.001)
+            if close_after is not None and index == close_after:
+                break
+        await asyncio.sleep(0.2)
+        listener.cancel()
+
+    server = await websockets.serve(handler, "127.0.0.1", 0)
+    return server, received
+
+
+def test_binance_recording_turns_trade_id_jumps_into_gap_rows(tmp_path, binance_capture):
+    with gzip.open(binance_capture, "rt") as handle:
+        lines = [
+            line.split(" ", 1)[1].rstrip("\n") for line, _ in zip(handle, range(3000), strict=False)
+        ]
+    trades = [i for i, line in enumerate(lines) if '"@trade"' in line or "@trade" in line[:40]]
+    del lines[trades[100] : trades[103]]  # three prints lost on the wire
+
+    async def scenario():
+        server, _ = await serve_lines(lines)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return await asyncio.to_thread(run, "record", tmp_path / "bn", "--source", "binance",
+                                           "--symbols", "ethusdt", "--binance-url",
+                                           f"ws://127.0.0.1:{port}", "--max-frames",
+                                           len(lines), "--quiet")  # fmt: skip
+        finally:
+            server.close()
+
+    result = asyncio.run(scenario())
+    assert result.exit_code == 0, result.output
+    frames = list(read_frames(tmp_path / "bn"))
+    assert sum(f.kind == "text" for f in frames) == len(lines)
+    (gap,) = [orjson.loads(f.payload) for f in frames if f.kind == "gap"]
+    assert gap["kind"] == "trade_id" and gap["missing"] == 3 and gap["symbol"] == "ETHUSDT"
+    opened = orjson.loads(next(f.payload for f in frames if f.kind == "open"))
+    assert "ethusdt@trade/ethusdt@bookTicker/ethusdt@depth@100ms" in opened["url"]
+
+
+def test_generic_ws_records_sent_messages_with_secrets_redacted(tmp_path):
+    async def scenario():
+        server, received = await serve_lines([f'{{"n":{i}}}' for i in range(100)])
+        port = server.sockets[0].getsockname()[1]
+        try:
+            result = await asyncio.to_thread(
+                run, "record", tmp_path / "ws", "--source", "ws", "--url",
+                f"ws://127.0.0.1:{port}/feed?apiKey=SECRET123", "--send",
+                '{"op":"auth","apiKey":"SECRET123","args":["x"]}', "--send", '{"op":"subscribe"}',
+                "--max-frames", "100", "--quiet",
+            )  # fmt: skip
+            return result, received
+        finally:
+            server.close()
+
+    result, received = asyncio.run(scenario())
+    assert result.exit_code == 0, result.output
+    assert received[0] == '{"op":"auth","apiKey":"SECRET123","args":["x"]}'  # the server got it
+    frames = list(read_frames(tmp_path / "ws"))
+    sent = [orjson.loads(f.payload) for f in frames if f.kind == "sent"]
+    assert sent == [{"op": "auth", "apiKey": "REDACTED", "args": ["x"]}, {"op": "subscribe"}]
+    assert [orjson.loads(f.payload)["n"] for f in frames if f.kind == "text"] == list(range(100))
+    everything = b"".join(p.read_bytes() for p in (tmp_path / "ws").rglob("*") if p.is_file())
+    assert b"SECRET123" not in everything
+
+
+def test_unreachable_url_is_a_clear_error(tmp_path):
+    result = run("record", tmp_path / "x", "--source", "ws", "--url", "ws://127.0.0.1:9/none",
+                 "--backoff-max", "0.05s", "--quiet")  # fmt: skip
+    assert result.exit_code == 1
+    assert "cannot connect to ws://127.0.0.1:9/none" in result.output
+    assert "check the URL and the network" in result.output
+    assert open_capture(tmp_path / "x")["status"] == "closed"  # what there was is sealed
+
+
+def test_wrong_api_key_is_a_clear_401_error(tmp_path):
+    async def scenario():
+        feed = SimulatedFeed(7, ["MNQ"], 50)
+        server = GatewayServer(feed, feed.contracts, tokens=TokenIssuer("right"))
+        await server.start()
+        try:
+            return await asyncio.to_thread(
+                run, "record", tmp_path / "px", "--source", "projectx", "--symbols", "MNQ",
+                "--username", "me", "--api-key", "wrong", "--api-url", server.urls["api"],
+                "--market-hub-url", server.urls["market_hub"], "--quiet",
+            )  # fmt: skip
+        finally:
+            await server.stop()
+
+    result = asyncio.run(scenario())
+    assert result.exit_code == 1
+    assert "refused" in result.output and "API key" in result.output
+    assert "wrong" not in result.output.replace("wrong or missing", "")
+
+
+def test_missing_credentials_and_busy_directory(tmp_path, monkeypatch):
+    monkeypatch.delenv("PROJECTX_API_KEY", raising=False)
+    result = run("record", tmp_path / "p", "--source", "projectx", "--symbols", "MNQ")
+    assert result.exit_code == 1 and "PROJECTX_API_KEY" in result.output
+    first = subprocess.Popen([sys.executable, "-m", "rtcap", "record", str(tmp_path / "busy"),
+                              "--duration", "20s", "--quiet"], stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        for _ in range(300):
+            if (tmp_path / "busy" / "journal").exists():
+                break
+            asyncio.run(asyncio.sleep(0.05))
+        second = run("record", tmp_path / "busy", "--duration", "1s", "--quiet")
+        assert second.exit_code == 1 and "is in use by a recorder" in second.output
+    finally:
+        first.terminate()
+        first.wait(timeout=20)
+    assert first.returncode == 0  # SIGTERM flushes and seals
+    assert open_capture(tmp_path / "busy")["status"] == "closed"
+
+
+@pytest.mark.parametrize("speed_option", [["--flush-ms", "0"], ["--fsync", "sometimes"]])
+def test_bad_options_exit_2(tmp_path, speed_option):
+    result = run("record", tmp_path / "c", *speed_option)
+    assert result.exit_code == 2

@@ -1,0 +1,160 @@
+import orjson
+import pyarrow.parquet as pq
+import pytest
+from rtcap.storage.capture import (
+    CaptureBusy,
+    CaptureError,
+    CaptureWriter,
+    RecoveryNeeded,
+    open_capture,
+    read_frames,
+    read_live_bars,
+    recover,
+)
+from rtcap.storage.segments import sha256_file
+
+from rtcap.models import Bar, Frame
+from rtcap.simulator import MarketSimulator
+
+DAY_NS = 86_400 * 10**9
+
+
+def sim_frames(count=4000, start_ns=None):
+    options = {} if start_ns is None else {"start_ns": start_ns}
+    return list(MarketSimulator(3, ["MNQ", "ES"], **options).frames(max_frames=count))
+
+
+def write_capture(path, frames, **options):
+    writer = CaptureWriter(
+        path, source={"kind": "test", "url": "wss://x"}, fsync="never", **options
+    )
+    writer.open()
+    for frame in frames:
+        writer.append(Frame(0, frame.recv_ns, frame.mono_ns, frame.conn, frame.stream, frame.kind,
+                            frame.payload, frame.target, frame.symbol, frame.exch_ns))  # fmt: skip
+        if writer.pending >= 250:
+            writer.flush()
+        if writer.should_rotate():
+            writer.seal(*writer.rotate())
+    return writer
+
+
+def test_segments_rotate_seal_and_read_back_in_seq_order(tmp_path):
+    frames = sim_frames()
+    writer = write_capture(tmp_path / "cap", frames, segment_max_bytes=150_000)
+    writer.close()
+    manifest = open_capture(tmp_path / "cap")
+    assert manifest["status"] == "closed" and manifest["frames"] == len(frames)
+    assert len(manifest["segments"]) >= 3
+    assert (manifest["first_seq"], manifest["last_seq"]) == (0, len(frames) - 1)
+    back = list(read_frames(tmp_path / "cap"))
+    assert [f.seq for f in back] == list(range(len(frames)))
+    assert [f.payload for f in back] == [f.payload for f in frames]
+    assert [(f.recv_ns, f.exch_ns, f.target, f.symbol) for f in back] == [
+        (f.recv_ns, f.exch_ns, f.target, f.symbol) for f in frames
+    ]
+    for segment in manifest["segments"]:
+        for file in segment["files"]:
+            path = tmp_path / "cap" / file["path"]
+            assert file["sha256"] == sha256_file(path) and file["bytes"] == path.stat().st_size
+            meta = pq.ParquetFile(path)
+            assert meta.metadata.row_group(0).column(0).compression == "ZSTD"
+            assert meta.metadata.num_rows == file["rows"]
+    assert not list((tmp_path / "cap").rglob("*.rtj"))
+
+
+def test_segments_are_partitioned_by_utc_date(tmp_path):
+    start = 1_756_857_500_000_000_000  # 2025-09-02T23:58:20Z: the capture spans midnight
+    frames = list(MarketSimulator(3, ["MNQ"], start_ns=start, rate=20).frames(duration_s=200))
+    write_capture(tmp_path / "cap", frames).close()
+    dates = sorted(p.parent.name for p in (tmp_path / "cap" / "frames").rglob("*.parquet"))
+    assert dates == ["date=2025-09-02", "date=2025-09-03"]
+    assert len(list(read_frames(tmp_path / "cap"))) == len(frames)
+
+
+def test_second_writer_is_refused_while_the_first_records(tmp_path):
+    writer = write_capture(tmp_path / "cap", sim_frames(10))
+    with pytest.raises(CaptureBusy, match="in use by a recorder"):
+        CaptureWriter(tmp_path / "cap", source={}).open()
+    writer.close()
+
+
+def test_unsealed_journal_blocks_reading_and_says_how_to_recover(tmp_path):
+    writer = write_capture(tmp_path / "cap", sim_frames(600))
+    writer.flush()
+    writer._unlock()  # simulate a crashed recorder: journal left behind, lock gone
+    with pytest.raises(RecoveryNeeded, match="rtcap recover"):
+        open_capture(tmp_path / "cap")
+    with pytest.raises(RecoveryNeeded, match="rtcap recover"):
+        CaptureWriter(tmp_path / "cap", source={}).open()
+    report = recover(tmp_path / "cap")
+    assert report.frames_recovered == 600 and report.problems == []
+    assert [f.seq for f in read_frames(tmp_path / "cap")] == list(range(600))
+
+
+def test_recover_cuts_a_torn_tail_keeps_sealed_segments_and_adopts_orphans(tmp_path):
+    frames = sim_frames(3000)
+    path = tmp_path / "cap"
+    writer = write_capture(path, frames, segment_max_bytes=200_000)
+    writer.flush()
+    writer._unlock()
+    sealed_before = {
+        f["path"]: f["sha256"] for s in open_capture_raw(path)["segments"] for f in s["files"]
+    }
+    journal = next((path / "journal").glob("*.rtj"))
+    journal.write_bytes(journal.read_bytes()[:-7])  # torn last block
+    (path / "frames" / "date=2025-09-02" / ".part-000099.parquet.tmp").write_bytes(b"PAR1junk")
+    report = recover(path)
+    assert report.problems and "torn" in report.problems[0]
+    assert report.temporaries_removed == ["frames/date=2025-09-02/.part-000099.parquet.tmp"]
+    manifest = open_capture(path)
+    for file in (f for s in manifest["segments"] for f in s["files"]):
+        if file["path"] in sealed_before:
+            assert sha256_file(path / file["path"]) == sealed_before[file["path"]]
+    back = [f.seq for f in read_frames(path)]
+    assert back == list(range(len(back))) and len(frames) - len(back) <= 250
+
+
+def open_capture_raw(path):
+    return orjson.loads((path / "manifest.json").read_bytes())
+
+
+def test_recover_adopts_a_segment_written_before_the_manifest_update(tmp_path):
+    path = tmp_path / "cap"
+    write_capture(path, sim_frames(500)).close()
+    manifest = open_capture_raw(path)
+    lost = manifest["segments"].pop()
+    manifest["frames"] = 0
+    manifest["last_seq"] = manifest["first_seq"] = None
+    (path / "manifest.json").write_bytes(orjson.dumps(manifest))
+    report = recover(path)
+    assert report.orphans_adopted == [lost["files"][0]["path"]]
+    assert open_capture(path)["frames"] == 500
+
+
+def test_live_bars_are_stored_with_a_stream_hash(tmp_path):
+    writer = write_capture(tmp_path / "cap", sim_frames(50))
+    writer.set_bar_timeframes(["1min"])
+    writer.add_bar("MNQ", Bar("1min", 0, 60 * 10**9, 1.0, 2.0, 0.5, 1.5, 10, 3), 42)
+    writer.close()
+    bars = read_live_bars(tmp_path / "cap")
+    assert bars.num_rows == 1 and bars.column("closed_seq").to_pylist() == [42]
+    entry = open_capture(tmp_path / "cap")["live_bars"]
+    assert entry["count"] == 1 and len(entry["stream_hash"]) == 64
+
+
+def test_unwritable_directory_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(CaptureError, match="choose a writable location"):
+        CaptureWriter(blocker / "cap", source={}).open()
+
+
+def test_missing_capture_and_non_capture_are_clear_errors(tmp_path):
+    with pytest.raises(CaptureError, match="no capture at"):
+        open_capture(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CaptureError, match="not an rtcap capture"):
+        open_capture(tmp_path / "empty")
+    with pytest.raises(CaptureError, match="not a capture"):
+        recover(tmp_path / "empty")
