@@ -83,8 +83,8 @@ class Live:
     async def _clock(self, queue: asyncio.Queue) -> None:
         while True:
             await asyncio.sleep(self.clock_interval_s)
-            queue.put_nowait(Frame(self._last_seq, time.time_ns(), time.monotonic_ns(), 0,
-                                   "clock", CLOCK))  # fmt: skip
+            queue.put_nowait(Frame(self._last_seq, self.recorder.clock_ns(), time.monotonic_ns(),
+                                   0, "clock", CLOCK))  # fmt: skip
 
     async def history(self, symbol: str, timeframe: str, days: float) -> list[Bar]:
         await self.start()

@@ -99,6 +99,12 @@ class Recorder:
         if self.max_frames is not None and self.data_frames >= self.max_frames:
             self.stop.set()
 
+    def clock_ns(self) -> int:
+        """Now, for a clock frame: never later than a message already on its way in, so a live
+        clock never closes a bar that message belongs to (replay could not do that)."""
+        pending = [t for s in self.sessions if (t := s.oldest_unrecorded_ns()) is not None]
+        return min([time.time_ns(), *pending])
+
     # --- running -------------------------------------------------------------------------
 
     async def prepare(self) -> None:

@@ -103,6 +103,11 @@ class Session:
         self._disconnected_at: int | None = None
         self._ws: StampedConnection | None = None
 
+    def oldest_unrecorded_ns(self) -> int | None:
+        """Arrival stamp of a message parsed off the socket but not recorded yet, if any."""
+        ws = self._ws
+        return ws.arrivals[0][0] if ws is not None and ws.arrivals else None
+
     # --- rows ----------------------------------------------------------------------------
 
     def _row(self, kind: str, payload: bytes, wall: int | None = None, mono: int | None = None):

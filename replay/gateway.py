@@ -124,6 +124,7 @@ class GatewayServer:
         self.max_pending = max_pending
         self.connections: set[Connection] = set()
         self.closed_connections: list[Connection] = []
+        self.raw_clients: dict[web.WebSocketResponse, asyncio.Queue] = {}
         self.pipeline = Pipeline(None, ["1sec", "1min"], codec="projectx", max_bars=86_400,
                                  wanted=set())  # fmt: skip
         self.stats = {"frames_in": 0, "records_routed": 0, "connections": 0, "problems": 0}
@@ -145,6 +146,8 @@ class GatewayServer:
             web.post("/api/History/retrieveBars", self._retrieve_bars),
             web.post("/hubs/{hub}/negotiate", self._negotiate),
             web.get("/hubs/{hub}", self._hub),
+            web.get("/ws", self._raw),
+            web.get("/stream", self._raw),
         ])  # fmt: skip
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -200,6 +203,8 @@ class GatewayServer:
         if frame.kind not in ("text", "binary"):
             return
         self.stats["frames_in"] += 1
+        for queue in self.raw_clients.values():
+            queue.put_nowait(frame)
         self.pipeline.feed(frame)
         target, contract = frame.target, frame.symbol
         payload = frame.payload
@@ -343,6 +348,34 @@ class GatewayServer:
         state = self.pipeline.instruments.get(symbol)
         forming = state.builder.forming("1sec") if state is not None else None
         return None if forming is None else forming.start_ns
+
+    # --- raw frames (captures of any feed) ----------------------------------------------
+
+    async def _raw(self, request: web.Request) -> web.StreamResponse:
+        """Every data frame of the source, exactly as recorded and in order (any feed)."""
+        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE, compress=False)
+        await ws.prepare(request)
+        queue: asyncio.Queue = asyncio.Queue()
+        self.raw_clients[ws] = queue
+        self.stats["connections"] += 1
+
+        async def write() -> None:
+            while not ws.closed:
+                frame = await queue.get()
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    if frame.kind == "text":
+                        await ws.send_str(frame.payload.decode("utf-8", "replace"))
+                    else:
+                        await ws.send_bytes(frame.payload)
+
+        writer = asyncio.create_task(write())
+        try:
+            async for _ in ws:
+                pass  # the raw endpoint ignores what clients send
+        finally:
+            self.raw_clients.pop(ws, None)
+            writer.cancel()
+        return ws
 
     # --- SignalR hubs ------------------------------------------------------------------
 

@@ -81,13 +81,20 @@ def frames_to_table(frames: list[Frame]) -> pa.Table:
 
 def table_to_frames(table: pa.Table) -> list[Frame]:
     """Back from Arrow to frames (payloads as ``bytes``)."""
-    names = [name for name in FRAME_SCHEMA.names if name != "recv_ns"]
-    data = {name: table.column(name).to_pylist() for name in names}
-    recv = table.column("recv_ns").cast(pa.int64()).to_pylist()
+
+    def values(name: str) -> list:
+        column = table.column(name)
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(pa.string())  # 20x faster to_pylist than dictionary values
+        elif pa.types.is_timestamp(column.type):
+            column = column.cast(pa.int64())
+        return column.to_pylist()
+
     return [
-        Frame(seq, rv, mono, conn, stream, kind, payload, target, symbol, exch)
-        for seq, rv, mono, conn, stream, kind, payload, target, symbol, exch in zip(
-            data["seq"], recv, data["mono_ns"], data["conn"], data["stream"], data["kind"],
-            data["payload"], data["target"], data["symbol"], data["exch_ns"], strict=True,
+        Frame(seq, recv, mono, conn, stream, kind, payload, target, symbol, exch)
+        for seq, recv, mono, conn, stream, kind, payload, target, symbol, exch in zip(
+            values("seq"), values("recv_ns"), values("mono_ns"), values("conn"),
+            values("stream"), values("kind"), values("payload"), values("target"),
+            values("symbol"), values("exch_ns"), strict=True,
         )
     ]  # fmt: skip

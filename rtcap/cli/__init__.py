@@ -10,6 +10,7 @@ import click
 from rtcap import __version__
 from rtcap.cli.maintenance import import_command, recover_command
 from rtcap.cli.record import record
+from rtcap.cli.replay import replay, verify
 from rtcap.cli.sim import sim
 from rtcap.cli.simulate import simulate
 
@@ -22,6 +23,8 @@ def main() -> None:
 
 
 main.add_command(record)
+main.add_command(replay)
+main.add_command(verify)
 main.add_command(recover_command)
 main.add_command(import_command)
 main.add_command(sim)

@@ -1,0 +1,243 @@
+"""``rtcap replay`` and ``rtcap verify``: a capture through the same pipeline as live."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from pathlib import Path
+
+import click
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
+
+from rtcap.cli.options import DURATION, split_list, timeframes_option
+from rtcap.events import Event, EventBus, EventType
+from rtcap.pipeline import Pipeline
+from rtcap.replay.gateway import GatewayServer
+from rtcap.replay.pacing import parse_speed
+from rtcap.replay.source import Replay
+from rtcap.replay.verify import first_difference, live_bar_lines, replay_digest
+from rtcap.storage.capture import CaptureError
+from rtcap.timeutil import ns_to_datetime
+
+CSV_HEADER = "timestamp,instrument,timeframe,open,high,low,close,volume,trades,gap"
+
+
+def _speed(ctx, param, value):
+    try:
+        return parse_speed(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _replay_source(capture: Path, speed, start, end, streams, symbols, include_open, max_gap):
+    try:
+        return Replay(capture, speed, start=start, end=end, streams=split_list(streams) or None,
+                      symbols=split_list(symbols) or None, include_open=include_open,
+                      max_gap=max_gap)  # fmt: skip
+    except (CaptureError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.command()
+@click.argument("capture", type=click.Path(path_type=Path))
+@click.option(
+    "--speed",
+    default="max",
+    callback=_speed,
+    show_default=True,
+    help="1x, 10x, 0.5x, a number, or max.",
+)
+@click.option("--timeframes", default="1min", show_default=True, callback=timeframes_option)
+@click.option("--ticks", is_flag=True, help="Print trades too.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "jsonl", "csv"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--from", "start", help="Start: +5m (after the first frame), -30s, or ISO time.")
+@click.option("--to", "end", help="End (exclusive), same forms as --from.")
+@click.option("--streams", help="Only these streams (comma-separated).")
+@click.option("--symbols", help="Only frames hinted with these symbols/contract ids.")
+@click.option("--include-open", is_flag=True, help="Also replay an unsealed journal.")
+@click.option("--max-gap", type=DURATION, help="Compress idle stretches longer than this.")
+@click.option("--serve", is_flag=True, help="Serve the replay on a ProjectX-compatible gateway.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535))
+def replay(capture, speed, timeframes, ticks, fmt, start, end, streams, symbols, include_open,
+           max_gap, serve, host, port) -> None:  # fmt: skip
+    """Replay CAPTURE through the live codec, bar builder and event bus, printing bars as they
+    close; or, with --serve, to network clients over the gateway.
+
+    Pacing follows an absolute schedule, so a 60-second capture takes 6 seconds at 10x; bars,
+    flat bars and every event are identical at every speed.
+    """
+    source = _replay_source(capture, speed, start, end, streams, symbols, include_open, max_gap)
+    try:
+        if serve:
+            asyncio.run(_serve(source, host, port))
+            return
+        asyncio.run(_print(source, timeframes, ticks, fmt))
+    except CaptureError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+async def _print(source: Replay, timeframes: list[str], ticks: bool, fmt: str) -> None:
+    bus = EventBus()
+    pipeline = Pipeline(None, timeframes, codec="auto", wanted=bus.wanted)
+    out = sys.stdout
+    if fmt == "csv":
+        out.write(CSV_HEADER + "\n")
+
+    def on_bar(event: Event) -> None:
+        bar = event.data["bar"]
+        row = {
+            "timestamp": event.data["bar_time"].isoformat(),
+            "instrument": event.instrument,
+            "timeframe": bar.timeframe,
+            "open": bar.open,
+            "high": bar.high,
+            "low": bar.low,
+            "close": bar.close,
+            "volume": bar.volume,
+            "trades": bar.trades,
+            "gap": bar.gap,
+        }
+        if fmt == "jsonl":
+            out.write(orjson.dumps(row).decode() + "\n")
+        elif fmt == "csv":
+            out.write(",".join(str(v) for v in row.values()) + "\n")
+        else:
+            prices = f"O {bar.open!s:<10} H {bar.high!s:<10} L {bar.low!s:<10} C {bar.close!s:<10}"
+            flag = "  gap" if bar.gap else ""
+            out.write(f"{row['timestamp']:<26} {event.instrument:<8} {bar.timeframe:<6} {prices} "
+                      f"V {bar.volume!s:<8} n {bar.trades}{flag}\n")  # fmt: skip
+
+    def on_tick(event: Event) -> None:
+        data = event.data
+        if fmt == "table":
+            out.write(f"  {data['timestamp'].isoformat():<32} {event.instrument:<8} trade "
+                      f"{data['price']:g} x {data['volume']:g} {data['side'] or ''}\n")  # fmt: skip
+        elif fmt == "jsonl":
+            row = {**data, "timestamp": data["timestamp"].isoformat(), "event": "trade"}
+            out.write(orjson.dumps(row).decode() + "\n")
+
+    await bus.on(EventType.BAR_CLOSED, on_bar)
+    if ticks:
+        await bus.on(EventType.TRADE_TICK, on_tick)
+    console = Console(stderr=True)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), transient=True,
+                        console=console, disable=not console.is_terminal)  # fmt: skip
+    first, last = source.reader.span
+    task = progress.add_task("replay", total=max(1, last - first))
+    started = time.monotonic()
+    with progress:
+        async for batch in source.batches():
+            for frame in batch:
+                events = pipeline.feed(frame)
+                if events:
+                    await bus.dispatch(events)
+            if source.last_recv_ns:
+                elapsed = time.monotonic() - started
+                achieved = (source.last_recv_ns - first) / 1e9 / max(elapsed, 1e-9)
+                moment = ns_to_datetime(source.last_recv_ns).strftime("%H:%M:%S")
+                progress.update(task, completed=source.last_recv_ns - first,
+                                description=f"{moment} | {source.frames_out:,} frames | "
+                                            f"{achieved:,.1f}x")  # fmt: skip
+        if pipeline.now_ns is not None:
+            await bus.dispatch(pipeline.advance_to(pipeline.now_ns))
+    out.flush()
+    elapsed = time.monotonic() - started
+    console.print(f"replayed {source.frames_out:,} frames in {elapsed:.2f}s", style="dim")
+
+
+async def _serve(source: Replay, host: str, port: int) -> None:
+    manifest = source.manifest
+    contracts = dict(manifest.get("source", {}).get("contracts") or {})
+    for stream in manifest.get("subscriptions") or []:
+        for entry in stream.get("subscriptions") or []:
+            if isinstance(entry, dict) and entry.get("contract"):
+                contracts[entry.get("symbol") or entry["contract"]] = entry["contract"]
+    server = GatewayServer(source, contracts, host=host, port=port)
+    try:
+        await server.start()
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot serve on {host}:{port}: {exc.strerror or exc}"
+        ) from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    urls = server.urls
+    click.echo(f"rtcap replay: {source.describe()} on {server.host}:{server.port}")
+    click.echo(f"  REST base   {urls['api']}")
+    click.echo(f"  market hub  {urls['market_hub']}")
+    click.echo(f"  raw frames  ws://{server.host}:{server.port}/ws")
+    click.echo(f"  contracts   {' '.join(f'{k}={v}' for k, v in contracts.items()) or 'none'}")
+    done = asyncio.create_task(server.feed_done.wait())
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({done, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if done.done() and not stop.is_set():
+        click.echo("capture finished; serving until Ctrl+C")
+        await stopped
+    await server.stop()
+    click.echo(f"served {server.stats['records_routed']} records to "
+               f"{server.stats['connections']} connections")  # fmt: skip
+
+
+@click.command()
+@click.argument("capture", type=click.Path(path_type=Path))
+@click.option(
+    "--speed",
+    default="20x",
+    callback=_speed,
+    show_default=True,
+    help="Speed of the paced run compared with the max-speed run.",
+)
+@click.option("--timeframes", default=None, help="Bars to compare (default: the live bars').")
+def verify(capture, speed, timeframes) -> None:
+    """Replay CAPTURE at max speed and paced; check both against each other and against the
+    bars built live while recording. Exits 1 on any difference."""
+    try:
+        from rtcap.storage.capture import open_capture
+
+        manifest = open_capture(capture)
+    except CaptureError as exc:
+        raise click.ClickException(str(exc)) from None
+    live = manifest.get("live_bars") or {}
+    labels = split_list(timeframes) or live.get("timeframes") or ["1min"]
+    try:
+        fast = asyncio.run(replay_digest(capture, None, labels))
+        paced = asyncio.run(replay_digest(capture, speed, labels))
+    except CaptureError as exc:
+        raise click.ClickException(str(exc)) from None
+    problems = []
+    diff = first_difference(fast.events, paced.events)
+    if diff is not None:
+        problems.append(f"max-speed and {speed:g}x replays differ at event #{diff[0]}:\n"
+                        f"  max:   {diff[1]}\n  paced: {diff[2]}")  # fmt: skip
+    live_lines = live_bar_lines(capture) if live.get("timeframes") and not timeframes else None
+    if live_lines is not None:
+        diff = first_difference(live_lines, fast.bars)
+        if diff is not None:
+            problems.append(f"replayed bars differ from the live bars at bar #{diff[0]}:\n"
+                            f"  live:   {_text(diff[1])}\n  replay: {_text(diff[2])}")  # fmt: skip
+    if problems:
+        raise click.ClickException("DIFFERENT: " + "\n".join(problems))
+    against = f" and the {len(live_lines)} live bars" if live_lines is not None else ""
+    click.echo(f"identical: {len(fast.bars)} bars ({', '.join(labels)}), {len(fast.events)} "
+               f"events at max speed and {speed:g}x{against}")  # fmt: skip
+    click.echo(f"bar stream sha256 {fast.bar_hash}")
+    click.echo(f"event stream sha256 {fast.event_hash}")
+
+
+def _text(line) -> str:
+    return line.decode().strip() if isinstance(line, bytes) else str(line)

@@ -1,0 +1,167 @@
+"""Ordered reading of a capture: sealed segments (and, if asked, the open journal) in ``seq``
+order, one row group at a time, with filters pushed down.
+
+A time window skips whole row groups by their ``recv_ns`` statistics before reading them; stream,
+kind and symbol filters then select rows with Arrow compute. Memory holds one row group at most,
+however long the capture.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from rtcap.storage.capture import CaptureError, journal_files, open_capture, sealed_files
+from rtcap.storage.journal import read_journal
+from rtcap.storage.schema import FRAME_SCHEMA, table_to_frames
+
+from rtcap.models import Frame
+from rtcap.timeutil import NS, parse_iso_ns
+
+_RELATIVE = re.compile(r"^([+-])\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|hr)$")
+_UNITS = {"ms": NS // 1000, "s": NS, "sec": NS, "m": 60 * NS, "min": 60 * NS, "h": 3600 * NS,
+          "hr": 3600 * NS}  # fmt: skip
+
+
+def resolve_time(text: str | int | None, start_ns: int, end_ns: int) -> int | None:
+    """``+5m`` (after the capture's first frame), ``-30s`` (before its last), an ISO time or
+    epoch ns; ``None`` stays ``None``. ``ValueError`` names the accepted forms."""
+    if text is None or isinstance(text, int):
+        return text
+    value = text.strip()
+    match = _RELATIVE.match(value)
+    if match:
+        sign, number, unit = match.groups()
+        offset = int(float(number) * _UNITS[unit])
+        return start_ns + offset if sign == "+" else end_ns - offset
+    if value.isdigit():
+        return int(value)
+    try:
+        return parse_iso_ns(value)
+    except ValueError:
+        raise ValueError(
+            f"invalid time {text!r}: use +5m (after the start), -30s (before the end), an ISO "
+            "time such as 2025-09-02T14:30:00Z, or epoch nanoseconds"
+        ) from None
+
+
+@dataclass(frozen=True)
+class FrameFilter:
+    """Rows to keep: ``start_ns <= recv_ns < end_ns`` and the listed streams/kinds/symbols."""
+
+    start_ns: int | None = None
+    end_ns: int | None = None
+    streams: frozenset[str] | None = None
+    kinds: frozenset[str] | None = None
+    symbols: frozenset[str] | None = None
+
+    def skips_row_group(self, low: int | None, high: int | None) -> bool:
+        if low is None or high is None:
+            return False
+        return (self.end_ns is not None and low >= self.end_ns) or (
+            self.start_ns is not None and high < self.start_ns
+        )
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        mask = None
+        recv = None
+        if self.start_ns is not None or self.end_ns is not None:
+            recv = table.column("recv_ns").cast(pa.int64())
+        for condition in (
+            None if self.start_ns is None else pc.greater_equal(recv, self.start_ns),
+            None if self.end_ns is None else pc.less(recv, self.end_ns),
+            _member(table, "stream", self.streams),
+            _member(table, "kind", self.kinds),
+            _member(table, "symbol", self.symbols),
+        ):
+            if condition is not None:
+                mask = condition if mask is None else pc.and_(mask, condition)
+        return table if mask is None else table.filter(mask)
+
+    @property
+    def empty(self) -> bool:
+        return all(v is None for v in (self.start_ns, self.end_ns, self.streams, self.kinds,
+                                       self.symbols))  # fmt: skip
+
+
+def _member(table: pa.Table, column: str, allowed: frozenset[str] | None):
+    if allowed is None:
+        return None
+    values = table.column(column).cast(pa.string())
+    return pc.fill_null(pc.is_in(values, pa.array(sorted(allowed), pa.string())), False)
+
+
+class CaptureReader:
+    """Row groups of a capture in ``seq`` order."""
+
+    def __init__(self, path: str | Path, *, include_open: bool = False) -> None:
+        self.path = Path(path)
+        self.include_open = include_open
+        if include_open and journal_files(self.path):
+            from rtcap.storage import manifest as manifests
+
+            self.manifest = manifests.load(self.path)
+        else:
+            self.manifest = open_capture(self.path)
+        self.row_groups_read = 0
+        self.row_groups_skipped = 0
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """(first, last) receive time of the sealed frames."""
+        segments = self.manifest["segments"]
+        if not segments:
+            return 0, 0
+        return min(s["first_ns"] for s in segments), max(s["last_ns"] for s in segments)
+
+    def tables(self, where: FrameFilter | None = None) -> Iterator[pa.Table]:
+        """Row groups (filtered) in seq order; then the open journal when asked."""
+        where = where or FrameFilter()
+        recv_index = FRAME_SCHEMA.get_field_index("recv_ns")
+        last_seq = -1
+        for file in sealed_files(self.path, self.manifest):
+            try:
+                parquet = pq.ParquetFile(file)
+            except (OSError, pa.ArrowException) as exc:
+                raise CaptureError(
+                    f"segment {file} cannot be read ({exc}); it is damaged or missing: compare "
+                    "it with the sha256 in manifest.json, or restore it from a backup"
+                ) from None
+            for index in range(parquet.num_row_groups):
+                stats = parquet.metadata.row_group(index).column(recv_index).statistics
+                low, high = _bounds(stats)
+                if where.skips_row_group(low, high):
+                    self.row_groups_skipped += 1
+                    continue
+                self.row_groups_read += 1
+                table = parquet.read_row_group(index)
+                if table.num_rows:
+                    last_seq = max(last_seq, pc.max(table.column("seq")).as_py())
+                table = where.apply(table)
+                if table.num_rows:
+                    yield table
+        if self.include_open:
+            for journal in journal_files(self.path):
+                table = read_journal(journal).table()
+                table = table.filter(pc.greater(table.column("seq"), last_seq))
+                table = where.apply(table)
+                if table.num_rows:
+                    yield table
+
+    def frames(self, where: FrameFilter | None = None, chunk: int = 1024) -> Iterator[list[Frame]]:
+        """Frames in lists of up to ``chunk``, in seq order."""
+        for table in self.tables(where):
+            for start in range(0, table.num_rows, chunk):
+                yield table_to_frames(table.slice(start, chunk))
+
+
+def _bounds(stats) -> tuple[int | None, int | None]:
+    """Raw int64 min/max of a ``recv_ns`` column chunk (epoch ns)."""
+    if stats is None or not stats.has_min_max:
+        return None, None
+    return int(stats.min_raw), int(stats.max_raw)

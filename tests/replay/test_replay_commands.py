@@ -1,0 +1,152 @@
+"""``rtcap replay`` and ``rtcap verify`` on recorded and imported captures."""
+
+import re
+import signal
+import subprocess
+import sys
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import websockets
+from click.testing import CliRunner
+from rtcap.replay.source import Replay
+from rtcap.storage.capture import read_frames
+
+from rtcap.cli import main
+from rtcap.pipeline import Pipeline
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rec") / "cap"
+    result = run("record", path, "--duration", "4s", "--rate", "300", "--bars", "1sec",
+                 "--quiet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_replay_prints_bars_in_each_format(recorded):
+    table = run("replay", recorded, "--timeframes", "1sec")
+    csv = run("replay", recorded, "--timeframes", "1sec", "--format", "csv")
+    jsonl = run("replay", recorded, "--timeframes", "1sec", "--format", "jsonl", "--ticks")
+    assert table.exit_code == csv.exit_code == jsonl.exit_code == 0
+    rows = csv.stdout.splitlines()
+    assert rows[0] == "timestamp,instrument,timeframe,open,high,low,close,volume,trades,gap"
+    lines = jsonl.stdout.splitlines()
+    bars = [orjson.loads(line) for line in lines if '"timeframe"' in line]
+    ticks = [orjson.loads(line) for line in lines if '"event":"trade"' in line]
+    assert len(bars) + len(ticks) == len(lines)
+    assert len(bars) == len(rows) - 1 >= 4 and len(ticks) > len(bars)
+    assert {b["instrument"] for b in bars} == {"MNQ", "ES"}
+    assert len([line for line in table.stdout.splitlines() if " 1sec " in line]) == len(bars)
+    assert "replayed" in table.stderr and "frames in" in table.stderr
+
+
+def test_verify_says_identical_and_catches_a_tampered_live_bar(recorded, tmp_path):
+    result = run("verify", recorded, "--speed", "50x")
+    assert result.exit_code == 0, result.output
+    assert re.match(r"identical: \d+ bars \(1sec\), \d+ events at max speed and 50x and the \d+ "
+                    r"live bars", result.output)  # fmt: skip
+    assert re.search(r"bar stream sha256 [0-9a-f]{64}", result.output)
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(recorded, copy)
+    (bars_file,) = (copy / "bars").glob("*.parquet")
+    table = pq.read_table(bars_file)
+    closes = table.column("close").to_pylist()
+    closes[0] += 0.25
+    pq.write_table(table.set_column(table.schema.get_field_index("close"), "close",
+                                    pa.array(closes)), bars_file)  # fmt: skip
+    result = run("verify", copy, "--speed", "50x")
+    assert result.exit_code == 1
+    assert "DIFFERENT: replayed bars differ from the live bars at bar #0" in result.output
+
+
+def test_bad_inputs_are_one_line_errors(recorded, tmp_path):
+    speed = run("replay", recorded, "--speed", "fast")
+    assert speed.exit_code == 2 and "invalid speed 'fast'" in speed.output
+    missing = run("replay", tmp_path / "nope")
+    assert missing.exit_code == 1 and "no capture at" in missing.output
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(recorded, broken)
+    part = next((broken / "frames").rglob("*.parquet"))
+    part.write_bytes(b"PAR1 this is not a parquet file")
+    result = run("replay", broken)
+    assert result.exit_code == 1 and "cannot be read" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_replay_serve_feeds_signalr_and_raw_clients(recorded):
+    import asyncio
+
+    frames = list(read_frames(recorded))
+    text_frames = [f for f in frames if f.kind == "text"]
+    process = subprocess.Popen([sys.executable, "-m", "rtcap", "replay", str(recorded), "--serve",
+                                "--speed", "2x"], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        banner = "".join(process.stdout.readline() for _ in range(5))
+        raw_url = re.search(r"raw frames\s+(\S+)", banner).group(1)
+        assert "MNQ=CON.F.US.MNQ" in banner
+
+        async def listen():
+            received = []
+            async with websockets.connect(raw_url, max_size=None) as ws:
+                try:
+                    while True:
+                        received.append(await asyncio.wait_for(ws.recv(), 4))
+                except TimeoutError:
+                    return received
+
+        received = asyncio.run(listen())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=20)
+    assert process.returncode == 0
+    assert received == [f.payload.decode() for f in text_frames][-len(received) :]
+    assert len(received) > len(text_frames) // 2  # joined while the replay was under way
+    assert re.search(r"served \d+ records to \d+ connections", out)
+
+
+def test_real_binance_bars_from_replay_equal_duckdb_bars(binance_capture, tmp_path):
+    assert (
+        run("import", binance_capture, tmp_path / "eth", "--format", "hftbacktest").exit_code == 0
+    )
+    pipeline = Pipeline(None, ["1min"], codec="auto")
+
+    async def replay():
+        async for batch in Replay(tmp_path / "eth").batches():
+            for frame in batch:
+                pipeline.feed(frame)
+
+    import asyncio
+
+    asyncio.run(replay())
+    bars = [(b.start_ns // 1_000_000, b.open, b.high, b.low, b.close, b.volume, b.trades)
+            for b in pipeline.instrument("ETHUSDT").builder.bars("1min")]  # fmt: skip
+    expected = duckdb.sql(f"""
+        with trades as (
+            select seq,
+                   (decode(payload)->>'$.data.T')::BIGINT as t,
+                   (decode(payload)->>'$.data.p')::DOUBLE as p,
+                   (decode(payload)->>'$.data.q')::DOUBLE as q
+            from read_parquet('{tmp_path / "eth"}/frames/*/*.parquet')
+            where target = 'trade'
+        )
+        select t // 60000 * 60000 as minute, arg_min(p, seq), max(p), min(p), arg_max(p, seq),
+               sum(q), count(*)
+        from trades group by 1 order by 1
+    """).fetchall()
+    assert len(bars) == len(expected) == 7
+    for mine, theirs in zip(bars, expected, strict=True):
+        assert mine[:5] == theirs[:5] and mine[6] == theirs[6]
+        assert mine[5] == pytest.approx(theirs[5], rel=1e-12)
