@@ -18,10 +18,19 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@ $(VENV)/.installed
 
-## demo: the simulated market through the kernel: bars and indicators for MNQ and ES.
+DEMO := captures/demo
+
+## demo: record 20 s of the embedded simulated market, replay it at 10x, verify, query it.
 demo: $(VENV)/.installed
-	$(BIN)/rtcap simulate --instruments MNQ,ES --seconds 900 --timeframes 1min,5min \
-		--indicators sma:5,ema:9,rsi:14 --tail 8
+	rm -rf $(DEMO)
+	$(BIN)/rtcap record $(DEMO) --duration 20s --rate 200 --bars 5sec,15sec
+	$(BIN)/rtcap replay $(DEMO) --speed 10x --timeframes 5sec,15sec
+	$(BIN)/rtcap verify $(DEMO) --speed 10x
+	$(BIN)/rtcap sql $(DEMO) -c "select kind, count(*) as frames, sum(bytes) as bytes \
+		from frames group by kind order by frames desc"
+	$(BIN)/rtcap sql $(DEMO) -c "select symbol, count(*) as trades, sum(volume) as volume, \
+		min(price) as low, max(price) as high, min(exch_time) as first, max(exch_time) as last \
+		from trades group by symbol order by symbol"
 
 ## test: lint, then the whole suite (slow soak/chaos variants run in their short form).
 test: $(VENV)/.installed-test

@@ -16,14 +16,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 from rtcap.capture.session import Backoff, FatalFeedError, Session
 from rtcap.storage.capture import CaptureError, CaptureWriter
 
 from rtcap.events import EventType
 from rtcap.models import CLOCK, DATA_KINDS, Frame
-from rtcap.pipeline import Pipeline
-from rtcap.sequence import SEQUENCE_GAP_KINDS
+from rtcap.pipeline import Pipeline, sequence_gap_row
 
 log = logging.getLogger("rtcap.capture")
 
@@ -90,10 +88,9 @@ class Recorder:
             if event.type is EventType.BAR_CLOSED:
                 if self.writer is not None and self.bar_timeframes:
                     self.writer.add_bar(event.instrument, event.data["bar"], frame.seq)
-            elif event.data.get("kind") in SEQUENCE_GAP_KINDS and frame.kind != "gap":
+            elif (row := sequence_gap_row(event, frame)) is not None:
                 self.sequence_gaps += 1
-                self._sink(Frame(0, frame.recv_ns, frame.mono_ns, frame.conn, frame.stream,
-                                 "gap", orjson.dumps(event.data)))  # fmt: skip
+                self._sink(row)
         for queue in self._queues:
             queue.put_nowait(frame)
         if self.max_frames is not None and self.data_frames >= self.max_frames:

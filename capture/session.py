@@ -24,6 +24,7 @@ from rtcap.capture.connection import StampedConnection
 from rtcap.capture.redact import redact_json, redact_url
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
+from rtcap.codecs import frame_hints
 from rtcap.models import Frame
 
 log = logging.getLogger("rtcap.capture")
@@ -237,7 +238,10 @@ class Session:
     def _record(self, ws: StampedConnection, message: str | bytes) -> None:
         wall, mono = ws.stamp()
         if isinstance(message, str):
-            self._row("text", message.encode(), wall, mono)
+            payload = message.encode()
+            target, symbol, exch = frame_hints(payload)
+            self.sink(Frame(0, wall, mono, self.conn, self.feed.stream, "text", payload, target,
+                            symbol, exch))  # fmt: skip
         else:
             self._row("binary", message, wall, mono)
 

@@ -488,6 +488,17 @@ class Pipeline:
             out.append(Event(event_type, detail, "connection", frame.recv_ns, None))
 
 
+def sequence_gap_row(event: Event, frame: Frame) -> Frame | None:
+    """A ``gap`` row recording an exchange sequence jump the pipeline found in ``frame``
+    (recorders and importers write these down; replays re-derive and ignore them)."""
+    if event.type is not EventType.GAP or frame.kind == GAP:
+        return None
+    if event.data.get("kind") not in SEQUENCE_GAP_KINDS:
+        return None
+    return Frame(0, frame.recv_ns, frame.mono_ns, frame.conn, frame.stream, GAP,
+                 orjson.dumps(event.data))  # fmt: skip
+
+
 def run_frames(
     frames: Iterable[Frame], pipeline: Pipeline, sink: Callable[[Event], Any] | None = None
 ) -> list[Event]:

@@ -26,7 +26,10 @@ import zstandard
 from rtcap.storage.capture import CaptureWriter
 from rtcap.storage.segments import SEAL_LEVEL
 
+from rtcap.codecs import frame_hints
+from rtcap.events import EventType
 from rtcap.models import Frame
+from rtcap.pipeline import Pipeline, sequence_gap_row
 from rtcap.timeutil import NS, parse_iso_ns
 
 FORMATS = ("hftbacktest", "tardis", "jsonl")
@@ -38,6 +41,7 @@ class ImportReport:
     frames: int = 0
     skipped: list[str] = field(default_factory=list)  # "line N: reason", first few only
     skipped_count: int = 0
+    sequence_gaps: int = 0
     first_ns: int | None = None
     last_ns: int | None = None
 
@@ -52,27 +56,6 @@ def _open_lines(path: Path) -> Iterator[bytes]:
         handle = open(path, "rb")  # noqa: SIM115
     with handle:
         yield from handle
-
-
-def binance_hints(payload: bytes) -> tuple[str | None, str | None, int | None]:
-    """(target, symbol, exchange ns) of a Binance frame, as far as it tells."""
-    try:
-        message = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return None, None, None
-    if not isinstance(message, dict):
-        return None, None, None
-    stream = message.get("stream")
-    data = message.get("data", message)
-    if not isinstance(data, dict):
-        return None, None, None
-    if stream:
-        symbol, _, kind = stream.partition("@")
-        exch = data.get("T") or data.get("E")
-        return kind, symbol.upper(), exch * MS if isinstance(exch, int) else None
-    if "lastUpdateId" in data:
-        return "depthSnapshot", None, None
-    return None, None, None
 
 
 def _parse(line: bytes, fmt: str) -> tuple[int, bytes, str]:
@@ -118,6 +101,7 @@ def import_lines(
                            fsync="never", seal_level=seal_level)  # fmt: skip
     writer.open()
     report = ImportReport()
+    checker = Pipeline(None, ["1day"], codec="auto", wanted={EventType.GAP})
     try:
         for number, line in enumerate(_open_lines(path), start=1):
             if not line.strip():
@@ -129,8 +113,13 @@ def import_lines(
                 if len(report.skipped) < 10:
                     report.skipped.append(f"line {number}: {exc}")
                 continue
-            target_hint, symbol, exch = binance_hints(payload)
-            writer.append(Frame(0, recv, 0, 0, stream, "text", payload, target_hint, symbol, exch))
+            target_hint, symbol, exch = frame_hints(payload)
+            frame = Frame(0, recv, 0, 0, stream, "text", payload, target_hint, symbol, exch)
+            writer.append(frame)
+            for event in checker.feed(frame):
+                if (row := sequence_gap_row(event, frame)) is not None:
+                    writer.append(row)
+                    report.sequence_gaps += 1
             report.frames += 1
             report.first_ns = recv if report.first_ns is None else report.first_ns
             report.last_ns = recv

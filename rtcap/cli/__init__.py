@@ -13,6 +13,7 @@ from rtcap.cli.record import record
 from rtcap.cli.replay import replay, verify
 from rtcap.cli.sim import sim
 from rtcap.cli.simulate import simulate
+from rtcap.cli.sql import sql
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -28,4 +29,5 @@ main.add_command(verify)
 main.add_command(recover_command)
 main.add_command(import_command)
 main.add_command(sim)
+main.add_command(sql)
 main.add_command(simulate)

@@ -51,6 +51,8 @@ def import_command(file: Path, capture: Path, fmt: str) -> None:
     except (ValueError, CaptureError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"imported {report.frames} frames from {file} into {capture}")
+    if report.sequence_gaps:
+        click.echo(f"  {report.sequence_gaps} exchange sequence gaps found (see the gaps view)")
     if report.skipped_count:
         click.echo(f"  skipped {report.skipped_count} unreadable lines, e.g.:")
         for line in report.skipped:

@@ -6,6 +6,7 @@ data frame it sees.
 
 from __future__ import annotations
 
+from rtcap.codecs import projectx
 from rtcap.codecs.base import (
     Codec,
     Collector,
@@ -16,7 +17,7 @@ from rtcap.codecs.base import (
     NullCodec,
     SinkCodec,
 )
-from rtcap.codecs.binance import BinanceCodec
+from rtcap.codecs.binance import BinanceCodec, binance_hints
 from rtcap.codecs.projectx import ProjectXCodec
 from rtcap.models import Frame
 
@@ -54,6 +55,18 @@ class AutoCodec(SinkCodec):
         codec.decode_into(frame, sink)
 
 
+def frame_hints(payload: bytes) -> tuple[str | None, str | None, int | None]:
+    """Pushdown hints for a data frame: (target or stream kind, symbol or contract id, exchange
+    ns), from the first message it holds; ``(None, None, None)`` when nothing is recognised."""
+    kind = sniff(payload)
+    if kind == "projectx":
+        target, contract = projectx.record_target_and_contract(payload)
+        return target, contract, None
+    if kind == "binance":
+        return binance_hints(payload)
+    return None, None, None
+
+
 def codec_for(name: str) -> Codec:
     """A fresh codec by name; ``ValueError`` lists the names that exist."""
     factories = {
@@ -81,5 +94,6 @@ __all__ = [
     "ProjectXCodec",
     "SinkCodec",
     "codec_for",
+    "frame_hints",
     "sniff",
 ]

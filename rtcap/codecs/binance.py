@@ -112,3 +112,24 @@ class BinanceCodec(SinkCodec):
 
 def _levels(pairs: Any, side: str) -> list[DepthLevel]:
     return [DepthLevel(to_float(price), to_float(size), side) for price, size in pairs]
+
+
+def binance_hints(payload: bytes) -> tuple[str | None, str | None, int | None]:
+    """(stream kind, symbol, exchange ns) of a Binance frame, as far as it tells cheaply."""
+    try:
+        message = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None, None, None
+    if not isinstance(message, dict):
+        return None, None, None
+    stream = message.get("stream")
+    data = message.get("data", message)
+    if not isinstance(data, dict):
+        return None, None, None
+    if stream:
+        symbol, _, kind = stream.partition("@")
+        exch = data.get("T") or data.get("E")
+        return kind, symbol.upper(), exch * MS if isinstance(exch, int) else None
+    if "lastUpdateId" in data:
+        return "depthSnapshot", None, None
+    return None, None, None

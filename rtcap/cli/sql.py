@@ -1,0 +1,116 @@
+"""``rtcap sql``: DuckDB over captures and exports, as a one-shot query or a prompt."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import duckdb
+import orjson
+
+from rtcap.storage.capture import CaptureError
+from rtcap.storage.views import VIEW_NAMES, connect
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("-c", "--command", "query", help="SQL to run; without it, a prompt opens.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "parquet"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the result to this file (needed for parquet).",
+)
+@click.option("--max-rows", default=40, show_default=True, help="Rows shown by --format table.")
+def sql(paths, query, fmt, out, max_rows) -> None:  # fmt: skip
+    """Query captures and exports with DuckDB.
+
+    PATHS are capture directories, folders of captures, or export folders (default:
+    ./captures). Views: frames, lifecycle, gaps, trades, quotes, depth, bars, snapshots.
+    Nothing is ever written into a capture.
+
+        rtcap sql captures/today -c "select symbol, count(*) from trades group by 1"
+    """
+    if fmt == "parquet" and out is None:
+        raise click.UsageError("--format parquet needs --out FILE")
+    try:
+        con = connect(list(paths) or [Path("captures")])
+    except CaptureError as exc:
+        raise click.ClickException(str(exc)) from None
+    if query is not None:
+        _run(con, query, fmt, out, max_rows)
+        return
+    if not sys.stdin.isatty():
+        _run(con, sys.stdin.read(), fmt, out, max_rows)
+        return
+    _prompt(con, fmt, max_rows)
+
+
+def _run(con: duckdb.DuckDBPyConnection, query: str, fmt: str, out: Path | None,
+         max_rows: int) -> None:  # fmt: skip
+    try:
+        relation = con.sql(query)
+        if relation is None:
+            return
+        if fmt == "parquet":
+            relation.write_parquet(str(out), compression="zstd")
+            click.echo(f"wrote {out}")
+            return
+        text = _render(relation, fmt, max_rows)
+    except duckdb.Error as exc:
+        raise click.ClickException(str(exc).strip()) from None
+    if out is not None:
+        out.write_text(text)
+        click.echo(f"wrote {out}")
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+
+
+def _render(relation: duckdb.DuckDBPyRelation, fmt: str, max_rows: int) -> str:
+    if fmt == "table":
+        return _box(relation, max_rows)
+    frame = relation.pl()
+    if fmt == "csv":
+        return frame.write_csv()
+    rows = frame.to_dicts()
+    return orjson.dumps(rows, default=str, option=orjson.OPT_INDENT_2).decode() + "\n"
+
+
+def _box(relation: duckdb.DuckDBPyRelation, max_rows: int) -> str:
+    import polars as pl
+
+    frame = relation.limit(max_rows + 1).pl()
+    more = frame.height > max_rows
+    with pl.Config(tbl_rows=max_rows, tbl_cols=-1, tbl_hide_dataframe_shape=True,
+                   tbl_formatting="ASCII_MARKDOWN", tbl_hide_column_data_types=True,
+                   fmt_str_lengths=60, tbl_width_chars=250):  # fmt: skip
+        text = str(frame.head(max_rows))
+    return text + ("\n… more rows (use --max-rows or --format csv)" if more else "")
+
+
+def _prompt(con: duckdb.DuckDBPyConnection, fmt: str, max_rows: int) -> None:
+    click.echo(f"rtcap sql — views: {', '.join(VIEW_NAMES)}. End statements with ';', "
+               "quit with .quit or Ctrl+D.")  # fmt: skip
+    buffer = ""
+    while True:
+        try:
+            line = input("rtcap> " if not buffer else "   ...> ")
+        except (EOFError, KeyboardInterrupt):
+            click.echo()
+            return
+        if line.strip() in (".quit", ".exit", "\\q"):
+            return
+        buffer += line + "\n"
+        if buffer.strip().endswith(";"):
+            try:
+                _run(con, buffer, fmt, None, max_rows)
+            except click.ClickException as exc:
+                click.echo(f"Error: {exc.message}", err=True)
+            buffer = ""

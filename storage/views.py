@@ -1,0 +1,281 @@
+"""DuckDB views over captures and exports: one SQL dataset, however many folders and dates.
+
+Views (each has a ``capture`` column naming where a row came from):
+
+* ``frames``: every column of every sealed frame, ``recv_time``/``exch_time`` as TIMESTAMPTZ,
+  ``payload_text`` decoded wherever it is text (DuckDB's JSON functions return NULL on BLOBs);
+* ``lifecycle``: open/close/error/sent/clock/gap rows with their JSON fields;
+* ``gaps``: every ``gap`` row (connection outages and exchange sequence jumps);
+* ``trades``, ``quotes``, ``depth``: typed market data decoded from ProjectX SignalR records and
+  Binance messages (prices DOUBLE, times TIMESTAMPTZ), one row per print / quote / level;
+* ``bars``: bars built live while recording, and bars from ``rtcap export`` CSV/Parquet files;
+* ``snapshots``: ``rtcap export`` JSON snapshots.
+
+The connection is in memory: nothing is ever written into a capture.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+from rtcap.storage.capture import CaptureError, journal_files
+
+VIEW_NAMES = ("frames", "lifecycle", "gaps", "trades", "quotes", "depth", "bars", "snapshots")
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def discover(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(captures, export folders) found at or directly below ``paths``."""
+    captures: list[Path] = []
+    exports: list[Path] = []
+    for path in paths:
+        if not path.exists():
+            raise CaptureError(f"no capture or export at {path}: check the path")
+        candidates = [path] + (
+            sorted(p for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
+        )
+        for candidate in candidates:
+            if (candidate / "manifest.json").exists() or journal_files(candidate):
+                captures.append(candidate)
+            elif candidate.is_dir() and (
+                any(candidate.glob("bars_*")) or any(candidate.glob("snapshot_*.json"))
+            ):
+                exports.append(candidate)
+        if not captures and not exports and path.is_dir() and any(path.rglob("*.parquet")):
+            raise CaptureError(f"{path} holds Parquet files but no manifest.json: not a capture")
+    if not captures and not exports:
+        raise CaptureError(f"nothing to query under {', '.join(map(str, paths))}: give capture "
+                           "directories (with manifest.json) or export folders")  # fmt: skip
+    return captures, exports
+
+
+def connect(paths: list[str | Path]) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with every view defined over ``paths``."""
+    captures, exports = discover([Path(p) for p in paths])
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    _frames(con, captures)
+    _market_views(con)
+    _bars(con, captures, exports)
+    _snapshots(con, exports)
+    return con
+
+
+def _frames(con: duckdb.DuckDBPyConnection, captures: list[Path]) -> None:
+    parts = []
+    for capture in captures:
+        files = sorted((capture / "frames").rglob("*.parquet"))
+        if files:
+            listed = ", ".join(_quote(str(f)) for f in files)
+            parts.append(f"SELECT {_quote(capture.name)} AS capture, * FROM read_parquet([{listed}], "
+                         "hive_partitioning = true, union_by_name = true)")  # fmt: skip
+    empty = ("SELECT NULL::VARCHAR AS capture, NULL::UBIGINT AS seq, NULL::TIMESTAMPTZ AS recv_ns, "
+             "NULL::BIGINT AS mono_ns, NULL::UINTEGER AS conn, NULL::VARCHAR AS stream, "
+             "NULL::VARCHAR AS kind, NULL::BLOB AS payload, NULL::VARCHAR AS target, "
+             "NULL::VARCHAR AS symbol, NULL::BIGINT AS exch_ns, NULL::DATE AS date WHERE false")  # fmt: skip
+    con.execute(f"CREATE VIEW frames_raw AS {' UNION ALL BY NAME '.join(parts) or empty}")
+    con.execute("""
+        CREATE VIEW frames AS
+        SELECT capture, seq, recv_ns AS recv_time, epoch_ns(recv_ns) AS recv_ns, mono_ns, conn,
+               stream, kind, target, symbol,
+               CASE WHEN exch_ns IS NOT NULL THEN make_timestamptz(exch_ns // 1000) END AS exch_time,
+               exch_ns, octet_length(payload) AS bytes,
+               CASE WHEN kind <> 'binary' THEN try(decode(payload)) END AS payload_text,
+               payload, date
+        FROM frames_raw
+    """)
+    con.execute("""
+        CREATE VIEW lifecycle AS
+        SELECT capture, seq, recv_time, stream, conn, kind,
+               j ->> '$.event' AS event, TRY_CAST(j ->> '$.code' AS INTEGER) AS close_code,
+               j ->> '$.reason' AS reason, j ->> '$.url' AS url, detail
+        FROM (SELECT *, rtrim(payload_text, chr(30)) AS detail,
+                     CASE WHEN json_valid(rtrim(payload_text, chr(30)))
+                          THEN rtrim(payload_text, chr(30))::JSON END AS j
+              FROM frames WHERE kind IN ('open', 'close', 'error', 'sent', 'clock', 'gap'))
+    """)
+    con.execute("""
+        CREATE VIEW gaps AS
+        SELECT capture, seq, recv_time, stream, conn,
+               coalesce(payload_text ->> '$.kind', 'connection') AS gap_kind,
+               make_timestamptz(TRY_CAST(payload_text ->> '$.from_ns' AS BIGINT) // 1000) AS gap_from,
+               make_timestamptz(TRY_CAST(payload_text ->> '$.to_ns' AS BIGINT) // 1000) AS gap_to,
+               TRY_CAST(payload_text ->> '$.seconds' AS DOUBLE) AS seconds,
+               payload_text ->> '$.symbol' AS symbol,
+               TRY_CAST(payload_text ->> '$.expected' AS BIGINT) AS expected,
+               TRY_CAST(payload_text ->> '$.received' AS BIGINT) AS received,
+               TRY_CAST(payload_text ->> '$.missing' AS BIGINT) AS missing
+        FROM frames WHERE kind = 'gap'
+    """)
+
+
+_INSTRUMENT = """CASE split_part({cid}, '.', 4) WHEN 'EP' THEN 'ES' WHEN 'ENQ' THEN 'NQ'
+                 ELSE coalesce(nullif(split_part({cid}, '.', 4), ''), {cid}) END"""
+
+
+def _market_views(con: duckdb.DuckDBPyConnection) -> None:
+    # Every SignalR record of every text frame (one frame may hold several), and every
+    # Binance message (unwrapped from combined-stream envelopes).
+    con.execute("""
+        CREATE VIEW signalr_records AS
+        SELECT f.capture, f.seq, r.record_index, f.recv_time, f.stream, r.record,
+               r.record ->> '$.target' AS target,
+               r.record ->> '$.arguments[0]' AS contract,
+               json_extract(r.record, '$.arguments[1]') AS body
+        FROM frames f,
+             unnest(string_split(rtrim(f.payload_text, chr(30)), chr(30))) WITH ORDINALITY AS r(record, record_index)
+        WHERE f.kind = 'text' AND ends_with(f.payload_text, chr(30))
+          AND r.record <> '' AND (r.record ->> '$.type') = '1'
+    """)
+    con.execute("""
+        CREATE VIEW binance_messages AS
+        SELECT capture, seq, recv_time, stream,
+               payload_text ->> '$.stream' AS binance_stream,
+               CASE WHEN json_exists(payload_text, '$.data') THEN json_extract(payload_text, '$.data')
+                    ELSE payload_text::JSON END AS data
+        FROM frames
+        WHERE kind = 'text' AND NOT ends_with(payload_text, chr(30))
+          AND starts_with(ltrim(payload_text), '{') AND json_valid(payload_text)
+    """)
+    instrument = _INSTRUMENT.format(cid="contract")
+    con.execute(f"""
+        CREATE VIEW trades AS
+        SELECT capture, seq, record_index, print_index, recv_time, 'projectx' AS source,
+               {instrument} AS symbol, contract,
+               CAST(t ->> '$.price' AS DOUBLE) AS price, CAST(t ->> '$.volume' AS DOUBLE) AS volume,
+               CASE t ->> '$.type' WHEN '0' THEN 'buy' WHEN '1' THEN 'sell' END AS side,
+               CAST(t ->> '$.timestamp' AS TIMESTAMPTZ) AS exch_time, NULL::BIGINT AS trade_id
+        FROM (SELECT s.*, p.t, p.print_index FROM signalr_records s,
+                     unnest(from_json(CASE WHEN json_type(body) = 'ARRAY' THEN body ELSE json_array(body) END, '["JSON"]'))
+                     WITH ORDINALITY AS p(t, print_index)
+              WHERE s.target = 'GatewayTrade')
+        UNION ALL
+        SELECT capture, seq, 1, 1, recv_time, 'binance', data ->> '$.s', binance_stream,
+               CAST(data ->> '$.p' AS DOUBLE), CAST(data ->> '$.q' AS DOUBLE),
+               CASE WHEN CAST(data ->> '$.m' AS BOOLEAN) THEN 'sell' ELSE 'buy' END,
+               make_timestamptz(CAST(data ->> '$.T' AS BIGINT) * 1000),
+               CAST(coalesce(data ->> '$.t', data ->> '$.a') AS BIGINT)
+        FROM binance_messages WHERE (data ->> '$.e') IN ('trade', 'aggTrade')
+    """)
+    con.execute(f"""
+        CREATE VIEW quotes AS
+        SELECT capture, seq, recv_time, 'projectx' AS source, {instrument} AS symbol, contract,
+               CAST(body ->> '$.bestBid' AS DOUBLE) AS bid, CAST(body ->> '$.bestAsk' AS DOUBLE) AS ask,
+               NULL::DOUBLE AS bid_size, NULL::DOUBLE AS ask_size,
+               CAST(body ->> '$.lastPrice' AS DOUBLE) AS last,
+               CAST(body ->> '$.volume' AS DOUBLE) AS session_volume,
+               CAST(coalesce(body ->> '$.timestamp', body ->> '$.lastUpdated') AS TIMESTAMPTZ) AS exch_time
+        FROM signalr_records WHERE target = 'GatewayQuote'
+        UNION ALL
+        SELECT capture, seq, recv_time, 'binance', data ->> '$.s', binance_stream,
+               CAST(data ->> '$.b' AS DOUBLE), CAST(data ->> '$.a' AS DOUBLE),
+               CAST(data ->> '$.B' AS DOUBLE), CAST(data ->> '$.A' AS DOUBLE), NULL, NULL,
+               CASE WHEN data ->> '$.T' IS NOT NULL
+                    THEN make_timestamptz(CAST(data ->> '$.T' AS BIGINT) * 1000) END
+        FROM binance_messages
+        WHERE (data ->> '$.e') IS NULL AND json_exists(data, '$.u') AND json_exists(data, '$.b')
+    """)
+    con.execute(f"""
+        CREATE VIEW depth AS
+        SELECT capture, seq, recv_time, 'projectx' AS source, {instrument} AS symbol, contract,
+               CASE CAST(l ->> '$.type' AS INTEGER) WHEN 1 THEN 'ask' WHEN 3 THEN 'ask'
+                    WHEN 10 THEN 'ask' WHEN 2 THEN 'bid' WHEN 4 THEN 'bid' WHEN 9 THEN 'bid'
+                    WHEN 5 THEN 'trade' WHEN 6 THEN 'reset' ELSE 'other' END AS side,
+               CAST(l ->> '$.price' AS DOUBLE) AS price,
+               CAST(coalesce(l ->> '$.volume', l ->> '$.size') AS DOUBLE) AS volume,
+               CAST(l ->> '$.timestamp' AS TIMESTAMPTZ) AS exch_time,
+               NULL::BIGINT AS first_update_id, NULL::BIGINT AS last_update_id, false AS snapshot
+        FROM (SELECT *, unnest(from_json(CASE WHEN json_type(body) = 'ARRAY' THEN body
+                                              ELSE json_array(body) END, '["JSON"]')) AS l
+              FROM signalr_records WHERE target = 'GatewayDepth')
+        UNION ALL
+        SELECT capture, seq, recv_time, 'binance', symbol, binance_stream, side,
+               CAST(level ->> '$[0]' AS DOUBLE), CAST(level ->> '$[1]' AS DOUBLE), exch_time,
+               first_id, last_id, snapshot
+        FROM (
+            SELECT capture, seq, recv_time, binance_stream,
+                   coalesce(data ->> '$.s', upper(split_part(binance_stream, '@', 1))) AS symbol,
+                   CASE WHEN data ->> '$.E' IS NOT NULL
+                        THEN make_timestamptz(CAST(data ->> '$.E' AS BIGINT) * 1000) END AS exch_time,
+                   CAST(data ->> '$.U' AS BIGINT) AS first_id,
+                   CAST(coalesce(data ->> '$.u', data ->> '$.lastUpdateId') AS BIGINT) AS last_id,
+                   json_exists(data, '$.lastUpdateId') AS snapshot,
+                   unnest(from_json(coalesce(json_extract(data, '$.b'), json_extract(data, '$.bids')), '["JSON"]')) AS level,
+                   'bid' AS side
+            FROM binance_messages WHERE (data ->> '$.e') = 'depthUpdate' OR json_exists(data, '$.lastUpdateId')
+            UNION ALL
+            SELECT capture, seq, recv_time, binance_stream,
+                   coalesce(data ->> '$.s', upper(split_part(binance_stream, '@', 1))),
+                   CASE WHEN data ->> '$.E' IS NOT NULL
+                        THEN make_timestamptz(CAST(data ->> '$.E' AS BIGINT) * 1000) END,
+                   CAST(data ->> '$.U' AS BIGINT),
+                   CAST(coalesce(data ->> '$.u', data ->> '$.lastUpdateId') AS BIGINT),
+                   json_exists(data, '$.lastUpdateId'),
+                   unnest(from_json(coalesce(json_extract(data, '$.a'), json_extract(data, '$.asks')), '["JSON"]')),
+                   'ask'
+            FROM binance_messages WHERE (data ->> '$.e') = 'depthUpdate' OR json_exists(data, '$.lastUpdateId')
+        )
+    """)
+
+
+BAR_COLUMNS = ("CAST(timestamp AS TIMESTAMPTZ) AS timestamp, instrument, timeframe, "
+               "CAST(open AS DOUBLE) AS open, CAST(high AS DOUBLE) AS high, "
+               "CAST(low AS DOUBLE) AS low, CAST(close AS DOUBLE) AS close, "
+               "CAST(volume AS DOUBLE) AS volume")  # fmt: skip
+
+
+def _bars(con: duckdb.DuckDBPyConnection, captures: list[Path], exports: list[Path]) -> None:
+    parts = []
+    for capture in captures:
+        files = sorted((capture / "bars").glob("bars-*.parquet"))
+        if files:
+            listed = ", ".join(_quote(str(f)) for f in files)
+            parts.append(
+                f"SELECT {_quote(capture.name)} AS capture, 'live' AS origin, "
+                "start_ns AS timestamp, instrument, timeframe, open, high, low, close, "
+                f"volume FROM read_parquet([{listed}])"
+            )
+    for folder in exports:
+        csvs = sorted(folder.glob("bars_*.csv"))
+        if csvs:
+            listed = ", ".join(_quote(str(f)) for f in csvs)
+            parts.append(
+                f"SELECT {_quote(folder.name)} AS capture, 'export' AS origin, timestamp, "
+                "instrument, timeframe, open, high, low, close, volume FROM read_csv("
+                f"[{listed}], header = true, columns = {{'timestamp': 'TIMESTAMPTZ', "
+                "'instrument': 'VARCHAR', 'timeframe': 'VARCHAR', 'open': 'DOUBLE', "
+                "'high': 'DOUBLE', 'low': 'DOUBLE', 'close': 'DOUBLE', 'volume': 'DOUBLE'})"
+            )
+        parquets = sorted(folder.glob("bars_*.parquet"))
+        if parquets:
+            listed = ", ".join(_quote(str(f)) for f in parquets)
+            parts.append(f"SELECT {_quote(folder.name)} AS capture, 'export' AS origin, timestamp, "
+                         "instrument, timeframe, open, high, low, close, volume FROM "
+                         f"read_parquet([{listed}])")  # fmt: skip
+    body = " UNION ALL BY NAME ".join(
+        f"SELECT capture, origin, {BAR_COLUMNS} FROM ({p})" for p in parts
+    )
+    empty = (f"SELECT NULL::VARCHAR AS capture, NULL::VARCHAR AS origin, {BAR_COLUMNS} FROM "
+             "(SELECT NULL AS timestamp, NULL AS instrument, NULL AS timeframe, NULL AS open, "
+             "NULL AS high, NULL AS low, NULL AS close, NULL AS volume) WHERE false")  # fmt: skip
+    con.execute(f"CREATE VIEW bars AS {body or empty}")
+
+
+def _snapshots(con: duckdb.DuckDBPyConnection, exports: list[Path]) -> None:
+    files = [f for folder in exports for f in sorted(folder.glob("snapshot_*.json"))]
+    if files:
+        listed = ", ".join(_quote(str(f)) for f in files)
+        con.execute(
+            "CREATE VIEW snapshots AS SELECT regexp_extract(filename, '[^/]+$') AS file, "
+            "CAST(export_timestamp AS TIMESTAMPTZ) AS export_timestamp, data_summary, recent_data "
+            f"FROM read_json([{listed}], filename = true, columns = {{'export_timestamp': "
+            "'VARCHAR', 'data_summary': 'JSON', 'recent_data': 'JSON'}})"
+        )
+    else:
+        con.execute("CREATE VIEW snapshots AS SELECT NULL::VARCHAR AS file, "
+                    "NULL::TIMESTAMPTZ AS export_timestamp, NULL::JSON AS data_summary, "
+                    "NULL::JSON AS recent_data WHERE false")  # fmt: skip
