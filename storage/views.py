@@ -245,9 +245,10 @@ def _bars(con: duckdb.DuckDBPyConnection, captures: list[Path], exports: list[Pa
             listed = ", ".join(_quote(str(f)) for f in csvs)
             parts.append(
                 f"SELECT {_quote(folder.name)} AS capture, 'export' AS origin, timestamp, "
-                "instrument, timeframe, open, high, low, close, volume FROM read_csv("
-                f"[{listed}], header = true, columns = {{'timestamp': 'TIMESTAMPTZ', "
-                "'instrument': 'VARCHAR', 'timeframe': 'VARCHAR', 'open': 'DOUBLE', "
+                "nullif(regexp_extract(filename, 'bars_([A-Za-z0-9.]+)_\\d{8}T', 1), '') AS instrument, "
+                "timeframe, open, high, low, close, volume FROM read_csv("
+                f"[{listed}], header = true, filename = true, columns = {{"
+                "'timestamp': 'TIMESTAMPTZ', 'timeframe': 'VARCHAR', 'open': 'DOUBLE', "
                 "'high': 'DOUBLE', 'low': 'DOUBLE', 'close': 'DOUBLE', 'volume': 'DOUBLE'})"
             )
         parquets = sorted(folder.glob("bars_*.parquet"))
@@ -273,7 +274,7 @@ def _snapshots(con: duckdb.DuckDBPyConnection, exports: list[Path]) -> None:
             "CREATE VIEW snapshots AS SELECT regexp_extract(filename, '[^/]+$') AS file, "
             "CAST(export_timestamp AS TIMESTAMPTZ) AS export_timestamp, data_summary, recent_data "
             f"FROM read_json([{listed}], filename = true, columns = {{'export_timestamp': "
-            "'VARCHAR', 'data_summary': 'JSON', 'recent_data': 'JSON'}})"
+            "'VARCHAR', 'data_summary': 'JSON', 'recent_data': 'JSON'})"
         )
     else:
         con.execute("CREATE VIEW snapshots AS SELECT NULL::VARCHAR AS file, "

@@ -58,12 +58,16 @@ def test_sim_views_match_the_frames(sim_capture):
         for _, m in records(frames, "GatewayTrade")
         for p in m["arguments"][1]
     ]
-    rows = con.execute("select contract, price, volume, side from trades "
-                       "order by seq, record_index, print_index").fetchall()
+    rows = con.execute(
+        "select contract, price, volume, side from trades order by seq, record_index, print_index"
+    ).fetchall()
     assert rows == [
         (c, p["price"], float(p["volume"]), "buy" if p["type"] == 0 else "sell") for c, p in prints
     ]
-    assert {s for (s,) in con.execute("select distinct symbol from trades").fetchall()} == {"MNQ", "ES"}
+    assert {s for (s,) in con.execute("select distinct symbol from trades").fetchall()} == {
+        "MNQ",
+        "ES",
+    }
     quotes = list(records(frames, "GatewayQuote"))
     assert con.execute("select count(*), count(bid) from quotes").fetchone() == (
         len(quotes),
@@ -111,7 +115,9 @@ def test_binance_views_on_the_real_capture_with_a_known_bar_and_gap(binance_capt
                max(price), min(price), last(price order by seq), count(*)
         from trades group by 1 order by 1 limit 1 offset 1
     """).fetchone()
-    prices = [(orjson.loads(line.split(b" ", 1)[1])["data"]) for line in lines if b"@trade" in line[:60]]
+    prices = [
+        (orjson.loads(line.split(b" ", 1)[1])["data"]) for line in lines if b"@trade" in line[:60]
+    ]
     minute = [p for p in prices if p["T"] // 60000 * 60000 == int(bar[0].timestamp()) * 1000]
     assert bar[1:] == (float(minute[0]["p"]), max(float(p["p"]) for p in minute),
                        min(float(p["p"]) for p in minute), float(minute[-1]["p"]), len(minute))  # fmt: skip

@@ -1,0 +1,127 @@
+"""``rtcap export`` and ``rtcap info``: bars out of a capture, and what a capture holds."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+import duckdb
+
+from rtcap.cli.options import timeframes_option
+from rtcap.replay.export import export_bars
+from rtcap.storage.capture import CaptureError, open_capture
+from rtcap.storage.segments import sha256_file
+from rtcap.storage.views import connect
+from rtcap.timeutil import ns_to_datetime
+
+
+@click.command("export")
+@click.argument("capture", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write bars_*.csv and snapshot_*.json into.",
+)
+@click.option("--timeframes", default="1min,5min", show_default=True, callback=timeframes_option)
+@click.option("--from", "start", help="Start: +5m, -30s or an ISO time.")
+@click.option("--to", "end", help="End (exclusive).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True
+)
+def export_command(capture, out, timeframes, start, end, fmt) -> None:  # fmt: skip
+    """Replay CAPTURE at max speed and write its completed bars and a JSON snapshot to OUT.
+
+    Then query them: rtcap sql OUT -c "select timeframe, count(*) from bars group by 1"
+    """
+    try:
+        result = asyncio.run(export_bars(capture, out, timeframes, start=start, end=end, fmt=fmt))
+    except (CaptureError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for path in result.files:
+        click.echo(f"wrote {path}")
+    for symbol, counts in result.bars.items():
+        click.echo(f"  {symbol}: " + ", ".join(f"{n} {tf} bars" for tf, n in counts.items()))
+
+
+@click.command("info")
+@click.argument("capture", type=click.Path(path_type=Path))
+@click.option("--verify-checksums", is_flag=True, help="Re-hash every segment file.")
+def info_command(capture: Path, verify_checksums: bool) -> None:
+    """What CAPTURE holds: span, frames and bytes by stream and kind, compression, connections
+    and gaps, receive-vs-exchange clock skew, and its segments."""
+    try:
+        manifest = open_capture(capture)
+        con = connect([capture])
+    except CaptureError as exc:
+        raise click.ClickException(str(exc)) from None
+    segments = manifest["segments"]
+    files = [f for s in segments for f in s["files"]]
+    on_disk = sum(f["bytes"] for f in files)
+    first = min((s["first_ns"] for s in segments), default=None)
+    last = max((s["last_ns"] for s in segments), default=None)
+    source = manifest.get("source") or {}
+    click.echo(f"capture   {capture}  ({manifest['status']}, {source.get('kind', '?')} source)")
+    if first is not None:
+        click.echo(f"span      {_iso(first)} → {_iso(last)}  ({(last - first) / 1e9:,.1f} s)")
+    payload = manifest["payload_bytes"]
+    ratio = f"{payload / on_disk:.2f}x" if on_disk else "-"
+    click.echo(f"frames    {manifest['frames']:,} rows, {payload / 1e6:,.2f} MB payload, "
+               f"{on_disk / 1e6:,.2f} MB on disk, compression {ratio}")  # fmt: skip
+    try:
+        _frame_statistics(con, manifest)
+    except duckdb.Error as exc:
+        click.echo(f"contents  unreadable: {str(exc).splitlines()[0]}")
+        click.echo("          (a segment is damaged: run with --verify-checksums to find it)")
+    live = manifest.get("live_bars")
+    if live:
+        click.echo(f"live bars {live.get('count', 0)} ({', '.join(live.get('timeframes') or [])}),"
+                   f" sha256 {live.get('stream_hash', '')[:16]}…")  # fmt: skip
+    click.echo(f"segments  {len(segments)} ({len(files)} files)")
+    bad = 0
+    for file in files:
+        mark = ""
+        if verify_checksums:
+            path = capture / file["path"]
+            actual = sha256_file(path) if path.exists() else "missing"
+            ok = actual == file["sha256"]
+            bad += not ok
+            mark = "  ok" if ok else f"  MISMATCH (now {actual[:16]}…)"
+        click.echo(f"  {file['path']}  {file['rows']:,} rows  {file['bytes']:,} B  "
+                   f"sha256 {file['sha256'][:16]}…{mark}")  # fmt: skip
+    if bad:
+        raise click.ClickException(f"{bad} segment file(s) do not match their checksums")
+
+
+def _frame_statistics(con, manifest) -> None:
+    rows = con.execute("select stream, kind, count(*), sum(bytes) from frames "
+                       "group by all order by 1, 3 desc").fetchall()  # fmt: skip
+    for stream, kind, count, size in rows:
+        click.echo(f"  {stream:<10} {kind:<7} {count:>10,} rows {(size or 0) / 1e6:>10.3f} MB")
+    connections = manifest.get("connections") or []
+    gaps = con.execute(
+        "select gap_kind, count(*), coalesce(sum(seconds), 0), coalesce(sum(missing), 0) "
+        "from gaps group by 1 order by 1"
+    ).fetchall()
+    click.echo(f"conns     {len(connections)} connections, "
+               f"{sum(1 for c in connections if c.get('closed_ns'))} closed")  # fmt: skip
+    for kind, count, seconds, missing in gaps:
+        extra = (
+            f"{seconds:.1f} s without a connection"
+            if kind == "connection"
+            else f"{missing} ids missing"
+        )
+        click.echo(f"gaps      {count} {kind} gaps ({extra})")
+    skew = con.execute("""
+        select quantile_cont(s, 0.5), quantile_cont(s, 0.99), count(*) from (
+            select (epoch_ns(recv_time) - epoch_ns(exch_time)) / 1e6 as s
+            from trades where exch_time is not null)
+    """).fetchone()  # fmt: skip
+    if skew[2]:
+        click.echo(f"skew      receive − exchange time: median {skew[0]:+.3f} ms, "
+                   f"p99 {skew[1]:+.3f} ms over {skew[2]:,} frames")  # fmt: skip
+
+
+def _iso(ns: int) -> str:
+    return ns_to_datetime(ns).isoformat()
