@@ -42,17 +42,30 @@ def start(command: list[str]) -> subprocess.Popen:
 
 
 async def gateway_rate(seconds: float, rate: float) -> tuple[float, int]:
-    process = start([sys.executable, "-m", "rtcap", "sim", "--port", "0", "--rate", str(rate),
-                     "--history-days", "0"])  # fmt: skip
+    process = start(
+        [
+            sys.executable,
+            "-m",
+            "rtcap",
+            "sim",
+            "--port",
+            "0",
+            "--rate",
+            str(rate),
+            "--history-days",
+            "0",
+        ]
+    )
     try:
         banner = "".join(process.stdout.readline() for _ in range(7))
         api = re.search(r"REST base\s+(\S+)", banner).group(1)
         hub = re.search(r"market hub\s+(\S+)", banner).group(1)
         contracts = re.findall(r"=(CON\.\S+)", banner)
         request = urllib.request.Request(
-            f"{api}/Auth/loginKey", data=json.dumps({"userName": "b", "apiKey": "b"}).encode(),
+            f"{api}/Auth/loginKey",
+            data=json.dumps({"userName": "b", "apiKey": "b"}).encode(),
             headers={"Content-Type": "application/json"},
-        )  # fmt: skip
+        )
         token = json.loads(urllib.request.urlopen(request).read())["token"]
         url = hub.replace("http", "ws") + "?access_token=" + token
         async with websockets.connect(url, compression=None, max_size=None) as ws:
@@ -60,8 +73,16 @@ async def gateway_rate(seconds: float, rate: float) -> tuple[float, int]:
             await ws.recv()
             for contract in contracts:
                 for method in ("Quotes", "Trades", "MarketDepth"):
-                    await ws.send(json.dumps({"type": 1, "target": f"SubscribeContract{method}",
-                                              "arguments": [contract]}) + "\x1e")  # fmt: skip
+                    await ws.send(
+                        json.dumps(
+                            {
+                                "type": 1,
+                                "target": f"SubscribeContract{method}",
+                                "arguments": [contract],
+                            }
+                        )
+                        + "\x1e"
+                    )
             warm_until = time.monotonic() + 1.0
             while time.monotonic() < warm_until:
                 await ws.recv()
@@ -78,8 +99,9 @@ async def echo_rate(seconds: float, payloads: list[str]) -> tuple[float, int]:
     process = start([sys.executable, "-c", ECHO_SERVER])
     try:
         port = int(process.stdout.readline())
-        async with websockets.connect(f"ws://127.0.0.1:{port}", compression=None,
-                                      max_size=None) as ws:  # fmt: skip
+        async with websockets.connect(
+            f"ws://127.0.0.1:{port}", compression=None, max_size=None
+        ) as ws:
             done = asyncio.Event()
 
             async def send() -> None:
@@ -111,8 +133,10 @@ def main() -> None:
     baseline, echoed = asyncio.run(echo_rate(args.seconds, payloads))
     served, records = asyncio.run(gateway_rate(args.seconds, args.rate))
     print(f"bare websockets echo : {baseline:10,.0f} messages/s ({echoed:,} in {args.seconds:g}s)")
-    print(f"rtcap sim gateway    : {served:10,.0f} messages/s ({records:,} records, "
-          f"feed asked for {args.rate:,.0f}/s)")  # fmt: skip
+    print(
+        f"rtcap sim gateway    : {served:10,.0f} messages/s ({records:,} records, "
+        f"feed asked for {args.rate:,.0f}/s)"
+    )
     print(f"ratio gateway/echo   : {served / baseline:.2f}")
     verdict = "meets" if served >= 20_000 else "below"
     print(f"target >= 20,000 messages/s to one client: {verdict}")

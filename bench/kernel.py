@@ -72,9 +72,12 @@ async def through_suite(frames) -> int:
         bars += 1
 
     suite = await TradingSuite.create(
-        "MNQ", TIMEFRAMES, source=ListSource(frames, yield_every=4096), codec="projectx",
+        "MNQ",
+        TIMEFRAMES,
+        source=ListSource(frames, yield_every=4096),
+        codec="projectx",
         auto_connect=False,
-    )  # fmt: skip
+    )
     await suite.on(EventType.NEW_BAR, on_bar)
     await suite.connect()
     await suite.wait_until_done()

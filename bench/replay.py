@@ -36,8 +36,20 @@ def build(path: Path, frames: list[Frame]) -> None:
     writer = CaptureWriter(path, source={"kind": "bench"}, fsync="never")
     writer.open()
     for frame in frames:
-        writer.append(Frame(0, frame.recv_ns, 0, 0, "market", "text", frame.payload,
-                            frame.target, frame.symbol, frame.exch_ns))  # fmt: skip
+        writer.append(
+            Frame(
+                0,
+                frame.recv_ns,
+                0,
+                0,
+                "market",
+                "text",
+                frame.payload,
+                frame.target,
+                frame.symbol,
+                frame.exch_ns,
+            )
+        )
         if writer.pending >= 4096:
             writer.flush()
     writer.close()
@@ -61,8 +73,9 @@ async def through_suite(path: Path) -> int:
         bars += 1
 
     timeframes = ["1min", "5min", "15min"]
-    suite = await TradingSuite.create("MNQ", timeframes, source=Replay(path), codec="projectx",
-                                      auto_connect=False, initial_days=0)  # fmt: skip
+    suite = await TradingSuite.create(
+        "MNQ", timeframes, source=Replay(path), codec="projectx", auto_connect=False, initial_days=0
+    )
     await suite.on(EventType.NEW_BAR, on_bar)
     await suite.connect()
     await suite.wait_until_done()
@@ -112,9 +125,11 @@ def describe(name: str, lateness: list[int]) -> str:
     ordered = sorted(lateness)
     tenth = max(1, len(lateness) // 10)
     drift = statistics.mean(lateness[-tenth:]) - statistics.mean(lateness[:tenth])
-    return (f"  {name:28s}: p50 {ordered[len(ordered) // 2] / 1e6:6.3f} ms  "
-            f"p99 {ordered[int(len(ordered) * 0.99)] / 1e6:6.3f} ms  "
-            f"max {ordered[-1] / 1e6:7.3f} ms  drift {drift / 1e6:+8.3f} ms")  # fmt: skip
+    return (
+        f"  {name:28s}: p50 {ordered[len(ordered) // 2] / 1e6:6.3f} ms  "
+        f"p99 {ordered[int(len(ordered) * 0.99)] / 1e6:6.3f} ms  "
+        f"max {ordered[-1] / 1e6:7.3f} ms  drift {drift / 1e6:+8.3f} ms"
+    )
 
 
 def main() -> None:
@@ -136,8 +151,10 @@ def main() -> None:
         full = best(args.runs, lambda: asyncio.run(through_suite(work / "trades")))
         print(f"replay at max speed, {n:,} ProjectX trade frames, 3 timeframes, 1 handler:")
         print(f"  baseline orjson.loads       : {n / base:12,.0f} frames/s")
-        print(f"  replay through the pipeline : {n / full:12,.0f} frames/s "
-              f"({full / base:.2f}x baseline time; target >= 300,000)")  # fmt: skip
+        print(
+            f"  replay through the pipeline : {n / full:12,.0f} frames/s "
+            f"({full / base:.2f}x baseline time; target >= 300,000)"
+        )
         lines = work / "lines.zst"
         with (
             open(lines, "wb") as raw_file,
@@ -149,8 +166,10 @@ def main() -> None:
         raw_time = best(args.runs, lambda: asyncio.run(raw(work / "trades")))
         print("raw passthrough (payloads out, undecoded):")
         print(f"  baseline zstd-3 line file   : {n / line_time:12,.0f} frames/s")
-        print(f"  replay raw_batches          : {n / raw_time:12,.0f} frames/s "
-              f"({raw_time / line_time:.2f}x baseline time; target >= 1,500,000)")  # fmt: skip
+        print(
+            f"  replay raw_batches          : {n / raw_time:12,.0f} frames/s "
+            f"({raw_time / line_time:.2f}x baseline time; target >= 1,500,000)"
+        )
         sim = list(MarketSimulator(13, ["MNQ", "ES"], rate=200.0).frames(duration_s=30))
         build(work / "paced", sim)
         one = [f for f in sim if f.recv_ns - sim[0].recv_ns < 5_000_000_000]

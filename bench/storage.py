@@ -39,8 +39,20 @@ def ingest(frames: list[Frame], directory: Path, seal_level: int) -> float:
     started = time.perf_counter()
     append = writer.append
     for index, frame in enumerate(frames, start=1):
-        append(Frame(0, frame.recv_ns, frame.mono_ns, 0, "market", "text", frame.payload,
-                     frame.target, frame.symbol, frame.exch_ns))  # fmt: skip
+        append(
+            Frame(
+                0,
+                frame.recv_ns,
+                frame.mono_ns,
+                0,
+                "market",
+                "text",
+                frame.payload,
+                frame.target,
+                frame.symbol,
+                frame.exch_ns,
+            )
+        )
         if index % 4096 == 0:  # a 100 ms flush at ~40k frames/s
             writer.flush()
     writer.close()
@@ -71,8 +83,10 @@ def main() -> None:
             gc.collect()
             seconds = ingest(frames, work / f"cap{level}", level)
             ratio = seconds / base
-            print(f"  journal + Parquet zstd-{level} : {len(frames) / seconds:10,.0f} frames/s "
-                  f"({ratio:.2f}x baseline time)")  # fmt: skip
+            print(
+                f"  journal + Parquet zstd-{level} : {len(frames) / seconds:10,.0f} frames/s "
+                f"({ratio:.2f}x baseline time)"
+            )
         if not BINANCE.exists():
             print(f"(real Binance capture not found at {BINANCE}: size comparison skipped)")
             return
@@ -90,9 +104,11 @@ def main() -> None:
         print(
             f"size of the real Binance capture ({count:,} frames, {payload / 1e6:.1f} MB payload):"
         )
-        for name, size in (("gzip-6 lines", (work / "lines.gz").stat().st_size),
-                           ("zstd-3 lines", (work / "lines3.zst").stat().st_size),
-                           ("rtcap Parquet (zstd-6)", sealed)):  # fmt: skip
+        for name, size in (
+            ("gzip-6 lines", (work / "lines.gz").stat().st_size),
+            ("zstd-3 lines", (work / "lines3.zst").stat().st_size),
+            ("rtcap Parquet (zstd-6)", sealed),
+        ):
             print(
                 f"  {name:24s}: {size / count:6.1f} bytes/frame, {payload / size:5.2f}x compression"
             )

@@ -83,9 +83,9 @@ class ProjectXAuth:
         if self.token is None or (
             self.expires is not None and self.expires - time.time() < REFRESH_BEFORE_S
         ):
-            answer = await self.post("/Auth/loginKey",
-                                     {"userName": self.username, "apiKey": self._api_key},
-                                     auth=False)  # fmt: skip
+            answer = await self.post(
+                "/Auth/loginKey", {"userName": self.username, "apiKey": self._api_key}, auth=False
+            )
             if not answer.get("success") or not answer.get("token"):
                 raise FatalFeedError(
                     f"ProjectX login failed for {self.username!r}: "
@@ -126,9 +126,10 @@ class ProjectXMarketFeed:
             answer = await self.auth.post("/Contract/search", {"searchText": symbol, "live": False})
             root = projectx.gateway_root(symbol)
             candidates = [
-                c for c in answer.get("contracts") or []
+                c
+                for c in answer.get("contracts") or []
                 if isinstance(c, dict) and str(c.get("id", "")).split(".")[3:4] == [root]
-            ]  # fmt: skip
+            ]
             active = [c for c in candidates if c.get("activeContract", True)] or candidates
             if not active:
                 raise FatalFeedError(f"no ProjectX contract found for {symbol!r}")
@@ -136,8 +137,10 @@ class ProjectXMarketFeed:
 
     @property
     def subscriptions(self) -> list[dict[str, Any]]:
-        return [{"symbol": s, "contract": c, "channels": list(self.channels)}
-                for s, c in self.contracts.items()]  # fmt: skip
+        return [
+            {"symbol": s, "contract": c, "channels": list(self.channels)}
+            for s, c in self.contracts.items()
+        ]
 
     async def connect_url(self) -> str:
         return f"{to_ws(self.hub_url)}?access_token={await self.auth.fresh_token()}"
@@ -163,17 +166,35 @@ class ProjectXMarketFeed:
         if contract is None or days <= 0:
             return []
         end = datetime.now(UTC)
-        answer = await self.auth.post("/History/retrieveBars", {
-            "contractId": contract, "live": False,
-            "startTime": (end - timedelta(days=days)).isoformat(), "endTime": end.isoformat(),
-            "unit": UNITS[tf.unit], "unitNumber": tf.count, "limit": 20_000,
-            "includePartialBar": False,
-        })  # fmt: skip
+        answer = await self.auth.post(
+            "/History/retrieveBars",
+            {
+                "contractId": contract,
+                "live": False,
+                "startTime": (end - timedelta(days=days)).isoformat(),
+                "endTime": end.isoformat(),
+                "unit": UNITS[tf.unit],
+                "unitNumber": tf.count,
+                "limit": 20_000,
+                "includePartialBar": False,
+            },
+        )
         bars = []
         for row in sorted(answer.get("bars") or [], key=lambda b: b["t"]):
             start = parse_iso_ns(row["t"])
-            bars.append(Bar(tf.label, start, start + tf.seconds * NS, row["o"], row["h"], row["l"],
-                            row["c"], row["v"], 0))  # fmt: skip
+            bars.append(
+                Bar(
+                    tf.label,
+                    start,
+                    start + tf.seconds * NS,
+                    row["o"],
+                    row["h"],
+                    row["l"],
+                    row["c"],
+                    row["v"],
+                    0,
+                )
+            )
         return bars
 
 
@@ -198,8 +219,9 @@ class ProjectXUserFeed:
         await send(signalr.HANDSHAKE_REQUEST)
         await send(signalr.encode(signalr.invocation("SubscribeAccounts", [], "1")))
         if self.account_id is not None:
-            for index, method in enumerate(("SubscribeOrders", "SubscribePositions",
-                                            "SubscribeTrades"), start=2):  # fmt: skip
+            for index, method in enumerate(
+                ("SubscribeOrders", "SubscribePositions", "SubscribeTrades"), start=2
+            ):
                 invocation = signalr.invocation(method, [self.account_id], str(index))
                 await send(signalr.encode(invocation))
 
@@ -213,8 +235,14 @@ class ProjectXUserFeed:
 class BinanceFeed:
     """Binance combined streams, e.g. ``btcusdt@trade/ethusdt@depth@100ms``."""
 
-    def __init__(self, symbols: list[str], streams: list[str], *, base_url: str = BINANCE_URL,
-                 stream: str = "binance") -> None:  # fmt: skip
+    def __init__(
+        self,
+        symbols: list[str],
+        streams: list[str],
+        *,
+        base_url: str = BINANCE_URL,
+        stream: str = "binance",
+    ) -> None:
         if not symbols or not streams:
             raise ValueError("Binance needs --symbols and --streams, e.g. btcusdt and trade")
         self.names = [f"{s.lower()}@{kind}" for s in symbols for kind in streams]

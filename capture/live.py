@@ -39,10 +39,12 @@ class Live:
         self.record_to = Path(record_to) if record_to is not None else None
         self.writer = (
             CaptureWriter(self.record_to, source=source_info or {"kind": "live"})
-            if self.record_to is not None else None
-        )  # fmt: skip
-        self.recorder = Recorder(self.feeds, writer=self.writer, bar_timeframes=bar_timeframes,
-                                 **recorder_options)  # fmt: skip
+            if self.record_to is not None
+            else None
+        )
+        self.recorder = Recorder(
+            self.feeds, writer=self.writer, bar_timeframes=bar_timeframes, **recorder_options
+        )
         self._queue = self.recorder.subscribe()  # before anything runs: no row can be missed
         self.clock_interval_s = clock_interval_s
         self._on_close = on_close
@@ -83,8 +85,11 @@ class Live:
     async def _clock(self, queue: asyncio.Queue) -> None:
         while True:
             await asyncio.sleep(self.clock_interval_s)
-            queue.put_nowait(Frame(self._last_seq, self.recorder.clock_ns(), time.monotonic_ns(),
-                                   0, "clock", CLOCK))  # fmt: skip
+            queue.put_nowait(
+                Frame(
+                    self._last_seq, self.recorder.clock_ns(), time.monotonic_ns(), 0, "clock", CLOCK
+                )
+            )
 
     async def history(self, symbol: str, timeframe: str, days: float) -> list[Bar]:
         await self.start()

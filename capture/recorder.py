@@ -49,13 +49,23 @@ class Recorder:
         self.flush_s = flush_ms / 1000
         self.bar_timeframes = bar_timeframes
         self.max_frames = max_frames
-        self.pipeline = Pipeline(None, bar_timeframes or ["1min"], codec="auto",
-                                 wanted={EventType.BAR_CLOSED, EventType.GAP})  # fmt: skip
+        self.pipeline = Pipeline(
+            None,
+            bar_timeframes or ["1min"],
+            codec="auto",
+            wanted={EventType.BAR_CLOSED, EventType.GAP},
+        )
         self.sessions = [
-            Session(feed, self._sink, backoff=backoff, stale_after_s=stale_after_s,
-                    open_timeout_s=open_timeout_s, max_attempts=max_attempts)
+            Session(
+                feed,
+                self._sink,
+                backoff=backoff,
+                stale_after_s=stale_after_s,
+                open_timeout_s=open_timeout_s,
+                max_attempts=max_attempts,
+            )
             for feed in self.feeds
-        ]  # fmt: skip
+        ]
         self.stop = asyncio.Event()
         self.rows = 0
         self.data_frames = 0
@@ -114,10 +124,12 @@ class Recorder:
             except FatalFeedError as exc:
                 raise RecordingError(str(exc)) from None
         if self.writer is not None:
-            self.writer.set_subscriptions([
-                {"stream": feed.stream, "subscriptions": getattr(feed, "subscriptions", [])}
-                for feed in self.feeds
-            ])  # fmt: skip
+            self.writer.set_subscriptions(
+                [
+                    {"stream": feed.stream, "subscriptions": getattr(feed, "subscriptions", [])}
+                    for feed in self.feeds
+                ]
+            )
             self.writer.set_bar_timeframes(self.bar_timeframes or [])
 
     async def run(self, duration_s: float | None = None) -> None:
@@ -206,8 +218,10 @@ class Recorder:
 
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return ("disk full while writing the journal: sealed segments are intact; free space, "
-                "then run `rtcap recover` on the capture")  # fmt: skip
+        return (
+            "disk full while writing the journal: sealed segments are intact; free space, "
+            "then run `rtcap recover` on the capture"
+        )
     if isinstance(exc, FatalFeedError | CaptureError | RecordingError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"

@@ -6,10 +6,22 @@ import re
 
 import orjson
 
-SECRET_NAMES = frozenset({
-    "access_token", "accesstoken", "token", "apikey", "api_key", "key", "secret", "signature",
-    "password", "passphrase", "auth", "authorization",
-})  # fmt: skip
+SECRET_NAMES = frozenset(
+    {
+        "access_token",
+        "accesstoken",
+        "token",
+        "apikey",
+        "api_key",
+        "key",
+        "secret",
+        "signature",
+        "password",
+        "passphrase",
+        "auth",
+        "authorization",
+    }
+)
 REDACTED = "REDACTED"
 
 

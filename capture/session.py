@@ -134,12 +134,19 @@ class Session:
                 url = await self.feed.connect_url()
                 self.state = "connecting"
                 ws = await asyncio.wait_for(
-                    websockets.connect(url, max_size=MAX_MESSAGE, compression=None,
-                                       create_connection=StampedConnection, open_timeout=None,
-                                       ping_interval=20, ping_timeout=20, close_timeout=2,
-                                       user_agent_header="rtcap"),
+                    websockets.connect(
+                        url,
+                        max_size=MAX_MESSAGE,
+                        compression=None,
+                        create_connection=StampedConnection,
+                        open_timeout=None,
+                        ping_interval=20,
+                        ping_timeout=20,
+                        close_timeout=2,
+                        user_agent_header="rtcap",
+                    ),
                     self.open_timeout_s,
-                )  # fmt: skip
+                )
             except InvalidStatus as exc:
                 status = exc.response.status_code
                 if status in (401, 403):
@@ -220,8 +227,11 @@ class Session:
         try:
             while True:
                 receive = asyncio.ensure_future(ws.recv())
-                done, _ = await asyncio.wait({receive, stopping}, timeout=self.stale_after_s,
-                                             return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                done, _ = await asyncio.wait(
+                    {receive, stopping},
+                    timeout=self.stale_after_s,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
                 if receive not in done:
                     receive.cancel()
                     with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
@@ -240,8 +250,20 @@ class Session:
         if isinstance(message, str):
             payload = message.encode()
             target, symbol, exch = frame_hints(payload)
-            self.sink(Frame(0, wall, mono, self.conn, self.feed.stream, "text", payload, target,
-                            symbol, exch))  # fmt: skip
+            self.sink(
+                Frame(
+                    0,
+                    wall,
+                    mono,
+                    self.conn,
+                    self.feed.stream,
+                    "text",
+                    payload,
+                    target,
+                    symbol,
+                    exch,
+                )
+            )
         else:
             self._row("binary", message, wall, mono)
 
@@ -265,8 +287,14 @@ class Session:
             return
         now = time.time_ns()
         self.last_gap_s = (now - self._disconnected_at) / 1e9
-        self._event("gap", kind="connection", from_ns=self._disconnected_at, to_ns=now,
-                    seconds=round(self.last_gap_s, 6), final=final)  # fmt: skip
+        self._event(
+            "gap",
+            kind="connection",
+            from_ns=self._disconnected_at,
+            to_ns=now,
+            seconds=round(self.last_gap_s, 6),
+            final=final,
+        )
         self._disconnected_at = None
 
 

@@ -33,8 +33,15 @@ class ExportResult:
     bars: dict[str, dict[str, int]]
 
 
-async def export_bars(capture: str | Path, out: str | Path, timeframes: list[str], *,
-                      start=None, end=None, fmt: str = "csv") -> ExportResult:  # fmt: skip
+async def export_bars(
+    capture: str | Path,
+    out: str | Path,
+    timeframes: list[str],
+    *,
+    start=None,
+    end=None,
+    fmt: str = "csv",
+) -> ExportResult:
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"unknown export format {fmt!r}: use csv or parquet")
     pipeline = Pipeline(None, timeframes, codec="auto", wanted={EventType.BAR_CLOSED})
@@ -53,15 +60,26 @@ async def export_bars(capture: str | Path, out: str | Path, timeframes: list[str
     for symbol in instruments:
         tz = pipeline.instrument(symbol).tz
         bars = sorted(closed.get(symbol, []), key=lambda b: (b.timeframe, b.start_ns))
-        frame = pl.DataFrame({
-            "timestamp": [ns_to_datetime(b.start_ns, tz).isoformat() for b in bars],
-            "timeframe": [b.timeframe for b in bars],
-            "open": [b.open for b in bars], "high": [b.high for b in bars],
-            "low": [b.low for b in bars], "close": [b.close for b in bars],
-            "volume": [float(b.volume) for b in bars],
-        }, schema={"timestamp": pl.String, "timeframe": pl.String, "open": pl.Float64,
-                   "high": pl.Float64, "low": pl.Float64, "close": pl.Float64,
-                   "volume": pl.Float64})  # fmt: skip
+        frame = pl.DataFrame(
+            {
+                "timestamp": [ns_to_datetime(b.start_ns, tz).isoformat() for b in bars],
+                "timeframe": [b.timeframe for b in bars],
+                "open": [b.open for b in bars],
+                "high": [b.high for b in bars],
+                "low": [b.low for b in bars],
+                "close": [b.close for b in bars],
+                "volume": [float(b.volume) for b in bars],
+            },
+            schema={
+                "timestamp": pl.String,
+                "timeframe": pl.String,
+                "open": pl.Float64,
+                "high": pl.Float64,
+                "low": pl.Float64,
+                "close": pl.Float64,
+                "volume": pl.Float64,
+            },
+        )
         name = f"bars_{stamp}" if len(instruments) == 1 else f"bars_{symbol}_{stamp}"
         path = folder / f"{name}.{fmt}"
         if fmt == "csv":
@@ -70,10 +88,12 @@ async def export_bars(capture: str | Path, out: str | Path, timeframes: list[str
             frame.with_columns(pl.lit(symbol).alias("instrument")).write_parquet(path)
         files.append(path)
     summary = {
-        symbol: {tf.label: sum(b.timeframe == tf.label for b in closed.get(symbol, []))
-                 for tf in pipeline.timeframes}
+        symbol: {
+            tf.label: sum(b.timeframe == tf.label for b in closed.get(symbol, []))
+            for tf in pipeline.timeframes
+        }
         for symbol in instruments
-    }  # fmt: skip
+    }
     recent = {
         symbol: {
             tf.label: [
@@ -87,10 +107,13 @@ async def export_bars(capture: str | Path, out: str | Path, timeframes: list[str
     snapshot = {
         "export_timestamp": ns_to_datetime(stamp_ns).isoformat(),
         "capture": str(capture),
-        "data_summary": {"bars": summary, "frames": source.frames_out,
-                         "timeframes": [tf.label for tf in pipeline.timeframes]},
+        "data_summary": {
+            "bars": summary,
+            "frames": source.frames_out,
+            "timeframes": [tf.label for tf in pipeline.timeframes],
+        },
         "recent_data": {"bars": recent},
-    }  # fmt: skip
+    }
     path = folder / f"snapshot_{stamp}.json"
     path.write_bytes(orjson.dumps(snapshot, option=orjson.OPT_INDENT_2))
     files.append(path)
@@ -98,6 +121,14 @@ async def export_bars(capture: str | Path, out: str | Path, timeframes: list[str
 
 
 def _bar_json(bar: Bar, tz) -> dict:
-    return {"timestamp": ns_to_datetime(bar.start_ns, tz).isoformat(), "timeframe": bar.timeframe,
-            "open": bar.open, "high": bar.high, "low": bar.low, "close": bar.close,
-            "volume": bar.volume, "trades": bar.trades, "gap": bar.gap}  # fmt: skip
+    return {
+        "timestamp": ns_to_datetime(bar.start_ns, tz).isoformat(),
+        "timeframe": bar.timeframe,
+        "open": bar.open,
+        "high": bar.high,
+        "low": bar.low,
+        "close": bar.close,
+        "volume": bar.volume,
+        "trades": bar.trades,
+        "gap": bar.gap,
+    }

@@ -40,9 +40,15 @@ class FaultPlan:
     def any(self) -> bool:
         return any(
             value is not None
-            for value in (self.drop_after_s, self.stall_after_s, self.malformed_every,
-                          self.oversized_after_s, self.error_close_after_s, self.burst_rate)
-        )  # fmt: skip
+            for value in (
+                self.drop_after_s,
+                self.stall_after_s,
+                self.malformed_every,
+                self.oversized_after_s,
+                self.error_close_after_s,
+                self.burst_rate,
+            )
+        )
 
     def in_burst(self, elapsed_s: float) -> bool:
         """Whether the feed is bursting ``elapsed_s`` after it started."""

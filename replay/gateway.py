@@ -44,8 +44,14 @@ MAX_MESSAGE = 16 * 1024 * 1024
 MAX_BARS_PER_RESPONSE = 20_000
 HISTORY_UNITS = {1: "sec", 2: "min", 3: "hr", 4: "day"}
 HANDSHAKE_TIMEOUT_S = 15.0
-SIM_ACCOUNT = {"id": 1, "name": "RTCAP-SIM-1", "balance": 50_000.0, "canTrade": True,
-               "isVisible": True, "simulated": True}  # fmt: skip
+SIM_ACCOUNT = {
+    "id": 1,
+    "name": "RTCAP-SIM-1",
+    "balance": 50_000.0,
+    "canTrade": True,
+    "isVisible": True,
+    "simulated": True,
+}
 
 
 @dataclass
@@ -125,8 +131,9 @@ class GatewayServer:
         self.connections: set[Connection] = set()
         self.closed_connections: list[Connection] = []
         self.raw_clients: dict[web.WebSocketResponse, asyncio.Queue] = {}
-        self.pipeline = Pipeline(None, ["1sec", "1min"], codec="projectx", max_bars=86_400,
-                                 wanted=set())  # fmt: skip
+        self.pipeline = Pipeline(
+            None, ["1sec", "1min"], codec="projectx", max_bars=86_400, wanted=set()
+        )
         self.stats = {"frames_in": 0, "records_routed": 0, "connections": 0, "problems": 0}
         self._numbers = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -137,18 +144,20 @@ class GatewayServer:
 
     async def start(self) -> None:
         app = web.Application(client_max_size=1024 * 1024)
-        app.add_routes([
-            web.post("/api/Auth/loginKey", self._login),
-            web.post("/api/Auth/validate", self._validate),
-            web.post("/api/Contract/search", self._contract_search),
-            web.post("/api/Contract/searchById", self._contract_by_id),
-            web.post("/api/Account/search", self._account_search),
-            web.post("/api/History/retrieveBars", self._retrieve_bars),
-            web.post("/hubs/{hub}/negotiate", self._negotiate),
-            web.get("/hubs/{hub}", self._hub),
-            web.get("/ws", self._raw),
-            web.get("/stream", self._raw),
-        ])  # fmt: skip
+        app.add_routes(
+            [
+                web.post("/api/Auth/loginKey", self._login),
+                web.post("/api/Auth/validate", self._validate),
+                web.post("/api/Contract/search", self._contract_search),
+                web.post("/api/Contract/searchById", self._contract_by_id),
+                web.post("/api/Account/search", self._account_search),
+                web.post("/api/History/retrieveBars", self._retrieve_bars),
+                web.post("/hubs/{hub}/negotiate", self._negotiate),
+                web.get("/hubs/{hub}", self._hub),
+                web.get("/ws", self._raw),
+                web.get("/stream", self._raw),
+            ]
+        )
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
@@ -283,10 +292,13 @@ class GatewayServer:
         body = await self._body(request)
         text = str(body.get("searchText") or "").upper()
         found = [
-            c.as_json() for c in self.contracts.values()
-            if not text or text in c.id.upper() or text in c.symbol.upper()
+            c.as_json()
+            for c in self.contracts.values()
+            if not text
+            or text in c.id.upper()
+            or text in c.symbol.upper()
             or (c.spec and text in c.spec.description.upper())
-        ]  # fmt: skip
+        ]
         return _ok({"contracts": found})
 
     async def _contract_by_id(self, request: web.Request) -> web.Response:
@@ -308,11 +320,21 @@ class GatewayServer:
             bars = self.bars_for(body)
         except (KeyError, ValueError, TypeError) as exc:
             return _fail(str(exc).strip("'\""), code=1)
-        return _ok({"bars": [
-            {"t": _iso(bar.start_ns), "o": bar.open, "h": bar.high, "l": bar.low,
-             "c": bar.close, "v": bar.volume}
-            for bar in reversed(bars)  # newest first, as the gateway answers
-        ]})  # fmt: skip
+        return _ok(
+            {
+                "bars": [
+                    {
+                        "t": _iso(bar.start_ns),
+                        "o": bar.open,
+                        "h": bar.high,
+                        "l": bar.low,
+                        "c": bar.close,
+                        "v": bar.volume,
+                    }
+                    for bar in reversed(bars)  # newest first, as the gateway answers
+                ]
+            }
+        )
 
     def bars_for(self, body: dict[str, Any]) -> list[Bar]:
         """Bars answering a ``retrieveBars`` request body, oldest first."""
@@ -321,8 +343,9 @@ class GatewayServer:
             raise KeyError(f"unknown contract {body.get('contractId')!r}")
         unit, count = int(body.get("unit", 2)), int(body.get("unitNumber", 1))
         if unit not in HISTORY_UNITS:
-            raise ValueError(f"unit {unit} is not served: use 1 (second), 2 (minute), 3 (hour) "
-                             "or 4 (day)")  # fmt: skip
+            raise ValueError(
+                f"unit {unit} is not served: use 1 (second), 2 (minute), 3 (hour) or 4 (day)"
+            )
         if count < 1:
             raise ValueError("unitNumber must be at least 1")
         start = parse_iso_ns(str(body["startTime"]))
@@ -445,8 +468,13 @@ class GatewayServer:
                 for record in reply.send:
                     conn.push(record)
                 if reply.subscribed_accounts:
-                    conn.push(signalr.encode(signalr.invocation(
-                        "GatewayUserAccount", [{"action": 1, "data": SIM_ACCOUNT}])))  # fmt: skip
+                    conn.push(
+                        signalr.encode(
+                            signalr.invocation(
+                                "GatewayUserAccount", [{"action": 1, "data": SIM_ACCOUNT}]
+                            )
+                        )
+                    )
                 if reply.problem:
                     self._problem(conn, reply.problem)
                 if reply.close:
@@ -491,11 +519,15 @@ class GatewayServer:
     async def _faults(self, conn: Connection) -> None:
         plan = self.faults
         steps = sorted(
-            (at, name) for at, name in (
-                (plan.stall_after_s, "stall"), (plan.oversized_after_s, "oversized"),
-                (plan.error_close_after_s, "error_close"), (plan.drop_after_s, "drop"),
-            ) if at is not None
-        )  # fmt: skip
+            (at, name)
+            for at, name in (
+                (plan.stall_after_s, "stall"),
+                (plan.oversized_after_s, "oversized"),
+                (plan.error_close_after_s, "error_close"),
+                (plan.drop_after_s, "drop"),
+            )
+            if at is not None
+        )
         for at, name in steps:
             delay = conn.opened_mono + at - time.monotonic()
             if delay > 0:
@@ -505,8 +537,11 @@ class GatewayServer:
             if name == "stall":
                 conn.stalled_until = time.monotonic() + plan.stall_for_s
                 conn.pending.clear()
-                log.info("market hub connection %d: stalling %.1f s (fault)", conn.number,
-                         plan.stall_for_s)  # fmt: skip
+                log.info(
+                    "market hub connection %d: stalling %.1f s (fault)",
+                    conn.number,
+                    plan.stall_for_s,
+                )
             elif name == "oversized":
                 conn.push(self._oversized_record(conn, plan.oversized_bytes))
             elif name == "error_close":
@@ -534,14 +569,20 @@ class GatewayServer:
     def _oversized_record(self, conn: Connection, size: int) -> bytes:
         wanted = [cid for channel, cid in conn.session.subscriptions if channel == "depth"]
         contract = wanted[0] if wanted else next(iter(self.contracts), "CON.F.US.MNQ.Z25")
-        level = {"timestamp": _iso(time.time_ns()), "type": 2, "price": 1.0, "volume": 1,
-                 "currentVolume": 1}  # fmt: skip
+        level = {
+            "timestamp": _iso(time.time_ns()),
+            "type": 2,
+            "price": 1.0,
+            "volume": 1,
+            "currentVolume": 1,
+        }
         per_level = len(orjson.dumps(level)) + 1
         levels = [level] * (size // per_level + 1)
         return projectx.encode_depth(contract, levels)
 
-    async def _close(self, conn: Connection, *, error: str | None = None, code: int = 1000,
-                     message: str = "") -> None:  # fmt: skip
+    async def _close(
+        self, conn: Connection, *, error: str | None = None, code: int = 1000, message: str = ""
+    ) -> None:
         conn.closing = True
         if not conn.ws.closed:
             conn.pending.append(signalr.close(error, True if error else None))

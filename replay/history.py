@@ -66,8 +66,19 @@ class SyntheticHistory:
             low = min(opening, close) - rng.randint(0, volatility * 2)
             volume = int(rng.expovariate(1 / (300 * volatility))) + 1
             trades = max(1, volume // 3)
-            bars.append(Bar("1min", start, start + MINUTE, opening * tick, high * tick, low * tick,
-                            close * tick, volume, trades))  # fmt: skip
+            bars.append(
+                Bar(
+                    "1min",
+                    start,
+                    start + MINUTE,
+                    opening * tick,
+                    high * tick,
+                    low * tick,
+                    close * tick,
+                    volume,
+                    trades,
+                )
+            )
             price = opening
         bars.reverse()
         return bars

@@ -17,10 +17,18 @@ import orjson
 
 from rtcap.codecs import projectx, signalr
 
-USER_METHODS = frozenset({
-    "SubscribeAccounts", "UnsubscribeAccounts", "SubscribeOrders", "UnsubscribeOrders",
-    "SubscribePositions", "UnsubscribePositions", "SubscribeTrades", "UnsubscribeTrades",
-})  # fmt: skip
+USER_METHODS = frozenset(
+    {
+        "SubscribeAccounts",
+        "UnsubscribeAccounts",
+        "SubscribeOrders",
+        "UnsubscribeOrders",
+        "SubscribePositions",
+        "UnsubscribePositions",
+        "SubscribeTrades",
+        "UnsubscribeTrades",
+    }
+)
 
 
 class HubState(Enum):

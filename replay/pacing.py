@@ -56,8 +56,9 @@ class PacingStats:
 class Pacer:
     """Maps receive times to wall deadlines and waits for them."""
 
-    def __init__(self, speed: float | None, max_gap_ns: int | None = None,
-                 *, keep_lateness: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self, speed: float | None, max_gap_ns: int | None = None, *, keep_lateness: bool = False
+    ) -> None:
         self.speed = speed
         self.max_gap_ns = max_gap_ns
         self.stats = PacingStats()

@@ -55,8 +55,9 @@ class Replay:
             frozenset(kinds) if kinds else None,
             frozenset(symbols) if symbols else None,
         )
-        self.pacer = Pacer(self.speed, None if max_gap is None else int(max_gap * 1e9),
-                           keep_lateness=keep_lateness)  # fmt: skip
+        self.pacer = Pacer(
+            self.speed, None if max_gap is None else int(max_gap * 1e9), keep_lateness=keep_lateness
+        )
         self.clock_interval_ns = int(clock_interval_s * 1e9)
         self.closed = False
         self.frames_out = 0

@@ -62,10 +62,19 @@ def live_bar_lines(capture: str | Path) -> list[bytes] | None:
     lines = []
     for row in rows:
         volume = row["volume"]
-        bar = Bar(row["timeframe"], _ns(row["start_ns"]), _ns(row["end_ns"]), row["open"],
-                  row["high"], row["low"], row["close"],
-                  int(volume) if float(volume).is_integer() else volume, row["trades"],
-                  row["gap"], row["flat"])  # fmt: skip
+        bar = Bar(
+            row["timeframe"],
+            _ns(row["start_ns"]),
+            _ns(row["end_ns"]),
+            row["open"],
+            row["high"],
+            row["low"],
+            row["close"],
+            int(volume) if float(volume).is_integer() else volume,
+            row["trades"],
+            row["gap"],
+            row["flat"],
+        )
         lines.append(bar_line(row["instrument"], bar))
     return lines
 

@@ -193,8 +193,9 @@ class BarBuilder:
         """Fold the accumulated ticks into every forming bar."""
         if self._ticks:
             for series in self._series:
-                _fold(series.current, self._high, self._low, self._close, self._volume,
-                      self._trades)  # fmt: skip
+                _fold(
+                    series.current, self._high, self._low, self._close, self._volume, self._trades
+                )
             self._ticks = 0
             self._volume = 0
             self._trades = 0
@@ -323,8 +324,19 @@ def resample(bars: list[Bar], grid: Grid) -> list[Bar]:
     for bar in bars:
         if current is None or not (current.start_ns <= bar.start_ns < current.end_ns):
             start = grid.bucket_start(bar.start_ns)
-            current = Bar(label, start, grid.bucket_end(start), bar.open, bar.high, bar.low,
-                          bar.close, bar.volume, bar.trades, bar.gap, bar.flat)  # fmt: skip
+            current = Bar(
+                label,
+                start,
+                grid.bucket_end(start),
+                bar.open,
+                bar.high,
+                bar.low,
+                bar.close,
+                bar.volume,
+                bar.trades,
+                bar.gap,
+                bar.flat,
+            )
             out.append(current)
             continue
         _fold(current, bar.high, bar.low, bar.close, bar.volume, bar.trades)

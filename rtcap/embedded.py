@@ -39,9 +39,14 @@ class EmbeddedMarket:
         return ProjectXMarketFeed(auth, self.market_hub_url, symbols, tuple(channels))
 
     def source_info(self) -> dict:
-        return {"kind": "sim", "seed": self.feed.seed, "rate": self.feed.rate,
-                "contracts": self.feed.contracts, "api_url": self.api_url,
-                "market_hub_url": self.market_hub_url}  # fmt: skip
+        return {
+            "kind": "sim",
+            "seed": self.feed.seed,
+            "rate": self.feed.rate,
+            "contracts": self.feed.contracts,
+            "api_url": self.api_url,
+            "market_hub_url": self.market_hub_url,
+        }
 
     async def stop(self) -> None:
         await self.server.stop()
@@ -56,9 +61,12 @@ async def start_embedded_market(
     history_days: float = 5.0,
 ) -> EmbeddedMarket:
     feed = SimulatedFeed(seed, list(instruments), rate, faults=faults)
-    server = GatewayServer(feed, feed.contracts, faults=faults,
-                           history=simulated_history(feed.market, history_days, feed.start_ns,
-                                                     seed))  # fmt: skip
+    server = GatewayServer(
+        feed,
+        feed.contracts,
+        faults=faults,
+        history=simulated_history(feed.market, history_days, feed.start_ns, seed),
+    )
     await server.start()
     return EmbeddedMarket(server, feed)
 

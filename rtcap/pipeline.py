@@ -495,8 +495,9 @@ def sequence_gap_row(event: Event, frame: Frame) -> Frame | None:
         return None
     if event.data.get("kind") not in SEQUENCE_GAP_KINDS:
         return None
-    return Frame(0, frame.recv_ns, frame.mono_ns, frame.conn, frame.stream, GAP,
-                 orjson.dumps(event.data))  # fmt: skip
+    return Frame(
+        0, frame.recv_ns, frame.mono_ns, frame.conn, frame.stream, GAP, orjson.dumps(event.data)
+    )
 
 
 def run_frames(

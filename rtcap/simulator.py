@@ -26,8 +26,11 @@ REGIMES = {  # name: (message-rate multiplier, step scale in ticks, mean duratio
     "burst": (6.0, 3, 6.0),
     "quiet": (0.15, 1, 20.0),
 }
-REGIME_NEXT = {"normal": (("burst", 0.35), ("quiet", 0.65)), "burst": (("normal", 1.0),),
-               "quiet": (("normal", 1.0),)}  # fmt: skip
+REGIME_NEXT = {
+    "normal": (("burst", 0.35), ("quiet", 0.65)),
+    "burst": (("normal", 1.0),),
+    "quiet": (("normal", 1.0),),
+}
 
 
 @dataclass(slots=True)

@@ -35,12 +35,20 @@ async def default_live_source(symbols: list[str], record_to: str | None = None):
     if credentials is not None:
         api_url, hub_url = projectx_urls()
         feed = ProjectXMarketFeed(ProjectXAuth(api_url, *credentials), hub_url, symbols)
-        info = {"kind": "projectx", "api_url": api_url, "username": credentials[0],
-                "symbols": symbols}  # fmt: skip
+        info = {
+            "kind": "projectx",
+            "api_url": api_url,
+            "username": credentials[0],
+            "symbols": symbols,
+        }
         return Live([feed], record_to=record_to, source_info=info)
     market = await start_embedded_market(instruments=symbols)
-    return Live([market.market_feed(symbols)], record_to=record_to,
-                source_info=market.source_info(), on_close=market.stop)  # fmt: skip
+    return Live(
+        [market.market_feed(symbols)],
+        record_to=record_to,
+        source_info=market.source_info(),
+        on_close=market.stop,
+    )
 
 
 class InstrumentContext:
@@ -116,8 +124,10 @@ class TradingSuite:
         if source is None:
             source = await default_live_source(symbols, record_to)
         elif record_to is not None:
-            raise ValueError("record_to= applies to live sources only: pass source=None, or "
-                             "give Live(..., record_to=...) as the source")  # fmt: skip
+            raise ValueError(
+                "record_to= applies to live sources only: pass source=None, or "
+                "give Live(..., record_to=...) as the source"
+            )
         if not hasattr(source, "__aiter__"):
             raise TypeError(f"source must be an async iterable of Frame, got {type(source)!r}")
         if not symbols:
@@ -180,8 +190,15 @@ class TradingSuite:
         except Exception as exc:  # a broken source is reported, not silently lost
             self._failure = exc
             log.error("frame source failed: %r", exc)
-            await bus.emit(Event(EventType.ERROR, {"error": exc, "source": repr(self.source)},
-                                 "TradingSuite", pipeline.now_ns or 0, None))  # fmt: skip
+            await bus.emit(
+                Event(
+                    EventType.ERROR,
+                    {"error": exc, "source": repr(self.source)},
+                    "TradingSuite",
+                    pipeline.now_ns or 0,
+                    None,
+                )
+            )
         finally:
             self._done.set()
 

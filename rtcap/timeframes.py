@@ -19,11 +19,25 @@ from rtcap.timeutil import NS, datetime_to_ns, zone
 
 _UNIT_SECONDS = {"sec": 1, "min": 60, "hr": 3600, "day": 86_400}
 _UNIT_ALIASES = {
-    "s": "sec", "sec": "sec", "secs": "sec", "second": "sec", "seconds": "sec",
-    "m": "min", "min": "min", "mins": "min", "minute": "min", "minutes": "min",
-    "h": "hr", "hr": "hr", "hrs": "hr", "hour": "hr", "hours": "hr",
-    "d": "day", "day": "day", "days": "day",
-}  # fmt: skip
+    "s": "sec",
+    "sec": "sec",
+    "secs": "sec",
+    "second": "sec",
+    "seconds": "sec",
+    "m": "min",
+    "min": "min",
+    "mins": "min",
+    "minute": "min",
+    "minutes": "min",
+    "h": "hr",
+    "hr": "hr",
+    "hrs": "hr",
+    "hour": "hr",
+    "hours": "hr",
+    "d": "day",
+    "day": "day",
+    "days": "day",
+}
 _PATTERN = re.compile(r"^\s*(\d+)\s*([a-zA-Z]+)\s*$")
 ACCEPTED_FORMS = (
     "1sec 5sec 15sec 30sec 1min 5min 15min 30min 1hr 4hr 1day, or the general forms "

@@ -34,13 +34,23 @@ from rtcap.bars import bar_line
 from rtcap.models import Bar, Frame
 
 LOCK = "capture.lock"
-BAR_SCHEMA = pa.schema([
-    ("instrument", pa.string()), ("timeframe", pa.string()),
-    ("start_ns", pa.timestamp("ns", tz="UTC")), ("end_ns", pa.timestamp("ns", tz="UTC")),
-    ("open", pa.float64()), ("high", pa.float64()), ("low", pa.float64()),
-    ("close", pa.float64()), ("volume", pa.float64()), ("trades", pa.int64()),
-    ("gap", pa.bool_()), ("flat", pa.bool_()), ("closed_seq", pa.uint64()),
-])  # fmt: skip
+BAR_SCHEMA = pa.schema(
+    [
+        ("instrument", pa.string()),
+        ("timeframe", pa.string()),
+        ("start_ns", pa.timestamp("ns", tz="UTC")),
+        ("end_ns", pa.timestamp("ns", tz="UTC")),
+        ("open", pa.float64()),
+        ("high", pa.float64()),
+        ("low", pa.float64()),
+        ("close", pa.float64()),
+        ("volume", pa.float64()),
+        ("trades", pa.int64()),
+        ("gap", pa.bool_()),
+        ("flat", pa.bool_()),
+        ("closed_seq", pa.uint64()),
+    ]
+)
 
 
 Sealable = tuple[JournalWriter, list[pa.Table], list[tuple[str, Bar, int]]]
@@ -150,8 +160,9 @@ class CaptureWriter:
         while (self.path / "journal" / f"segment-{number:06d}.rtj").exists():
             number += 1
         (self.path / "journal").mkdir(exist_ok=True)
-        self.journal = JournalWriter(self.path / "journal" / f"segment-{number:06d}.rtj",
-                                     fsync=self.fsync)  # fmt: skip
+        self.journal = JournalWriter(
+            self.path / "journal" / f"segment-{number:06d}.rtj", fsync=self.fsync
+        )
         self._flushed: list[pa.Table] = []
         self.segment_started = time.monotonic()
         self.segment_payload = 0
@@ -188,14 +199,23 @@ class CaptureWriter:
         with self._manifest_lock:
             if frame.kind == "open":
                 self.manifest["connections"].append(
-                    {"stream": frame.stream, "conn": frame.conn, "opened_ns": frame.recv_ns,
-                     "closed_ns": None, "close_code": None, "close_reason": None}
-                )  # fmt: skip
+                    {
+                        "stream": frame.stream,
+                        "conn": frame.conn,
+                        "opened_ns": frame.recv_ns,
+                        "closed_ns": None,
+                        "close_code": None,
+                        "close_reason": None,
+                    }
+                )
             elif frame.kind == "close":
                 for conn in reversed(self.manifest["connections"]):
                     if conn["stream"] == frame.stream and conn["conn"] == frame.conn:
-                        conn.update(closed_ns=frame.recv_ns, close_code=detail.get("code"),
-                                    close_reason=detail.get("reason"))  # fmt: skip
+                        conn.update(
+                            closed_ns=frame.recv_ns,
+                            close_code=detail.get("code"),
+                            close_reason=detail.get("reason"),
+                        )
                         break
             else:
                 self.manifest["gaps"].append({"stream": frame.stream, "seq": frame.seq, **detail})
@@ -242,8 +262,9 @@ class CaptureWriter:
         self.journal, self._flushed, self._bars = None, [], []
         return sealable
 
-    def seal(self, journal: JournalWriter, tables: list[pa.Table],
-             bars: list[tuple[str, Bar, int]]) -> dict | None:  # fmt: skip
+    def seal(
+        self, journal: JournalWriter, tables: list[pa.Table], bars: list[tuple[str, Bar, int]]
+    ) -> dict | None:
         """Turn a closed segment into Parquet, record it in the manifest, drop its journal.
 
         What was journaled (the flushed batches, kept in memory) is what gets sealed; the
@@ -252,8 +273,9 @@ class CaptureWriter:
         entry = None
         if tables:
             table = pa.concat_tables(tables)
-            entry = seal_segment(self.path, number, table, level=self.seal_level,
-                                 row_group_rows=self.row_group_rows)  # fmt: skip
+            entry = seal_segment(
+                self.path, number, table, level=self.seal_level, row_group_rows=self.row_group_rows
+            )
             self.sealed_bytes += sum(f["bytes"] for f in entry["files"])
         bar_file = self._write_bars(number, bars)
         with self._manifest_lock:
@@ -278,17 +300,23 @@ class CaptureWriter:
             return None
         folder = self.path / "bars"
         folder.mkdir(exist_ok=True)
-        table = pa.table({
-            "instrument": [i for i, _, _ in bars], "timeframe": [b.timeframe for _, b, _ in bars],
-            "start_ns": pa.array([b.start_ns for _, b, _ in bars], pa.int64()),
-            "end_ns": pa.array([b.end_ns for _, b, _ in bars], pa.int64()),
-            "open": [b.open for _, b, _ in bars], "high": [b.high for _, b, _ in bars],
-            "low": [b.low for _, b, _ in bars], "close": [b.close for _, b, _ in bars],
-            "volume": pa.array([float(b.volume) for _, b, _ in bars]),
-            "trades": [b.trades for _, b, _ in bars], "gap": [b.gap for _, b, _ in bars],
-            "flat": [b.flat for _, b, _ in bars],
-            "closed_seq": pa.array([s for _, _, s in bars], pa.uint64()),
-        })  # fmt: skip
+        table = pa.table(
+            {
+                "instrument": [i for i, _, _ in bars],
+                "timeframe": [b.timeframe for _, b, _ in bars],
+                "start_ns": pa.array([b.start_ns for _, b, _ in bars], pa.int64()),
+                "end_ns": pa.array([b.end_ns for _, b, _ in bars], pa.int64()),
+                "open": [b.open for _, b, _ in bars],
+                "high": [b.high for _, b, _ in bars],
+                "low": [b.low for _, b, _ in bars],
+                "close": [b.close for _, b, _ in bars],
+                "volume": pa.array([float(b.volume) for _, b, _ in bars]),
+                "trades": [b.trades for _, b, _ in bars],
+                "gap": [b.gap for _, b, _ in bars],
+                "flat": [b.flat for _, b, _ in bars],
+                "closed_seq": pa.array([s for _, _, s in bars], pa.uint64()),
+            }
+        )
         table = table.cast(BAR_SCHEMA)
         final = folder / f"bars-{number:06d}.parquet"
         tmp = folder / f".bars-{number:06d}.parquet.tmp"
@@ -382,8 +410,9 @@ def recover(path: str | Path, *, seal_level: int = SEAL_LEVEL) -> RecoveryReport
             report.journals += 1
             scan = read_journal(journal)
             if scan.problem:
-                report.problems.append(f"{journal.name}: {scan.problem}; kept the "
-                                       f"{len(scan.frames)} frames before it")  # fmt: skip
+                report.problems.append(
+                    f"{journal.name}: {scan.problem}; kept the {len(scan.frames)} frames before it"
+                )
             table = scan.table()
             if last_sealed is not None:
                 table = table.filter(pa.compute.greater(table.column("seq"), last_sealed))
@@ -430,10 +459,17 @@ def _adopt(directory: Path, part: Path) -> dict:
         "last_seq": last,
         "first_ns": pa.compute.min(recv).as_py(),
         "last_ns": pa.compute.max(recv).as_py(),
-        "files": [{"path": part.relative_to(directory).as_posix(), "rows": rows,
-                   "bytes": part.stat().st_size, "sha256": sha256_file(part),
-                   "first_seq": first, "last_seq": last}],
-    }  # fmt: skip
+        "files": [
+            {
+                "path": part.relative_to(directory).as_posix(),
+                "rows": rows,
+                "bytes": part.stat().st_size,
+                "sha256": sha256_file(part),
+                "first_seq": first,
+                "last_seq": last,
+            }
+        ],
+    }
 
 
 # --- reading -------------------------------------------------------------------------------

@@ -97,8 +97,12 @@ def import_lines(
     target = Path(capture)
     if (target / "manifest.json").exists():
         raise ValueError(f"{target} already holds a capture: import into a new directory")
-    writer = CaptureWriter(target, source={"kind": "import", "format": fmt, "file": path.name},
-                           fsync="never", seal_level=seal_level)  # fmt: skip
+    writer = CaptureWriter(
+        target,
+        source={"kind": "import", "format": fmt, "file": path.name},
+        fsync="never",
+        seal_level=seal_level,
+    )
     writer.open()
     report = ImportReport()
     checker = Pipeline(None, ["1day"], codec="auto", wanted={EventType.GAP})

@@ -24,8 +24,15 @@ from rtcap.models import Frame
 from rtcap.timeutil import NS, parse_iso_ns
 
 _RELATIVE = re.compile(r"^([+-])\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|hr)$")
-_UNITS = {"ms": NS // 1000, "s": NS, "sec": NS, "m": 60 * NS, "min": 60 * NS, "h": 3600 * NS,
-          "hr": 3600 * NS}  # fmt: skip
+_UNITS = {
+    "ms": NS // 1000,
+    "s": NS,
+    "sec": NS,
+    "m": 60 * NS,
+    "min": 60 * NS,
+    "h": 3600 * NS,
+    "hr": 3600 * NS,
+}
 
 
 def resolve_time(text: str | int | None, start_ns: int, end_ns: int) -> int | None:
@@ -85,8 +92,9 @@ class FrameFilter:
 
     @property
     def empty(self) -> bool:
-        return all(v is None for v in (self.start_ns, self.end_ns, self.streams, self.kinds,
-                                       self.symbols))  # fmt: skip
+        return all(
+            v is None for v in (self.start_ns, self.end_ns, self.streams, self.kinds, self.symbols)
+        )
 
 
 def _member(table: pa.Table, column: str, allowed: frozenset[str] | None):

@@ -28,8 +28,18 @@ DICTIONARY_COLUMNS = ["stream", "kind", "target", "symbol"]
 class FrameColumns:
     """Frames kept column by column as they arrive: the open segment's memtable."""
 
-    __slots__ = ("conn", "exch", "kind", "mono", "payload", "recv", "seq", "stream", "symbol",
-                 "target")  # fmt: skip
+    __slots__ = (
+        "conn",
+        "exch",
+        "kind",
+        "mono",
+        "payload",
+        "recv",
+        "seq",
+        "stream",
+        "symbol",
+        "target",
+    )
 
     def __init__(self) -> None:
         for name in self.__slots__:
@@ -93,8 +103,16 @@ def table_to_frames(table: pa.Table) -> list[Frame]:
     return [
         Frame(seq, recv, mono, conn, stream, kind, payload, target, symbol, exch)
         for seq, recv, mono, conn, stream, kind, payload, target, symbol, exch in zip(
-            values("seq"), values("recv_ns"), values("mono_ns"), values("conn"),
-            values("stream"), values("kind"), values("payload"), values("target"),
-            values("symbol"), values("exch_ns"), strict=True,
+            values("seq"),
+            values("recv_ns"),
+            values("mono_ns"),
+            values("conn"),
+            values("stream"),
+            values("kind"),
+            values("payload"),
+            values("target"),
+            values("symbol"),
+            values("exch_ns"),
+            strict=True,
         )
-    ]  # fmt: skip
+    ]

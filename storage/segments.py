@@ -53,22 +53,36 @@ def seal_segment(
         tmp = folder / f".part-{number:06d}.parquet.tmp"
         seqs = rows.column("seq")
         first, last = pc.min(seqs).as_py(), pc.max(seqs).as_py()
-        metadata = {"rtcap.segment": str(number), "rtcap.first_seq": str(first),
-                    "rtcap.last_seq": str(last)}  # fmt: skip
+        metadata = {
+            "rtcap.segment": str(number),
+            "rtcap.first_seq": str(first),
+            "rtcap.last_seq": str(last),
+        }
         with pq.ParquetWriter(
-            tmp, FRAME_SCHEMA, compression="zstd", compression_level=level,
-            use_dictionary=DICTIONARY_COLUMNS, write_statistics=True,
+            tmp,
+            FRAME_SCHEMA,
+            compression="zstd",
+            compression_level=level,
+            use_dictionary=DICTIONARY_COLUMNS,
+            write_statistics=True,
             sorting_columns=[pq.SortingColumn(0)],
-        ) as writer:  # fmt: skip
+        ) as writer:
             writer.add_key_value_metadata(metadata)
             writer.write_table(rows, row_group_size=row_group_rows)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, final)
         fsync_dir(folder)
-        files.append({"path": final.relative_to(directory).as_posix(), "rows": rows.num_rows,
-                      "bytes": final.stat().st_size, "sha256": sha256_file(final),
-                      "first_seq": first, "last_seq": last})  # fmt: skip
+        files.append(
+            {
+                "path": final.relative_to(directory).as_posix(),
+                "rows": rows.num_rows,
+                "bytes": final.stat().st_size,
+                "sha256": sha256_file(final),
+                "first_seq": first,
+                "last_seq": last,
+            }
+        )
     seqs = table.column("seq")
     return {
         "number": number,

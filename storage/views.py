@@ -48,8 +48,10 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[Path]]:
         if not captures and not exports and path.is_dir() and any(path.rglob("*.parquet")):
             raise CaptureError(f"{path} holds Parquet files but no manifest.json: not a capture")
     if not captures and not exports:
-        raise CaptureError(f"nothing to query under {', '.join(map(str, paths))}: give capture "
-                           "directories (with manifest.json) or export folders")  # fmt: skip
+        raise CaptureError(
+            f"nothing to query under {', '.join(map(str, paths))}: give capture "
+            "directories (with manifest.json) or export folders"
+        )
     return captures, exports
 
 
@@ -71,12 +73,16 @@ def _frames(con: duckdb.DuckDBPyConnection, captures: list[Path]) -> None:
         files = sorted((capture / "frames").rglob("*.parquet"))
         if files:
             listed = ", ".join(_quote(str(f)) for f in files)
-            parts.append(f"SELECT {_quote(capture.name)} AS capture, * FROM read_parquet([{listed}], "
-                         "hive_partitioning = true, union_by_name = true)")  # fmt: skip
-    empty = ("SELECT NULL::VARCHAR AS capture, NULL::UBIGINT AS seq, NULL::TIMESTAMPTZ AS recv_ns, "
-             "NULL::BIGINT AS mono_ns, NULL::UINTEGER AS conn, NULL::VARCHAR AS stream, "
-             "NULL::VARCHAR AS kind, NULL::BLOB AS payload, NULL::VARCHAR AS target, "
-             "NULL::VARCHAR AS symbol, NULL::BIGINT AS exch_ns, NULL::DATE AS date WHERE false")  # fmt: skip
+            parts.append(
+                f"SELECT {_quote(capture.name)} AS capture, * FROM read_parquet([{listed}], "
+                "hive_partitioning = true, union_by_name = true)"
+            )
+    empty = (
+        "SELECT NULL::VARCHAR AS capture, NULL::UBIGINT AS seq, NULL::TIMESTAMPTZ AS recv_ns, "
+        "NULL::BIGINT AS mono_ns, NULL::UINTEGER AS conn, NULL::VARCHAR AS stream, "
+        "NULL::VARCHAR AS kind, NULL::BLOB AS payload, NULL::VARCHAR AS target, "
+        "NULL::VARCHAR AS symbol, NULL::BIGINT AS exch_ns, NULL::DATE AS date WHERE false"
+    )
     con.execute(f"CREATE VIEW frames_raw AS {' UNION ALL BY NAME '.join(parts) or empty}")
     con.execute("""
         CREATE VIEW frames AS
@@ -222,10 +228,12 @@ def _market_views(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
-BAR_COLUMNS = ("CAST(timestamp AS TIMESTAMPTZ) AS timestamp, instrument, timeframe, "
-               "CAST(open AS DOUBLE) AS open, CAST(high AS DOUBLE) AS high, "
-               "CAST(low AS DOUBLE) AS low, CAST(close AS DOUBLE) AS close, "
-               "CAST(volume AS DOUBLE) AS volume")  # fmt: skip
+BAR_COLUMNS = (
+    "CAST(timestamp AS TIMESTAMPTZ) AS timestamp, instrument, timeframe, "
+    "CAST(open AS DOUBLE) AS open, CAST(high AS DOUBLE) AS high, "
+    "CAST(low AS DOUBLE) AS low, CAST(close AS DOUBLE) AS close, "
+    "CAST(volume AS DOUBLE) AS volume"
+)
 
 
 def _bars(con: duckdb.DuckDBPyConnection, captures: list[Path], exports: list[Path]) -> None:
@@ -254,15 +262,19 @@ def _bars(con: duckdb.DuckDBPyConnection, captures: list[Path], exports: list[Pa
         parquets = sorted(folder.glob("bars_*.parquet"))
         if parquets:
             listed = ", ".join(_quote(str(f)) for f in parquets)
-            parts.append(f"SELECT {_quote(folder.name)} AS capture, 'export' AS origin, timestamp, "
-                         "instrument, timeframe, open, high, low, close, volume FROM "
-                         f"read_parquet([{listed}])")  # fmt: skip
+            parts.append(
+                f"SELECT {_quote(folder.name)} AS capture, 'export' AS origin, timestamp, "
+                "instrument, timeframe, open, high, low, close, volume FROM "
+                f"read_parquet([{listed}])"
+            )
     body = " UNION ALL BY NAME ".join(
         f"SELECT capture, origin, {BAR_COLUMNS} FROM ({p})" for p in parts
     )
-    empty = (f"SELECT NULL::VARCHAR AS capture, NULL::VARCHAR AS origin, {BAR_COLUMNS} FROM "
-             "(SELECT NULL AS timestamp, NULL AS instrument, NULL AS timeframe, NULL AS open, "
-             "NULL AS high, NULL AS low, NULL AS close, NULL AS volume) WHERE false")  # fmt: skip
+    empty = (
+        f"SELECT NULL::VARCHAR AS capture, NULL::VARCHAR AS origin, {BAR_COLUMNS} FROM "
+        "(SELECT NULL AS timestamp, NULL AS instrument, NULL AS timeframe, NULL AS open, "
+        "NULL AS high, NULL AS low, NULL AS close, NULL AS volume) WHERE false"
+    )
     con.execute(f"CREATE VIEW bars AS {body or empty}")
 
 
@@ -277,6 +289,8 @@ def _snapshots(con: duckdb.DuckDBPyConnection, exports: list[Path]) -> None:
             "'VARCHAR', 'data_summary': 'JSON', 'recent_data': 'JSON'})"
         )
     else:
-        con.execute("CREATE VIEW snapshots AS SELECT NULL::VARCHAR AS file, "
-                    "NULL::TIMESTAMPTZ AS export_timestamp, NULL::JSON AS data_summary, "
-                    "NULL::JSON AS recent_data WHERE false")  # fmt: skip
+        con.execute(
+            "CREATE VIEW snapshots AS SELECT NULL::VARCHAR AS file, "
+            "NULL::TIMESTAMPTZ AS export_timestamp, NULL::JSON AS data_summary, "
+            "NULL::JSON AS recent_data WHERE false"
+        )

@@ -21,9 +21,13 @@ from rtcap.codecs import signalr
 async def running_gateway(rate=400.0, faults=None, api_key=None, keepalive_s=15.0, days=1.0):
     feed = SimulatedFeed(7, ["MNQ", "ES"], rate, faults=faults or FaultPlan())
     server = GatewayServer(
-        feed, feed.contracts, faults=faults, tokens=TokenIssuer(api_key), keepalive_s=keepalive_s,
+        feed,
+        feed.contracts,
+        faults=faults,
+        tokens=TokenIssuer(api_key),
+        keepalive_s=keepalive_s,
         history=simulated_history(feed.market, days, feed.start_ns, 7),
-    )  # fmt: skip
+    )
     await server.start()
     try:
         yield server
@@ -33,8 +37,9 @@ async def running_gateway(rate=400.0, faults=None, api_key=None, keepalive_s=15.
 
 async def login(server, api_key="any-key") -> str:
     async with aiohttp.ClientSession() as http:
-        response = await http.post(f"{server.urls['api']}/Auth/loginKey",
-                                   json={"userName": "tester", "apiKey": api_key})  # fmt: skip
+        response = await http.post(
+            f"{server.urls['api']}/Auth/loginKey", json={"userName": "tester", "apiKey": api_key}
+        )
         assert response.status == 200, await response.text()
         return (await response.json())["token"]
 
@@ -79,6 +84,7 @@ async def collect(ws, seconds):
 
 def pushes(records, target=None):
     return [
-        r for _, r in records
+        r
+        for _, r in records
         if isinstance(r, dict) and r.get("type") == 1 and (target is None or r["target"] == target)
-    ]  # fmt: skip
+    ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from rtcap import __version__
-from rtcap.cli.analysis import export_command, info_command
+from rtcap.cli.analysis import export_command, info_command, plot_command
 from rtcap.cli.maintenance import import_command, recover_command
 from rtcap.cli.record import record
 from rtcap.cli.replay import replay, verify
@@ -33,4 +33,5 @@ main.add_command(sim)
 main.add_command(sql)
 main.add_command(export_command)
 main.add_command(info_command)
+main.add_command(plot_command)
 main.add_command(simulate)

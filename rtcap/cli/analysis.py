@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 import duckdb
 
-from rtcap.cli.options import timeframes_option
+from rtcap.cli.options import indicators_option, timeframes_option
+from rtcap.replay.charts import write_chart
 from rtcap.replay.export import export_bars
 from rtcap.storage.capture import CaptureError, open_capture
 from rtcap.storage.segments import sha256_file
@@ -30,7 +31,7 @@ from rtcap.timeutil import ns_to_datetime
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True
 )
-def export_command(capture, out, timeframes, start, end, fmt) -> None:  # fmt: skip
+def export_command(capture, out, timeframes, start, end, fmt) -> None:
     """Replay CAPTURE at max speed and write its completed bars and a JSON snapshot to OUT.
 
     Then query them: rtcap sql OUT -c "select timeframe, count(*) from bars group by 1"
@@ -67,8 +68,10 @@ def info_command(capture: Path, verify_checksums: bool) -> None:
         click.echo(f"span      {_iso(first)} → {_iso(last)}  ({(last - first) / 1e9:,.1f} s)")
     payload = manifest["payload_bytes"]
     ratio = f"{payload / on_disk:.2f}x" if on_disk else "-"
-    click.echo(f"frames    {manifest['frames']:,} rows, {payload / 1e6:,.2f} MB payload, "
-               f"{on_disk / 1e6:,.2f} MB on disk, compression {ratio}")  # fmt: skip
+    click.echo(
+        f"frames    {manifest['frames']:,} rows, {payload / 1e6:,.2f} MB payload, "
+        f"{on_disk / 1e6:,.2f} MB on disk, compression {ratio}"
+    )
     try:
         _frame_statistics(con, manifest)
     except duckdb.Error as exc:
@@ -76,8 +79,10 @@ def info_command(capture: Path, verify_checksums: bool) -> None:
         click.echo("          (a segment is damaged: run with --verify-checksums to find it)")
     live = manifest.get("live_bars")
     if live:
-        click.echo(f"live bars {live.get('count', 0)} ({', '.join(live.get('timeframes') or [])}),"
-                   f" sha256 {live.get('stream_hash', '')[:16]}…")  # fmt: skip
+        click.echo(
+            f"live bars {live.get('count', 0)} ({', '.join(live.get('timeframes') or [])}),"
+            f" sha256 {live.get('stream_hash', '')[:16]}…"
+        )
     click.echo(f"segments  {len(segments)} ({len(files)} files)")
     bad = 0
     for file in files:
@@ -88,15 +93,18 @@ def info_command(capture: Path, verify_checksums: bool) -> None:
             ok = actual == file["sha256"]
             bad += not ok
             mark = "  ok" if ok else f"  MISMATCH (now {actual[:16]}…)"
-        click.echo(f"  {file['path']}  {file['rows']:,} rows  {file['bytes']:,} B  "
-                   f"sha256 {file['sha256'][:16]}…{mark}")  # fmt: skip
+        click.echo(
+            f"  {file['path']}  {file['rows']:,} rows  {file['bytes']:,} B  "
+            f"sha256 {file['sha256'][:16]}…{mark}"
+        )
     if bad:
         raise click.ClickException(f"{bad} segment file(s) do not match their checksums")
 
 
 def _frame_statistics(con, manifest) -> None:
-    rows = con.execute("select stream, kind, count(*), sum(bytes) from frames "
-                       "group by all order by 1, 3 desc").fetchall()  # fmt: skip
+    rows = con.execute(
+        "select stream, kind, count(*), sum(bytes) from frames group by all order by 1, 3 desc"
+    ).fetchall()
     for stream, kind, count, size in rows:
         click.echo(f"  {stream:<10} {kind:<7} {count:>10,} rows {(size or 0) / 1e6:>10.3f} MB")
     connections = manifest.get("connections") or []
@@ -104,8 +112,10 @@ def _frame_statistics(con, manifest) -> None:
         "select gap_kind, count(*), coalesce(sum(seconds), 0), coalesce(sum(missing), 0) "
         "from gaps group by 1 order by 1"
     ).fetchall()
-    click.echo(f"conns     {len(connections)} connections, "
-               f"{sum(1 for c in connections if c.get('closed_ns'))} closed")  # fmt: skip
+    click.echo(
+        f"conns     {len(connections)} connections, "
+        f"{sum(1 for c in connections if c.get('closed_ns'))} closed"
+    )
     for kind, count, seconds, missing in gaps:
         extra = (
             f"{seconds:.1f} s without a connection"
@@ -117,11 +127,44 @@ def _frame_statistics(con, manifest) -> None:
         select quantile_cont(s, 0.5), quantile_cont(s, 0.99), count(*) from (
             select (epoch_ns(recv_time) - epoch_ns(exch_time)) / 1e6 as s
             from trades where exch_time is not null)
-    """).fetchone()  # fmt: skip
+    """).fetchone()
     if skew[2]:
-        click.echo(f"skew      receive − exchange time: median {skew[0]:+.3f} ms, "
-                   f"p99 {skew[1]:+.3f} ms over {skew[2]:,} frames")  # fmt: skip
+        click.echo(
+            f"skew      receive − exchange time: median {skew[0]:+.3f} ms, "
+            f"p99 {skew[1]:+.3f} ms over {skew[2]:,} frames"
+        )
 
 
 def _iso(ns: int) -> str:
     return ns_to_datetime(ns).isoformat()
+
+
+@click.command("plot")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--timeframe", default="1min", show_default=True)
+@click.option(
+    "--indicators",
+    default="",
+    callback=indicators_option,
+    metavar="SPECS",
+    help="e.g. sma:20,ema:9,rsi:14,macd,bbands:20,atr:14,vwap,obv.",
+)
+@click.option("--instrument", help="Which instrument of a multi-instrument capture.")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="chart.html",
+    show_default=True,
+)
+def plot_command(source, timeframe, indicators, instrument, out) -> None:
+    """Candlestick chart of SOURCE (a capture, or a bars CSV from rtcap export) with volume,
+    indicator panels and connection gaps shaded, as a self-contained HTML file."""
+    try:
+        data = write_chart(source, out, timeframe, indicators, instrument)
+    except (CaptureError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"wrote {out}: {data.instrument} {data.timeframe}, {data.bars.height} bars, "
+        f"{len(data.gaps)} gaps shaded"
+    )

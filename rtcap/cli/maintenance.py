@@ -22,8 +22,10 @@ def recover_command(capture: Path) -> None:
         report = recover(capture)
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"recovered {capture}: {report.journals} journal(s), {report.frames_recovered} "
-               f"frames sealed into segments {report.segments_sealed or 'none'}")  # fmt: skip
+    click.echo(
+        f"recovered {capture}: {report.journals} journal(s), {report.frames_recovered} "
+        f"frames sealed into segments {report.segments_sealed or 'none'}"
+    )
     if report.already_sealed:
         click.echo(f"  {report.already_sealed} journal frames were already sealed (kept once)")
     for problem in report.problems:

@@ -43,8 +43,15 @@ def indicators_option(ctx: click.Context, param: click.Parameter, value: str) ->
     return specs
 
 
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0,
-                   "hr": 3600.0}  # fmt: skip
+_DURATION_UNITS = {
+    "ms": 0.001,
+    "s": 1.0,
+    "sec": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "h": 3600.0,
+    "hr": 3600.0,
+}
 
 
 def parse_duration(text: str) -> float:

@@ -143,10 +143,35 @@ def _bars(ctx, param, value):
     help="Longest wait between reconnect attempts.",
 )
 @click.option("--quiet", is_flag=True, help="No live status line.")
-def record(capture, source, symbols, channels, user_hub, username, api_key, api_url,
-           market_hub_url, user_hub_url, streams, binance_url, url, sends, seed, rate, duration,
-           max_frames, bars, flush_ms, fsync, segment_mb, segment_minutes, seal_level,
-           stale_after, backoff_max, quiet) -> None:  # fmt: skip
+def record(
+    capture,
+    source,
+    symbols,
+    channels,
+    user_hub,
+    username,
+    api_key,
+    api_url,
+    market_hub_url,
+    user_hub_url,
+    streams,
+    binance_url,
+    url,
+    sends,
+    seed,
+    rate,
+    duration,
+    max_frames,
+    bars,
+    flush_ms,
+    fsync,
+    segment_mb,
+    segment_minutes,
+    seal_level,
+    stale_after,
+    backoff_max,
+    quiet,
+) -> None:
     """Record a live websocket feed into CAPTURE (default captures/<UTC time>).
 
     Every inbound frame is kept byte for byte with its receive times, every frame sent and every
@@ -154,24 +179,53 @@ def record(capture, source, symbols, channels, user_hub, username, api_key, api_
     --flush-ms and are sealed into zstd Parquet segments; Ctrl+C or SIGTERM flush and seal.
     """
     capture = capture or Path("captures") / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    options = dict(source=source, symbols=split_list(symbols), channels=tuple(split_list(channels)),
-                   user_hub=user_hub, username=username, api_key=api_key, api_url=api_url,
-                   market_hub_url=market_hub_url, user_hub_url=user_hub_url,
-                   streams=split_list(streams), binance_url=binance_url, url=url,
-                   sends=list(sends), seed=seed, rate=rate)  # fmt: skip
-    writer = CaptureWriter(capture, source={}, fsync=fsync, seal_level=seal_level,
-                           segment_max_bytes=segment_mb * 1024 * 1024,
-                           segment_max_s=segment_minutes * 60)  # fmt: skip
+    options = dict(
+        source=source,
+        symbols=split_list(symbols),
+        channels=tuple(split_list(channels)),
+        user_hub=user_hub,
+        username=username,
+        api_key=api_key,
+        api_url=api_url,
+        market_hub_url=market_hub_url,
+        user_hub_url=user_hub_url,
+        streams=split_list(streams),
+        binance_url=binance_url,
+        url=url,
+        sends=list(sends),
+        seed=seed,
+        rate=rate,
+    )
+    writer = CaptureWriter(
+        capture,
+        source={},
+        fsync=fsync,
+        seal_level=seal_level,
+        segment_max_bytes=segment_mb * 1024 * 1024,
+        segment_max_s=segment_minutes * 60,
+    )
     try:
-        summary = asyncio.run(_record(writer, options, duration, max_frames, bars, flush_ms,
-                                      stale_after, backoff_max, quiet))  # fmt: skip
+        summary = asyncio.run(
+            _record(
+                writer,
+                options,
+                duration,
+                max_frames,
+                bars,
+                flush_ms,
+                stale_after,
+                backoff_max,
+                quiet,
+            )
+        )
     except (CaptureError, RecordingError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(summary)
 
 
-async def _record(writer, options, duration, max_frames, bars, flush_ms, stale_after, backoff_max,
-                  quiet) -> str:  # fmt: skip
+async def _record(
+    writer, options, duration, max_frames, bars, flush_ms, stale_after, backoff_max, quiet
+) -> str:
     embedded = None
     if options["source"] == "sim":
         symbols = options["symbols"] or ["MNQ", "ES"]
@@ -183,9 +237,15 @@ async def _record(writer, options, duration, max_frames, bars, flush_ms, stale_a
     writer._source = info
     try:
         await asyncio.to_thread(writer.open)
-        recorder = Recorder(feeds, writer=writer, flush_ms=flush_ms, bar_timeframes=bars,
-                            backoff=Backoff(max_s=backoff_max), stale_after_s=stale_after,
-                            max_frames=max_frames)  # fmt: skip
+        recorder = Recorder(
+            feeds,
+            writer=writer,
+            flush_ms=flush_ms,
+            bar_timeframes=bars,
+            backoff=Backoff(max_s=backoff_max),
+            stale_after_s=stale_after,
+            max_frames=max_frames,
+        )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
@@ -208,32 +268,46 @@ async def _record(writer, options, duration, max_frames, bars, flush_ms, stale_a
             await embedded.stop()
     manifest = writer.manifest
     gaps = len(manifest["gaps"])
-    return (f"recorded {manifest['frames']} rows ({recorder.data_frames} data frames) into "
-            f"{writer.path}: {len(manifest['segments'])} segments, {gaps} gaps, "
-            f"{recorder.status()['reconnects']} reconnects")  # fmt: skip
+    return (
+        f"recorded {manifest['frames']} rows ({recorder.data_frames} data frames) into "
+        f"{writer.path}: {len(manifest['segments'])} segments, {gaps} gaps, "
+        f"{recorder.status()['reconnects']} reconnects"
+    )
 
 
 def _live_feeds(options) -> tuple[list, dict]:
     source = options["source"]
     if source == "projectx":
         if not options["username"] or not options["api_key"]:
-            raise ValueError("ProjectX needs credentials: set PROJECTX_USERNAME and "
-                             "PROJECTX_API_KEY (or --username/--api-key)")  # fmt: skip
+            raise ValueError(
+                "ProjectX needs credentials: set PROJECTX_USERNAME and "
+                "PROJECTX_API_KEY (or --username/--api-key)"
+            )
         if not options["symbols"]:
             raise ValueError("give --symbols, e.g. --symbols MNQ,ES")
         auth = ProjectXAuth(options["api_url"], options["username"], options["api_key"])
-        feeds = [ProjectXMarketFeed(auth, options["market_hub_url"], options["symbols"],
-                                    options["channels"])]  # fmt: skip
+        feeds = [
+            ProjectXMarketFeed(
+                auth, options["market_hub_url"], options["symbols"], options["channels"]
+            )
+        ]
         if options["user_hub"]:
             feeds.append(ProjectXUserFeed(auth, options["user_hub_url"]))
-        info = {"kind": "projectx", "api_url": options["api_url"], "username": options["username"],
-                "market_hub_url": redact_url(options["market_hub_url"]),
-                "symbols": options["symbols"]}  # fmt: skip
+        info = {
+            "kind": "projectx",
+            "api_url": options["api_url"],
+            "username": options["username"],
+            "market_hub_url": redact_url(options["market_hub_url"]),
+            "symbols": options["symbols"],
+        }
         return feeds, info
     if source == "binance":
         feed = BinanceFeed(options["symbols"], options["streams"], base_url=options["binance_url"])
-        return [feed], {"kind": "binance", "url": redact_url(options["binance_url"]),
-                        "streams": feed.names}  # fmt: skip
+        return [feed], {
+            "kind": "binance",
+            "url": redact_url(options["binance_url"]),
+            "streams": feed.names,
+        }
     if not options["url"]:
         raise ValueError("--source ws needs --url wss://…")
     feed = GenericFeed(options["url"], options["sends"])

@@ -36,9 +36,16 @@ def _speed(ctx, param, value):
 
 def _replay_source(capture: Path, speed, start, end, streams, symbols, include_open, max_gap):
     try:
-        return Replay(capture, speed, start=start, end=end, streams=split_list(streams) or None,
-                      symbols=split_list(symbols) or None, include_open=include_open,
-                      max_gap=max_gap)  # fmt: skip
+        return Replay(
+            capture,
+            speed,
+            start=start,
+            end=end,
+            streams=split_list(streams) or None,
+            symbols=split_list(symbols) or None,
+            include_open=include_open,
+            max_gap=max_gap,
+        )
     except (CaptureError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -70,8 +77,22 @@ def _replay_source(capture: Path, speed, start, end, streams, symbols, include_o
 @click.option("--serve", is_flag=True, help="Serve the replay on a ProjectX-compatible gateway.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535))
-def replay(capture, speed, timeframes, ticks, fmt, start, end, streams, symbols, include_open,
-           max_gap, serve, host, port) -> None:  # fmt: skip
+def replay(
+    capture,
+    speed,
+    timeframes,
+    ticks,
+    fmt,
+    start,
+    end,
+    streams,
+    symbols,
+    include_open,
+    max_gap,
+    serve,
+    host,
+    port,
+) -> None:
     """Replay CAPTURE through the live codec, bar builder and event bus, printing bars as they
     close; or, with --serve, to network clients over the gateway.
 
@@ -116,14 +137,18 @@ async def _print(source: Replay, timeframes: list[str], ticks: bool, fmt: str) -
         else:
             prices = f"O {bar.open!s:<10} H {bar.high!s:<10} L {bar.low!s:<10} C {bar.close!s:<10}"
             flag = "  gap" if bar.gap else ""
-            out.write(f"{row['timestamp']:<26} {event.instrument:<8} {bar.timeframe:<6} {prices} "
-                      f"V {bar.volume!s:<8} n {bar.trades}{flag}\n")  # fmt: skip
+            out.write(
+                f"{row['timestamp']:<26} {event.instrument:<8} {bar.timeframe:<6} {prices} "
+                f"V {bar.volume!s:<8} n {bar.trades}{flag}\n"
+            )
 
     def on_tick(event: Event) -> None:
         data = event.data
         if fmt == "table":
-            out.write(f"  {data['timestamp'].isoformat():<32} {event.instrument:<8} trade "
-                      f"{data['price']:g} x {data['volume']:g} {data['side'] or ''}\n")  # fmt: skip
+            out.write(
+                f"  {data['timestamp'].isoformat():<32} {event.instrument:<8} trade "
+                f"{data['price']:g} x {data['volume']:g} {data['side'] or ''}\n"
+            )
         elif fmt == "jsonl":
             row = {**data, "timestamp": data["timestamp"].isoformat(), "event": "trade"}
             out.write(orjson.dumps(row).decode() + "\n")
@@ -132,8 +157,13 @@ async def _print(source: Replay, timeframes: list[str], ticks: bool, fmt: str) -
     if ticks:
         await bus.on(EventType.TRADE_TICK, on_tick)
     console = Console(stderr=True)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), transient=True,
-                        console=console, disable=not console.is_terminal)  # fmt: skip
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        transient=True,
+        console=console,
+        disable=not console.is_terminal,
+    )
     first, last = source.reader.span
     task = progress.add_task("replay", total=max(1, last - first))
     started = time.monotonic()
@@ -147,9 +177,11 @@ async def _print(source: Replay, timeframes: list[str], ticks: bool, fmt: str) -
                 elapsed = time.monotonic() - started
                 achieved = (source.last_recv_ns - first) / 1e9 / max(elapsed, 1e-9)
                 moment = ns_to_datetime(source.last_recv_ns).strftime("%H:%M:%S")
-                progress.update(task, completed=source.last_recv_ns - first,
-                                description=f"{moment} | {source.frames_out:,} frames | "
-                                            f"{achieved:,.1f}x")  # fmt: skip
+                progress.update(
+                    task,
+                    completed=source.last_recv_ns - first,
+                    description=f"{moment} | {source.frames_out:,} frames | {achieved:,.1f}x",
+                )
         if pipeline.now_ns is not None:
             await bus.dispatch(pipeline.advance_to(pipeline.now_ns))
     out.flush()
@@ -189,8 +221,10 @@ async def _serve(source: Replay, host: str, port: int) -> None:
         click.echo("capture finished; serving until Ctrl+C")
         await stopped
     await server.stop()
-    click.echo(f"served {server.stats['records_routed']} records to "
-               f"{server.stats['connections']} connections")  # fmt: skip
+    click.echo(
+        f"served {server.stats['records_routed']} records to "
+        f"{server.stats['connections']} connections"
+    )
 
 
 @click.command()
@@ -222,19 +256,25 @@ def verify(capture, speed, timeframes) -> None:
     problems = []
     diff = first_difference(fast.events, paced.events)
     if diff is not None:
-        problems.append(f"max-speed and {speed:g}x replays differ at event #{diff[0]}:\n"
-                        f"  max:   {diff[1]}\n  paced: {diff[2]}")  # fmt: skip
+        problems.append(
+            f"max-speed and {speed:g}x replays differ at event #{diff[0]}:\n"
+            f"  max:   {diff[1]}\n  paced: {diff[2]}"
+        )
     live_lines = live_bar_lines(capture) if live.get("timeframes") and not timeframes else None
     if live_lines is not None:
         diff = first_difference(live_lines, fast.bars)
         if diff is not None:
-            problems.append(f"replayed bars differ from the live bars at bar #{diff[0]}:\n"
-                            f"  live:   {_text(diff[1])}\n  replay: {_text(diff[2])}")  # fmt: skip
+            problems.append(
+                f"replayed bars differ from the live bars at bar #{diff[0]}:\n"
+                f"  live:   {_text(diff[1])}\n  replay: {_text(diff[2])}"
+            )
     if problems:
         raise click.ClickException("DIFFERENT: " + "\n".join(problems))
     against = f" and the {len(live_lines)} live bars" if live_lines is not None else ""
-    click.echo(f"identical: {len(fast.bars)} bars ({', '.join(labels)}), {len(fast.events)} "
-               f"events at max speed and {speed:g}x{against}")  # fmt: skip
+    click.echo(
+        f"identical: {len(fast.bars)} bars ({', '.join(labels)}), {len(fast.events)} "
+        f"events at max speed and {speed:g}x{against}"
+    )
     click.echo(f"bar stream sha256 {fast.bar_hash}")
     click.echo(f"event stream sha256 {fast.event_hash}")
 

@@ -108,9 +108,26 @@ from rtcap.replay.tokens import TokenIssuer
 @click.option(
     "--burst-for", type=DURATION, default="2s", show_default=True, help="…and lasts this long."
 )
-def sim(host, port, seed, instruments, rate, api_key, history_days, keepalive, drop_after,
-        stall_after, stall_for, malformed_every, oversized_after, oversized_bytes,
-        error_close_after, burst_rate, burst_every, burst_for) -> None:  # fmt: skip
+def sim(
+    host,
+    port,
+    seed,
+    instruments,
+    rate,
+    api_key,
+    history_days,
+    keepalive,
+    drop_after,
+    stall_after,
+    stall_for,
+    malformed_every,
+    oversized_after,
+    oversized_bytes,
+    error_close_after,
+    burst_rate,
+    burst_every,
+    burst_for,
+) -> None:
     """Serve the simulated market on a ProjectX-compatible gateway until Ctrl+C.
 
     REST under /api (Auth/loginKey, Contract/search, History/retrieveBars …) and the SignalR
@@ -119,18 +136,31 @@ def sim(host, port, seed, instruments, rate, api_key, history_days, keepalive, d
     """
     try:
         faults = FaultPlan(
-            drop_after_s=drop_after, stall_after_s=stall_after, stall_for_s=stall_for,
-            malformed_every=malformed_every, oversized_after_s=oversized_after,
-            oversized_bytes=oversized_bytes, error_close_after_s=error_close_after,
-            burst_rate=burst_rate, burst_every_s=burst_every, burst_for_s=burst_for,
-        )  # fmt: skip
+            drop_after_s=drop_after,
+            stall_after_s=stall_after,
+            stall_for_s=stall_for,
+            malformed_every=malformed_every,
+            oversized_after_s=oversized_after,
+            oversized_bytes=oversized_bytes,
+            error_close_after_s=error_close_after,
+            burst_rate=burst_rate,
+            burst_every_s=burst_every,
+            burst_for_s=burst_for,
+        )
         feed = SimulatedFeed(seed, instruments, rate, faults=faults)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     history = simulated_history(feed.market, history_days, feed.start_ns, seed)
-    server = GatewayServer(feed, feed.contracts, host=host, port=port, faults=faults,
-                           tokens=TokenIssuer(api_key), history=history,
-                           keepalive_s=keepalive)  # fmt: skip
+    server = GatewayServer(
+        feed,
+        feed.contracts,
+        host=host,
+        port=port,
+        faults=faults,
+        tokens=TokenIssuer(api_key),
+        history=history,
+        keepalive_s=keepalive,
+    )
     try:
         asyncio.run(_serve(server, feed, api_key is not None))
     except OSError as exc:
@@ -160,5 +190,7 @@ async def _serve(server: GatewayServer, feed: SimulatedFeed, key_required: bool)
         await stop.wait()
     finally:
         await server.stop()
-        click.echo(f"stopped after serving {server.stats['records_routed']} records to "
-                   f"{server.stats['connections']} connections")  # fmt: skip
+        click.echo(
+            f"stopped after serving {server.stats['records_routed']} records to "
+            f"{server.stats['connections']} connections"
+        )

@@ -39,8 +39,20 @@ def bar_table(pipeline: Pipeline) -> pl.DataFrame:
                 pl.Series("complete", [b is not forming for b in bars]),
             )
             parts.append(frame)
-    columns = ["instrument", "timeframe", "timestamp", "open", "high", "low", "close", "volume",
-               "trades", "flat", "gap", "complete"]  # fmt: skip
+    columns = [
+        "instrument",
+        "timeframe",
+        "timestamp",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "trades",
+        "flat",
+        "gap",
+        "complete",
+    ]
     if not parts:
         return pl.DataFrame()
     return pl.concat(parts, how="vertical_relaxed").select(columns)
@@ -163,9 +175,15 @@ def _print_tables(pipeline, table, timeframes, indicators, tail, frames, seed, s
         f"{sum(s.trades for s in pipeline.instruments.values())} trades, "
         f"{pipeline.stats['decode_errors']} decode errors"
     )
-    with pl.Config(tbl_rows=tail, tbl_cols=-1, tbl_hide_dataframe_shape=True,
-                   tbl_formatting="ASCII_MARKDOWN", tbl_hide_column_data_types=True,
-                   fmt_str_lengths=40, tbl_width_chars=200):  # fmt: skip
+    with pl.Config(
+        tbl_rows=tail,
+        tbl_cols=-1,
+        tbl_hide_dataframe_shape=True,
+        tbl_formatting="ASCII_MARKDOWN",
+        tbl_hide_column_data_types=True,
+        fmt_str_lengths=40,
+        tbl_width_chars=200,
+    ):
         for symbol, state in pipeline.instruments.items():
             for index, label in enumerate(timeframes):
                 bars = table.filter(
@@ -173,8 +191,9 @@ def _print_tables(pipeline, table, timeframes, indicators, tail, frames, seed, s
                 )
                 if bars.is_empty():
                     continue
-                frame = bars.select("timestamp", "open", "high", "low", "close", "volume",
-                                    "trades", "complete")  # fmt: skip
+                frame = bars.select(
+                    "timestamp", "open", "high", "low", "close", "volume", "trades", "complete"
+                )
                 frame = frame.with_columns(pl.col("timestamp").dt.convert_time_zone(state.tz.key))
                 if index == 0:
                     for spec in indicators:

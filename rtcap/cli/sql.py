@@ -29,7 +29,7 @@ from rtcap.storage.views import VIEW_NAMES, connect
     help="Write the result to this file (needed for parquet).",
 )
 @click.option("--max-rows", default=40, show_default=True, help="Rows shown by --format table.")
-def sql(paths, query, fmt, out, max_rows) -> None:  # fmt: skip
+def sql(paths, query, fmt, out, max_rows) -> None:
     """Query captures and exports with DuckDB.
 
     PATHS are capture directories, folders of captures, or export folders (default:
@@ -53,8 +53,9 @@ def sql(paths, query, fmt, out, max_rows) -> None:  # fmt: skip
     _prompt(con, fmt, max_rows)
 
 
-def _run(con: duckdb.DuckDBPyConnection, query: str, fmt: str, out: Path | None,
-         max_rows: int) -> None:  # fmt: skip
+def _run(
+    con: duckdb.DuckDBPyConnection, query: str, fmt: str, out: Path | None, max_rows: int
+) -> None:
     try:
         relation = con.sql(query)
         if relation is None:
@@ -88,16 +89,24 @@ def _box(relation: duckdb.DuckDBPyRelation, max_rows: int) -> str:
 
     frame = relation.limit(max_rows + 1).pl()
     more = frame.height > max_rows
-    with pl.Config(tbl_rows=max_rows, tbl_cols=-1, tbl_hide_dataframe_shape=True,
-                   tbl_formatting="ASCII_MARKDOWN", tbl_hide_column_data_types=True,
-                   fmt_str_lengths=60, tbl_width_chars=250):  # fmt: skip
+    with pl.Config(
+        tbl_rows=max_rows,
+        tbl_cols=-1,
+        tbl_hide_dataframe_shape=True,
+        tbl_formatting="ASCII_MARKDOWN",
+        tbl_hide_column_data_types=True,
+        fmt_str_lengths=60,
+        tbl_width_chars=250,
+    ):
         text = str(frame.head(max_rows))
     return text + ("\n… more rows (use --max-rows or --format csv)" if more else "")
 
 
 def _prompt(con: duckdb.DuckDBPyConnection, fmt: str, max_rows: int) -> None:
-    click.echo(f"rtcap sql — views: {', '.join(VIEW_NAMES)}. End statements with ';', "
-               "quit with .quit or Ctrl+D.")  # fmt: skip
+    click.echo(
+        f"rtcap sql — views: {', '.join(VIEW_NAMES)}. End statements with ';', "
+        "quit with .quit or Ctrl+D."
+    )
     buffer = ""
     while True:
         try:

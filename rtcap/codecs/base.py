@@ -77,8 +77,9 @@ class Collector:
     def __init__(self) -> None:
         self.items: list[Decoded] = []
 
-    def trade(self, symbol, price, volume, side, exch_ns, recv_ns, seq, trade_id=None,
-              aggregated=False) -> None:  # fmt: skip
+    def trade(
+        self, symbol, price, volume, side, exch_ns, recv_ns, seq, trade_id=None, aggregated=False
+    ) -> None:
         self.items.append(
             Trade(symbol, price, volume, side, exch_ns, recv_ns, seq, trade_id, aggregated)
         )

@@ -57,8 +57,17 @@ class BinanceCodec(SinkCodec):
             trade_id = data["t"] if kind == "trade" else data["a"]
             exch_ns = data["T"] * MS
             self._last_symbol[frame.stream] = symbol
-            sink.trade(symbol, price, volume, "sell" if maker else "buy", exch_ns,
-                       frame.recv_ns, frame.seq, trade_id, kind == "aggTrade")  # fmt: skip
+            sink.trade(
+                symbol,
+                price,
+                volume,
+                "sell" if maker else "buy",
+                exch_ns,
+                frame.recv_ns,
+                frame.seq,
+                trade_id,
+                kind == "aggTrade",
+            )
         elif kind == "depthUpdate":
             update = DepthUpdate(
                 data["s"],

@@ -116,8 +116,9 @@ class ProjectXCodec(SinkCodec):
                     try:
                         self._trades(arguments[0], arguments[1], frame, sink)
                     except (TypeError, ValueError, KeyError, AttributeError) as exc:
-                        sink.error(DecodeError(frame.seq, frame.recv_ns,
-                                               f"bad {TRADE}: {exc!r}", record))  # fmt: skip
+                        sink.error(
+                            DecodeError(frame.seq, frame.recv_ns, f"bad {TRADE}: {exc!r}", record)
+                        )
                     return
             self._message(message, record, frame, sink)
             return

@@ -37,10 +37,25 @@ def test_kill_9_then_recover_keeps_sealed_segments_and_all_but_the_last_flush(
     for trial in range(trials):
         path = tmp_path / f"cap{trial}"
         process = subprocess.Popen(
-            [sys.executable, "-m", "rtcap", "record", str(path), "--rate", "800", "--quiet",
-             "--flush-ms", str(FLUSH_MS), "--fsync", "always", "--segment-minutes", "0.01"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "rtcap",
+                "record",
+                str(path),
+                "--rate",
+                "800",
+                "--quiet",
+                "--flush-ms",
+                str(FLUSH_MS),
+                "--fsync",
+                "always",
+                "--segment-minutes",
+                "0.01",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         wait_for_journal(path, process)
         time.sleep(rng.uniform(0.2, 2.5))
         sealed = {}
@@ -50,8 +65,12 @@ def test_kill_9_then_recover_keeps_sealed_segments_and_all_but_the_last_flush(
         killed_ns = time.time_ns()
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
-        result = subprocess.run([sys.executable, "-m", "rtcap", "recover", str(path)],
-                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", "rtcap", "recover", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 0, result.stderr
         assert result.stdout.startswith(f"recovered {path}")
         manifest = open_capture(path)

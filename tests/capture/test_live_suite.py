@@ -10,8 +10,9 @@ async def test_suite_without_source_streams_the_embedded_market_with_history_and
     tmp_path, monkeypatch
 ):
     monkeypatch.delenv("PROJECTX_API_KEY", raising=False)
-    suite = await TradingSuite.create(["MNQ"], timeframes=["1sec", "1min"], initial_days=1,
-                                      record_to=str(tmp_path / "today"))  # fmt: skip
+    suite = await TradingSuite.create(
+        ["MNQ"], timeframes=["1sec", "1min"], initial_days=1, record_to=str(tmp_path / "today")
+    )
     ticks, bars = [], []
     await suite["MNQ"].on(EventType.TRADE_TICK, ticks.append)
     await suite["MNQ"].on(EventType.BAR_CLOSED, bars.append)
@@ -26,7 +27,10 @@ async def test_suite_without_source_streams_the_embedded_market_with_history_and
     manifest = open_capture(tmp_path / "today")
     frames = list(read_frames(tmp_path / "today"))
     assert manifest["status"] == "closed" and manifest["source"]["kind"] == "sim"
-    trades = sum(f.payload.count(b'"price"') for f in frames
-                 if f.kind == "text" and b"GatewayTrade" in f.payload)  # fmt: skip
+    trades = sum(
+        f.payload.count(b'"price"')
+        for f in frames
+        if f.kind == "text" and b"GatewayTrade" in f.payload
+    )
     assert trades >= len(ticks)  # the capture holds at least what the suite saw
     assert orjson.loads(frames[0].payload)["url"].endswith("access_token=REDACTED")

@@ -22,8 +22,17 @@ def run(*args):
 
 
 def test_record_defaults_to_the_embedded_simulated_market(tmp_path):
-    result = run("record", tmp_path / "cap", "--duration", "2.5s", "--bars", "1sec", "--quiet",
-                 "--symbols", "MNQ")  # fmt: skip
+    result = run(
+        "record",
+        tmp_path / "cap",
+        "--duration",
+        "2.5s",
+        "--bars",
+        "1sec",
+        "--quiet",
+        "--symbols",
+        "MNQ",
+    )
     assert result.exit_code == 0, result.output
     assert result.output.startswith("recorded ")
     manifest = open_capture(tmp_path / "cap")
@@ -77,10 +86,20 @@ def test_binance_recording_turns_trade_id_jumps_into_gap_rows(tmp_path, binance_
         server, _ = await serve_lines(lines)
         port = server.sockets[0].getsockname()[1]
         try:
-            return await asyncio.to_thread(run, "record", tmp_path / "bn", "--source", "binance",
-                                           "--symbols", "ethusdt", "--binance-url",
-                                           f"ws://127.0.0.1:{port}", "--max-frames",
-                                           len(lines), "--quiet")  # fmt: skip
+            return await asyncio.to_thread(
+                run,
+                "record",
+                tmp_path / "bn",
+                "--source",
+                "binance",
+                "--symbols",
+                "ethusdt",
+                "--binance-url",
+                f"ws://127.0.0.1:{port}",
+                "--max-frames",
+                len(lines),
+                "--quiet",
+            )
         finally:
             server.close()
 
@@ -100,11 +119,21 @@ def test_generic_ws_records_sent_messages_with_secrets_redacted(tmp_path):
         port = server.sockets[0].getsockname()[1]
         try:
             result = await asyncio.to_thread(
-                run, "record", tmp_path / "ws", "--source", "ws", "--url",
-                f"ws://127.0.0.1:{port}/feed?apiKey=SECRET123", "--send",
-                '{"op":"auth","apiKey":"SECRET123","args":["x"]}', "--send", '{"op":"subscribe"}',
-                "--max-frames", "100", "--quiet",
-            )  # fmt: skip
+                run,
+                "record",
+                tmp_path / "ws",
+                "--source",
+                "ws",
+                "--url",
+                f"ws://127.0.0.1:{port}/feed?apiKey=SECRET123",
+                "--send",
+                '{"op":"auth","apiKey":"SECRET123","args":["x"]}',
+                "--send",
+                '{"op":"subscribe"}',
+                "--max-frames",
+                "100",
+                "--quiet",
+            )
             return result, received
         finally:
             server.close()
@@ -121,8 +150,17 @@ def test_generic_ws_records_sent_messages_with_secrets_redacted(tmp_path):
 
 
 def test_unreachable_url_is_a_clear_error(tmp_path):
-    result = run("record", tmp_path / "x", "--source", "ws", "--url", "ws://127.0.0.1:9/none",
-                 "--backoff-max", "0.05s", "--quiet")  # fmt: skip
+    result = run(
+        "record",
+        tmp_path / "x",
+        "--source",
+        "ws",
+        "--url",
+        "ws://127.0.0.1:9/none",
+        "--backoff-max",
+        "0.05s",
+        "--quiet",
+    )
     assert result.exit_code == 1
     assert "cannot connect to ws://127.0.0.1:9/none" in result.output
     assert "check the URL and the network" in result.output
@@ -136,10 +174,23 @@ def test_wrong_api_key_is_a_clear_401_error(tmp_path):
         await server.start()
         try:
             return await asyncio.to_thread(
-                run, "record", tmp_path / "px", "--source", "projectx", "--symbols", "MNQ",
-                "--username", "me", "--api-key", "wrong", "--api-url", server.urls["api"],
-                "--market-hub-url", server.urls["market_hub"], "--quiet",
-            )  # fmt: skip
+                run,
+                "record",
+                tmp_path / "px",
+                "--source",
+                "projectx",
+                "--symbols",
+                "MNQ",
+                "--username",
+                "me",
+                "--api-key",
+                "wrong",
+                "--api-url",
+                server.urls["api"],
+                "--market-hub-url",
+                server.urls["market_hub"],
+                "--quiet",
+            )
         finally:
             await server.stop()
 
@@ -153,8 +204,19 @@ def test_missing_credentials_and_busy_directory(tmp_path, monkeypatch):
     monkeypatch.delenv("PROJECTX_API_KEY", raising=False)
     result = run("record", tmp_path / "p", "--source", "projectx", "--symbols", "MNQ")
     assert result.exit_code == 1 and "PROJECTX_API_KEY" in result.output
-    first = subprocess.Popen([sys.executable, "-m", "rtcap", "record", str(tmp_path / "busy"),
-                              "--duration", "20s", "--quiet"], stderr=subprocess.PIPE)  # fmt: skip
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rtcap",
+            "record",
+            str(tmp_path / "busy"),
+            "--duration",
+            "20s",
+            "--quiet",
+        ],
+        stderr=subprocess.PIPE,
+    )
     try:
         for _ in range(300):
             if (tmp_path / "busy" / "journal").exists():

@@ -18,9 +18,14 @@ async def record(tmp_path, faults, seconds, stale_after=None, bars=None):
     market = await start_embedded_market(7, ["MNQ", "ES"], 300, faults=faults, history_days=0)
     writer = CaptureWriter(tmp_path / "cap", source=market.source_info(), fsync="never")
     writer.open()
-    recorder = Recorder([market.market_feed(["MNQ", "ES"])], writer=writer, flush_ms=50,
-                        backoff=Backoff(initial_s=0.05, max_s=0.2), stale_after_s=stale_after,
-                        bar_timeframes=bars)  # fmt: skip
+    recorder = Recorder(
+        [market.market_feed(["MNQ", "ES"])],
+        writer=writer,
+        flush_ms=50,
+        backoff=Backoff(initial_s=0.05, max_s=0.2),
+        stale_after_s=stale_after,
+        bar_timeframes=bars,
+    )
     await recorder.prepare()
     try:
         await recorder.run(seconds)
@@ -56,8 +61,13 @@ def check_gaps_and_resubscriptions(frames, contracts):
             (m["target"], m["arguments"][0]) for m in sent if m.get("target") in SUBSCRIBE
         }
         assert subscribed == {(method, c) for method in SUBSCRIBE for c in contracts}, conn
-        seen = {f.symbol or c for f in frames if f.kind == "text" and f.conn == conn
-                for c in contracts if c.encode() in f.payload}  # fmt: skip
+        seen = {
+            f.symbol or c
+            for f in frames
+            if f.kind == "text" and f.conn == conn
+            for c in contracts
+            if c.encode() in f.payload
+        }
         assert seen == set(contracts), conn  # data of every contract flows again
     seqs = [f.seq for f in frames]
     assert seqs == list(range(len(frames)))
@@ -69,10 +79,18 @@ def check_gaps_and_resubscriptions(frames, contracts):
         ("drop", FaultPlan(drop_after_s=0.8), None),
         ("stall", FaultPlan(stall_after_s=0.6, stall_for_s=5.0), 0.4),
         ("error_close", FaultPlan(error_close_after_s=0.8), None),
-        ("malformed_oversized", FaultPlan(malformed_every=40, oversized_after_s=0.3,
-                                          oversized_bytes=1_500_000, drop_after_s=0.9), None),
+        (
+            "malformed_oversized",
+            FaultPlan(
+                malformed_every=40,
+                oversized_after_s=0.3,
+                oversized_bytes=1_500_000,
+                drop_after_s=0.9,
+            ),
+            None,
+        ),
     ],
-)  # fmt: skip
+)
 async def test_recording_under_faults_is_lossless(tmp_path, name, faults, stale_after):
     frames, server, market = await record(tmp_path, faults, 3.2, stale_after)
     contracts = list(market.feed.contracts.values())

@@ -25,8 +25,15 @@ def signature(event):
 
 
 async def collect(source, **options):
-    suite = await TradingSuite.create(SYMBOLS, TIMEFRAMES, source=source, auto_connect=False,
-                                      initial_days=0, fill_flat=True, **options)  # fmt: skip
+    suite = await TradingSuite.create(
+        SYMBOLS,
+        TIMEFRAMES,
+        source=source,
+        auto_connect=False,
+        initial_days=0,
+        fill_flat=True,
+        **options,
+    )
     events = []
     await suite.on_any(lambda event: events.append(signature(event)))
     await suite.connect()
@@ -34,11 +41,18 @@ async def collect(source, **options):
 
 
 async def live_session(path, seconds):
-    market = await start_embedded_market(7, SYMBOLS, 300, history_days=0,
-                                         faults=FaultPlan(drop_after_s=1.3, malformed_every=97))  # fmt: skip
-    live = Live([market.market_feed(SYMBOLS)], record_to=path, bar_timeframes=TIMEFRAMES,
-                source_info=market.source_info(), on_close=market.stop,
-                backoff=Backoff(initial_s=0.05, max_s=0.2), clock_interval_s=0.05)  # fmt: skip
+    market = await start_embedded_market(
+        7, SYMBOLS, 300, history_days=0, faults=FaultPlan(drop_after_s=1.3, malformed_every=97)
+    )
+    live = Live(
+        [market.market_feed(SYMBOLS)],
+        record_to=path,
+        bar_timeframes=TIMEFRAMES,
+        source_info=market.source_info(),
+        on_close=market.stop,
+        backoff=Backoff(initial_s=0.05, max_s=0.2),
+        clock_interval_s=0.05,
+    )
     suite, events = await collect(live)
     await asyncio.sleep(seconds)
     live.recorder.stop.set()  # end the recording, then let the suite take everything in
@@ -59,13 +73,29 @@ async def test_live_1x_10x_max_and_resegmented_replays_give_identical_events(tmp
     frames = list(read_frames(tmp_path / "cap"))
     for rows, segment in ((97, 20_000), (1000, 150_000)):
         copy = tmp_path / f"copy-{rows}"
-        writer = CaptureWriter(copy, source={"kind": "copy"}, fsync="never",
-                               row_group_rows=rows, segment_max_bytes=segment)  # fmt: skip
+        writer = CaptureWriter(
+            copy,
+            source={"kind": "copy"},
+            fsync="never",
+            row_group_rows=rows,
+            segment_max_bytes=segment,
+        )
         writer.open()
         for frame in frames:
-            writer.append(Frame(0, frame.recv_ns, frame.mono_ns, frame.conn, frame.stream,
-                                frame.kind, frame.payload, frame.target, frame.symbol,
-                                frame.exch_ns))  # fmt: skip
+            writer.append(
+                Frame(
+                    0,
+                    frame.recv_ns,
+                    frame.mono_ns,
+                    frame.conn,
+                    frame.stream,
+                    frame.kind,
+                    frame.payload,
+                    frame.target,
+                    frame.symbol,
+                    frame.exch_ns,
+                )
+            )
             if writer.pending >= 333:
                 writer.flush()
             if writer.should_rotate():
@@ -76,10 +106,12 @@ async def test_live_1x_10x_max_and_resegmented_replays_give_identical_events(tmp
         assert replayed == live, copy.name
     live_bars = live_bar_lines(tmp_path / "cap")
     replay_bars = []
-    suite = await TradingSuite.create(SYMBOLS, TIMEFRAMES, source=Replay(tmp_path / "cap"),
-                                      auto_connect=False, initial_days=0)  # fmt: skip
-    await suite.on(EventType.BAR_CLOSED,
-                   lambda e: replay_bars.append(bar_line(e.instrument, e.data["bar"])))  # fmt: skip
+    suite = await TradingSuite.create(
+        SYMBOLS, TIMEFRAMES, source=Replay(tmp_path / "cap"), auto_connect=False, initial_days=0
+    )
+    await suite.on(
+        EventType.BAR_CLOSED, lambda e: replay_bars.append(bar_line(e.instrument, e.data["bar"]))
+    )
     await suite.connect()
     await suite.wait_until_done(timeout=60)
     assert live_bars and replay_bars == live_bars  # the recorder's own live bars agree too

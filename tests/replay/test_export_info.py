@@ -30,14 +30,26 @@ def test_export_then_sql_gives_the_bars_replay_printed(capture, tmp_path):
     assert [n.split("_")[0] for n in names] == ["bars", "bars", "snapshot"]
     header = next((tmp_path / "out").glob("bars_*.csv")).read_text().splitlines()[0]
     assert header == "timestamp,timeframe,open,high,low,close,volume"
-    counts = run("sql", tmp_path / "out", "-c",
-                 "select timeframe, count(*) n from bars group by 1 order by 1", "--format", "json")  # fmt: skip
+    counts = run(
+        "sql",
+        tmp_path / "out",
+        "-c",
+        "select timeframe, count(*) n from bars group by 1 order by 1",
+        "--format",
+        "json",
+    )
     assert counts.exit_code == 0, counts.output
     by_tf = {row["timeframe"]: row["n"] for row in orjson.loads(counts.stdout)}
     assert by_tf == {tf: sum(r[1] == tf for r in replay_rows) for tf in ("1sec", "2sec")}
-    exported = run("sql", tmp_path / "out", "-c",
-                   "select instrument, timeframe, strftime(timestamp AT TIME ZONE 'America/Chicago', "
-                   "'%Y-%m-%dT%H:%M:%S') || '-06:00', open, close, volume from bars", "--format", "csv")  # fmt: skip
+    exported = run(
+        "sql",
+        tmp_path / "out",
+        "-c",
+        "select instrument, timeframe, strftime(timestamp AT TIME ZONE 'America/Chicago', "
+        "'%Y-%m-%dT%H:%M:%S') || '-06:00', open, close, volume from bars",
+        "--format",
+        "csv",
+    )
     rows = sorted(
         (r[0], r[1], r[2], float(r[3]), float(r[4]), float(r[5]))
         for r in (line.split(",") for line in exported.stdout.splitlines()[1:])

@@ -226,9 +226,16 @@ async def test_history_bars_are_seeded_and_continuous_with_the_live_stream():
         token = await login(server)
         mnq = server_contract(server, "MNQ")
         await asyncio.sleep(1.2)
-        request = {"contractId": mnq, "live": False, "startTime": "2000-01-01T00:00:00Z",
-                   "endTime": "2100-01-01T00:00:00Z", "unit": 2, "unitNumber": 1,
-                   "limit": 20000, "includePartialBar": True}  # fmt: skip
+        request = {
+            "contractId": mnq,
+            "live": False,
+            "startTime": "2000-01-01T00:00:00Z",
+            "endTime": "2100-01-01T00:00:00Z",
+            "unit": 2,
+            "unitNumber": 1,
+            "limit": 20000,
+            "includePartialBar": True,
+        }
         status, body = await rest(server, "/History/retrieveBars", request, token)
         bars = body["bars"]
         assert status == 200 and body["success"] and len(bars) > 1000

@@ -84,8 +84,9 @@ async def test_error_close_sends_a_signalr_close_with_error():
         ws = await subscribed(server)
         records = [r for _, r in await collect(ws, 3)]
         closes = [r for r in records if isinstance(r, dict) and r.get("type") == 7]
-        assert closes == [{"type": 7, "error": "Simulated server error (fault injection)",
-                           "allowReconnect": True}]  # fmt: skip
+        assert closes == [
+            {"type": 7, "error": "Simulated server error (fault injection)", "allowReconnect": True}
+        ]
         assert records[-1] == closes[0]  # nothing after the close
         assert ws.close_code == 1000
 

@@ -18,13 +18,30 @@ S = 1_000_000_000
 def make_capture(
     path, frames, *, row_group_rows=100_000, segment_max_bytes=1 << 40, journal_tail=0
 ):
-    writer = CaptureWriter(path, source={"kind": "test"}, fsync="never",
-                           row_group_rows=row_group_rows, segment_max_bytes=segment_max_bytes)  # fmt: skip
+    writer = CaptureWriter(
+        path,
+        source={"kind": "test"},
+        fsync="never",
+        row_group_rows=row_group_rows,
+        segment_max_bytes=segment_max_bytes,
+    )
     writer.open()
     sealed = frames[: len(frames) - journal_tail]
     for frame in sealed:
-        writer.append(Frame(0, frame.recv_ns, 0, frame.conn, frame.stream, frame.kind,
-                            frame.payload, frame.target, frame.symbol, frame.exch_ns))  # fmt: skip
+        writer.append(
+            Frame(
+                0,
+                frame.recv_ns,
+                0,
+                frame.conn,
+                frame.stream,
+                frame.kind,
+                frame.payload,
+                frame.target,
+                frame.symbol,
+                frame.exch_ns,
+            )
+        )
         if writer.pending >= 500:
             writer.flush()
         if writer.should_rotate():
@@ -78,8 +95,10 @@ def test_include_open_adds_the_unsealed_journal_in_order(tmp_path):
     assert [f.payload for f in got] == [f.payload for f in frames]
 
 
-@pytest.mark.parametrize(("text", "value"), [("10x", 10.0), ("0.5x", 0.5), ("10", 10.0),
-                                             ("10.0", 10.0), (" 2X ", 2.0), ("max", None)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("10x", 10.0), ("0.5x", 0.5), ("10", 10.0), ("10.0", 10.0), (" 2X ", 2.0), ("max", None)],
+)
 def test_speed_forms(text, value):
     assert parse_speed(text) == value
 
@@ -116,8 +135,18 @@ def test_sixty_seconds_at_10x_take_about_six_and_never_run_early(tmp_path):
 
 def test_max_gap_compresses_idle_stretches(tmp_path):
     frames = sim(3, rate=100)
-    shifted = [Frame(f.seq, f.recv_ns + (120 * S if i >= len(frames) // 2 else 0), 0, 0,
-                     f.stream, f.kind, f.payload) for i, f in enumerate(frames)]  # fmt: skip
+    shifted = [
+        Frame(
+            f.seq,
+            f.recv_ns + (120 * S if i >= len(frames) // 2 else 0),
+            0,
+            0,
+            f.stream,
+            f.kind,
+            f.payload,
+        )
+        for i, f in enumerate(frames)
+    ]
     make_capture(tmp_path / "c", shifted)
     source = Replay(tmp_path / "c", "10x", max_gap=1.0)
 

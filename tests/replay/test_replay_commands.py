@@ -26,8 +26,7 @@ def run(*args):
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     path = tmp_path_factory.mktemp("rec") / "cap"
-    result = run("record", path, "--duration", "4s", "--rate", "300", "--bars", "1sec",
-                 "--quiet")  # fmt: skip
+    result = run("record", path, "--duration", "4s", "--rate", "300", "--bars", "1sec", "--quiet")
     assert result.exit_code == 0, result.output
     return path
 
@@ -52,8 +51,11 @@ def test_replay_prints_bars_in_each_format(recorded):
 def test_verify_says_identical_and_catches_a_tampered_live_bar(recorded, tmp_path):
     result = run("verify", recorded, "--speed", "50x")
     assert result.exit_code == 0, result.output
-    assert re.match(r"identical: \d+ bars \(1sec\), \d+ events at max speed and 50x and the \d+ "
-                    r"live bars", result.output)  # fmt: skip
+    assert re.match(
+        r"identical: \d+ bars \(1sec\), \d+ events at max speed and 50x and the \d+ "
+        r"live bars",
+        result.output,
+    )
     assert re.search(r"bar stream sha256 [0-9a-f]{64}", result.output)
     import shutil
 
@@ -63,8 +65,10 @@ def test_verify_says_identical_and_catches_a_tampered_live_bar(recorded, tmp_pat
     table = pq.read_table(bars_file)
     closes = table.column("close").to_pylist()
     closes[0] += 0.25
-    pq.write_table(table.set_column(table.schema.get_field_index("close"), "close",
-                                    pa.array(closes)), bars_file)  # fmt: skip
+    pq.write_table(
+        table.set_column(table.schema.get_field_index("close"), "close", pa.array(closes)),
+        bars_file,
+    )
     result = run("verify", copy, "--speed", "50x")
     assert result.exit_code == 1
     assert "DIFFERENT: replayed bars differ from the live bars at bar #0" in result.output
@@ -91,8 +95,11 @@ def test_replay_serve_feeds_signalr_and_raw_clients(recorded):
 
     frames = list(read_frames(recorded))
     text_frames = [f for f in frames if f.kind == "text"]
-    process = subprocess.Popen([sys.executable, "-m", "rtcap", "replay", str(recorded), "--serve",
-                                "--speed", "2x"], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rtcap", "replay", str(recorded), "--serve", "--speed", "2x"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         banner = "".join(process.stdout.readline() for _ in range(5))
         raw_url = re.search(r"raw frames\s+(\S+)", banner).group(1)
@@ -131,8 +138,10 @@ def test_real_binance_bars_from_replay_equal_duckdb_bars(binance_capture, tmp_pa
     import asyncio
 
     asyncio.run(replay())
-    bars = [(b.start_ns // 1_000_000, b.open, b.high, b.low, b.close, b.volume, b.trades)
-            for b in pipeline.instrument("ETHUSDT").builder.bars("1min")]  # fmt: skip
+    bars = [
+        (b.start_ns // 1_000_000, b.open, b.high, b.low, b.close, b.volume, b.trades)
+        for b in pipeline.instrument("ETHUSDT").builder.bars("1min")
+    ]
     expected = duckdb.sql(f"""
         with trades as (
             select seq,

@@ -12,10 +12,26 @@ from gateway_client import collect, invoke, pushes
 
 async def test_rtcap_sim_prints_urls_serves_and_stops_on_sigterm():
     process = subprocess.Popen(
-        [sys.executable, "-m", "rtcap", "sim", "--port", "0", "--rate", "300", "--instruments",
-         "MNQ", "--api-key", "k3y", "--history-days", "0.5"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "rtcap",
+            "sim",
+            "--port",
+            "0",
+            "--rate",
+            "300",
+            "--instruments",
+            "MNQ",
+            "--api-key",
+            "k3y",
+            "--history-days",
+            "0.5",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         lines = [process.stdout.readline() for _ in range(7)]
         banner = "".join(lines)
@@ -29,8 +45,9 @@ async def test_rtcap_sim_prints_urls_serves_and_stops_on_sigterm():
         async with aiohttp.ClientSession() as http:
             refused = await http.post(f"{api}/Auth/loginKey", json={"userName": "u", "apiKey": "x"})
             assert refused.status == 401
-            answer = await (await http.post(f"{api}/Auth/loginKey",
-                                            json={"userName": "u", "apiKey": "k3y"})).json()  # fmt: skip
+            answer = await (
+                await http.post(f"{api}/Auth/loginKey", json={"userName": "u", "apiKey": "k3y"})
+            ).json()
         ws = await websockets.connect(
             hub.replace("http", "ws") + "?access_token=" + answer["token"]
         )
@@ -55,8 +72,12 @@ def test_rtcap_sim_refuses_a_port_in_use():
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run([sys.executable, "-m", "rtcap", "sim", "--port", str(port)],
-                                capture_output=True, text=True, timeout=30)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", "rtcap", "sim", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     assert result.returncode == 1
     assert f"cannot serve on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr

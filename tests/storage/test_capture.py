@@ -30,8 +30,20 @@ def write_capture(path, frames, **options):
     )
     writer.open()
     for frame in frames:
-        writer.append(Frame(0, frame.recv_ns, frame.mono_ns, frame.conn, frame.stream, frame.kind,
-                            frame.payload, frame.target, frame.symbol, frame.exch_ns))  # fmt: skip
+        writer.append(
+            Frame(
+                0,
+                frame.recv_ns,
+                frame.mono_ns,
+                frame.conn,
+                frame.stream,
+                frame.kind,
+                frame.payload,
+                frame.target,
+                frame.symbol,
+                frame.exch_ns,
+            )
+        )
         if writer.pending >= 250:
             writer.flush()
         if writer.should_rotate():

@@ -25,8 +25,19 @@ def test_import_real_hftbacktest_capture(binance_capture, tmp_path):
 
 
 def test_import_tardis_and_jsonl_and_report_bad_lines(tmp_path):
-    trade = {"stream": "btcusdt@trade", "data": {"e": "trade", "E": 1, "s": "BTCUSDT", "t": 1,
-                                                "p": "1", "q": "1", "T": 1700000000000, "m": True}}  # fmt: skip
+    trade = {
+        "stream": "btcusdt@trade",
+        "data": {
+            "e": "trade",
+            "E": 1,
+            "s": "BTCUSDT",
+            "t": 1,
+            "p": "1",
+            "q": "1",
+            "T": 1700000000000,
+            "m": True,
+        },
+    }
     tardis = tmp_path / "t.txt"
     tardis.write_bytes(b"2023-11-14T22:13:20.000001Z " + orjson.dumps(trade) + b"\nbroken\n")
     report = import_lines(tardis, tmp_path / "t", "tardis")

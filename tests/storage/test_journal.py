@@ -13,11 +13,20 @@ def sample_frames(count=300):
     frames = []
     for seq in range(count):
         payload = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 300)))
-        frames.append(Frame(seq, 1_700_000_000_000_000_000 + seq * 1000, seq * 7, seq // 50,
-                            "märket" if seq % 2 else "user", kinds[seq % 8], payload,
-                            None if seq % 3 else "GatewayTrade",
-                            None if seq % 5 else "CON.F.US.MNQ.Z25",
-                            None if seq % 4 else -seq))  # fmt: skip
+        frames.append(
+            Frame(
+                seq,
+                1_700_000_000_000_000_000 + seq * 1000,
+                seq * 7,
+                seq // 50,
+                "märket" if seq % 2 else "user",
+                kinds[seq % 8],
+                payload,
+                None if seq % 3 else "GatewayTrade",
+                None if seq % 5 else "CON.F.US.MNQ.Z25",
+                None if seq % 4 else -seq,
+            )
+        )
     return frames
 
 

@@ -24,12 +24,17 @@ def sim_capture(tmp_path_factory):
     path = tmp_path_factory.mktemp("views") / "sim"
 
     async def record():
-        market = await start_embedded_market(3, ["MNQ", "ES"], 300, history_days=0,
-                                             faults=FaultPlan(drop_after_s=1.0))  # fmt: skip
+        market = await start_embedded_market(
+            3, ["MNQ", "ES"], 300, history_days=0, faults=FaultPlan(drop_after_s=1.0)
+        )
         writer = CaptureWriter(path, source=market.source_info(), fsync="never")
         writer.open()
-        recorder = Recorder([market.market_feed(["MNQ", "ES"])], writer=writer,
-                            bar_timeframes=["1sec"], backoff=Backoff(0.05, max_s=0.2))  # fmt: skip
+        recorder = Recorder(
+            [market.market_feed(["MNQ", "ES"])],
+            writer=writer,
+            bar_timeframes=["1sec"],
+            backoff=Backoff(0.05, max_s=0.2),
+        )
         await recorder.prepare()
         try:
             await recorder.run(2.6)
@@ -119,28 +124,57 @@ def test_binance_views_on_the_real_capture_with_a_known_bar_and_gap(binance_capt
         (orjson.loads(line.split(b" ", 1)[1])["data"]) for line in lines if b"@trade" in line[:60]
     ]
     minute = [p for p in prices if p["T"] // 60000 * 60000 == int(bar[0].timestamp()) * 1000]
-    assert bar[1:] == (float(minute[0]["p"]), max(float(p["p"]) for p in minute),
-                       min(float(p["p"]) for p in minute), float(minute[-1]["p"]), len(minute))  # fmt: skip
+    assert bar[1:] == (
+        float(minute[0]["p"]),
+        max(float(p["p"]) for p in minute),
+        min(float(p["p"]) for p in minute),
+        float(minute[-1]["p"]),
+        len(minute),
+    )
 
 
 def test_sql_command_formats_errors_and_read_only(sim_capture, tmp_path):
-    before = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(sim_capture.rglob("*"))
-                                     if p.is_file())).hexdigest()  # fmt: skip
+    before = hashlib.sha256(
+        b"".join(p.read_bytes() for p in sorted(sim_capture.rglob("*")) if p.is_file())
+    ).hexdigest()
     runner = CliRunner()
-    result = runner.invoke(main, ["sql", str(sim_capture), "-c",
-                                  "select kind, count(*) n from frames group by 1 order by 1", "--format", "csv"])  # fmt: skip
+    result = runner.invoke(
+        main,
+        [
+            "sql",
+            str(sim_capture),
+            "-c",
+            "select kind, count(*) n from frames group by 1 order by 1",
+            "--format",
+            "csv",
+        ],
+    )
     assert result.exit_code == 0 and result.stdout.splitlines()[0] == "kind,n"
-    result = runner.invoke(main, ["sql", str(sim_capture), "-c", "select count(*) as n from trades",
-                                  "--format", "json"])  # fmt: skip
+    result = runner.invoke(
+        main,
+        ["sql", str(sim_capture), "-c", "select count(*) as n from trades", "--format", "json"],
+    )
     assert orjson.loads(result.stdout)[0]["n"] > 0
     out = tmp_path / "t.parquet"
-    result = runner.invoke(main, ["sql", str(sim_capture.parent), "-c", "select * from trades",
-                                  "--format", "parquet", "--out", str(out)])  # fmt: skip
+    result = runner.invoke(
+        main,
+        [
+            "sql",
+            str(sim_capture.parent),
+            "-c",
+            "select * from trades",
+            "--format",
+            "parquet",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0 and out.stat().st_size > 0
     result = runner.invoke(main, ["sql", str(sim_capture), "-c", "select nope from frames"])
     assert result.exit_code == 1 and "Binder Error" in result.output
     result = runner.invoke(main, ["sql", str(tmp_path / "missing"), "-c", "select 1"])
     assert result.exit_code == 1 and "no capture or export at" in result.output
-    after = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(sim_capture.rglob("*"))
-                                    if p.is_file())).hexdigest()  # fmt: skip
+    after = hashlib.sha256(
+        b"".join(p.read_bytes() for p in sorted(sim_capture.rglob("*")) if p.is_file())
+    ).hexdigest()
     assert before == after  # nothing written into the capture
