@@ -45,6 +45,9 @@ test-slow: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/kernel.py
 	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/storage.py
+	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/analysis.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -19,6 +19,7 @@ import orjson
 import polars as pl
 from rtcap.replay.source import Replay
 
+from rtcap.bars import bar_record
 from rtcap.events import EventType
 from rtcap.models import Bar
 from rtcap.pipeline import Pipeline
@@ -97,7 +98,7 @@ async def export_bars(
     recent = {
         symbol: {
             tf.label: [
-                _bar_json(b, pipeline.instrument(symbol).tz)
+                bar_record(b, pipeline.instrument(symbol).tz)
                 for b in [b for b in closed.get(symbol, []) if b.timeframe == tf.label][-RECENT:]
             ]
             for tf in pipeline.timeframes
@@ -118,17 +119,3 @@ async def export_bars(
     path.write_bytes(orjson.dumps(snapshot, option=orjson.OPT_INDENT_2))
     files.append(path)
     return ExportResult(files, summary)
-
-
-def _bar_json(bar: Bar, tz) -> dict:
-    return {
-        "timestamp": ns_to_datetime(bar.start_ns, tz).isoformat(),
-        "timeframe": bar.timeframe,
-        "open": bar.open,
-        "high": bar.high,
-        "low": bar.low,
-        "close": bar.close,
-        "volume": bar.volume,
-        "trades": bar.trades,
-        "gap": bar.gap,
-    }

@@ -345,6 +345,24 @@ def resample(bars: list[Bar], grid: Grid) -> list[Bar]:
     return out
 
 
+def bar_record(bar: Bar, tz: ZoneInfo, instrument: str | None = None) -> dict:
+    """A bar as a flat JSON-ready record (times in ``tz``), for exports and printing."""
+    record = {"timestamp": ns_to_datetime(bar.start_ns, tz).isoformat()}
+    if instrument is not None:
+        record["instrument"] = instrument
+    record.update(
+        timeframe=bar.timeframe,
+        open=bar.open,
+        high=bar.high,
+        low=bar.low,
+        close=bar.close,
+        volume=bar.volume,
+        trades=bar.trades,
+        gap=bar.gap,
+    )
+    return record
+
+
 def bar_line(instrument: str, bar: Bar) -> bytes:
     """Canonical text of one bar, the unit of bar-stream hashes (live vs replay)."""
     return (

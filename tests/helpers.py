@@ -88,3 +88,31 @@ class Tape:
 def record(message: dict) -> bytes:
     """One SignalR record."""
     return signalr.encode(message)
+
+
+def write_capture(path, frames, *, flush_every=333, **options):
+    """Copy ``frames`` (their seq renumbered) into a new, closed capture at ``path``."""
+    from rtcap.storage.capture import CaptureWriter
+
+    writer = CaptureWriter(path, source={"kind": "test"}, fsync="never", **options)
+    writer.open()
+    for frame in frames:
+        writer.append(
+            Frame(
+                0,
+                frame.recv_ns,
+                frame.mono_ns,
+                frame.conn,
+                frame.stream,
+                frame.kind,
+                frame.payload,
+                frame.target,
+                frame.symbol,
+                frame.exch_ns,
+            )
+        )
+        if writer.pending >= flush_every:
+            writer.flush()
+        if writer.should_rotate():
+            writer.seal(*writer.rotate())
+    return writer

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from rtcap.capture.recorder import Recorder, RecordingError
 from rtcap.capture.redact import redact_url
 from rtcap.capture.session import Backoff
 from rtcap.cli.options import DURATION, split_list, timeframes_option
+from rtcap.cli.serving import stop_on_signals
 from rtcap.embedded import start_embedded_market
 from rtcap.storage.capture import CaptureError, CaptureWriter
 
@@ -246,10 +246,7 @@ async def _record(
             stale_after_s=stale_after,
             max_frames=max_frames,
         )
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
-                loop.add_signal_handler(signum, recorder.stop.set)
+        stop_on_signals(recorder.stop)
         try:
             await recorder.prepare()
         except RecordingError:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 import sys
 import time
 from pathlib import Path
@@ -14,7 +12,9 @@ import orjson
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
+from rtcap.bars import bar_record
 from rtcap.cli.options import DURATION, split_list, timeframes_option
+from rtcap.cli.serving import stop_on_signals
 from rtcap.events import Event, EventBus, EventType
 from rtcap.pipeline import Pipeline
 from rtcap.replay.gateway import GatewayServer
@@ -118,18 +118,7 @@ async def _print(source: Replay, timeframes: list[str], ticks: bool, fmt: str) -
 
     def on_bar(event: Event) -> None:
         bar = event.data["bar"]
-        row = {
-            "timestamp": event.data["bar_time"].isoformat(),
-            "instrument": event.instrument,
-            "timeframe": bar.timeframe,
-            "open": bar.open,
-            "high": bar.high,
-            "low": bar.low,
-            "close": bar.close,
-            "volume": bar.volume,
-            "trades": bar.trades,
-            "gap": bar.gap,
-        }
+        row = bar_record(bar, event.data["bar_time"].tzinfo, event.instrument)
         if fmt == "jsonl":
             out.write(orjson.dumps(row).decode() + "\n")
         elif fmt == "csv":
@@ -204,10 +193,7 @@ async def _serve(source: Replay, host: str, port: int) -> None:
             f"cannot serve on {host}:{port}: {exc.strerror or exc}"
         ) from None
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop.set)
+    stop_on_signals(stop)
     urls = server.urls
     click.echo(f"rtcap replay: {source.describe()} on {server.host}:{server.port}")
     click.echo(f"  REST base   {urls['api']}")

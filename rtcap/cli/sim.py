@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 
 import click
 
 from rtcap.cli.options import DURATION, instruments_option
+from rtcap.cli.serving import stop_on_signals
 from rtcap.replay.faults import FaultPlan
 from rtcap.replay.gateway import GatewayServer, simulated_history
 from rtcap.replay.simfeed import SimulatedFeed
@@ -171,10 +170,7 @@ def sim(
 async def _serve(server: GatewayServer, feed: SimulatedFeed, key_required: bool) -> None:
     await server.start()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
-            loop.add_signal_handler(signum, stop.set)
+    stop_on_signals(stop)
     urls = server.urls
     contracts = " ".join(f"{symbol}={cid}" for symbol, cid in feed.contracts.items())
     click.echo(f"rtcap sim: {feed.describe()} on {server.host}:{server.port}")

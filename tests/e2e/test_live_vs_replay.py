@@ -4,17 +4,17 @@ injected (drops and malformed records), so reconnects and decode errors are part
 
 import asyncio
 
+from helpers import write_capture
 from rtcap.capture.live import Live
 from rtcap.capture.session import Backoff
 from rtcap.replay.faults import FaultPlan
 from rtcap.replay.source import Replay
 from rtcap.replay.verify import live_bar_lines
-from rtcap.storage.capture import CaptureWriter, read_frames
+from rtcap.storage.capture import read_frames
 
 from rtcap import EventType, TradingSuite
 from rtcap.bars import bar_line
 from rtcap.embedded import start_embedded_market
-from rtcap.models import Frame
 
 TIMEFRAMES = ["1sec", "5sec"]
 SYMBOLS = ["MNQ", "ES"]
@@ -73,34 +73,7 @@ async def test_live_1x_10x_max_and_resegmented_replays_give_identical_events(tmp
     frames = list(read_frames(tmp_path / "cap"))
     for rows, segment in ((97, 20_000), (1000, 150_000)):
         copy = tmp_path / f"copy-{rows}"
-        writer = CaptureWriter(
-            copy,
-            source={"kind": "copy"},
-            fsync="never",
-            row_group_rows=rows,
-            segment_max_bytes=segment,
-        )
-        writer.open()
-        for frame in frames:
-            writer.append(
-                Frame(
-                    0,
-                    frame.recv_ns,
-                    frame.mono_ns,
-                    frame.conn,
-                    frame.stream,
-                    frame.kind,
-                    frame.payload,
-                    frame.target,
-                    frame.symbol,
-                    frame.exch_ns,
-                )
-            )
-            if writer.pending >= 333:
-                writer.flush()
-            if writer.should_rotate():
-                writer.seal(*writer.rotate())
-        writer.close()
+        write_capture(copy, frames, row_group_rows=rows, segment_max_bytes=segment).close()
         suite, replayed = await collect(Replay(copy, "max"))
         await suite.wait_until_done(timeout=60)
         assert replayed == live, copy.name

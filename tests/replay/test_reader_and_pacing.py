@@ -4,9 +4,9 @@ import asyncio
 import time
 
 import pytest
+from helpers import write_capture
 from rtcap.replay.pacing import parse_speed
 from rtcap.replay.source import Replay
-from rtcap.storage.capture import CaptureWriter
 from rtcap.storage.reader import CaptureReader, FrameFilter, resolve_time
 
 from rtcap.models import Frame
@@ -15,45 +15,19 @@ from rtcap.simulator import MarketSimulator
 S = 1_000_000_000
 
 
-def make_capture(
-    path, frames, *, row_group_rows=100_000, segment_max_bytes=1 << 40, journal_tail=0
-):
-    writer = CaptureWriter(
-        path,
-        source={"kind": "test"},
-        fsync="never",
-        row_group_rows=row_group_rows,
-        segment_max_bytes=segment_max_bytes,
-    )
-    writer.open()
+def make_capture(path, frames, *, journal_tail=0, **options):
+    """A capture of ``frames``; with ``journal_tail``, the last ones left unsealed in the journal
+    of a recorder that stopped without sealing."""
     sealed = frames[: len(frames) - journal_tail]
-    for frame in sealed:
-        writer.append(
-            Frame(
-                0,
-                frame.recv_ns,
-                0,
-                frame.conn,
-                frame.stream,
-                frame.kind,
-                frame.payload,
-                frame.target,
-                frame.symbol,
-                frame.exch_ns,
-            )
-        )
-        if writer.pending >= 500:
-            writer.flush()
-        if writer.should_rotate():
-            writer.seal(*writer.rotate())
-    if journal_tail:
-        writer.seal(*writer.rotate())
-        for frame in frames[len(frames) - journal_tail :]:
-            writer.append(Frame(0, frame.recv_ns, 0, 0, frame.stream, frame.kind, frame.payload))
-        writer.flush()
-        writer._unlock()
+    writer = write_capture(path, sealed, flush_every=500, **options)
+    if not journal_tail:
+        writer.close()
         return
-    writer.close()
+    writer.seal(*writer.rotate())
+    for frame in frames[len(frames) - journal_tail :]:
+        writer.append(Frame(0, frame.recv_ns, 0, 0, frame.stream, frame.kind, frame.payload))
+    writer.flush()
+    writer._unlock()
 
 
 def sim(seconds, rate=50):

@@ -1,3 +1,4 @@
+import helpers
 import orjson
 import pyarrow.parquet as pq
 import pytest
@@ -13,7 +14,7 @@ from rtcap.storage.capture import (
 )
 from rtcap.storage.segments import sha256_file
 
-from rtcap.models import Bar, Frame
+from rtcap.models import Bar
 from rtcap.simulator import MarketSimulator
 
 DAY_NS = 86_400 * 10**9
@@ -25,30 +26,7 @@ def sim_frames(count=4000, start_ns=None):
 
 
 def write_capture(path, frames, **options):
-    writer = CaptureWriter(
-        path, source={"kind": "test", "url": "wss://x"}, fsync="never", **options
-    )
-    writer.open()
-    for frame in frames:
-        writer.append(
-            Frame(
-                0,
-                frame.recv_ns,
-                frame.mono_ns,
-                frame.conn,
-                frame.stream,
-                frame.kind,
-                frame.payload,
-                frame.target,
-                frame.symbol,
-                frame.exch_ns,
-            )
-        )
-        if writer.pending >= 250:
-            writer.flush()
-        if writer.should_rotate():
-            writer.seal(*writer.rotate())
-    return writer
+    return helpers.write_capture(path, frames, flush_every=250, **options)
 
 
 def test_segments_rotate_seal_and_read_back_in_seq_order(tmp_path):
