@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import secrets
 import time
 
@@ -41,9 +42,15 @@ class TokenIssuer:
         return hmac.compare_digest(api_key.encode(), self.required_key.encode())
 
     def issue(self, user: str) -> str:
-        now = int(time.time())
+        now = time.time()
         header = _b64(orjson.dumps({"alg": "HS256", "typ": "JWT"}))
-        claims = {"sub": user or "rtcap", "iat": now, "exp": now + self.lifetime_s, "iss": "rtcap"}
+        # Rounded up: a token is good for at least its lifetime, never a truncated part of it.
+        claims = {
+            "sub": user or "rtcap",
+            "iat": int(now),
+            "exp": math.ceil(now + self.lifetime_s),
+            "iss": "rtcap",
+        }
         body = _b64(orjson.dumps(claims))
         signature = hmac.new(self._secret, f"{header}.{body}".encode(), hashlib.sha256).digest()
         return f"{header}.{body}.{_b64(signature)}"

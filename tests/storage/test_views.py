@@ -178,3 +178,12 @@ def test_sql_command_formats_errors_and_read_only(sim_capture, tmp_path):
         b"".join(p.read_bytes() for p in sorted(sim_capture.rglob("*")) if p.is_file())
     ).hexdigest()
     assert before == after  # nothing written into the capture
+
+
+def test_sql_reads_statements_from_stdin(sim_capture):
+    result = CliRunner().invoke(
+        main, ["sql", str(sim_capture)], input="select count(*) as frames from frames;"
+    )
+    assert result.exit_code == 0
+    assert "frames" in result.stdout.splitlines()[0]
+    assert int(result.stdout.splitlines()[2].strip("| ")) > 0
