@@ -100,6 +100,9 @@ class ProjectXCodec(SinkCodec):
 
     name = "projectx"
 
+    def __init__(self) -> None:
+        self._symbols: dict[str, str] = {}  # contract id → trader symbol
+
     def decode_into(self, frame: Frame, sink: DecodeSink) -> None:
         pieces = frame.payload.split(RS)
         if len(pieces) == 2 and not pieces[1]:
@@ -114,7 +117,27 @@ class ProjectXCodec(SinkCodec):
                 arguments = message.get("arguments")
                 if message.get("type") == 1 and type(arguments) is list and len(arguments) >= 2:
                     try:
-                        self._trades(arguments[0], arguments[1], frame, sink)
+                        prints = arguments[1]
+                        if (
+                            type(prints) is list
+                            and len(prints) == 1
+                            and arguments[0] in self._symbols
+                        ):
+                            # one print of a known contract: the hottest path, no helper calls
+                            item = prints[0]
+                            price, volume = item["price"], item["volume"]
+                            stamp = item.get("timestamp")
+                            sink.trade(
+                                self._symbols[arguments[0]],
+                                price if type(price) is float else to_float(price),
+                                volume if type(volume) is int else to_number(volume),
+                                TRADE_SIDES.get(item.get("type")),
+                                parse_iso_ns(stamp) if stamp else None,
+                                frame.recv_ns,
+                                frame.seq,
+                            )
+                        else:
+                            self._trades(arguments[0], prints, frame, sink)
                     except (TypeError, ValueError, KeyError, AttributeError) as exc:
                         sink.error(
                             DecodeError(frame.seq, frame.recv_ns, f"bad {TRADE}: {exc!r}", record)
@@ -178,9 +201,12 @@ class ProjectXCodec(SinkCodec):
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             sink.error(DecodeError(frame.seq, frame.recv_ns, f"bad {target}: {exc!r}", record))
 
-    @staticmethod
-    def _trades(contract_id: Any, payload: Any, frame: Frame, sink: DecodeSink) -> None:
-        symbol = instrument_of(contract_id) if type(contract_id) is str else None
+    def _trades(self, contract_id: Any, payload: Any, frame: Frame, sink: DecodeSink) -> None:
+        symbol = None
+        if type(contract_id) is str:
+            symbol = self._symbols.get(contract_id)
+            if symbol is None:
+                symbol = self._symbols[contract_id] = instrument_of(contract_id)
         seq, recv_ns = frame.seq, frame.recv_ns
         if type(payload) is not list:
             payload = [payload]
