@@ -13,6 +13,7 @@ import orjson
 import polars as pl
 
 from rtcap.cli.options import indicators_option, instruments_option, timeframes_option
+from rtcap.cli.output import table_text
 from rtcap.dataview import bars_to_frame
 from rtcap.indicators import apply_indicator
 from rtcap.models import Bar
@@ -175,28 +176,17 @@ def _print_tables(pipeline, table, timeframes, indicators, tail, frames, seed, s
         f"{sum(s.trades for s in pipeline.instruments.values())} trades, "
         f"{pipeline.stats['decode_errors']} decode errors"
     )
-    with pl.Config(
-        tbl_rows=tail,
-        tbl_cols=-1,
-        tbl_hide_dataframe_shape=True,
-        tbl_formatting="ASCII_MARKDOWN",
-        tbl_hide_column_data_types=True,
-        fmt_str_lengths=40,
-        tbl_width_chars=200,
-    ):
-        for symbol, state in pipeline.instruments.items():
-            for index, label in enumerate(timeframes):
-                bars = table.filter(
-                    (pl.col("instrument") == symbol) & (pl.col("timeframe") == label)
-                )
-                if bars.is_empty():
-                    continue
-                frame = bars.select(
-                    "timestamp", "open", "high", "low", "close", "volume", "trades", "complete"
-                )
-                frame = frame.with_columns(pl.col("timestamp").dt.convert_time_zone(state.tz.key))
-                if index == 0:
-                    for spec in indicators:
-                        frame = apply_indicator(frame, spec)
-                click.echo(f"\n{symbol} {label} bars ({state.tz.key}), last {tail}:")
-                click.echo(frame.tail(tail))
+    for symbol, state in pipeline.instruments.items():
+        for index, label in enumerate(timeframes):
+            bars = table.filter((pl.col("instrument") == symbol) & (pl.col("timeframe") == label))
+            if bars.is_empty():
+                continue
+            frame = bars.select(
+                "timestamp", "open", "high", "low", "close", "volume", "trades", "complete"
+            )
+            frame = frame.with_columns(pl.col("timestamp").dt.convert_time_zone(state.tz.key))
+            if index == 0:
+                for spec in indicators:
+                    frame = apply_indicator(frame, spec)
+            click.echo(f"\n{symbol} {label} bars ({state.tz.key}), last {tail}:")
+            click.echo(table_text(frame.tail(tail), tail))

@@ -9,6 +9,7 @@ import click
 import duckdb
 import orjson
 
+from rtcap.cli.output import table_text
 from rtcap.storage.capture import CaptureError
 from rtcap.storage.views import VIEW_NAMES, connect
 
@@ -85,20 +86,9 @@ def _render(relation: duckdb.DuckDBPyRelation, fmt: str, max_rows: int) -> str:
 
 
 def _box(relation: duckdb.DuckDBPyRelation, max_rows: int) -> str:
-    import polars as pl
-
     frame = relation.limit(max_rows + 1).pl()
     more = frame.height > max_rows
-    with pl.Config(
-        tbl_rows=max_rows,
-        tbl_cols=-1,
-        tbl_hide_dataframe_shape=True,
-        tbl_formatting="ASCII_MARKDOWN",
-        tbl_hide_column_data_types=True,
-        fmt_str_lengths=60,
-        tbl_width_chars=250,
-    ):
-        text = str(frame.head(max_rows))
+    text = table_text(frame, max_rows)
     return text + ("\n… more rows (use --max-rows or --format csv)" if more else "")
 
 
