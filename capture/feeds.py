@@ -103,6 +103,8 @@ class ProjectXAuth:
 class ProjectXMarketFeed:
     """``/hubs/market``: quotes, trades and depth for each contract."""
 
+    carries_sequence_ids = False  # the gateway numbers nothing: no gaps to find in the data
+
     def __init__(
         self,
         auth: ProjectXAuth,
@@ -201,6 +203,8 @@ class ProjectXMarketFeed:
 class ProjectXUserFeed:
     """``/hubs/user``: account, order, position and fill updates for the first account."""
 
+    carries_sequence_ids = False
+
     def __init__(self, auth: ProjectXAuth, hub_url: str, *, stream: str = "user") -> None:
         self.auth = auth
         self.hub_url = hub_url
@@ -234,6 +238,8 @@ class ProjectXUserFeed:
 
 class BinanceFeed:
     """Binance combined streams, e.g. ``btcusdt@trade/ethusdt@depth@100ms``."""
+
+    carries_sequence_ids = True  # trade ids and depth update ids
 
     def __init__(
         self,
@@ -271,6 +277,8 @@ class BinanceFeed:
 
 class GenericFeed:
     """Any websocket URL plus messages to send after each connect; recorded raw."""
+
+    carries_sequence_ids = True  # unknown content: check whatever a codec recognises
 
     def __init__(self, url: str, messages: list[str], *, stream: str = "ws") -> None:
         if not url.startswith(("ws://", "wss://")):

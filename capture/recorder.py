@@ -49,11 +49,15 @@ class Recorder:
         self.flush_s = flush_ms / 1000
         self.bar_timeframes = bar_timeframes
         self.max_frames = max_frames
-        self.pipeline = Pipeline(
-            None,
-            bar_timeframes or ["1min"],
-            codec="auto",
-            wanted={EventType.BAR_CLOSED, EventType.GAP},
+        # The read loop decodes frames only when that yields something: live bars to keep,
+        # or exchange sequence gaps to write down.
+        wanted = {EventType.GAP} if any(f.carries_sequence_ids for f in self.feeds) else set()
+        if bar_timeframes and writer is not None:
+            wanted.add(EventType.BAR_CLOSED)
+        self.pipeline = (
+            Pipeline(None, bar_timeframes or ["1min"], codec="auto", wanted=wanted)
+            if wanted
+            else None
         )
         self.sessions = [
             Session(
@@ -94,10 +98,9 @@ class Recorder:
         if frame.kind in DATA_KINDS:
             self.data_frames += 1
             self.payload_bytes += len(frame.payload)
-        for event in self.pipeline.feed(frame):
+        for event in self.pipeline.feed(frame) if self.pipeline is not None else ():
             if event.type is EventType.BAR_CLOSED:
-                if self.writer is not None and self.bar_timeframes:
-                    self.writer.add_bar(event.instrument, event.data["bar"], frame.seq)
+                self.writer.add_bar(event.instrument, event.data["bar"], frame.seq)
             elif (row := sequence_gap_row(event, frame)) is not None:
                 self.sequence_gaps += 1
                 self._sink(row)

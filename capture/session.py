@@ -54,6 +54,7 @@ class Feed(Protocol):
     """What a session needs to know about one kind of feed."""
 
     stream: str
+    carries_sequence_ids: bool  # whether a pipeline can find exchange sequence gaps in it
 
     async def connect_url(self) -> str:
         """The URL to connect to now (may log in or refresh a token first)."""
@@ -96,7 +97,6 @@ class Session:
         self.first_connect_attempts = first_connect_attempts
         self.ever_connected = False
         self.conn = 0
-        self.connected = False
         self.state = "starting"
         self.reconnects = 0
         self.last_gap_s: float | None = None
@@ -120,9 +120,8 @@ class Session:
         self._row(row_kind, orjson.dumps(detail))
 
     async def _send(self, message: bytes | str) -> None:
-        data = message.encode() if isinstance(message, str) else message
-        await self._ws.send(data.decode() if isinstance(message, str) else data)
-        self._row("sent", redact_json(data))
+        await self._ws.send(message)
+        self._row("sent", redact_json(message.encode() if isinstance(message, str) else message))
 
     # --- main loop -----------------------------------------------------------------------
 
@@ -192,7 +191,6 @@ class Session:
         self.conn += 1
         self._close_gap(final=False)
         self._event("open", url=redact_url(url))
-        self.connected = True
         self.state = "connected"
         keepalive = None
         reason = "server"
@@ -213,7 +211,6 @@ class Session:
             if reason != "server":
                 with contextlib.suppress(Exception):
                     await ws.close()
-            self.connected = False
             if reason != "client":  # our own shutdown is not a gap in the feed
                 self._disconnected_at = time.time_ns()
             code = ws.close_code if ws.close_code is not None else 1006

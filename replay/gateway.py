@@ -19,7 +19,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,7 +87,6 @@ class Connection:
     pending: deque[bytes] = field(default_factory=deque)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     records_sent: int = 0
-    frames_sent: int = 0
     market_records: int = 0
     stalled_until: float = 0.0
     closing: bool = False
@@ -504,7 +503,6 @@ class GatewayServer:
                 chunk.append(record)
                 size += len(record)
             conn.records_sent += len(chunk)
-            conn.frames_sent += 1
             try:
                 await conn.ws.send_str(b"".join(chunk).decode("utf-8", "replace"))
             except (ConnectionError, RuntimeError):
@@ -626,13 +624,4 @@ def simulated_history(market, days: float, end_ns: int, seed: int) -> dict[str, 
     }
 
 
-def contract_ids(frames: Iterable[Frame]) -> dict[str, str]:
-    """Instrument → contract id found in frames' hints (for serving captures)."""
-    found: dict[str, str] = {}
-    for frame in frames:
-        if frame.symbol and frame.symbol.startswith("CON."):
-            found.setdefault(projectx.instrument_of(frame.symbol), frame.symbol)
-    return found
-
-
-__all__ = ["Connection", "Contract", "GatewayServer", "contract_ids", "simulated_history"]
+__all__ = ["Connection", "Contract", "GatewayServer", "simulated_history"]

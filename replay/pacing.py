@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 SPIN_NS = 1_500_000  # the last stretch before a due time is spun, not slept
@@ -45,12 +46,6 @@ class PacingStats:
     frames: int = 0
     batches: int = 0
     lateness: list[int] = field(default_factory=list)
-
-    def percentile(self, q: float) -> int:
-        if not self.lateness:
-            return 0
-        ordered = sorted(self.lateness)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 class Pacer:
@@ -109,6 +104,39 @@ class Pacer:
             await asyncio.sleep((deadline - now - SPIN_NS) / NS)
         while time.monotonic_ns() < deadline:
             pass  # spin the last stretch: sleeping would overshoot
+
+    async def release(
+        self,
+        items: list,
+        times: list[int],
+        *,
+        on_emit: Callable[[list], None],
+        interlude: Callable[[int], AsyncIterator[list]] | None = None,
+    ) -> AsyncIterator[list]:
+        """``items`` (received at ``times``) in lists, each as soon as it is due.
+
+        Before waiting for a deadline, whatever ``interlude(deadline)`` yields goes out first
+        (replay's clock frames); ``on_emit`` sees each list of items, not the interludes."""
+        batch: list = []
+        deadlines: list[int] = []
+        for item, at in zip(items, times, strict=True):
+            due = self.due(at)
+            if due > time.monotonic_ns():
+                if batch:
+                    self.emitted(deadlines)
+                    on_emit(batch)
+                    yield batch
+                    batch, deadlines = [], []
+                if interlude is not None:
+                    async for extra in interlude(due):
+                        yield extra
+                await self.wait_until(due)
+            batch.append(item)
+            deadlines.append(due)
+        if batch:
+            self.emitted(deadlines)
+            on_emit(batch)
+            yield batch
 
     def emitted(self, deadlines: list[int]) -> None:
         now = time.monotonic_ns()

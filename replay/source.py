@@ -11,7 +11,6 @@ ahead of the next frame, so the events are the same at every speed.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -62,97 +61,66 @@ class Replay:
         self.closed = False
         self.frames_out = 0
         self.last_recv_ns: int | None = None
-        self.started_mono: int | None = None
+        self._last_seq = 0
+        self._next_clock: int | None = None
 
     @property
     def manifest(self) -> dict:
         return self.reader.manifest
 
     async def batches(self) -> AsyncIterator[list[Frame]]:
-        self.started_mono = time.monotonic_ns()
-        pacer = self.pacer
-        paced = self.speed is not None
-        last_seq = 0
-        next_clock = None
         tables = _prefetching(self.reader.tables(self.filter))
-        while True:
-            table = await anext(tables)
-            if table is None or self.closed:
-                break
+        while (table := await anext(tables)) is not None and not self.closed:
             for start in range(0, table.num_rows, CHUNK):
-                frames = _frames(table, start)
-                if not paced:
-                    self.frames_out += len(frames)
-                    self.last_recv_ns = frames[-1].recv_ns
-                    pacer.emitted([])
+                frames = table_to_frames(table.slice(start, CHUNK))
+                if self.speed is None:
+                    self._out(frames)
                     yield frames
                     await asyncio.sleep(0)
-                    continue
-                batch: list[Frame] = []
-                deadlines: list[int] = []
-                for frame in frames:
-                    due = pacer.due(frame.recv_ns)
-                    if due > time.monotonic_ns():
-                        if batch:
-                            pacer.emitted(deadlines)
-                            self._out(batch)
-                            yield batch
-                            batch, deadlines = [], []
-                        next_clock = next_clock or due
-                        while next_clock < due and self.clock_interval_ns:
-                            await pacer.wait_until(next_clock)
-                            now = pacer.recv_now()
-                            if now is not None:
-                                yield [Frame(last_seq, now, 0, 0, "clock", CLOCK)]
-                            next_clock += self.clock_interval_ns
-                        await pacer.wait_until(due)
-                    batch.append(frame)
-                    deadlines.append(due)
-                    last_seq = frame.seq
-                if batch:
-                    pacer.emitted(deadlines)
-                    self._out(batch)
-                    yield batch
+                else:
+                    times = [frame.recv_ns for frame in frames]
+                    async for batch in self.pacer.release(
+                        frames, times, on_emit=self._out, interlude=self._clock_frames
+                    ):
+                        yield batch
                 if self.closed:
                     return
 
     async def raw_batches(self) -> AsyncIterator[list[bytes]]:
         """Payloads of the data frames only, undecoded, in order, at ``speed`` (or max): the
         passthrough path for serving a tape to other programs."""
-        pacer = self.pacer
         tables = _prefetching(self.reader.tables(self.filter))
-        while True:
-            table = await anext(tables)
-            if table is None or self.closed:
-                return
-            data = pc.is_in(table.column("kind").cast(pa.string()), _DATA_KINDS)
-            table = table.filter(data)
+        while (table := await anext(tables)) is not None and not self.closed:
+            table = table.filter(pc.is_in(table.column("kind").cast(pa.string()), _DATA_KINDS))
             payloads = table.column("payload").to_pylist()
             if self.speed is None:
-                self.frames_out += len(payloads)
+                self._count(payloads)
                 yield payloads
                 continue
-            recv = table.column("recv_ns").cast(pa.int64()).to_pylist()
-            batch, deadlines = [], []
-            for payload, at in zip(payloads, recv, strict=True):
-                due = pacer.due(at)
-                if due > time.monotonic_ns():
-                    if batch:
-                        pacer.emitted(deadlines)
-                        self.frames_out += len(batch)
-                        yield batch
-                        batch, deadlines = [], []
-                    await pacer.wait_until(due)
-                batch.append(payload)
-                deadlines.append(due)
-            if batch:
-                pacer.emitted(deadlines)
-                self.frames_out += len(batch)
+            times = table.column("recv_ns").cast(pa.int64()).to_pylist()
+            async for batch in self.pacer.release(payloads, times, on_emit=self._count):
                 yield batch
+
+    async def _clock_frames(self, due: int) -> AsyncIterator[list[Frame]]:
+        """Clock frames every ``clock_interval_ns`` of wall time until ``due``."""
+        if not self.clock_interval_ns:
+            return
+        if self._next_clock is None:
+            self._next_clock = due
+        while self._next_clock < due:
+            await self.pacer.wait_until(self._next_clock)
+            now = self.pacer.recv_now()
+            if now is not None:
+                yield [Frame(self._last_seq, now, 0, 0, "clock", CLOCK)]
+            self._next_clock += self.clock_interval_ns
+
+    def _count(self, batch: list) -> None:
+        self.frames_out += len(batch)
 
     def _out(self, batch: list[Frame]) -> None:
         self.frames_out += len(batch)
         self.last_recv_ns = batch[-1].recv_ns
+        self._last_seq = batch[-1].seq
 
     async def __aiter__(self) -> AsyncIterator[Frame]:
         async for batch in self.batches():
@@ -178,7 +146,3 @@ async def _prefetching(tables: Iterator[pa.Table]) -> AsyncIterator[pa.Table | N
             return
         pending = asyncio.ensure_future(asyncio.to_thread(next, tables, None))
         yield table
-
-
-def _frames(table, start: int) -> list[Frame]:
-    return table_to_frames(table.slice(start, CHUNK))

@@ -17,9 +17,8 @@ rows only advance time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -498,17 +497,3 @@ def sequence_gap_row(event: Event, frame: Frame) -> Frame | None:
     return Frame(
         0, frame.recv_ns, frame.mono_ns, frame.conn, frame.stream, GAP, orjson.dumps(event.data)
     )
-
-
-def run_frames(
-    frames: Iterable[Frame], pipeline: Pipeline, sink: Callable[[Event], Any] | None = None
-) -> list[Event]:
-    """Feed frames synchronously; pass each event to ``sink`` or collect and return them."""
-    collected: list[Event] = []
-    for frame in frames:
-        for event in pipeline.feed(frame):
-            if sink is None:
-                collected.append(event)
-            else:
-                sink(event)
-    return collected

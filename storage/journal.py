@@ -79,8 +79,6 @@ class JournalScan:
 
     tables: list[pa.Table] = field(default_factory=list)
     problem: str | None = None
-    good_bytes: int = 0
-    total_bytes: int = 0
 
     @property
     def blocks(self) -> int:
@@ -101,7 +99,7 @@ class JournalScan:
 def read_journal(path: Path) -> JournalScan:
     """Every block up to the first torn or corrupt one."""
     data = path.read_bytes()
-    scan = JournalScan(total_bytes=len(data))
+    scan = JournalScan()
     offset = 0
     while offset < len(data):
         if len(data) - offset < BLOCK_HEADER.size:
@@ -128,5 +126,4 @@ def read_journal(path: Path) -> JournalScan:
             break
         scan.tables.append(table)
         offset += BLOCK_HEADER.size + size
-        scan.good_bytes = offset
     return scan

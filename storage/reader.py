@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from rtcap.storage import manifest as manifests
 from rtcap.storage.capture import CaptureError, journal_files, open_capture, sealed_files
 from rtcap.storage.journal import read_journal
 from rtcap.storage.schema import FRAME_SCHEMA, table_to_frames
@@ -111,8 +112,6 @@ class CaptureReader:
         self.path = Path(path)
         self.include_open = include_open
         if include_open and journal_files(self.path):
-            from rtcap.storage import manifest as manifests
-
             self.manifest = manifests.load(self.path)
         else:
             self.manifest = open_capture(self.path)

@@ -196,9 +196,7 @@ def record(
         seed=seed,
         rate=rate,
     )
-    writer = CaptureWriter(
-        capture,
-        source={},
+    writer_options = dict(
         fsync=fsync,
         seal_level=seal_level,
         segment_max_bytes=segment_mb * 1024 * 1024,
@@ -207,7 +205,8 @@ def record(
     try:
         summary = asyncio.run(
             _record(
-                writer,
+                capture,
+                writer_options,
                 options,
                 duration,
                 max_frames,
@@ -224,7 +223,16 @@ def record(
 
 
 async def _record(
-    writer, options, duration, max_frames, bars, flush_ms, stale_after, backoff_max, quiet
+    capture,
+    writer_options,
+    options,
+    duration,
+    max_frames,
+    bars,
+    flush_ms,
+    stale_after,
+    backoff_max,
+    quiet,
 ) -> str:
     embedded = None
     if options["source"] == "sim":
@@ -234,7 +242,7 @@ async def _record(
         info = embedded.source_info()
     else:
         feeds, info = _live_feeds(options)
-    writer._source = info
+    writer = CaptureWriter(capture, source=info, **writer_options)
     try:
         await asyncio.to_thread(writer.open)
         recorder = Recorder(

@@ -117,27 +117,7 @@ class ProjectXCodec(SinkCodec):
                 arguments = message.get("arguments")
                 if message.get("type") == 1 and type(arguments) is list and len(arguments) >= 2:
                     try:
-                        prints = arguments[1]
-                        if (
-                            type(prints) is list
-                            and len(prints) == 1
-                            and arguments[0] in self._symbols
-                        ):
-                            # one print of a known contract: the hottest path, no helper calls
-                            item = prints[0]
-                            price, volume = item["price"], item["volume"]
-                            stamp = item.get("timestamp")
-                            sink.trade(
-                                self._symbols[arguments[0]],
-                                price if type(price) is float else to_float(price),
-                                volume if type(volume) is int else to_number(volume),
-                                TRADE_SIDES.get(item.get("type")),
-                                parse_iso_ns(stamp) if stamp else None,
-                                frame.recv_ns,
-                                frame.seq,
-                            )
-                        else:
-                            self._trades(arguments[0], prints, frame, sink)
+                        self._trades(arguments[0], arguments[1], frame, sink)
                     except (TypeError, ValueError, KeyError, AttributeError) as exc:
                         sink.error(
                             DecodeError(frame.seq, frame.recv_ns, f"bad {TRADE}: {exc!r}", record)
