@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from rtcap.capture.redact import redact_message
 from rtcap.capture.session import FatalFeedError
 
 from rtcap.codecs import projectx, signalr
@@ -204,6 +205,7 @@ class ProjectXUserFeed:
     """``/hubs/user``: account, order, position and fill updates for the first account."""
 
     carries_sequence_ids = False
+    min_silence_s = 30.0  # account events are sparse; the hub pings every 15 s
 
     def __init__(self, auth: ProjectXAuth, hub_url: str, *, stream: str = "user") -> None:
         self.auth = auth
@@ -289,7 +291,7 @@ class GenericFeed:
 
     @property
     def subscriptions(self) -> list[str]:
-        return ["<message redacted>" if "key" in m.lower() else m for m in self.messages]
+        return [redact_message(m) for m in self.messages]
 
     async def prepare(self) -> None:
         return None

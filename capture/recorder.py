@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from rtcap.capture.session import Backoff, FatalFeedError, Session
-from rtcap.storage.capture import CaptureError, CaptureWriter
+import orjson
+from rtcap.capture.session import SILENCE_AFTER_S, Backoff, FatalFeedError, Session
+from rtcap.storage.capture import CaptureError, CaptureWriter, describe_os_error
 
 from rtcap.events import EventType
 from rtcap.models import CLOCK, DATA_KINDS, Frame
@@ -43,6 +43,7 @@ class Recorder:
         max_frames: int | None = None,
         open_timeout_s: float = 10.0,
         max_attempts: int | None = None,
+        silence_after_s: float | None = SILENCE_AFTER_S,
     ) -> None:
         self.feeds = list(feeds)
         self.writer = writer
@@ -67,6 +68,7 @@ class Recorder:
                 stale_after_s=stale_after_s,
                 open_timeout_s=open_timeout_s,
                 max_attempts=max_attempts,
+                silence_after_s=silence_after_s,
             )
             for feed in self.feeds
         ]
@@ -108,6 +110,11 @@ class Recorder:
             queue.put_nowait(frame)
         if self.max_frames is not None and self.data_frames >= self.max_frames:
             self.stop.set()
+
+    def _error_row(self, event: str, error: str) -> Frame:
+        """A capture-level ``error`` row (not tied to one feed's connection)."""
+        payload = orjson.dumps({"event": event, "error": error})
+        return Frame(0, time.time_ns(), time.monotonic_ns(), 0, "rtcap", "error", payload)
 
     def clock_ns(self) -> int:
         """Now, for a clock frame: never later than a message already on its way in, so a live
@@ -174,19 +181,29 @@ class Recorder:
         self.stop.set()
 
     async def _flusher(self) -> None:
-        """Write a journal block every ``flush_s``; seal when the segment is full. Stops only
-        between writes (never cancelled mid-write), then does one last flush."""
+        """Write a journal block every ``flush_s``; when the segment is full, switch to the next
+        segment's journal and hand the full one to the writer's sealer thread, so journaling
+        never waits for a seal. Stops only between writes (never cancelled mid-write)."""
         writer = self.writer
         if writer is None:
             return
+        reported = 0
         while not self.stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), self.flush_s)
-            journal, columns = writer.take_block()
-            if len(columns):
-                await asyncio.to_thread(writer.write_block, journal, columns)
+            block = writer.take_block()
+            if len(block[1]) or block[2]:
+                try:
+                    await asyncio.to_thread(writer.write_block, *block)
+                except OSError as exc:
+                    raise JournalWriteError(exc) from exc
             if writer.should_rotate() and not self.stop.is_set():
-                await asyncio.to_thread(writer.seal, *writer.rotate())
+                writer.seal_later(await asyncio.to_thread(writer.rotate))
+            failures = writer.stats.seal_failures
+            for problem in failures[reported:]:
+                log.warning("%s; recording goes on, the seal is retried", problem)
+                self._sink(self._error_row("seal_failed", str(problem)))
+            reported = len(failures)
 
     async def _finish(self) -> None:
         for queue in self._queues:
@@ -194,8 +211,10 @@ class Recorder:
         if self.writer is not None:
             try:
                 await asyncio.to_thread(self.writer.close)
+            except CaptureError as exc:
+                self.error = f"{self.error}; {exc}" if self.error else str(exc)
             except OSError as exc:
-                self.error = self.error or _reason(exc)
+                self.error = self.error or _reason(JournalWriteError(exc))
 
     # --- status --------------------------------------------------------------------------
 
@@ -219,11 +238,20 @@ class Recorder:
         }
 
 
+class JournalWriteError(Exception):
+    """The journal itself could not be written: nothing more can be kept safely."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+    if isinstance(exc, JournalWriteError):
+        what = describe_os_error(exc.cause, "writing the journal")
         return (
-            "disk full while writing the journal: sealed segments are intact; free space, "
-            "then run `rtcap recover` on the capture"
+            f"{what}: recording stopped; everything journaled before it and every sealed "
+            "segment is intact: fix the cause, then run `rtcap recover` on the capture"
         )
     if isinstance(exc, FatalFeedError | CaptureError | RecordingError):
         return str(exc)

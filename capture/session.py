@@ -5,6 +5,16 @@ everything sent becomes a ``sent`` row; and the connection's life is written dow
 ``open``, ``close`` (code, reason), ``error`` (reconnect attempts, stalls, failures) and a ``gap``
 row spanning each interval without a connection. Rows go to ``sink`` in order; the recorder
 gives them their ``seq``.
+
+Silence is written down too: when a connected stream receives nothing (data or ping) for more
+than ``silence_after_s`` (5 s by default), a ``gap`` row of kind ``silence`` spans the quiet
+interval, from the last message before it to the first after it (or to the moment the stall
+was detected and the connection dropped). So a capture never looks complete across a stall,
+however short the reconnect timeout.
+
+Credentials refused after the feed has worked (a gateway restart invalidates tokens) mean
+"log in again": the session keeps retrying with backoff until it is stopped. Refusal before
+the first connection is final: the credentials are wrong.
 """
 
 from __future__ import annotations
@@ -21,14 +31,16 @@ from typing import Any, Protocol
 import orjson
 import websockets
 from rtcap.capture.connection import StampedConnection
-from rtcap.capture.redact import redact_json, redact_url
+from rtcap.capture.redact import redact_json, redact_text, redact_url
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
+from websockets.frames import CloseCode
 
 from rtcap.codecs import frame_hints
 from rtcap.models import Frame
 
 log = logging.getLogger("rtcap.capture")
 MAX_MESSAGE = 16 * 1024 * 1024
+SILENCE_AFTER_S = 5.0
 
 
 class FatalFeedError(Exception):
@@ -87,6 +99,7 @@ class Session:
         max_attempts: int | None = None,
         first_connect_attempts: int = 3,
         seed: int | None = None,
+        silence_after_s: float | None = SILENCE_AFTER_S,
     ) -> None:
         self.feed = feed
         self.sink = sink
@@ -95,6 +108,14 @@ class Session:
         self.open_timeout_s = open_timeout_s
         self.max_attempts = max_attempts
         self.first_connect_attempts = first_connect_attempts
+        floor = getattr(feed, "min_silence_s", None)
+        self.silence_after_ns = (
+            None
+            if silence_after_s is None
+            else int(max(silence_after_s, floor or 0.0) * 1_000_000_000)
+        )
+        self.silences = 0
+        self._last_message_ns = 0
         self.ever_connected = False
         self.conn = 0
         self.state = "starting"
@@ -130,7 +151,13 @@ class Session:
         url = failure = None
         while not stop.is_set():
             try:
-                url = await self.feed.connect_url()
+                try:
+                    url = await self.feed.connect_url()
+                except FatalFeedError as exc:
+                    if not self.ever_connected:
+                        raise
+                    # It worked before: the gateway is restarting or refusing for now.
+                    raise _Retry(str(exc)) from None
                 self.state = "connecting"
                 ws = await asyncio.wait_for(
                     websockets.connect(
@@ -146,11 +173,14 @@ class Session:
                     ),
                     self.open_timeout_s,
                 )
+            except _Retry as exc:
+                failure = str(exc)
+                self._event("error", event="connect_failed", error=failure)
             except InvalidStatus as exc:
                 status = exc.response.status_code
                 if status in (401, 403):
-                    self.feed.on_auth_failure()
-                    if attempt >= 1:
+                    self.feed.on_auth_failure()  # log in again before the next attempt
+                    if attempt >= 1 and not self.ever_connected:
                         raise FatalFeedError(
                             f"{self.feed.stream}: the server refused the credentials "
                             f"(HTTP {status}) twice: check the API key and user name"
@@ -191,6 +221,7 @@ class Session:
         self.conn += 1
         self._close_gap(final=False)
         self._event("open", url=redact_url(url))
+        self._last_message_ns = time.time_ns()
         self.state = "connected"
         keepalive = None
         reason = "server"
@@ -199,8 +230,17 @@ class Session:
             if (spec := self.feed.keepalive()) is not None:
                 keepalive = asyncio.create_task(self._keepalive(*spec))
             reason = await self._read(ws, stop)
-        except ConnectionClosed:
+        except ConnectionClosed as exc:
             reason = "server"
+            if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
+                reason = "message_too_big"
+                self._event(
+                    "error",
+                    event="message_too_big",
+                    error=f"a message was larger than the {MAX_MESSAGE // (1 << 20)} MiB limit; "
+                    "it was not recorded and the connection was closed",
+                    limit_bytes=MAX_MESSAGE,
+                )
         except FatalFeedError:
             raise
         except (OSError, websockets.WebSocketException) as exc:
@@ -208,7 +248,7 @@ class Session:
         finally:
             if keepalive is not None:
                 keepalive.cancel()
-            if reason != "server":
+            if reason not in ("server", "message_too_big"):
                 with contextlib.suppress(Exception):
                     await ws.close()
             if reason != "client":  # our own shutdown is not a gap in the feed
@@ -237,13 +277,33 @@ class Session:
                         await self._close_and_drain(ws)
                         return "client"
                     self._event("error", event="stale", silent_s=self.stale_after_s)
+                    self._note_silence(time.time_ns(), force=True)
                     return "stale"
                 self._record(ws, receive.result())
         finally:
             stopping.cancel()
 
+    def _note_silence(self, until_ns: int, mono_ns: int | None = None, *, force=False) -> None:
+        """A ``silence`` gap row (stamped like the message that ended it) if nothing arrived
+        for longer than the threshold."""
+        quiet = until_ns - self._last_message_ns
+        threshold = self.silence_after_ns
+        if self._last_message_ns and threshold is not None and (quiet > threshold or force):
+            self.silences += 1
+            detail = {
+                "kind": "silence",
+                "from_ns": self._last_message_ns,
+                "to_ns": until_ns,
+                "seconds": round(quiet / 1e9, 6),
+            }
+            self._row("gap", orjson.dumps(detail), until_ns, mono_ns)
+        self._last_message_ns = until_ns
+
     def _record(self, ws: StampedConnection, message: str | bytes) -> None:
         wall, mono = ws.stamp()
+        if wall - self._last_message_ns > (self.silence_after_ns or 1 << 62):
+            self._note_silence(wall, mono)
+        self._last_message_ns = wall
         if isinstance(message, str):
             payload = message.encode()
             target, symbol, exch = frame_hints(payload)
@@ -295,6 +355,9 @@ class Session:
         self._disconnected_at = None
 
 
+class _Retry(Exception):
+    """A connect failure worth retrying (credentials refused by a feed that worked before)."""
+
+
 def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return redact_url(text) if "access_token" in text else text
+    return redact_text(str(exc) or type(exc).__name__)

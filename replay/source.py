@@ -43,6 +43,7 @@ class Replay:
         max_gap: float | None = None,
         clock_interval_s: float = 0.1,
         keep_lateness: bool = False,
+        seqs: tuple[int, int | None] | None = None,
     ) -> None:
         self.reader = CaptureReader(capture, include_open=include_open)
         self.speed = parse_speed(speed)
@@ -53,6 +54,7 @@ class Replay:
             frozenset(streams) if streams else None,
             frozenset(kinds) if kinds else None,
             frozenset(symbols) if symbols else None,
+            seqs,
         )
         self.pacer = Pacer(
             self.speed, None if max_gap is None else int(max_gap * 1e9), keep_lateness=keep_lateness

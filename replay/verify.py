@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rtcap.replay.source import Replay
-from rtcap.storage.capture import read_live_bars
+from rtcap.storage.integrity import live_bars
 
 from rtcap.bars import bar_line
 from rtcap.events import Event, EventType
@@ -36,12 +36,16 @@ def event_signature(event: Event) -> str:
 
 
 async def replay_digest(
-    capture: str | Path, speed: str | None, timeframes: list[str]
+    capture: str | Path,
+    speed: str | None,
+    timeframes: list[str],
+    seqs: tuple[int, int | None] | None = None,
 ) -> StreamDigest:
-    """Every event of a replay through the kernel pipeline (all instruments)."""
+    """Every event of a replay through the kernel pipeline (all instruments); ``seqs`` limits
+    it to one recording session, which a recorder's live pipeline saw from its start."""
     digest = StreamDigest()
     pipeline = Pipeline(None, timeframes, codec="auto")
-    source = Replay(capture, speed)
+    source = Replay(capture, speed, seqs=seqs)
     async for batch in source.batches():
         for frame in batch:
             for event in pipeline.feed(frame):
@@ -51,38 +55,13 @@ async def replay_digest(
     return digest
 
 
-def live_bar_lines(capture: str | Path) -> list[bytes] | None:
-    """The bars the recorder closed live, as canonical lines (``None`` if it built none)."""
-    from rtcap.models import Bar
-
-    table = read_live_bars(capture)
-    if table is None:
+def live_bar_lines(capture: str | Path, session: dict | None = None) -> list[bytes] | None:
+    """The bars the recorder closed live (in one session, or all), as canonical lines
+    (``None`` if it built none)."""
+    bars = live_bars(capture, session)
+    if bars is None:
         return None
-    rows = table.to_pylist()
-    lines = []
-    for row in rows:
-        volume = row["volume"]
-        bar = Bar(
-            row["timeframe"],
-            _ns(row["start_ns"]),
-            _ns(row["end_ns"]),
-            row["open"],
-            row["high"],
-            row["low"],
-            row["close"],
-            int(volume) if float(volume).is_integer() else volume,
-            row["trades"],
-            row["gap"],
-            row["flat"],
-        )
-        lines.append(bar_line(row["instrument"], bar))
-    return lines
-
-
-def _ns(value) -> int:
-    if isinstance(value, int):
-        return value
-    return int(value.timestamp()) * 1_000_000_000 + value.microsecond * 1000
+    return [bar_line(instrument, bar) for instrument, bar, _ in bars]
 
 
 def first_difference(left: list, right: list) -> tuple[int, object, object] | None:

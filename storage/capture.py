@@ -1,85 +1,171 @@
-"""A capture directory: writing (journal → sealed segments → manifest), recovery and reading.
+"""Writing a capture directory: journal → sealed segments → manifest, without ever stopping.
 
-    <capture>/manifest.json            written last, atomically
-    <capture>/capture.lock             held while a recorder writes
-    <capture>/journal/segment-N.rtj    write-ahead log of the open segment
+    <capture>/manifest.json                  written last, atomically
+    <capture>/capture.lock                   held while a recorder writes
+    <capture>/journal/segment-N.rtj          write-ahead log of segment N's frames
+    <capture>/journal/bars-N.rtj             write-ahead log of the bars closed live in it
+    <capture>/journal/damaged/               journals recovery could not read whole (kept)
     <capture>/frames/date=D/part-N.parquet   sealed segments
-    <capture>/bars/bars-N.parquet      bars the live pipeline emitted, per segment
+    <capture>/bars/bars-N.parquet            bars the live pipeline emitted, per segment
 
-Nothing already sealed is ever rewritten: new data goes to new files, and a segment becomes
-visible only when its Parquet files are complete and renamed into place.
+Rows are journaled every flush, always: when a segment is full its journals are closed, the
+next segment's journals are opened at once, and a background sealer turns the closed journals
+into Parquet by streaming them back from disk (bounded memory). A seal that fails is retried
+with backoff while recording goes on; its journal is deleted only after the manifest lists
+the sealed files, so a crash or a failed seal at any point loses nothing journaled. Nothing
+already sealed is ever rewritten: new data goes to new files, and a segment becomes visible
+only when its Parquet files are complete and renamed into place.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import errno
 import fcntl
 import hashlib
+import logging
 import os
+import queue
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 from rtcap.storage import manifest as manifests
-from rtcap.storage.journal import JournalWriter, read_journal
-from rtcap.storage.schema import FrameColumns, table_to_frames
-from rtcap.storage.segments import SEAL_LEVEL, seal_segment, sha256_file
+from rtcap.storage.errors import CaptureBusy, CaptureDamaged, CaptureError, RecoveryNeeded
+from rtcap.storage.integrity import (
+    bar_journal_files,
+    journal_files,
+    open_capture,
+    read_frames,
+    read_live_bars,
+    read_table,
+    sealed_files,
+)
+from rtcap.storage.journal import JournalReader, JournalWriter
+from rtcap.storage.schema import (
+    BAR_SCHEMA,
+    ClosedBar,
+    FrameColumns,
+    bars_to_table,
+    table_to_bars,
+)
+from rtcap.storage.segments import SEAL_LEVEL, seal_segment, write_bars_file
 
 from rtcap.bars import bar_line
 from rtcap.models import Bar, Frame
 
+__all__ = [
+    "LOCK",
+    "CaptureBusy",
+    "CaptureDamaged",
+    "CaptureError",
+    "CaptureWriter",
+    "RecoveryNeeded",
+    "bars_digest",
+    "journal_files",
+    "open_capture",
+    "read_frames",
+    "read_live_bars",
+    "sealed_files",
+]
+
+log = logging.getLogger("rtcap.storage")
 LOCK = "capture.lock"
-BAR_SCHEMA = pa.schema(
-    [
-        ("instrument", pa.string()),
-        ("timeframe", pa.string()),
-        ("start_ns", pa.timestamp("ns", tz="UTC")),
-        ("end_ns", pa.timestamp("ns", tz="UTC")),
-        ("open", pa.float64()),
-        ("high", pa.float64()),
-        ("low", pa.float64()),
-        ("close", pa.float64()),
-        ("volume", pa.float64()),
-        ("trades", pa.int64()),
-        ("gap", pa.bool_()),
-        ("flat", pa.bool_()),
-        ("closed_seq", pa.uint64()),
-    ]
-)
+SEAL_RETRY_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # then every 30 s while recording goes on
+SEAL_ATTEMPTS_AT_CLOSE = 3
 
 
-Sealable = tuple[JournalWriter, list[pa.Table], list[tuple[str, Bar, int]]]
+def lock_capture(directory: Path, *, purpose: str):
+    """The capture's lock file, held exclusively (``CaptureBusy`` if someone holds it)."""
+    lock_path = directory / LOCK
+    if lock_path.is_dir():
+        raise CaptureError(
+            f"{lock_path} is a directory: rtcap keeps a lock file there; move it away"
+        )
+    try:
+        lock = open(lock_path, "a+")  # noqa: SIM115 - held until released
+    except OSError as exc:
+        raise CaptureError(
+            f"cannot write capture directory {directory}: {exc.strerror or exc}; "
+            "choose a writable location"
+        ) from None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        owner = lock.read().strip() or "another process"
+        lock.close()
+        raise CaptureBusy(
+            f"capture directory {directory} is in use by a recorder ({owner}); stop it "
+            f"before {purpose}"
+        ) from None
+    return lock
 
 
-class CaptureError(Exception):
-    """A capture cannot be used as asked; the message says why and what to do."""
+def unlock_capture(lock) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    lock.close()
 
 
-class CaptureBusy(CaptureError):
-    pass
+@dataclass
+class OpenSegment:
+    """The journals of one segment: frames always, bars once the first bar closes."""
+
+    number: int
+    frames: JournalWriter
+    bars_path: Path
+    bars: JournalWriter | None = None
+    fsync: str = "interval"
+
+    def write_bars(self, table: pa.Table, now: float) -> None:
+        if self.bars is None:
+            self.bars = JournalWriter(self.bars_path, fsync=self.fsync)
+        self.bars.write(table, now)
+
+    def close(self) -> None:
+        self.frames.close()
+        if self.bars is not None:
+            self.bars.close()
 
 
-class RecoveryNeeded(CaptureError):
-    pass
+@dataclass
+class SealProblem:
+    """A seal that failed (and will be retried, or left for ``rtcap recover``)."""
+
+    segment: int
+    error: BaseException
+    attempts: int
+
+    def __str__(self) -> str:
+        return f"segment {self.segment}: {describe_os_error(self.error, 'sealing a segment')}"
 
 
-def journal_files(directory: Path) -> list[Path]:
-    folder = directory / "journal"
-    return sorted(folder.glob("segment-*.rtj")) if folder.exists() else []
+@dataclass
+class WriterStats:
+    seals: int = 0
+    seal_failures: list[SealProblem] = field(default_factory=list)
+    unsealed: list[int] = field(default_factory=list)
 
 
-def _segment_number(path: Path) -> int:
-    return int(path.stem.split("-")[1])
+def describe_os_error(exc: BaseException, doing: str) -> str:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return f"disk full while {doing}"
+    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"no permission while {doing} ({exc.strerror})"
+    if isinstance(exc, OSError):
+        return f"I/O error while {doing} ({exc.strerror or exc})"
+    return f"{type(exc).__name__} while {doing}: {exc}"
 
 
 class CaptureWriter:
-    """Writes one capture. Single-writer: appends come from one thread (the event loop);
-    :meth:`flush` and :meth:`seal` may run in a worker thread."""
+    """Writes one capture. Appends come from one thread (the event loop); journal blocks are
+    written by whoever calls :meth:`write_block` (a worker thread); sealing happens on the
+    writer's own sealer thread, or inline with :meth:`seal_now`."""
 
     def __init__(
         self,
@@ -91,6 +177,7 @@ class CaptureWriter:
         segment_max_bytes: int = 256 * 1024 * 1024,
         segment_max_s: float = 3600.0,
         row_group_rows: int = 100_000,
+        append: bool = False,
     ) -> None:
         self.path = Path(path)
         self.fsync = fsync
@@ -98,74 +185,120 @@ class CaptureWriter:
         self.segment_max_bytes = segment_max_bytes
         self.segment_max_s = segment_max_s
         self.row_group_rows = row_group_rows
+        self.append_session = append
         self._source = source
         self._lock_file = None
         self._manifest_lock = threading.Lock()
-        self._bars: list[tuple[str, Bar, int]] = []
-        self._bar_hash = hashlib.sha256()
-        self._bar_count = 0
+        self._bars: list[ClosedBar] = []
         self._bar_timeframes: list[str] = []
-        self.journal: JournalWriter | None = None
+        self.segment: OpenSegment | None = None
         self.memtable = FrameColumns()
         self.segment_started = 0.0
         self.segment_payload = 0
         self.next_seq = 0
         self.sealed_bytes = 0
+        self.stats = WriterStats()
+        self._seal_queue: queue.Queue[OpenSegment | None] = queue.Queue()
+        self._sealer: threading.Thread | None = None
+        self._closing = threading.Event()
+        self.session: dict[str, Any] = {}
 
     # --- opening -------------------------------------------------------------------------
 
     def open(self) -> None:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            lock = open(self.path / LOCK, "a+")  # noqa: SIM115 - held until close
         except OSError as exc:
             raise CaptureError(
                 f"cannot write capture directory {self.path}: {exc.strerror or exc}; "
                 "choose a writable location"
             ) from None
+        lock = lock_capture(self.path, purpose="recording into it")
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
             lock.seek(0)
-            owner = lock.read().strip() or "another process"
-            lock.close()
-            raise CaptureBusy(
-                f"capture directory {self.path} is in use by a recorder ({owner}); stop it "
-                "or record to another directory"
+            lock.truncate()
+            lock.write(f"pid {os.getpid()}")
+            lock.flush()
+        except OSError as exc:
+            unlock_capture(lock)
+            raise CaptureError(
+                f"cannot write capture directory {self.path}: {exc.strerror or exc}; "
+                "choose a writable location"
             ) from None
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"pid {os.getpid()}")
-        lock.flush()
         self._lock_file = lock
-        if journal_files(self.path):
+        try:
+            self._open_manifest()
+            self._start_segment()
+        except BaseException:
             self._unlock()
+            raise
+        self._sealer = threading.Thread(target=self._seal_loop, name="rtcap-sealer", daemon=True)
+        self._sealer.start()
+
+    def _open_manifest(self) -> None:
+        if journal_files(self.path) or bar_journal_files(self.path):
             raise RecoveryNeeded(
-                f"capture {self.path} has an unsealed journal from a recording that did not "
-                f"finish; run `rtcap recover {self.path}` first"
+                f"capture {self.path} has an unsealed journal from a recording that did "
+                f"not finish; run `rtcap recover {self.path}` first"
             )
+        now = time.time_ns()
         if (self.path / manifests.MANIFEST).exists():
+            if not self.append_session:
+                raise CaptureError(
+                    f"{self.path} already holds a recording: record into a new directory, or "
+                    "pass --append to add this recording to it as a new session"
+                )
             self.manifest = manifests.load(self.path)
             self.manifest["status"] = "recording"
             last = self.manifest.get("last_seq")
             self.next_seq = 0 if last is None else last + 1
+            if not self.manifest["sessions"]:  # written before sessions existed
+                self.manifest["sessions"].append(
+                    {
+                        "number": 1,
+                        "started_ns": self.manifest.get("created_ns"),
+                        "first_seq": self.manifest.get("first_seq") or 0,
+                        "last_seq": last,
+                        "live_bars": self.manifest.get("live_bars"),
+                    }
+                )
         else:
-            self.manifest = manifests.new_manifest(self._source, time.time_ns())
+            self.manifest = manifests.new_manifest(self._source, now)
+        self.session = {
+            "number": len(self.manifest["sessions"]) + 1,
+            "started_ns": now,
+            "first_seq": self.next_seq,
+            "last_seq": None,
+            "source": self._source,
+            "live_bars": None,
+        }
+        self.manifest["sessions"].append(self.session)
         self._save()
-        self._start_segment()
 
     def _start_segment(self) -> None:
         numbers = [s["number"] for s in self.manifest["segments"]]
         number = max(numbers, default=0) + 1
-        while (self.path / "journal" / f"segment-{number:06d}.rtj").exists():
+        folder = self.path / "journal"
+        folder.mkdir(exist_ok=True)
+        while (folder / f"segment-{number:06d}.rtj").exists() or (
+            folder / f"bars-{number:06d}.rtj"
+        ).exists():
             number += 1
-        (self.path / "journal").mkdir(exist_ok=True)
-        self.journal = JournalWriter(
-            self.path / "journal" / f"segment-{number:06d}.rtj", fsync=self.fsync
+        if self.segment is not None:
+            number = max(number, self.segment.number + 1)
+        self.segment = OpenSegment(
+            number,
+            JournalWriter(folder / f"segment-{number:06d}.rtj", fsync=self.fsync),
+            folder / f"bars-{number:06d}.rtj",
+            fsync=self.fsync,
         )
-        self._flushed: list[pa.Table] = []
         self.segment_started = time.monotonic()
         self.segment_payload = 0
+
+    @property
+    def journal(self) -> JournalWriter | None:
+        """The open segment's frame journal."""
+        return self.segment.frames if self.segment is not None else None
 
     # --- writing -------------------------------------------------------------------------
 
@@ -176,267 +309,220 @@ class CaptureWriter:
         self.memtable.append(frame)
         self.segment_payload += len(frame.payload)
         if frame.kind in ("open", "close", "gap"):
-            self._note_lifecycle(frame)
+            with self._manifest_lock:
+                manifests.note_lifecycle(
+                    self.manifest,
+                    frame.kind,
+                    frame.stream,
+                    frame.conn,
+                    frame.seq,
+                    frame.recv_ns,
+                    frame.payload,
+                )
         return frame
 
     def add_bar(self, instrument: str, bar: Bar, closed_seq: int) -> None:
+        """A bar the live pipeline closed; journaled with the next flush."""
         self._bars.append((instrument, bar, closed_seq))
-        self._bar_hash.update(bar_line(instrument, bar))
-        self._bar_count += 1
 
     def set_bar_timeframes(self, timeframes: list[str]) -> None:
         self._bar_timeframes = list(timeframes)
+        with self._manifest_lock:
+            if timeframes:
+                self.session["live_bars"] = {
+                    "timeframes": list(timeframes),
+                    "files": [],
+                    "count": 0,
+                    "stream_hash": hashlib.sha256().hexdigest(),
+                }
+            self._save()
 
     def set_subscriptions(self, subscriptions: list[Any]) -> None:
         with self._manifest_lock:
             self.manifest["subscriptions"] = subscriptions
-
-    def _note_lifecycle(self, frame: Frame) -> None:
-        try:
-            detail = orjson.loads(frame.payload) if frame.payload else {}
-        except orjson.JSONDecodeError:
-            detail = {}
-        with self._manifest_lock:
-            if frame.kind == "open":
-                self.manifest["connections"].append(
-                    {
-                        "stream": frame.stream,
-                        "conn": frame.conn,
-                        "opened_ns": frame.recv_ns,
-                        "closed_ns": None,
-                        "close_code": None,
-                        "close_reason": None,
-                    }
-                )
-            elif frame.kind == "close":
-                for conn in reversed(self.manifest["connections"]):
-                    if conn["stream"] == frame.stream and conn["conn"] == frame.conn:
-                        conn.update(
-                            closed_ns=frame.recv_ns,
-                            close_code=detail.get("code"),
-                            close_reason=detail.get("reason"),
-                        )
-                        break
-            else:
-                self.manifest["gaps"].append({"stream": frame.stream, "seq": frame.seq, **detail})
+            self.session["subscriptions"] = subscriptions
 
     @property
     def pending(self) -> int:
         """Frames appended since the last flush."""
         return len(self.memtable)
 
-    def take_block(self) -> tuple[JournalWriter, FrameColumns]:
-        """Detach frames appended since the last flush (on the appending thread); hand them to
+    def take_block(self) -> tuple[OpenSegment, FrameColumns, list[ClosedBar]]:
+        """Detach rows appended since the last flush (on the appending thread); hand them to
         :meth:`write_block`, which may run in a worker thread."""
         columns, self.memtable = self.memtable, FrameColumns()
-        return self.journal, columns
+        bars, self._bars = self._bars, []
+        return self.segment, columns, bars
 
-    def write_block(self, journal: JournalWriter, columns: FrameColumns) -> int:
-        if not len(columns):
-            return 0
-        table = columns.to_table()
-        written = journal.write(table, time.monotonic())
-        self._flushed.append(table)  # becomes part of the segment once on disk
+    def write_block(
+        self, segment: OpenSegment, columns: FrameColumns, bars: list[ClosedBar] = ()
+    ) -> int:
+        """Journal frames, then the bars they closed (so a bar on disk has its frames)."""
+        now = time.monotonic()
+        written = segment.frames.write(columns.to_table(), now) if len(columns) else 0
+        if bars:
+            segment.write_bars(bars_to_table(list(bars)), now)
         return written
 
     def flush(self) -> int:
-        """Write pending frames as one journal block (same thread as appends)."""
+        """Write pending rows as one journal block (same thread as appends)."""
         return self.write_block(*self.take_block())
 
     def should_rotate(self) -> bool:
-        return (self.journal.rows + len(self.memtable)) > 0 and (
+        return (self.segment.frames.rows + len(self.memtable)) > 0 and (
             self.segment_payload >= self.segment_max_bytes
             or time.monotonic() - self.segment_started >= self.segment_max_s
         )
 
-    def rotate(self) -> Sealable:
-        """Start a new segment; returns what :meth:`seal` needs for the old one."""
-        detached = self._detach()
-        self._start_segment()
-        return detached
-
-    def _detach(self) -> Sealable:
+    def rotate(self, *, start_next: bool = True) -> OpenSegment:
+        """Flush, close the open segment's journals and open the next segment's; returns the
+        closed segment, to hand to :meth:`seal_later` (or :meth:`seal_now`)."""
         self.flush()
-        sealable = (self.journal, self._flushed, self._bars)
-        self.journal.close()
-        self.journal, self._flushed, self._bars = None, [], []
-        return sealable
+        closed = self.segment
+        closed.close()
+        if start_next:
+            self._start_segment()
+        else:
+            self.segment = None
+        return closed
 
-    def seal(
-        self, journal: JournalWriter, tables: list[pa.Table], bars: list[tuple[str, Bar, int]]
-    ) -> dict | None:
-        """Turn a closed segment into Parquet, record it in the manifest, drop its journal.
+    def seal_later(self, segment: OpenSegment) -> None:
+        """Queue a closed segment for the sealer thread; recording does not wait for it."""
+        self._seal_queue.put(segment)
 
-        What was journaled (the flushed batches, kept in memory) is what gets sealed; the
-        journal file itself is read back only by recovery."""
-        number = _segment_number(journal.path)
-        entry = None
-        if tables:
-            table = pa.concat_tables(tables)
-            entry = seal_segment(
-                self.path, number, table, level=self.seal_level, row_group_rows=self.row_group_rows
-            )
-            self.sealed_bytes += sum(f["bytes"] for f in entry["files"])
-        bar_file = self._write_bars(number, bars)
-        with self._manifest_lock:
-            if entry is not None:
-                self._add_segment(entry)
-            self._update_bars_entry(bar_file)
-            self._save()
-        journal.path.unlink()
-        return entry
+    def seal_now(self, segment: OpenSegment) -> dict | None:
+        """Seal a closed segment on this thread (raises on failure; the journal stays)."""
+        return self._seal(segment)
 
-    def _add_segment(self, entry: dict) -> None:
-        manifest = self.manifest
-        manifest["segments"].append(entry)
-        manifest["frames"] += entry["rows"]
-        manifest["payload_bytes"] += entry["payload_bytes"]
-        if manifest["first_seq"] is None:
-            manifest["first_seq"] = entry["first_seq"]
-        manifest["last_seq"] = entry["last_seq"]
+    # --- sealing -------------------------------------------------------------------------
 
-    def _write_bars(self, number: int, bars: list[tuple[str, Bar, int]]) -> str | None:
-        if not bars:
-            return None
-        folder = self.path / "bars"
-        folder.mkdir(exist_ok=True)
-        table = pa.table(
-            {
-                "instrument": [i for i, _, _ in bars],
-                "timeframe": [b.timeframe for _, b, _ in bars],
-                "start_ns": pa.array([b.start_ns for _, b, _ in bars], pa.int64()),
-                "end_ns": pa.array([b.end_ns for _, b, _ in bars], pa.int64()),
-                "open": [b.open for _, b, _ in bars],
-                "high": [b.high for _, b, _ in bars],
-                "low": [b.low for _, b, _ in bars],
-                "close": [b.close for _, b, _ in bars],
-                "volume": pa.array([float(b.volume) for _, b, _ in bars]),
-                "trades": [b.trades for _, b, _ in bars],
-                "gap": [b.gap for _, b, _ in bars],
-                "flat": [b.flat for _, b, _ in bars],
-                "closed_seq": pa.array([s for _, _, s in bars], pa.uint64()),
-            }
+    def _seal_loop(self) -> None:
+        while True:
+            segment = self._seal_queue.get()
+            if segment is None:
+                return
+            attempt = 0
+            while True:
+                try:
+                    self._seal(segment)
+                    break
+                except Exception as exc:
+                    attempt += 1
+                    problem = SealProblem(segment.number, exc, attempt)
+                    self.stats.seal_failures.append(problem)
+                    log.warning("could not seal %s (attempt %d); retrying", problem, attempt)
+                    if self._closing.is_set() and attempt >= SEAL_ATTEMPTS_AT_CLOSE:
+                        self.stats.unsealed.append(segment.number)
+                        break
+                    delay = SEAL_RETRY_S[min(attempt - 1, len(SEAL_RETRY_S) - 1)]
+                    if self._closing.is_set():
+                        delay = min(delay, 1.0)
+                    self._closing.wait(delay)
+
+    def _seal(self, segment: OpenSegment) -> dict | None:
+        """Stream a closed segment's journals into Parquet, list them in the manifest, then
+        delete the journals. Any failure leaves the journals and the manifest as they were."""
+        segment.close()
+        frames = JournalReader(segment.frames.path)
+        entry = seal_segment(
+            self.path,
+            segment.number,
+            frames,
+            level=self.seal_level,
+            row_group_rows=self.row_group_rows,
         )
-        table = table.cast(BAR_SCHEMA)
-        final = folder / f"bars-{number:06d}.parquet"
-        tmp = folder / f".bars-{number:06d}.parquet.tmp"
-        pq.write_table(table, tmp, compression="zstd")
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, final)
-        return final.relative_to(self.path).as_posix()
-
-    def _update_bars_entry(self, new_file: str | None) -> None:
-        if not self._bar_timeframes and new_file is None:
-            return
-        entry = self.manifest.get("live_bars") or {"timeframes": self._bar_timeframes, "files": []}
-        entry["timeframes"] = self._bar_timeframes or entry["timeframes"]
-        if new_file is not None:
-            entry["files"].append(new_file)
-        entry["count"] = self._bar_count
-        entry["stream_hash"] = self._bar_hash.hexdigest()
-        self.manifest["live_bars"] = entry
+        bar_file = None
+        try:
+            if segment.bars is not None:
+                bars = JournalReader(segment.bars_path, BAR_SCHEMA)
+                bar_file = write_bars_file(self.path, segment.number, bars)
+            with self._manifest_lock:
+                updated = copy.deepcopy(self.manifest)
+                session = next(
+                    s for s in updated["sessions"] if s["number"] == self.session["number"]
+                )
+                if entry is not None:
+                    add_segment(updated, entry)
+                    session["last_seq"] = updated["last_seq"]
+                if bar_file is not None:
+                    add_bar_file(self.path, updated, session, bar_file)
+                if frames.damage:
+                    updated["damage"].append(
+                        {
+                            "journal": segment.frames.path.name,
+                            "problem": "; ".join(map(str, frames.damage)),
+                        }
+                    )
+                self._save(updated)
+                self.manifest = updated
+                self.session = session
+        except BaseException:
+            for published in [entry] if entry else []:
+                for file in published["files"]:
+                    with contextlib.suppress(OSError):
+                        (self.path / file["path"]).unlink()
+            if bar_file is not None:
+                with contextlib.suppress(OSError):
+                    (self.path / bar_file["path"]).unlink()
+            raise
+        if entry is not None:
+            self.sealed_bytes += sum(f["bytes"] for f in entry["files"])
+        self.stats.seals += 1
+        if frames.damage:
+            keep_damaged(self.path, segment.frames.path)
+        else:
+            segment.frames.path.unlink()
+        if segment.bars is not None:
+            segment.bars_path.unlink()
+        return entry
 
     # --- closing -------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Flush, seal the open segment, mark the capture closed and release the lock."""
-        if self.journal is not None:
-            self.seal(*self._detach())
-        with self._manifest_lock:
-            self.manifest["status"] = "closed"
-            self._save()
-        self._unlock()
+        """Flush, seal every closed segment, mark the capture closed and release the lock.
 
-    def _save(self) -> None:
-        self.manifest["updated_ns"] = time.time_ns()
-        manifests.save(self.path, self.manifest)
+        Raises :class:`CaptureError` if a segment could not be sealed: its journal is kept,
+        the manifest says so, and ``rtcap recover`` seals it once the cause is fixed."""
+        try:
+            if self.segment is not None:
+                self.seal_later(self.rotate(start_next=False))
+            self._closing.set()
+            if self._sealer is not None:
+                self._seal_queue.put(None)
+                self._sealer.join()
+                self._sealer = None
+            with self._manifest_lock:
+                unsealed = sorted(self.stats.unsealed)
+                self.manifest["status"] = "closed" if not unsealed else "unsealed"
+                self._save()
+        finally:
+            self._unlock()
+        if unsealed:
+            reasons = {str(p) for p in self.stats.seal_failures if p.segment in unsealed}
+            raise CaptureError(
+                f"could not seal segment(s) {', '.join(map(str, unsealed))} of {self.path} "
+                f"({'; '.join(sorted(reasons))}); every frame is safe in its journal: fix the "
+                f"cause, then run `rtcap recover {self.path}`"
+            )
+
+    def _save(self, manifest: dict | None = None) -> None:
+        manifest = self.manifest if manifest is None else manifest
+        manifest["updated_ns"] = time.time_ns()
+        manifests.save(self.path, manifest)
 
     def _unlock(self) -> None:
         if self._lock_file is not None:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-            self._lock_file.close()
+            unlock_capture(self._lock_file)
             self._lock_file = None
 
 
-# --- recovery ------------------------------------------------------------------------------
+# --- shared with recovery ------------------------------------------------------------------
 
 
-@dataclass
-class RecoveryReport:
-    """What ``rtcap recover`` found and did."""
-
-    journals: int = 0
-    frames_recovered: int = 0
-    segments_sealed: list[int] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    orphans_adopted: list[str] = field(default_factory=list)
-    temporaries_removed: list[str] = field(default_factory=list)
-    already_sealed: int = 0
-
-
-def recover(path: str | Path, *, seal_level: int = SEAL_LEVEL) -> RecoveryReport:
-    """Seal whatever a crash left in the journal; never touches sealed segments' contents."""
-    directory = Path(path)
-    if not (directory / manifests.MANIFEST).exists() and not journal_files(directory):
-        raise CaptureError(f"{directory} is not a capture (no manifest.json, no journal)")
-    report = RecoveryReport()
-    lock = open(directory / LOCK, "a+")  # noqa: SIM115
-    try:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CaptureBusy(
-                f"capture {directory} is being recorded right now; stop that recorder first"
-            ) from None
-        manifest = (
-            manifests.load(directory)
-            if (directory / manifests.MANIFEST).exists()
-            else manifests.new_manifest({"kind": "unknown"}, time.time_ns())
-        )
-        for tmp in directory.rglob("*.tmp"):
-            tmp.unlink()
-            report.temporaries_removed.append(tmp.relative_to(directory).as_posix())
-        listed = {f["path"] for s in manifest["segments"] for f in s["files"]}
-        for part in sorted((directory / "frames").rglob("part-*.parquet")):
-            relative = part.relative_to(directory).as_posix()
-            if relative not in listed:
-                entry = _adopt(directory, part)
-                manifest["segments"].append(entry)
-                _count(manifest, entry)
-                report.orphans_adopted.append(relative)
-        last_sealed = manifest.get("last_seq")
-        for journal in journal_files(directory):
-            report.journals += 1
-            scan = read_journal(journal)
-            if scan.problem:
-                report.problems.append(
-                    f"{journal.name}: {scan.problem}; kept the {len(scan.frames)} frames before it"
-                )
-            table = scan.table()
-            if last_sealed is not None:
-                table = table.filter(pa.compute.greater(table.column("seq"), last_sealed))
-            report.already_sealed += scan.rows - table.num_rows
-            if table.num_rows:
-                number = _segment_number(journal)
-                entry = seal_segment(directory, number, table, level=seal_level)
-                manifest["segments"].append(entry)
-                _count(manifest, entry)
-                last_sealed = manifest["last_seq"]
-                report.frames_recovered += table.num_rows
-                report.segments_sealed.append(entry["number"])
-            journal.unlink()
-        manifest["segments"].sort(key=lambda s: s["first_seq"])
-        manifest["status"] = "closed"
-        manifest["recovered_ns"] = time.time_ns()
-        manifests.save(directory, manifest)
-    finally:
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        lock.close()
-    return report
-
-
-def _count(manifest: dict, entry: dict) -> None:
+def add_segment(manifest: dict, entry: dict) -> None:
+    """List a sealed segment in the manifest and update its totals."""
+    manifest["segments"].append(entry)
+    manifest["segments"].sort(key=lambda s: s["first_seq"])
     manifest["frames"] += entry["rows"]
     manifest["payload_bytes"] += entry["payload_bytes"]
     first, last = manifest.get("first_seq"), manifest.get("last_seq")
@@ -444,72 +530,38 @@ def _count(manifest: dict, entry: dict) -> None:
     manifest["last_seq"] = entry["last_seq"] if last is None else max(last, entry["last_seq"])
 
 
-def _adopt(directory: Path, part: Path) -> dict:
-    """A complete Parquet file the manifest never heard of (crash after rename)."""
-    table = pq.read_table(part)
-    seqs = table.column("seq")
-    recv = table.column("recv_ns").cast(pa.int64())
-    rows = table.num_rows
-    first, last = pa.compute.min(seqs).as_py(), pa.compute.max(seqs).as_py()
-    return {
-        "number": int(part.stem.split("-")[1]),
-        "rows": rows,
-        "payload_bytes": sum(len(p) for p in table.column("payload").to_pylist()),
-        "first_seq": first,
-        "last_seq": last,
-        "first_ns": pa.compute.min(recv).as_py(),
-        "last_ns": pa.compute.max(recv).as_py(),
-        "files": [
-            {
-                "path": part.relative_to(directory).as_posix(),
-                "rows": rows,
-                "bytes": part.stat().st_size,
-                "sha256": sha256_file(part),
-                "first_seq": first,
-                "last_seq": last,
-            }
-        ],
-    }
+def add_bar_file(directory: Path, manifest: dict, session: dict, file: dict) -> None:
+    """List a live-bars file under its session and the capture; refresh both stream hashes."""
+    for holder in (session, manifest):
+        entry = holder.get("live_bars") or {"timeframes": [], "files": []}
+        if not entry.get("timeframes"):
+            entry["timeframes"] = (session.get("live_bars") or {}).get("timeframes") or []
+        entry["files"].append(file)
+        entry["files"].sort(key=lambda f: f["first_seq"] if isinstance(f, dict) else -1)
+        entry["count"], entry["stream_hash"] = bars_digest(directory, entry["files"])
+        holder["live_bars"] = entry
 
 
-# --- reading -------------------------------------------------------------------------------
+def bars_digest(directory: Path, files: list) -> tuple[int, str]:
+    """(count, sha256) of the canonical lines of the bars in ``files``, in order."""
+    digest = hashlib.sha256()
+    count = 0
+    for file in files:
+        for instrument, bar, _ in table_to_bars(read_table(directory, file)):
+            digest.update(bar_line(instrument, bar))
+            count += 1
+    return count, digest.hexdigest()
 
 
-def open_capture(path: str | Path) -> dict[str, Any]:
-    """The manifest of a readable capture, or a :class:`CaptureError` saying what to do."""
-    directory = Path(path)
-    if not directory.exists():
-        raise CaptureError(f"no capture at {directory}: check the path")
-    if journal_files(directory):
-        raise RecoveryNeeded(
-            f"capture {directory} has an unsealed journal (a recording crashed or is still "
-            f"running); run `rtcap recover {directory}` once no recorder is writing it"
-        )
-    if not (directory / manifests.MANIFEST).exists():
-        raise CaptureError(f"{directory} is not an rtcap capture (no manifest.json)")
-    return manifests.load(directory)
-
-
-def sealed_files(directory: Path, manifest: dict[str, Any]) -> list[Path]:
-    """Segment files in seq order."""
-    files = [f for s in manifest["segments"] for f in s["files"]]
-    return [directory / f["path"] for f in sorted(files, key=lambda f: f["first_seq"])]
-
-
-def read_frames(path: str | Path) -> Iterator[Frame]:
-    """Every sealed frame in ``seq`` order, one row group at a time."""
-    directory = Path(path)
-    manifest = open_capture(directory)
-    for file in sealed_files(directory, manifest):
-        parquet = pq.ParquetFile(file)
-        for index in range(parquet.num_row_groups):
-            yield from table_to_frames(parquet.read_row_group(index))
-
-
-def read_live_bars(path: str | Path) -> pa.Table | None:
-    directory = Path(path)
-    manifest = open_capture(directory)
-    entry = manifest.get("live_bars")
-    if not entry or not entry.get("files"):
-        return None
-    return pa.concat_tables([pq.read_table(directory / f) for f in entry["files"]])
+def keep_damaged(directory: Path, journal: Path) -> Path:
+    """Move a journal that held damage into ``journal/damaged/`` (never delete it)."""
+    folder = directory / "journal" / "damaged"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / journal.name
+    suffix = 0
+    while target.exists():
+        suffix += 1
+        target = folder / f"{journal.stem}.{suffix}{journal.suffix}"
+    os.replace(journal, target)
+    manifests.fsync_dir(folder)
+    return target

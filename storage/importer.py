@@ -4,9 +4,16 @@ Formats (plain or gzip/zstd compressed, detected by extension):
 
 * ``hftbacktest``: ``<receive time, integer ns> <raw JSON frame>`` per line;
 * ``tardis``: ``<ISO-8601 receive time> <raw JSON frame>`` per line;
-* ``jsonl``: one JSON object per line with a receive time (``recv_ns``/``ts`` as ns or ISO text,
-  or ``timestamp``) and the frame (``payload``/``data``/``message``, a JSON value or a string),
+* ``jsonl``: one JSON object per line with a receive time (``recv_ns``/``ts``/``timestamp``, a
+  number or ISO text) and the frame (``payload``/``data``/``message``, a JSON value or a string),
   optionally ``stream``.
+
+Numeric times are epoch seconds, milliseconds, microseconds or nanoseconds: ``ts_unit="auto"``
+tells them apart by magnitude (a 2024 time is about 1.7e9 s, 1.7e12 ms, 1.7e15 µs, 1.7e18 ns),
+or the caller names the unit. Every time must fall between 1990 and 2200; a line outside that,
+or with a time that is not a number or ISO text (``true``, ``1e300``), is counted and reported
+as unreadable, so no input can make the import loop for ever. A failed import removes the
+capture directory it created, so it can simply be run again.
 
 Frames keep their exact bytes. Binance frames get pushdown hints (symbol, stream kind and
 exchange time); lines that cannot be split into a time and a frame are counted and reported,
@@ -17,6 +24,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
+import shutil
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +44,9 @@ from rtcap.timeutil import NS, parse_iso_ns
 
 FORMATS = ("hftbacktest", "tardis", "jsonl")
 MS = 1_000_000
+TS_UNITS = {"s": NS, "ms": MS, "us": 1_000, "ns": 1}
+EARLIEST_NS = 631_152_000 * NS  # 1990-01-01
+LATEST_NS = 7_258_118_400 * NS  # 2200-01-01
 
 
 @dataclass
@@ -54,25 +67,53 @@ def _open_lines(path: Path) -> Iterator[bytes]:
         handle = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw))
     else:
         handle = open(path, "rb")  # noqa: SIM115
-    with handle:
-        yield from handle
+    kind = "gzip" if path.suffix == ".gz" else "zstd" if path.suffix in (".zst", ".zstd") else ""
+    try:
+        with handle:
+            yield from handle
+    except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
+        what = f"not a valid {kind} file" if kind else "unreadable"
+        raise ValueError(
+            f"{path} is {what} ({exc}): check the file (its extension decides how it is read)"
+        ) from None
 
 
-def _parse(line: bytes, fmt: str) -> tuple[int, bytes, str]:
+def epoch_ns(value: int | float, unit: str = "auto") -> int:
+    """Epoch ``value`` in ``unit`` (or guessed by magnitude) as ns, checked to be 1990–2200."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"time {value!r} is not a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"time {value!r} is not finite")
+    if unit == "auto":
+        size = abs(value)
+        unit = "ns" if size >= 1e17 else "us" if size >= 1e14 else "ms" if size >= 1e11 else "s"
+    if not EARLIEST_NS <= value * TS_UNITS[unit] < LATEST_NS:
+        raise ValueError(f"time {value!r} ({unit}) is not between 1990 and 2200")
+    return int(value) * TS_UNITS[unit] if isinstance(value, int) else round(value * TS_UNITS[unit])
+
+
+def _checked(ns: int) -> int:
+    if not EARLIEST_NS <= ns < LATEST_NS:
+        raise ValueError(f"time {ns} ns is not between 1990 and 2200")
+    return ns
+
+
+def _parse(line: bytes, fmt: str, ts_unit: str = "auto") -> tuple[int, bytes, str]:
     line = line.rstrip(b"\r\n")
     if fmt == "jsonl":
         record = orjson.loads(line)
         if not isinstance(record, dict):
             raise ValueError("not a JSON object")
         stamp = record.get("recv_ns", record.get("ts", record.get("timestamp")))
-        if isinstance(stamp, str):
-            recv = int(stamp) if stamp.isdigit() else parse_iso_ns(stamp)
-        elif isinstance(stamp, int):
-            recv = stamp if stamp > 10**17 else stamp * MS  # ns, or ms since the epoch
-        elif isinstance(stamp, float):
-            recv = int(stamp * NS)
-        else:
+        if stamp is None:
             raise ValueError("no recv_ns/ts/timestamp field")
+        if "recv_ns" in record and ts_unit == "auto":
+            ts_unit = "ns"
+        if isinstance(stamp, str):
+            text = stamp.strip()
+            recv = epoch_ns(int(text), ts_unit) if text.isdigit() else _checked(parse_iso_ns(text))
+        else:
+            recv = epoch_ns(stamp, ts_unit)
         body = record.get("payload", record.get("data", record.get("message")))
         if body is None:
             raise ValueError("no payload/data/message field")
@@ -81,22 +122,42 @@ def _parse(line: bytes, fmt: str) -> tuple[int, bytes, str]:
     stamp, sep, payload = line.partition(b" ")
     if not sep or not payload:
         raise ValueError("no space between time and frame")
-    recv = int(stamp) if fmt == "hftbacktest" else parse_iso_ns(stamp.decode())
+    if fmt == "hftbacktest":
+        recv = epoch_ns(int(stamp), "ns" if ts_unit == "auto" else ts_unit)
+    else:
+        recv = _checked(parse_iso_ns(stamp.decode()))
     return recv, payload, "market"
 
 
 def import_lines(
-    source: str | Path, capture: str | Path, fmt: str, *, seal_level: int = SEAL_LEVEL
+    source: str | Path,
+    capture: str | Path,
+    fmt: str,
+    *,
+    seal_level: int = SEAL_LEVEL,
+    ts_unit: str = "auto",
 ) -> ImportReport:
     """Write every frame of ``source`` into a new capture at ``capture``."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if ts_unit != "auto" and ts_unit not in TS_UNITS:
+        raise ValueError(f"unknown time unit {ts_unit!r}: choose auto, {', '.join(TS_UNITS)}")
     path = Path(source)
     if not path.is_file():
         raise ValueError(f"no file at {path}")
     target = Path(capture)
-    if (target / "manifest.json").exists():
-        raise ValueError(f"{target} already holds a capture: import into a new directory")
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ValueError(f"{target} already exists and is not empty: import into a new directory")
+    created = not target.exists()
+    try:
+        return _import(path, target, fmt, seal_level, ts_unit)
+    except BaseException:
+        if created:
+            shutil.rmtree(target, ignore_errors=True)  # only what this import made
+        raise
+
+
+def _import(path: Path, target: Path, fmt: str, seal_level: int, ts_unit: str) -> ImportReport:
     writer = CaptureWriter(
         target,
         source={"kind": "import", "format": fmt, "file": path.name},
@@ -111,8 +172,8 @@ def import_lines(
             if not line.strip():
                 continue
             try:
-                recv, payload, stream = _parse(line, fmt)
-            except (ValueError, orjson.JSONDecodeError, UnicodeDecodeError) as exc:
+                recv, payload, stream = _parse(line, fmt, ts_unit)
+            except (ValueError, OverflowError, orjson.JSONDecodeError, UnicodeDecodeError) as exc:
                 report.skipped_count += 1
                 if len(report.skipped) < 10:
                     report.skipped.append(f"line {number}: {exc}")

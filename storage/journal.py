@@ -1,11 +1,15 @@
 """The write-ahead journal of an open segment: checksummed blocks of Arrow record batches.
 
 File layout: a sequence of blocks, each ``RTJ2 | u32 size | u32 rows | u32 crc32(body)`` and a
-body that is one Arrow IPC stream (zstd-compressed buffers) holding the frames appended since
-the previous flush (every 100 ms by default). A crash therefore loses at most one flush
-interval, and blocks are independent: a torn tail or a flipped bit is detected by size and
-checksum, reported, and everything before it is kept. Building the batch once per flush, in
-Arrow's C++ code, keeps the per-frame cost of journaling near zero.
+body that is one Arrow IPC stream (zstd-compressed buffers) holding the rows appended since the
+previous flush (every 100 ms by default). A crash therefore loses at most one flush interval.
+
+Blocks are independent, and damage costs only the damaged bytes: a reader that meets a torn,
+corrupt or undecodable block records where and why, then searches forward for the next block
+whose magic, size and checksum all hold, and carries on from there. Building the batch once per
+flush, in Arrow's C++ code, keeps the per-row cost of journaling near zero.
+
+The same format holds frames (:data:`FRAME_SCHEMA`) and live bars (:data:`BAR_SCHEMA`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,13 +29,15 @@ from rtcap.models import Frame
 MAGIC = b"RTJ2"
 BLOCK_HEADER = struct.Struct("<4sIII")
 FSYNC_POLICIES = ("always", "interval", "never")
+MAX_BLOCK = 1 << 31  # a size field above this is damage, not a block
 _IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
+_SEARCH_CHUNK = 1 << 20
 
 
 def encode_block(table: pa.Table) -> bytes:
     """One journal block holding ``table``."""
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, FRAME_SCHEMA, options=_IPC_OPTIONS) as writer:
+    with pa.ipc.new_stream(sink, table.schema, options=_IPC_OPTIONS) as writer:
         writer.write_table(table)
     body = sink.getvalue().to_pybytes()
     return BLOCK_HEADER.pack(MAGIC, len(body), table.num_rows, zlib.crc32(body)) + body
@@ -66,19 +73,112 @@ class JournalWriter:
         self.written_bytes += len(block)
         return len(block)
 
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
     def close(self) -> None:
         if not self._file.closed:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
+            try:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+            finally:
+                self._file.close()
+
+
+@dataclass(frozen=True)
+class Damage:
+    """Bytes ``[start, end)`` of a journal that held no readable block, and why."""
+
+    start: int
+    end: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.reason} (bytes {self.start}–{self.end})"
+
+
+class JournalReader:
+    """The good blocks of a journal, one table at a time, skipping damage.
+
+    Iterating yields each intact block's table in file order; afterwards :attr:`damage` lists
+    every stretch of bytes that held no intact block. Memory holds one block at a time."""
+
+    def __init__(self, path: Path, schema: pa.Schema = FRAME_SCHEMA) -> None:
+        self.path = path
+        self.schema = schema
+        self.damage: list[Damage] = []
+        self.blocks = 0
+        self.rows = 0
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        with open(self.path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            offset = 0
+            while offset < size:
+                table, reason = self._block_at(handle, offset, size)
+                if table is not None:
+                    self.blocks += 1
+                    self.rows += table.num_rows
+                    offset = handle.tell()
+                    yield table
+                    continue
+                following = self._next_block(handle, offset + 1, size)
+                self.damage.append(Damage(offset, following, reason))
+                offset = following
+
+    def _block_at(self, handle, offset: int, size: int) -> tuple[pa.Table | None, str]:
+        """The intact block starting at ``offset`` (handle left after it), or why there is none."""
+        handle.seek(offset)
+        header = handle.read(BLOCK_HEADER.size)
+        if len(header) < BLOCK_HEADER.size:
+            return None, "torn block header at the end"
+        magic, length, rows, crc = BLOCK_HEADER.unpack(header)
+        if magic != MAGIC:
+            return None, "not a block"
+        if length > MAX_BLOCK:
+            return None, "bad block size"
+        if offset + BLOCK_HEADER.size + length > size:
+            return None, "torn block (it runs past the end of the file)"
+        body = handle.read(length)
+        if zlib.crc32(body) != crc:
+            return None, "checksum mismatch"
+        try:
+            table = pa.ipc.open_stream(body).read_all()
+        except (pa.ArrowException, ValueError) as exc:
+            return None, f"undecodable block ({exc})"
+        if table.num_rows != rows or not table.schema.equals(self.schema):
+            return None, "block does not match its header or schema"
+        return table, ""
+
+    def _next_block(self, handle, start: int, size: int) -> int:
+        """Offset of the next intact block at or after ``start`` (``size`` if none)."""
+        position = start
+        while position < size:
+            handle.seek(position)
+            chunk = handle.read(_SEARCH_CHUNK + len(MAGIC) - 1)
+            found = chunk.find(MAGIC)
+            while found != -1:
+                candidate = position + found
+                if self._block_at(handle, candidate, size)[0] is not None:
+                    return candidate
+                found = chunk.find(MAGIC, found + 1)
+            position += _SEARCH_CHUNK
+        return size
 
 
 @dataclass
 class JournalScan:
-    """What reading a journal found: the good blocks and, if any, where and why it stopped."""
+    """A whole journal read into memory: its good blocks and the damage between them."""
 
     tables: list[pa.Table] = field(default_factory=list)
-    problem: str | None = None
+    damage: list[Damage] = field(default_factory=list)
+    schema: pa.Schema = FRAME_SCHEMA
+
+    @property
+    def problem(self) -> str | None:
+        """The damage found, in words (``None`` if the journal is intact)."""
+        return "; ".join(map(str, self.damage)) or None
 
     @property
     def blocks(self) -> int:
@@ -89,41 +189,15 @@ class JournalScan:
         return sum(t.num_rows for t in self.tables)
 
     def table(self) -> pa.Table:
-        return pa.concat_tables(self.tables) if self.tables else FRAME_SCHEMA.empty_table()
+        return pa.concat_tables(self.tables) if self.tables else self.schema.empty_table()
 
     @property
     def frames(self) -> list[Frame]:
         return table_to_frames(self.table())
 
 
-def read_journal(path: Path) -> JournalScan:
-    """Every block up to the first torn or corrupt one."""
-    data = path.read_bytes()
-    scan = JournalScan()
-    offset = 0
-    while offset < len(data):
-        if len(data) - offset < BLOCK_HEADER.size:
-            scan.problem = f"torn block header at byte {offset}"
-            break
-        magic, size, rows, crc = BLOCK_HEADER.unpack_from(data, offset)
-        if magic != MAGIC:
-            scan.problem = f"bad block magic at byte {offset}"
-            break
-        body = data[offset + BLOCK_HEADER.size : offset + BLOCK_HEADER.size + size]
-        if len(body) < size:
-            scan.problem = f"torn block at byte {offset} ({len(body)} of {size} bytes)"
-            break
-        if zlib.crc32(body) != crc:
-            scan.problem = f"checksum mismatch in block at byte {offset}"
-            break
-        try:
-            table = pa.ipc.open_stream(body).read_all()
-        except (pa.ArrowException, ValueError) as exc:
-            scan.problem = f"undecodable block at byte {offset}: {exc}"
-            break
-        if table.num_rows != rows or not table.schema.equals(FRAME_SCHEMA):
-            scan.problem = f"block at byte {offset} does not match its header"
-            break
-        scan.tables.append(table)
-        offset += BLOCK_HEADER.size + size
-    return scan
+def read_journal(path: Path, schema: pa.Schema = FRAME_SCHEMA) -> JournalScan:
+    """Every intact block of the journal at ``path``, with the damage found between them."""
+    reader = JournalReader(path, schema)
+    tables = list(reader)
+    return JournalScan(tables, reader.damage, schema)

@@ -1,4 +1,11 @@
-"""``manifest.json``: what a capture holds, written last and atomically (tmp, fsync, rename)."""
+"""``manifest.json``: what a capture holds, written last and atomically (tmp, fsync, rename).
+
+Loading checks the manifest's shape before anything trusts it (a truncated, hand-edited or
+foreign file is a clear :class:`CaptureError`, never a traceback), and every file path in it
+must stay inside the capture. :func:`note_lifecycle` folds ``open``/``close``/``gap`` rows into
+the connection and gap lists; it is idempotent, so recovery can replay rows the manifest may
+already have seen.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from rtcap.storage.errors import CaptureError
 
 MANIFEST = "manifest.json"
 FORMAT = "rtcap-capture/1"
@@ -50,6 +58,8 @@ def new_manifest(source: dict[str, Any], created_ns: int) -> dict[str, Any]:
         "first_seq": None,
         "last_seq": None,
         "live_bars": None,
+        "sessions": [],
+        "damage": [],
     }
 
 
@@ -77,4 +87,133 @@ def save(directory: Path, manifest: dict[str, Any]) -> None:
 
 
 def load(directory: Path) -> dict[str, Any]:
-    return orjson.loads((directory / MANIFEST).read_bytes())
+    """The checked manifest of the capture at ``directory``."""
+    path = directory / MANIFEST
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise CaptureError(f"{path} is a directory, not a manifest: {_FIX}") from None
+    except OSError as exc:
+        raise CaptureError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        manifest = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        what = "empty" if not data.strip() else "truncated or not JSON"
+        raise CaptureError(f"{path} is {what}: {_FIX}") from None
+    problem = _shape_problem(manifest)
+    if problem:
+        raise CaptureError(f"{path} is not a valid rtcap manifest ({problem}): {_FIX}")
+    manifest.setdefault("sessions", [])
+    manifest.setdefault("damage", [])
+    return manifest
+
+
+_FIX = "restore it from a backup, or run `rtcap recover` to rebuild it from the sealed segments"
+
+
+def _shape_problem(manifest: Any) -> str | None:
+    if not isinstance(manifest, dict):
+        return "not a JSON object"
+    if not str(manifest.get("format", "")).startswith("rtcap-capture/"):
+        return "no rtcap-capture format"
+    for name in ("segments", "connections", "gaps"):
+        if not isinstance(manifest.get(name), list):
+            return f"{name!r} is not a list"
+    for name in ("frames", "payload_bytes"):
+        if not isinstance(manifest.get(name), int):
+            return f"{name!r} is not a number"
+    for segment in manifest["segments"]:
+        if not isinstance(segment, dict) or not isinstance(segment.get("files"), list):
+            return "a segment has no file list"
+        for key in ("number", "rows", "first_seq", "last_seq", "first_ns", "last_ns"):
+            if not isinstance(segment.get(key), int):
+                return f"a segment has no {key}"
+        for file in segment["files"]:
+            if not isinstance(file, dict) or not _inside(file.get("path")):
+                return "a segment file has no path inside the capture"
+            for key in ("rows", "first_seq", "last_seq"):
+                if not isinstance(file.get(key), int):
+                    return f"a segment file has no {key}"
+            if not isinstance(file.get("sha256"), str):
+                return "a segment file has no sha256"
+    bars = manifest.get("live_bars")
+    if bars is not None:
+        if not isinstance(bars, dict) or not isinstance(bars.get("files", []), list):
+            return "'live_bars' is malformed"
+        for file in bars.get("files", []):
+            if not _inside(file if isinstance(file, str) else (file or {}).get("path")):
+                return "a live-bars file has no path inside the capture"
+    return None
+
+
+def _inside(path: Any) -> bool:
+    """A relative path that stays inside the capture."""
+    if not isinstance(path, str) or not path or path.startswith(("/", "\\")):
+        return False
+    return ".." not in Path(path).parts
+
+
+def note_lifecycle(
+    manifest: dict[str, Any],
+    kind: str,
+    stream: str,
+    conn: int,
+    seq: int,
+    recv_ns: int,
+    payload: bytes,
+) -> None:
+    """Fold one ``open``/``close``/``gap`` row into the manifest's connections and gaps."""
+    try:
+        detail = orjson.loads(payload) if payload else {}
+    except orjson.JSONDecodeError:
+        detail = {}
+    if not isinstance(detail, dict):
+        detail = {}
+    connections = manifest["connections"]
+    if kind == "open":
+        if not any(
+            c["stream"] == stream and c["conn"] == conn and c["opened_ns"] == recv_ns
+            for c in connections
+        ):
+            connections.append(
+                {
+                    "stream": stream,
+                    "conn": conn,
+                    "opened_ns": recv_ns,
+                    "closed_ns": None,
+                    "close_code": None,
+                    "close_reason": None,
+                }
+            )
+    elif kind == "close":
+        for connection in reversed(connections):
+            if connection["stream"] == stream and connection["conn"] == conn:
+                connection.update(
+                    closed_ns=recv_ns,
+                    close_code=detail.get("code"),
+                    close_reason=detail.get("reason"),
+                )
+                break
+    elif kind == "gap" and not any(g.get("seq") == seq for g in manifest["gaps"]):
+        manifest["gaps"].append({"stream": stream, "seq": seq, **detail})
+
+
+def gap_summary(manifest: dict[str, Any]) -> str:
+    """``"2 connection gaps (3.1 s), 1 silence gap (6.0 s), 4 sequence gaps"`` or ``""``."""
+    counts: dict[str, list[float]] = {}
+    for gap in manifest.get("gaps") or []:
+        kind = str(gap.get("kind") or "connection")
+        entry = counts.setdefault(kind, [0, 0.0])
+        entry[0] += 1
+        seconds = gap.get("seconds")
+        entry[1] += seconds if isinstance(seconds, int | float) else 0.0
+    parts = []
+    for kind, (count, seconds) in sorted(counts.items()):
+        timed = f" ({seconds:,.1f} s)" if seconds else ""
+        parts.append(f"{count} {kind} gap{'s' if count != 1 else ''}{timed}")
+    lost = sum(
+        b - a + 1 for d in manifest.get("damage") or [] for a, b in d.get("lost_seq_ranges") or []
+    )
+    if lost:
+        parts.append(f"{lost} frames lost to journal damage")
+    return ", ".join(parts)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from rtcap.storage import manifest as manifests
-from rtcap.storage.capture import CaptureError, journal_files, open_capture, sealed_files
+from rtcap.storage.errors import CaptureDamaged
+from rtcap.storage.integrity import journal_files, open_capture, open_segment, segment_files
 from rtcap.storage.journal import read_journal
 from rtcap.storage.schema import FRAME_SCHEMA, table_to_frames
 
@@ -67,6 +67,7 @@ class FrameFilter:
     streams: frozenset[str] | None = None
     kinds: frozenset[str] | None = None
     symbols: frozenset[str] | None = None
+    seqs: tuple[int, int | None] | None = None  # first and last seq kept (a session's range)
 
     def skips_row_group(self, low: int | None, high: int | None) -> bool:
         if low is None or high is None:
@@ -86,6 +87,10 @@ class FrameFilter:
             _member(table, "stream", self.streams),
             _member(table, "kind", self.kinds),
             _member(table, "symbol", self.symbols),
+            None if self.seqs is None else pc.greater_equal(table.column("seq"), self.seqs[0]),
+            None
+            if self.seqs is None or self.seqs[1] is None
+            else pc.less_equal(table.column("seq"), self.seqs[1]),
         ):
             if condition is not None:
                 mask = condition if mask is None else pc.and_(mask, condition)
@@ -94,7 +99,15 @@ class FrameFilter:
     @property
     def empty(self) -> bool:
         return all(
-            v is None for v in (self.start_ns, self.end_ns, self.streams, self.kinds, self.symbols)
+            v is None
+            for v in (
+                self.start_ns,
+                self.end_ns,
+                self.streams,
+                self.kinds,
+                self.symbols,
+                self.seqs,
+            )
         )
 
 
@@ -131,14 +144,8 @@ class CaptureReader:
         where = where or FrameFilter()
         recv_index = FRAME_SCHEMA.get_field_index("recv_ns")
         last_seq = -1
-        for file in sealed_files(self.path, self.manifest):
-            try:
-                parquet = pq.ParquetFile(file)
-            except (OSError, pa.ArrowException) as exc:
-                raise CaptureError(
-                    f"segment {file} cannot be read ({exc}); it is damaged or missing: compare "
-                    "it with the sha256 in manifest.json, or restore it from a backup"
-                ) from None
+        for entry in segment_files(self.manifest):
+            file, parquet = open_segment(self.path, entry)
             for index in range(parquet.num_row_groups):
                 stats = parquet.metadata.row_group(index).column(recv_index).statistics
                 low, high = _bounds(stats)
@@ -146,7 +153,13 @@ class CaptureReader:
                     self.row_groups_skipped += 1
                     continue
                 self.row_groups_read += 1
-                table = parquet.read_row_group(index)
+                try:
+                    table = parquet.read_row_group(index)
+                except (OSError, pa.ArrowException) as exc:
+                    raise CaptureDamaged(
+                        f"{file} is damaged ({str(exc).strip().splitlines()[0]}): restore it "
+                        "from a backup"
+                    ) from None
                 if table.num_rows:
                     last_seq = max(last_seq, pc.max(table.column("seq")).as_py())
                 table = where.apply(table)

@@ -1,10 +1,11 @@
-"""The Arrow/Parquet schema of capture frames and the conversion from :class:`Frame` lists."""
+"""The Arrow/Parquet schemas of a capture (frames and live bars) and the conversions between
+them and :class:`Frame` / :class:`Bar` objects."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-from rtcap.models import Frame
+from rtcap.models import Bar, Frame
 
 DICT = pa.dictionary(pa.int32(), pa.string())
 FRAME_SCHEMA = pa.schema(
@@ -23,6 +24,24 @@ FRAME_SCHEMA = pa.schema(
     metadata={"rtcap.schema": "frames/1"},
 )
 DICTIONARY_COLUMNS = ["stream", "kind", "target", "symbol"]
+BAR_SCHEMA = pa.schema(
+    [
+        ("instrument", pa.string()),
+        ("timeframe", pa.string()),
+        ("start_ns", pa.timestamp("ns", tz="UTC")),
+        ("end_ns", pa.timestamp("ns", tz="UTC")),
+        ("open", pa.float64()),
+        ("high", pa.float64()),
+        ("low", pa.float64()),
+        ("close", pa.float64()),
+        ("volume", pa.float64()),
+        ("trades", pa.int64()),
+        ("gap", pa.bool_()),
+        ("flat", pa.bool_()),
+        ("closed_seq", pa.uint64()),
+    ]
+)
+ClosedBar = tuple[str, Bar, int]  # (instrument, bar, seq of the row that closed it)
 
 
 class FrameColumns:
@@ -116,3 +135,55 @@ def table_to_frames(table: pa.Table) -> list[Frame]:
             strict=True,
         )
     ]
+
+
+def bars_to_table(bars: list[ClosedBar]) -> pa.Table:
+    """Live bars in :data:`BAR_SCHEMA`."""
+    table = pa.table(
+        {
+            "instrument": [i for i, _, _ in bars],
+            "timeframe": [b.timeframe for _, b, _ in bars],
+            "start_ns": pa.array([b.start_ns for _, b, _ in bars], pa.int64()),
+            "end_ns": pa.array([b.end_ns for _, b, _ in bars], pa.int64()),
+            "open": pa.array([b.open for _, b, _ in bars], pa.float64()),
+            "high": pa.array([b.high for _, b, _ in bars], pa.float64()),
+            "low": pa.array([b.low for _, b, _ in bars], pa.float64()),
+            "close": pa.array([b.close for _, b, _ in bars], pa.float64()),
+            "volume": pa.array([float(b.volume) for _, b, _ in bars], pa.float64()),
+            "trades": pa.array([b.trades for _, b, _ in bars], pa.int64()),
+            "gap": pa.array([b.gap for _, b, _ in bars], pa.bool_()),
+            "flat": pa.array([b.flat for _, b, _ in bars], pa.bool_()),
+            "closed_seq": pa.array([s for _, _, s in bars], pa.uint64()),
+        }
+    )
+    return table.cast(BAR_SCHEMA)
+
+
+def table_to_bars(table: pa.Table) -> list[ClosedBar]:
+    """Back from :data:`BAR_SCHEMA` rows to bars (whole volumes as ``int``, as live)."""
+    table = table.cast(
+        pa.schema(
+            [
+                pa.field(f.name, pa.int64()) if pa.types.is_timestamp(f.type) else f
+                for f in table.schema
+            ]
+        )
+    )
+    bars = []
+    for row in table.to_pylist():
+        volume = row["volume"]
+        bar = Bar(
+            row["timeframe"],
+            row["start_ns"],
+            row["end_ns"],
+            row["open"],
+            row["high"],
+            row["low"],
+            row["close"],
+            int(volume) if float(volume).is_integer() else volume,
+            row["trades"],
+            row["gap"],
+            row["flat"],
+        )
+        bars.append((row["instrument"], bar, row["closed_seq"]))
+    return bars

@@ -1,9 +1,19 @@
-"""Sealing frames into Parquet segment files: tmp-write, fsync, rename, one file per UTC date."""
+"""Sealing frames into Parquet segment files: tmp-write, fsync, rename, one file per UTC date.
+
+Sealing streams: tables arrive one journal block at a time and leave as row groups, so memory
+holds at most one row group per date being written, however large the segment. Pages carry
+CRC checksums and every file's sha256 goes into the manifest, so readers can check what they
+read. A failed seal removes every file it made and leaves the journal as it was.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,11 +22,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from rtcap.storage.manifest import fsync_dir
-from rtcap.storage.schema import DICTIONARY_COLUMNS, FRAME_SCHEMA
+from rtcap.storage.schema import BAR_SCHEMA, DICTIONARY_COLUMNS, FRAME_SCHEMA
 
 ROW_GROUP_ROWS = 100_000
 SEAL_LEVEL = 6  # smaller than gzip-6 lines on real Binance data, at zstd-3 speed
 DAY_NS = 86_400 * 1_000_000_000
+# Names rtcap gives the files it seals; recovery adopts or removes nothing else.
+PART_NAME = re.compile(r"^part-(\d{6})(?:-(\d+))?\.parquet$")
+PART_TMP_NAME = re.compile(r"^\.part-\d{6}(?:-\d+)?\.parquet\.tmp$")
+BARS_NAME = re.compile(r"^bars-(\d{6})(?:-(\d+))?\.parquet$")
+BARS_TMP_NAME = re.compile(r"^\.bars-\d{6}(?:-\d+)?\.parquet\.tmp$")
 
 
 def utc_date(ns: int) -> str:
@@ -31,66 +46,208 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def free_name(folder: Path, stem: str, number: int) -> str:
+    """``<stem>-<number>.parquet``, or with a ``-K`` suffix if something already holds it."""
+    name = f"{stem}-{number:06d}.parquet"
+    suffix = 0
+    while (folder / name).exists() or (folder / f".{name}.tmp").exists():
+        suffix += 1
+        name = f"{stem}-{number:06d}-{suffix}.parquet"
+    return name
+
+
+def publish(tmp: Path, final: Path) -> None:
+    """fsync ``tmp``, rename it to ``final`` and fsync the folder: all or nothing on disk."""
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
+
+
+@dataclass
+class _DateFile:
+    """One date's Parquet file while a segment is being sealed."""
+
+    tmp: Path
+    final: Path
+    writer: pq.ParquetWriter
+    pending: list[pa.Table] = field(default_factory=list)
+    pending_rows: int = 0
+    rows: int = 0
+    first_seq: int | None = None
+    last_seq: int | None = None
+
+
+class SegmentSealer:
+    """Streams frame tables (in seq order) into ``frames/date=…/part-<number>.parquet``."""
+
+    def __init__(
+        self,
+        directory: Path,
+        number: int,
+        *,
+        level: int = SEAL_LEVEL,
+        row_group_rows: int = ROW_GROUP_ROWS,
+    ) -> None:
+        self.directory = directory
+        self.number = number
+        self.level = level
+        self.row_group_rows = row_group_rows
+        self.files: dict[str, _DateFile] = {}
+        self.published: list[Path] = []
+        self.rows = 0
+        self.payload_bytes = 0
+        self.first_seq: int | None = None
+        self.last_seq: int | None = None
+        self.first_ns: int | None = None
+        self.last_ns: int | None = None
+
+    def add(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        recv = table.column("recv_ns").cast(pa.int64())
+        days = pc.divide(recv, pa.scalar(DAY_NS, pa.int64()))
+        unique = pc.unique(days).to_pylist()
+        for day in sorted(unique):
+            rows = table if len(unique) == 1 else table.filter(pc.equal(days, day))
+            self._add_to_date(utc_date(day * DAY_NS), rows)
+        seqs = table.column("seq")
+        first, last = (v.as_py() for v in pc.min_max(seqs).values())
+        start, end = (v.as_py() for v in pc.min_max(recv).values())
+        self.first_seq = first if self.first_seq is None else min(self.first_seq, first)
+        self.last_seq = last if self.last_seq is None else max(self.last_seq, last)
+        self.first_ns = start if self.first_ns is None else min(self.first_ns, start)
+        self.last_ns = end if self.last_ns is None else max(self.last_ns, end)
+        self.rows += table.num_rows
+        self.payload_bytes += pc.sum(pc.binary_length(table.column("payload"))).as_py() or 0
+
+    def _add_to_date(self, date: str, rows: pa.Table) -> None:
+        file = self.files.get(date)
+        if file is None:
+            folder = self.directory / "frames" / f"date={date}"
+            folder.mkdir(parents=True, exist_ok=True)
+            name = free_name(folder, "part", self.number)
+            tmp = folder / f".{name}.tmp"
+            writer = pq.ParquetWriter(
+                tmp,
+                FRAME_SCHEMA,
+                compression="zstd",
+                compression_level=self.level,
+                use_dictionary=DICTIONARY_COLUMNS,
+                write_statistics=True,
+                write_page_checksum=True,
+                sorting_columns=[pq.SortingColumn(0)],
+            )
+            file = self.files[date] = _DateFile(tmp, folder / name, writer)
+        seqs = rows.column("seq")
+        first, last = (v.as_py() for v in pc.min_max(seqs).values())
+        file.first_seq = first if file.first_seq is None else min(file.first_seq, first)
+        file.last_seq = last if file.last_seq is None else max(file.last_seq, last)
+        file.pending.append(rows)
+        file.pending_rows += rows.num_rows
+        file.rows += rows.num_rows
+        if file.pending_rows >= self.row_group_rows:
+            self._write_pending(file)
+
+    def _write_pending(self, file: _DateFile) -> None:
+        if file.pending:
+            table = pa.concat_tables(file.pending).combine_chunks()
+            file.writer.write_table(table, row_group_size=self.row_group_rows)
+            file.pending, file.pending_rows = [], 0
+
+    def finish(self) -> dict[str, Any] | None:
+        """Close, publish every date's file and return the manifest entry (``None`` if empty)."""
+        entries = []
+        for _date, file in sorted(self.files.items()):
+            self._write_pending(file)
+            file.writer.add_key_value_metadata(
+                {
+                    "rtcap.segment": str(self.number),
+                    "rtcap.first_seq": str(file.first_seq),
+                    "rtcap.last_seq": str(file.last_seq),
+                }
+            )
+            file.writer.close()
+            publish(file.tmp, file.final)
+            self.published.append(file.final)
+            entries.append(
+                {
+                    "path": file.final.relative_to(self.directory).as_posix(),
+                    "rows": file.rows,
+                    "bytes": file.final.stat().st_size,
+                    "sha256": sha256_file(file.final),
+                    "first_seq": file.first_seq,
+                    "last_seq": file.last_seq,
+                }
+            )
+        if not self.rows:
+            return None
+        return {
+            "number": self.number,
+            "rows": self.rows,
+            "payload_bytes": self.payload_bytes,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+            "first_ns": self.first_ns,
+            "last_ns": self.last_ns,
+            "files": entries,
+        }
+
+    def abort(self) -> None:
+        """Remove every file this seal made (they are unlisted; the journal still has it all)."""
+        for file in self.files.values():
+            with contextlib.suppress(Exception):
+                file.writer.close()
+            with contextlib.suppress(OSError):
+                file.tmp.unlink()
+        for path in self.published:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
 def seal_segment(
     directory: Path,
     number: int,
-    table: pa.Table,
+    tables: pa.Table | Iterable[pa.Table],
     *,
     level: int = SEAL_LEVEL,
     row_group_rows: int = ROW_GROUP_ROWS,
-) -> dict[str, Any]:
-    """Write ``table`` (frames in seq order) as ``frames/date=…/part-<number>.parquet`` files,
-    one per UTC date of ``recv_ns``, and return the segment's manifest entry."""
-    recv = table.column("recv_ns").cast(pa.int64())
-    days = pc.divide(recv, pa.scalar(DAY_NS, pa.int64()))
-    files = []
-    for day in sorted(pc.unique(days).to_pylist()):
-        rows = table.filter(pc.equal(days, day)) if pc.min(days) != pc.max(days) else table
-        date = utc_date(day * DAY_NS)
-        folder = directory / "frames" / f"date={date}"
-        folder.mkdir(parents=True, exist_ok=True)
-        final = folder / f"part-{number:06d}.parquet"
-        tmp = folder / f".part-{number:06d}.parquet.tmp"
-        seqs = rows.column("seq")
-        first, last = pc.min(seqs).as_py(), pc.max(seqs).as_py()
-        metadata = {
-            "rtcap.segment": str(number),
-            "rtcap.first_seq": str(first),
-            "rtcap.last_seq": str(last),
-        }
-        with pq.ParquetWriter(
-            tmp,
-            FRAME_SCHEMA,
-            compression="zstd",
-            compression_level=level,
-            use_dictionary=DICTIONARY_COLUMNS,
-            write_statistics=True,
-            sorting_columns=[pq.SortingColumn(0)],
-        ) as writer:
-            writer.add_key_value_metadata(metadata)
-            writer.write_table(rows, row_group_size=row_group_rows)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, final)
-        fsync_dir(folder)
-        files.append(
-            {
-                "path": final.relative_to(directory).as_posix(),
-                "rows": rows.num_rows,
-                "bytes": final.stat().st_size,
-                "sha256": sha256_file(final),
-                "first_seq": first,
-                "last_seq": last,
-            }
-        )
-    seqs = table.column("seq")
+    keep: Callable[[pa.Table], pa.Table] | None = None,
+) -> dict[str, Any] | None:
+    """Write frame tables (in seq order) as ``frames/date=…/part-<number>.parquet`` files, one
+    per UTC date of ``recv_ns``, and return the segment's manifest entry (``None`` when no row
+    is left after ``keep``). On any failure nothing is left behind and the error propagates."""
+    sealer = SegmentSealer(directory, number, level=level, row_group_rows=row_group_rows)
+    try:
+        for table in [tables] if isinstance(tables, pa.Table) else tables:
+            sealer.add(keep(table) if keep is not None else table)
+        return sealer.finish()
+    except BaseException:
+        sealer.abort()
+        raise
+
+
+def write_bars_file(directory: Path, number: int, tables: Iterable[pa.Table]) -> dict | None:
+    """Live bars of one segment as ``bars/bars-<number>.parquet``; its manifest entry."""
+    table = pa.concat_tables([t.cast(BAR_SCHEMA) for t in tables] or [BAR_SCHEMA.empty_table()])
+    if not table.num_rows:
+        return None
+    folder = directory / "bars"
+    folder.mkdir(exist_ok=True)
+    name = free_name(folder, "bars", number)
+    tmp, final = folder / f".{name}.tmp", folder / name
+    try:
+        pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
+        publish(tmp, final)
+    except BaseException:
+        for path in (tmp, final):
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
     return {
-        "number": number,
+        "path": final.relative_to(directory).as_posix(),
         "rows": table.num_rows,
-        "payload_bytes": pc.sum(pc.binary_length(table.column("payload"))).as_py() or 0,
-        "first_seq": pc.min(seqs).as_py(),
-        "last_seq": pc.max(seqs).as_py(),
-        "first_ns": pc.min(recv).as_py(),
-        "last_ns": pc.max(recv).as_py(),
-        "files": files,
+        "sha256": sha256_file(final),
+        "first_seq": pc.min(table.column("closed_seq")).as_py(),
+        "last_seq": pc.max(table.column("closed_seq")).as_py(),
     }

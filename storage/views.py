@@ -11,15 +11,25 @@ Views (each has a ``capture`` column naming where a row came from):
 * ``bars``: bars built live while recording, and bars from ``rtcap export`` CSV/Parquet files;
 * ``snapshots``: ``rtcap export`` JSON snapshots.
 
-The connection is in memory: nothing is ever written into a capture.
+The connection is in memory and locked down: it reads only the segment and bar files each
+capture's manifest lists (each checked against its sha256 first), handed to DuckDB as Arrow
+datasets, and it cannot touch the file system or load extensions at all (``COPY … TO``,
+``ATTACH``, ``INSTALL``, ``read_csv('/etc/…')`` all fail, and the settings cannot be changed
+back). Stray files in a capture folder are never read, and no query can write into a capture.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
-from rtcap.storage.capture import CaptureError, journal_files
+import orjson
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.dataset as ds
+from rtcap.storage.errors import CaptureError
+from rtcap.storage.integrity import check_file, journal_files, open_capture, segment_files
 
 VIEW_NAMES = ("frames", "lifecycle", "gaps", "trades", "quotes", "depth", "bars", "snapshots")
 
@@ -55,27 +65,44 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     return captures, exports
 
 
+LOCKED_DOWN = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "allow_unsigned_extensions": False,
+}
+
+
 def connect(paths: list[str | Path]) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with every view defined over ``paths``."""
+    """An in-memory, read-only DuckDB connection with every view defined over ``paths``."""
     captures, exports = discover([Path(p) for p in paths])
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
+    con = duckdb.connect(config={**LOCKED_DOWN, "TimeZone": "UTC"})
     _frames(con, captures)
     _market_views(con)
     _bars(con, captures, exports)
     _snapshots(con, exports)
+    con.execute("SET lock_configuration = true")
     return con
+
+
+def _register(con: duckdb.DuckDBPyConnection, name: str, data) -> str:
+    con.register(name, data)
+    return name
 
 
 def _frames(con: duckdb.DuckDBPyConnection, captures: list[Path]) -> None:
     parts = []
-    for capture in captures:
-        files = sorted((capture / "frames").rglob("*.parquet"))
+    for index, capture in enumerate(captures):
+        manifest = open_capture(capture)
+        files = [str(check_file(capture, entry)) for entry in segment_files(manifest)]
         if files:
-            listed = ", ".join(_quote(str(f)) for f in files)
+            dataset = ds.dataset(files, format="parquet")
+            name = _register(con, f"_segments_{index}", dataset)
+            # The UTC date of recv_ns is the date=… partition the row was sealed into.
             parts.append(
-                f"SELECT {_quote(capture.name)} AS capture, * FROM read_parquet([{listed}], "
-                "hive_partitioning = true, union_by_name = true)"
+                f"SELECT {_quote(capture.name)} AS capture, *, CAST(recv_ns AS DATE) AS date "
+                f"FROM {name}"
             )
     empty = (
         "SELECT NULL::VARCHAR AS capture, NULL::UBIGINT AS seq, NULL::TIMESTAMPTZ AS recv_ns, "
@@ -236,36 +263,53 @@ BAR_COLUMNS = (
 )
 
 
+EXPORT_CSV_TYPES = {
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "timeframe": pa.string(),
+    "open": pa.float64(),
+    "high": pa.float64(),
+    "low": pa.float64(),
+    "close": pa.float64(),
+    "volume": pa.float64(),
+}
+
+
 def _bars(con: duckdb.DuckDBPyConnection, captures: list[Path], exports: list[Path]) -> None:
     parts = []
-    for capture in captures:
-        files = sorted((capture / "bars").glob("bars-*.parquet"))
+    for index, capture in enumerate(captures):
+        entry = open_capture(capture).get("live_bars") or {}
+        files = [str(check_file(capture, f)) for f in entry.get("files") or []]
         if files:
-            listed = ", ".join(_quote(str(f)) for f in files)
+            name = _register(con, f"_live_bars_{index}", ds.dataset(files, format="parquet"))
             parts.append(
                 f"SELECT {_quote(capture.name)} AS capture, 'live' AS origin, "
                 "start_ns AS timestamp, instrument, timeframe, open, high, low, close, "
-                f"volume FROM read_parquet([{listed}])"
+                f"volume FROM {name}"
             )
-    for folder in exports:
+    for index, folder in enumerate(exports):
         csvs = sorted(folder.glob("bars_*.csv"))
         if csvs:
-            listed = ", ".join(_quote(str(f)) for f in csvs)
+            tables = []
+            for csv in csvs:
+                table = _read_export_csv(csv)
+                instrument = _export_instrument(csv.name)
+                tables.append(
+                    table.append_column(
+                        "instrument", pa.array([instrument] * table.num_rows, pa.string())
+                    )
+                )
+            name = _register(con, f"_export_csv_{index}", pa.concat_tables(tables))
             parts.append(
                 f"SELECT {_quote(folder.name)} AS capture, 'export' AS origin, timestamp, "
-                "nullif(regexp_extract(filename, 'bars_([A-Za-z0-9.]+)_\\d{8}T', 1), '') AS instrument, "
-                "timeframe, open, high, low, close, volume FROM read_csv("
-                f"[{listed}], header = true, filename = true, columns = {{"
-                "'timestamp': 'TIMESTAMPTZ', 'timeframe': 'VARCHAR', 'open': 'DOUBLE', "
-                "'high': 'DOUBLE', 'low': 'DOUBLE', 'close': 'DOUBLE', 'volume': 'DOUBLE'})"
+                f"instrument, timeframe, open, high, low, close, volume FROM {name}"
             )
         parquets = sorted(folder.glob("bars_*.parquet"))
         if parquets:
-            listed = ", ".join(_quote(str(f)) for f in parquets)
+            dataset = ds.dataset([str(p) for p in parquets], format="parquet")
+            name = _register(con, f"_export_parquet_{index}", dataset)
             parts.append(
                 f"SELECT {_quote(folder.name)} AS capture, 'export' AS origin, timestamp, "
-                "instrument, timeframe, open, high, low, close, volume FROM "
-                f"read_parquet([{listed}])"
+                f"instrument, timeframe, open, high, low, close, volume FROM {name}"
             )
     body = " UNION ALL BY NAME ".join(
         f"SELECT capture, origin, {BAR_COLUMNS} FROM ({p})" for p in parts
@@ -278,19 +322,48 @@ def _bars(con: duckdb.DuckDBPyConnection, captures: list[Path], exports: list[Pa
     con.execute(f"CREATE VIEW bars AS {body or empty}")
 
 
+def _read_export_csv(path: Path) -> pa.Table:
+    try:
+        return pacsv.read_csv(
+            path,
+            convert_options=pacsv.ConvertOptions(
+                column_types=EXPORT_CSV_TYPES, include_columns=list(EXPORT_CSV_TYPES)
+            ),
+        )
+    except (OSError, pa.ArrowException) as exc:
+        raise CaptureError(
+            f"{path} is not a bars CSV written by rtcap export ({str(exc).splitlines()[0]})"
+        ) from None
+
+
+def _export_instrument(name: str) -> str | None:
+    match = re.match(r"bars_([A-Za-z0-9.]+)_\d{8}T", name)
+    return match.group(1) if match else None
+
+
 def _snapshots(con: duckdb.DuckDBPyConnection, exports: list[Path]) -> None:
-    files = [f for folder in exports for f in sorted(folder.glob("snapshot_*.json"))]
-    if files:
-        listed = ", ".join(_quote(str(f)) for f in files)
-        con.execute(
-            "CREATE VIEW snapshots AS SELECT regexp_extract(filename, '[^/]+$') AS file, "
-            "CAST(export_timestamp AS TIMESTAMPTZ) AS export_timestamp, data_summary, recent_data "
-            f"FROM read_json([{listed}], filename = true, columns = {{'export_timestamp': "
-            "'VARCHAR', 'data_summary': 'JSON', 'recent_data': 'JSON'})"
+    rows = []
+    for path in (f for folder in exports for f in sorted(folder.glob("snapshot_*.json"))):
+        try:
+            data = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise CaptureError(f"{path} is not a snapshot written by rtcap export ({exc})") from None
+        if not isinstance(data, dict):
+            raise CaptureError(f"{path} is not a snapshot written by rtcap export")
+        rows.append(
+            {
+                "file": path.name,
+                "export_timestamp": data.get("export_timestamp"),
+                "data_summary": orjson.dumps(data.get("data_summary")).decode(),
+                "recent_data": orjson.dumps(data.get("recent_data")).decode(),
+            }
         )
-    else:
-        con.execute(
-            "CREATE VIEW snapshots AS SELECT NULL::VARCHAR AS file, "
-            "NULL::TIMESTAMPTZ AS export_timestamp, NULL::JSON AS data_summary, "
-            "NULL::JSON AS recent_data WHERE false"
-        )
+    schema = pa.schema(
+        [(name, pa.string()) for name in ("file", "export_timestamp", "data_summary", "recent_data")]
+    )
+    name = _register(con, "_snapshots", pa.Table.from_pylist(rows, schema=schema))
+    con.execute(
+        "CREATE VIEW snapshots AS SELECT file, CAST(export_timestamp AS TIMESTAMPTZ) AS "
+        "export_timestamp, CAST(data_summary AS JSON) AS data_summary, "
+        f"CAST(recent_data AS JSON) AS recent_data FROM {name}"
+    )

@@ -114,5 +114,5 @@ def write_capture(path, frames, *, flush_every=333, **options):
         if writer.pending >= flush_every:
             writer.flush()
         if writer.should_rotate():
-            writer.seal(*writer.rotate())
+            writer.seal_now(writer.rotate())
     return writer

@@ -5,6 +5,8 @@ Each command lives in its own module of this package and registers itself here.
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from rtcap import __version__
@@ -15,9 +17,38 @@ from rtcap.cli.replay import replay, verify
 from rtcap.cli.sim import sim
 from rtcap.cli.simulate import simulate
 from rtcap.cli.sql import sql
+from rtcap.storage.errors import CaptureError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class OneLineErrors(click.Group):
+    """Every failure is one line naming the cause, with a non-zero exit, never a traceback.
+
+    Commands raise ``click.ClickException`` for what they expect; this is the net under them
+    for what they did not (set ``RTCAP_DEBUG=1`` to see the traceback instead)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
+            raise
+        except CaptureError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise click.ClickException(f"{exc.strerror or exc}{where}") from None
+        except Exception as exc:
+            if os.environ.get("RTCAP_DEBUG"):
+                raise
+            message = (str(exc).strip().splitlines() or [""])[0]
+            raise click.ClickException(
+                f"unexpected {type(exc).__name__}: {message} (set RTCAP_DEBUG=1 for details)"
+            ) from None
+
+
+@click.group(
+    cls=OneLineErrors,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="rtcap")
 def main() -> None:
     """Record real-time market-data feeds byte for byte and replay them through the same

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from rtcap.storage.capture import CaptureError, recover
-from rtcap.storage.importer import FORMATS, import_lines
+from rtcap.storage.capture import CaptureError
+from rtcap.storage.importer import FORMATS, TS_UNITS, import_lines
+from rtcap.storage.recovery import recover
 
 
 @click.command("recover")
@@ -15,8 +16,9 @@ from rtcap.storage.importer import FORMATS, import_lines
 def recover_command(capture: Path) -> None:
     """Seal what a crashed recording left in CAPTURE's journal, and report what was found.
 
-    Sealed segments are never rewritten; a torn or corrupt journal tail is cut at the last
-    complete block (at most one flush interval of frames).
+    Sealed segments are never rewritten and only rtcap's own files are touched. A damaged
+    journal block costs only itself: every intact block is sealed, the journal is kept in
+    journal/damaged/ and the lost seq range is listed. Unknown files are reported, not removed.
     """
     try:
         report = recover(capture)
@@ -28,10 +30,18 @@ def recover_command(capture: Path) -> None:
     )
     if report.already_sealed:
         click.echo(f"  {report.already_sealed} journal frames were already sealed (kept once)")
+    if report.bars_recovered:
+        click.echo(f"  {report.bars_recovered} live bars sealed from their journal")
+    if report.manifest_rebuilt:
+        click.echo("  manifest.json was unreadable: kept as manifest.json.damaged and rebuilt")
     for problem in report.problems:
-        click.echo(f"  damaged journal: {problem}")
+        click.echo(f"  damaged: {problem}")
+    for path in report.damaged_kept:
+        click.echo(f"  kept damaged journal as {path}")
     for path in report.orphans_adopted:
         click.echo(f"  adopted complete segment missing from the manifest: {path}")
+    for line in report.ignored:
+        click.echo(f"  ignored {line}")
     for path in report.temporaries_removed:
         click.echo(f"  removed unfinished temporary file: {path}")
 
@@ -46,10 +56,17 @@ def recover_command(capture: Path) -> None:
     required=True,
     help="hftbacktest: '<ns> <json>'; tardis: '<ISO time> <json>'; jsonl: objects.",
 )
-def import_command(file: Path, capture: Path, fmt: str) -> None:
+@click.option(
+    "--ts-unit",
+    type=click.Choice(["auto", *TS_UNITS]),
+    default="auto",
+    show_default=True,
+    help="Unit of numeric times (auto: told apart by magnitude).",
+)
+def import_command(file: Path, capture: Path, fmt: str, ts_unit: str) -> None:
     """Turn FILE, a line-oriented capture made by another tool, into the rtcap capture CAPTURE."""
     try:
-        report = import_lines(file, capture, fmt)
+        report = import_lines(file, capture, fmt, ts_unit=ts_unit)
     except (ValueError, CaptureError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"imported {report.frames} frames from {file} into {capture}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from rtcap.indicators import parse_indicator_spec
@@ -66,26 +68,35 @@ def parse_duration(text: str) -> float:
     try:
         seconds = float(number) * _DURATION_UNITS[unit]
     except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds):
         raise ValueError(
             f"invalid duration {text!r}: write a number with a unit, e.g. 30s, 1.5m, 500ms, 2h"
-        ) from None
+        )
     if seconds < 0:
         raise ValueError(f"duration {text!r} must not be negative")
     return seconds
 
 
 class Duration(click.ParamType):
-    """A click parameter taking :func:`parse_duration` forms, giving seconds."""
+    """A click parameter taking :func:`parse_duration` forms, giving seconds, at least
+    ``minimum_s`` (a zero duration would mean "forever" or "spin" to most options)."""
 
     name = "duration"
 
+    def __init__(self, minimum_s: float = 0.001) -> None:
+        self.minimum_s = minimum_s
+
     def convert(self, value, param, ctx) -> float:
-        if isinstance(value, int | float):
-            return float(value)
         try:
-            return parse_duration(value)
+            seconds = float(value) if isinstance(value, int | float) else parse_duration(value)
+            if not math.isfinite(seconds):
+                raise ValueError(f"invalid duration {value!r}: give a finite time, e.g. 30s")
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+        if seconds < self.minimum_s:
+            self.fail(f"{value!r} is too short: give at least {self.minimum_s:g}s", param, ctx)
+        return seconds
 
 
 DURATION = Duration()

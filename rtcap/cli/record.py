@@ -23,9 +23,9 @@ from rtcap.capture.feeds import (
     ProjectXUserFeed,
 )
 from rtcap.capture.recorder import Recorder, RecordingError
-from rtcap.capture.redact import redact_url
+from rtcap.capture.redact import add_secret_names, redact_url
 from rtcap.capture.session import Backoff
-from rtcap.cli.options import DURATION, split_list, timeframes_option
+from rtcap.cli.options import DURATION, Duration, split_list, timeframes_option
 from rtcap.cli.serving import stop_on_signals
 from rtcap.embedded import start_embedded_market
 from rtcap.storage.capture import CaptureError, CaptureWriter
@@ -130,10 +130,31 @@ def _bars(ctx, param, value):
 )
 @click.option(
     "--stale-after",
-    type=DURATION,
+    type=Duration(minimum_s=1.0),
     default="30s",
     show_default=True,
-    help="Reconnect when a connection stays silent this long.",
+    help="Reconnect when a connection stays silent this long (at least 1s).",
+)
+@click.option(
+    "--silence-after",
+    type=Duration(minimum_s=0.1),
+    default="5s",
+    show_default=True,
+    help="Write a 'silence' gap row for every quiet stretch longer than this on a connected "
+    "stream (the user hub waits at least 30s: its events are sparse).",
+)
+@click.option(
+    "--append",
+    is_flag=True,
+    help="Add this recording to an existing capture as a new session (verify checks each "
+    "session on its own). Without it, an existing capture is refused.",
+)
+@click.option(
+    "--redact",
+    "redact_names",
+    multiple=True,
+    metavar="NAME",
+    help="Also treat this field / query-parameter name as secret (repeatable).",
 )
 @click.option(
     "--backoff-max",
@@ -169,6 +190,9 @@ def record(
     segment_minutes,
     seal_level,
     stale_after,
+    silence_after,
+    append,
+    redact_names,
     backoff_max,
     quiet,
 ) -> None:
@@ -196,7 +220,9 @@ def record(
         seed=seed,
         rate=rate,
     )
+    add_secret_names(list(redact_names))
     writer_options = dict(
+        append=append,
         fsync=fsync,
         seal_level=seal_level,
         segment_max_bytes=segment_mb * 1024 * 1024,
@@ -212,7 +238,7 @@ def record(
                 max_frames,
                 bars,
                 flush_ms,
-                stale_after,
+                (stale_after, silence_after),
                 backoff_max,
                 quiet,
             )
@@ -230,10 +256,11 @@ async def _record(
     max_frames,
     bars,
     flush_ms,
-    stale_after,
+    timeouts,
     backoff_max,
     quiet,
 ) -> str:
+    stale_after, silence_after = timeouts
     embedded = None
     if options["source"] == "sim":
         symbols = options["symbols"] or ["MNQ", "ES"]
@@ -252,6 +279,7 @@ async def _record(
             bar_timeframes=bars,
             backoff=Backoff(max_s=backoff_max),
             stale_after_s=stale_after,
+            silence_after_s=silence_after,
             max_frames=max_frames,
         )
         stop_on_signals(recorder.stop)

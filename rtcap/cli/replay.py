@@ -22,6 +22,8 @@ from rtcap.replay.pacing import parse_speed
 from rtcap.replay.source import Replay
 from rtcap.replay.verify import first_difference, live_bar_lines, replay_digest
 from rtcap.storage.capture import CaptureError
+from rtcap.storage.integrity import open_capture, sessions
+from rtcap.storage.manifest import gap_summary
 from rtcap.timeutil import ns_to_datetime
 
 CSV_HEADER = "timestamp,instrument,timeframe,open,high,low,close,volume,trades,gap"
@@ -213,56 +215,85 @@ async def _serve(source: Replay, host: str, port: int) -> None:
     )
 
 
+def _paced_speed(ctx, param, value):
+    speed = _speed(ctx, param, value)
+    if speed is None:
+        raise click.BadParameter(
+            "verify already replays at max speed; --speed is the paced run to compare it "
+            "with, e.g. 10x or 20x"
+        )
+    return speed
+
+
 @click.command()
 @click.argument("capture", type=click.Path(path_type=Path))
 @click.option(
     "--speed",
     default="20x",
-    callback=_speed,
+    callback=_paced_speed,
     show_default=True,
     help="Speed of the paced run compared with the max-speed run.",
 )
 @click.option("--timeframes", default=None, help="Bars to compare (default: the live bars').")
 def verify(capture, speed, timeframes) -> None:
     """Replay CAPTURE at max speed and paced; check both against each other and against the
-    bars built live while recording. Exits 1 on any difference."""
-    try:
-        from rtcap.storage.capture import open_capture
+    bars built live while recording. Exits 1 on any difference.
 
-        manifest = open_capture(capture)
-    except CaptureError as exc:
-        raise click.ClickException(str(exc)) from None
-    live = manifest.get("live_bars") or {}
-    labels = split_list(timeframes) or live.get("timeframes") or ["1min"]
+    A capture recorded in several sessions (rtcap record --append) is checked session by
+    session, each replayed from its own start, as its recorder saw it. Gaps recorded in the
+    capture (outages, silences, sequence jumps) are counted in the summary."""
     try:
-        fast = asyncio.run(replay_digest(capture, None, labels))
-        paced = asyncio.run(replay_digest(capture, speed, labels))
+        manifest = open_capture(capture)
+        labels = timeframes_option(None, None, timeframes) if timeframes else None
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from None
-    problems = []
-    diff = first_difference(fast.events, paced.events)
-    if diff is not None:
-        problems.append(
-            f"max-speed and {speed:g}x replays differ at event #{diff[0]}:\n"
-            f"  max:   {diff[1]}\n  paced: {diff[2]}"
-        )
-    live_lines = live_bar_lines(capture) if live.get("timeframes") and not timeframes else None
-    if live_lines is not None:
-        diff = first_difference(live_lines, fast.bars)
+    except click.BadParameter as exc:
+        raise click.BadParameter(exc.message, param_hint="--timeframes") from None
+    runs = sessions(manifest)
+    problems, summaries, hashes = [], [], []
+    for session in runs:
+        live = session.get("live_bars") or {}
+        session_labels = labels or live.get("timeframes") or ["1min"]
+        seqs = (session.get("first_seq") or 0, session.get("last_seq")) if len(runs) > 1 else None
+        where = f"session {session['number']}: " if len(runs) > 1 else ""
+        try:
+            fast = asyncio.run(replay_digest(capture, None, session_labels, seqs))
+            paced = asyncio.run(replay_digest(capture, speed, session_labels, seqs))
+            live_lines = (
+                live_bar_lines(capture, session if len(runs) > 1 else None)
+                if live.get("timeframes") and not labels
+                else None
+            )
+        except CaptureError as exc:
+            raise click.ClickException(str(exc)) from None
+        diff = first_difference(fast.events, paced.events)
         if diff is not None:
             problems.append(
-                f"replayed bars differ from the live bars at bar #{diff[0]}:\n"
-                f"  live:   {_text(diff[1])}\n  replay: {_text(diff[2])}"
+                f"{where}max-speed and {speed:g}x replays differ at event #{diff[0]}:\n"
+                f"  max:   {diff[1]}\n  paced: {diff[2]}"
             )
+        if live_lines is not None:
+            diff = first_difference(live_lines, fast.bars)
+            if diff is not None:
+                problems.append(
+                    f"{where}replayed bars differ from the live bars at bar #{diff[0]}:\n"
+                    f"  live:   {_text(diff[1])}\n  replay: {_text(diff[2])}"
+                )
+        against = f" and the {len(live_lines)} live bars" if live_lines is not None else ""
+        summaries.append(
+            f"{where}{len(fast.bars)} bars ({', '.join(session_labels)}), {len(fast.events)} "
+            f"events at max speed and {speed:g}x{against}"
+        )
+        hashes.append((where, fast))
     if problems:
         raise click.ClickException("DIFFERENT: " + "\n".join(problems))
-    against = f" and the {len(live_lines)} live bars" if live_lines is not None else ""
-    click.echo(
-        f"identical: {len(fast.bars)} bars ({', '.join(labels)}), {len(fast.events)} "
-        f"events at max speed and {speed:g}x{against}"
-    )
-    click.echo(f"bar stream sha256 {fast.bar_hash}")
-    click.echo(f"event stream sha256 {fast.event_hash}")
+    click.echo("identical: " + "\n           ".join(summaries))
+    for where, digest in hashes:
+        click.echo(f"{where}bar stream sha256 {digest.bar_hash}")
+        click.echo(f"{where}event stream sha256 {digest.event_hash}")
+    gaps = gap_summary(manifest)
+    if gaps:
+        click.echo(f"recorded gaps: {gaps}")
 
 
 def _text(line) -> str:

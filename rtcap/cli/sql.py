@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 import duckdb
 import orjson
+import pyarrow.parquet as pq
 
-from rtcap.cli.output import table_text
+from rtcap.cli.output import refuse_output_inside_captures, table_text
 from rtcap.storage.capture import CaptureError
 from rtcap.storage.views import VIEW_NAMES, connect
 
@@ -41,8 +42,11 @@ def sql(paths, query, fmt, out, max_rows) -> None:
     """
     if fmt == "parquet" and out is None:
         raise click.UsageError("--format parquet needs --out FILE")
+    sources = list(paths) or [Path("captures")]
+    if out is not None:
+        refuse_output_inside_captures(out, sources)
     try:
-        con = connect(list(paths) or [Path("captures")])
+        con = connect(sources)
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from None
     if query is not None:
@@ -62,7 +66,8 @@ def _run(
         if relation is None:
             return
         if fmt == "parquet":
-            relation.write_parquet(str(out), compression="zstd")
+            # The connection cannot write files (views.LOCKED_DOWN): Arrow writes the result.
+            pq.write_table(relation.to_arrow_table(), out, compression="zstd")
             click.echo(f"wrote {out}")
             return
         text = _render(relation, fmt, max_rows)
@@ -113,3 +118,4 @@ def _prompt(con: duckdb.DuckDBPyConnection, fmt: str, max_rows: int) -> None:
             except click.ClickException as exc:
                 click.echo(f"Error: {exc.message}", err=True)
             buffer = ""
+

@@ -143,7 +143,7 @@ def test_generic_ws_records_sent_messages_with_secrets_redacted(tmp_path):
     assert received[0] == '{"op":"auth","apiKey":"SECRET123","args":["x"]}'  # the server got it
     frames = list(read_frames(tmp_path / "ws"))
     sent = [orjson.loads(f.payload) for f in frames if f.kind == "sent"]
-    assert sent == [{"op": "auth", "apiKey": "REDACTED", "args": ["x"]}, {"op": "subscribe"}]
+    assert sent == [{"op": "auth", "apiKey": "REDACTED", "args": "REDACTED"}, {"op": "subscribe"}]
     assert [orjson.loads(f.payload)["n"] for f in frames if f.kind == "text"] == list(range(100))
     everything = b"".join(p.read_bytes() for p in (tmp_path / "ws").rglob("*") if p.is_file())
     assert b"SECRET123" not in everything

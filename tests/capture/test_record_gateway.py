@@ -46,7 +46,8 @@ def check_lossless(frames, server_connections):
 
 def check_gaps_and_resubscriptions(frames, contracts):
     closes = [f for f in frames if f.kind == "close"]
-    gaps = [orjson.loads(f.payload) for f in frames if f.kind == "gap"]
+    rows = [orjson.loads(f.payload) for f in frames if f.kind == "gap"]
+    gaps = [g for g in rows if g["kind"] == "connection"]
     opens = [f for f in frames if f.kind == "open"]
     assert len(opens) == len(closes) >= 3  # reconnected at least twice
     assert len(gaps) == len(closes) - 1  # every disconnect but our own final stop
@@ -101,7 +102,11 @@ async def test_recording_under_faults_is_lossless(tmp_path, name, faults, stale_
     assert len(manifest["connections"]) == len(server)
     errors = [orjson.loads(f.payload) for f in frames if f.kind == "error"]
     if name == "stall":
-        assert any(e["event"] == "stale" for e in errors)
+        stale = [e for e in errors if e["event"] == "stale"]
+        silences = [orjson.loads(f.payload) for f in frames if f.kind == "gap"]
+        silences = [g for g in silences if g["kind"] == "silence"]
+        assert stale and len(silences) == len(stale)  # the quiet time before each drop
+        assert all(g["seconds"] >= stale_after for g in silences)
     if name == "malformed_oversized":
         assert max(len(f.payload) for f in frames) > 1_500_000
         assert sum(f.payload.count(b'"arguments":["CON.F.US.\x1e') for f in frames) >= 3

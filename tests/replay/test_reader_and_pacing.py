@@ -23,7 +23,7 @@ def make_capture(path, frames, *, journal_tail=0, **options):
     if not journal_tail:
         writer.close()
         return
-    writer.seal(*writer.rotate())
+    writer.seal_now(writer.rotate())
     for frame in frames[len(frames) - journal_tail :]:
         writer.append(Frame(0, frame.recv_ns, 0, 0, frame.stream, frame.kind, frame.payload))
     writer.flush()

@@ -14,6 +14,7 @@ import websockets
 from click.testing import CliRunner
 from rtcap.replay.source import Replay
 from rtcap.storage.capture import read_frames
+from rtcap.storage.segments import sha256_file
 
 from rtcap.cli import main
 from rtcap.pipeline import Pipeline
@@ -70,6 +71,14 @@ def test_verify_says_identical_and_catches_a_tampered_live_bar(recorded, tmp_pat
         bars_file,
     )
     result = run("verify", copy, "--speed", "50x")
+    assert result.exit_code == 1  # a file changed behind the manifest's back is damage
+    assert f"{bars_file} is damaged: sha256" in result.output
+    manifest = orjson.loads((copy / "manifest.json").read_bytes())
+    for entry in (manifest["live_bars"], *(s["live_bars"] for s in manifest["sessions"])):
+        for file in entry["files"]:
+            file["sha256"] = sha256_file(bars_file)
+    (copy / "manifest.json").write_bytes(orjson.dumps(manifest))
+    result = run("verify", copy, "--speed", "50x")  # a consistent capture with another bar
     assert result.exit_code == 1
     assert "DIFFERENT: replayed bars differ from the live bars at bar #0" in result.output
 
@@ -86,7 +95,7 @@ def test_bad_inputs_are_one_line_errors(recorded, tmp_path):
     part = next((broken / "frames").rglob("*.parquet"))
     part.write_bytes(b"PAR1 this is not a parquet file")
     result = run("replay", broken)
-    assert result.exit_code == 1 and "cannot be read" in result.output
+    assert result.exit_code == 1 and f"{part} is damaged" in result.output
     assert "Traceback" not in result.output
 
 

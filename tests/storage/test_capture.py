@@ -10,8 +10,8 @@ from rtcap.storage.capture import (
     open_capture,
     read_frames,
     read_live_bars,
-    recover,
 )
+from rtcap.storage.recovery import recover
 from rtcap.storage.segments import sha256_file
 
 from rtcap.models import Bar

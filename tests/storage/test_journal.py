@@ -64,17 +64,52 @@ def test_a_torn_tail_loses_only_the_incomplete_block(tmp_path):
         assert scan.problem is None if cut in (0, *ends) else "torn" in scan.problem
 
 
-def test_a_flipped_bit_is_caught_by_the_checksum_and_earlier_blocks_survive(tmp_path):
+def block_spans(data):
+    spans, offset = [], 0
+    while offset < len(data):
+        end = offset + BLOCK_HEADER.size + BLOCK_HEADER.unpack_from(data, offset)[1]
+        spans.append((offset, end))
+        offset = end
+    return spans
+
+
+def test_a_flipped_bit_costs_only_its_own_block(tmp_path):
+    frames = sample_frames()
+    path = tmp_path / "segment-000001.rtj"
+    write(path, frames)
+    intact = path.read_bytes()
+    spans = block_spans(intact)
+    rng = random.Random(3)
+    for _ in range(60):
+        data = bytearray(intact)
+        position = rng.randrange(len(data))
+        data[position] ^= 1 << rng.randrange(8)
+        path.write_bytes(bytes(data))
+        scan = read_journal(path)
+        hit = next(i for i, (a, b) in enumerate(spans) if a <= position < b)
+        expected = frames[: 37 * hit] + frames[37 * (hit + 1) :]
+        assert scan.frames == expected, position
+        assert scan.blocks == len(spans) - 1
+        assert len(scan.damage) == 1 and scan.damage[0].start == spans[hit][0]
+        assert scan.damage[0].end == spans[hit][1]
+
+
+def test_damage_in_several_blocks_and_garbage_between_them_is_skipped(tmp_path):
     frames = sample_frames()
     path = tmp_path / "segment-000001.rtj"
     write(path, frames)
     data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x10
-    path.write_bytes(bytes(data))
+    spans = block_spans(bytes(data))
+    data[spans[1][0]] ^= 0xFF  # magic of block 1
+    data[spans[4][0] + 5] ^= 0x01  # size field of block 4
+    data[spans[6][1] - 1] ^= 0x80  # last body byte of block 6
+    garbage = b"RTJ2" + bytes(range(200))  # looks like a block start, is not one
+    path.write_bytes(bytes(data[: spans[3][0]]) + garbage + bytes(data[spans[3][0] :]))
     scan = read_journal(path)
-    assert "checksum mismatch" in scan.problem
-    assert 0 < len(scan.frames) < len(frames)
-    assert scan.frames == frames[: len(scan.frames)]
+    lost = {1, 4, 6}
+    expected = [f for i, f in enumerate(frames) if i // 37 not in lost]
+    assert scan.frames == expected
+    assert len(scan.damage) == 4  # three blocks and the garbage
 
 
 def test_fsync_policy_is_validated(tmp_path):

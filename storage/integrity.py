@@ -1,0 +1,176 @@
+"""Reading a capture's files only after checking them against the manifest.
+
+Every reader (replay, verify, export, sql, info, plot) opens segment and bar files through
+here: the file must exist, have the size and sha256 the manifest recorded, and parse as
+Parquet (pages are then read with their CRCs checked). Anything else is one
+:class:`CaptureDamaged` line naming the file and what to do — never a traceback, and never
+different bars with exit 0. Files the manifest does not list are never read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from rtcap.storage import manifest as manifests
+from rtcap.storage.errors import CaptureDamaged, CaptureError, RecoveryNeeded
+from rtcap.storage.schema import BAR_SCHEMA, ClosedBar, table_to_bars, table_to_frames
+from rtcap.storage.segments import sha256_file
+
+from rtcap.models import Frame
+
+JOURNAL_NAME = re.compile(r"^segment-(\d{6})\.rtj$")
+BAR_JOURNAL_NAME = re.compile(r"^bars-(\d{6})\.rtj$")
+
+
+def journal_files(directory: Path) -> list[Path]:
+    """Unsealed frame journals of the capture at ``directory``, in segment order."""
+    folder = directory / "journal"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if JOURNAL_NAME.match(p.name) and p.is_file())
+
+
+def bar_journal_files(directory: Path) -> list[Path]:
+    """Unsealed live-bar journals, in segment order."""
+    folder = directory / "journal"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if BAR_JOURNAL_NAME.match(p.name) and p.is_file())
+
+
+def journal_number(path: Path) -> int:
+    """The segment number in a journal's name."""
+    return int(path.stem.split("-")[1])
+
+
+def open_capture(path: str | Path) -> dict[str, Any]:
+    """The manifest of a readable capture, or a :class:`CaptureError` saying what to do."""
+    directory = Path(path)
+    if not directory.exists():
+        raise CaptureError(f"no capture at {directory}: check the path")
+    if not directory.is_dir():
+        raise CaptureError(f"{directory} is a file, not a capture directory: check the path")
+    if journal_files(directory):
+        raise RecoveryNeeded(
+            f"capture {directory} has an unsealed journal (a recording crashed or is still "
+            f"running); run `rtcap recover {directory}` once no recorder is writing it"
+        )
+    if not (directory / manifests.MANIFEST).exists():
+        raise CaptureError(f"{directory} is not an rtcap capture (no manifest.json)")
+    return manifests.load(directory)
+
+
+def segment_files(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The manifest's segment file entries in seq order."""
+    files = [f for s in manifest["segments"] for f in s["files"]]
+    return sorted(files, key=lambda f: f["first_seq"])
+
+
+def sealed_files(directory: Path, manifest: dict[str, Any]) -> list[Path]:
+    """Segment files in seq order."""
+    return [directory / f["path"] for f in segment_files(manifest)]
+
+
+def check_file(directory: Path, entry: dict[str, Any] | str) -> Path:
+    """The path of a listed file once its size and sha256 match the manifest entry."""
+    relative = entry if isinstance(entry, str) else entry["path"]
+    path = directory / relative
+    fix = (
+        "restore it from a backup (every damaged file: "
+        f"`rtcap info --verify-checksums {directory}`)"
+    )
+    if not path.is_file():
+        raise CaptureDamaged(f"{path} is missing (the manifest lists it): {fix}")
+    if isinstance(entry, dict):
+        size = entry.get("bytes")
+        if size is not None and path.stat().st_size != size:
+            raise CaptureDamaged(
+                f"{path} is damaged: {path.stat().st_size:,} bytes, the manifest says "
+                f"{size:,}: {fix}"
+            )
+        expected = entry.get("sha256")
+        if expected is not None:
+            actual = sha256_file(path)
+            if actual != expected:
+                raise CaptureDamaged(
+                    f"{path} is damaged: sha256 {actual[:12]}…, the manifest says "
+                    f"{expected[:12]}…: {fix}"
+                )
+    return path
+
+
+def open_parquet(path: Path) -> pq.ParquetFile:
+    """A checked file opened for reading with page checksums verified."""
+    try:
+        return pq.ParquetFile(path, page_checksum_verification=True)
+    except (OSError, pa.ArrowException) as exc:
+        raise CaptureDamaged(f"{path} is not readable Parquet ({_first_line(exc)})") from None
+
+
+def open_segment(directory: Path, entry: dict[str, Any]) -> tuple[Path, pq.ParquetFile]:
+    """A listed segment file, checked and opened."""
+    path = check_file(directory, entry)
+    return path, open_parquet(path)
+
+
+def read_table(directory: Path, entry: dict[str, Any] | str) -> pa.Table:
+    """A whole listed file, checked."""
+    path = check_file(directory, entry)
+    try:
+        return pq.read_table(path, page_checksum_verification=True)
+    except (OSError, pa.ArrowException) as exc:
+        raise CaptureDamaged(f"{path} is not readable Parquet ({_first_line(exc)})") from None
+
+
+def read_frames(path: str | Path) -> Iterator[Frame]:
+    """Every sealed frame in ``seq`` order, one row group at a time, every file checked."""
+    directory = Path(path)
+    manifest = open_capture(directory)
+    for entry in segment_files(manifest):
+        file, parquet = open_segment(directory, entry)
+        for index in range(parquet.num_row_groups):
+            try:
+                table = parquet.read_row_group(index)
+            except (OSError, pa.ArrowException) as exc:
+                raise CaptureDamaged(f"{file} is damaged ({_first_line(exc)})") from None
+            yield from table_to_frames(table)
+
+
+def sessions(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The recording sessions of a capture (one for captures written before sessions)."""
+    listed = manifest.get("sessions") or []
+    if listed:
+        return listed
+    return [
+        {
+            "number": 1,
+            "first_seq": manifest.get("first_seq") or 0,
+            "last_seq": manifest.get("last_seq"),
+            "live_bars": manifest.get("live_bars"),
+        }
+    ]
+
+
+def read_live_bars(path: str | Path, session: dict[str, Any] | None = None) -> pa.Table | None:
+    """The bars built live while recording (of one session, or all), checked."""
+    directory = Path(path)
+    manifest = open_capture(directory)
+    entry = (session or {}).get("live_bars") if session else manifest.get("live_bars")
+    if not entry or not entry.get("files"):
+        return None
+    tables = [read_table(directory, f).cast(BAR_SCHEMA) for f in entry["files"]]
+    return pa.concat_tables(tables)
+
+
+def live_bars(path: str | Path, session: dict[str, Any] | None = None) -> list[ClosedBar] | None:
+    table = read_live_bars(path, session)
+    return None if table is None else table_to_bars(table)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
