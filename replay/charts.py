@@ -46,6 +46,11 @@ async def bars_from_capture(capture: Path, timeframe: str, instrument: str | Non
     if not pipeline.instruments:
         raise CaptureError(f"{capture} holds no market data to chart")
     symbol = (instrument or sorted(pipeline.instruments)[0]).upper()
+    if symbol not in pipeline.instruments:
+        raise CaptureError(
+            f"{capture} holds no instrument {symbol!r}: choose one of "
+            f"{', '.join(sorted(pipeline.instruments))}"
+        )
     state = pipeline.instrument(symbol)
     frame = bars_to_frame(state.builder.bars(label), state.tz.key)
     shaded = [(ns_to_datetime(a, state.tz), ns_to_datetime(b, state.tz)) for a, b in gaps]

@@ -11,6 +11,7 @@ Files written into the output folder (``<stamp>`` is the export time, UTC):
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,16 @@ async def export_bars(
 ) -> ExportResult:
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"unknown export format {fmt!r}: use csv or parquet")
+    folder = Path(out)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".rtcap-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(
+            f"cannot write into --out {folder}: {exc.strerror or exc}; choose a writable folder"
+        ) from None
     pipeline = Pipeline(None, timeframes, codec="auto", wanted={EventType.BAR_CLOSED})
     closed: dict[str, list[Bar]] = {}
     source = Replay(capture, None, start=start, end=end)
@@ -52,8 +63,6 @@ async def export_bars(
         for frame in batch:
             for event in pipeline.feed(frame):
                 closed.setdefault(event.instrument, []).append(event.data["bar"])
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
     stamp_ns = time.time_ns()
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(stamp_ns / 1e9))
     files = []

@@ -48,9 +48,15 @@ class Replay:
         self.reader = CaptureReader(capture, include_open=include_open)
         self.speed = parse_speed(speed)
         first, last = self.reader.span
+        start_ns, end_ns = resolve_time(start, first, last), resolve_time(end, first, last)
+        if start_ns is not None and end_ns is not None and start_ns >= end_ns:
+            raise ValueError(
+                f"--from {start} is not before --to {end}: the window would be empty; give a "
+                "start before the end"
+            )
         self.filter = FrameFilter(
-            resolve_time(start, first, last),
-            resolve_time(end, first, last),
+            start_ns,
+            end_ns,
             frozenset(streams) if streams else None,
             frozenset(kinds) if kinds else None,
             frozenset(symbols) if symbols else None,

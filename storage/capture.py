@@ -24,7 +24,6 @@ import copy
 import errno
 import fcntl
 import hashlib
-import logging
 import os
 import queue
 import threading
@@ -73,7 +72,6 @@ __all__ = [
     "sealed_files",
 ]
 
-log = logging.getLogger("rtcap.storage")
 LOCK = "capture.lock"
 SEAL_RETRY_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # then every 30 s while recording goes on
 SEAL_ATTEMPTS_AT_CLOSE = 3
@@ -409,8 +407,7 @@ class CaptureWriter:
                 except Exception as exc:
                     attempt += 1
                     problem = SealProblem(segment.number, exc, attempt)
-                    self.stats.seal_failures.append(problem)
-                    log.warning("could not seal %s (attempt %d); retrying", problem, attempt)
+                    self.stats.seal_failures.append(problem)  # the recorder reports it
                     if self._closing.is_set() and attempt >= SEAL_ATTEMPTS_AT_CLOSE:
                         self.stats.unsealed.append(segment.number)
                         break

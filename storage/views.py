@@ -77,7 +77,8 @@ LOCKED_DOWN = {
 def connect(paths: list[str | Path]) -> duckdb.DuckDBPyConnection:
     """An in-memory, read-only DuckDB connection with every view defined over ``paths``."""
     captures, exports = discover([Path(p) for p in paths])
-    con = duckdb.connect(config={**LOCKED_DOWN, "TimeZone": "UTC"})
+    con = duckdb.connect(config=LOCKED_DOWN)
+    con.execute("SET TimeZone = 'UTC'")
     _frames(con, captures)
     _market_views(con)
     _bars(con, captures, exports)

@@ -6,13 +6,13 @@ import asyncio
 from pathlib import Path
 
 import click
-import duckdb
 
 from rtcap.cli.options import indicators_option, timeframes_option
+from rtcap.cli.output import refuse_output_inside_captures
 from rtcap.replay.charts import write_chart
 from rtcap.replay.export import export_bars
 from rtcap.storage.capture import CaptureError, open_capture
-from rtcap.storage.segments import sha256_file
+from rtcap.storage.integrity import check_file
 from rtcap.storage.views import connect
 from rtcap.timeutil import ns_to_datetime
 
@@ -36,6 +36,7 @@ def export_command(capture, out, timeframes, start, end, fmt) -> None:
 
     Then query them: rtcap sql OUT -c "select timeframe, count(*) from bars group by 1"
     """
+    refuse_output_inside_captures(out, [capture])
     try:
         result = asyncio.run(export_bars(capture, out, timeframes, start=start, end=end, fmt=fmt))
     except (CaptureError, ValueError) as exc:
@@ -48,18 +49,24 @@ def export_command(capture, out, timeframes, start, end, fmt) -> None:
 
 @click.command("info")
 @click.argument("capture", type=click.Path(path_type=Path))
-@click.option("--verify-checksums", is_flag=True, help="Re-hash every segment file.")
+@click.option(
+    "--verify-checksums",
+    is_flag=True,
+    help="Print every file's check (files are always checked before their contents are read).",
+)
 def info_command(capture: Path, verify_checksums: bool) -> None:
     """What CAPTURE holds: span, frames and bytes by stream and kind, compression, connections
-    and gaps, receive-vs-exchange clock skew, and its segments."""
+    and gaps, receive-vs-exchange clock skew, and its segments.
+
+    Every segment and bar file is checked against the manifest (size, sha256, Parquet) first;
+    damaged files are listed and the command exits 1."""
     try:
         manifest = open_capture(capture)
-        con = connect([capture])
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from None
     segments = manifest["segments"]
     files = [f for s in segments for f in s["files"]]
-    on_disk = sum(f["bytes"] for f in files)
+    on_disk = sum(f.get("bytes") or 0 for f in files)
     first = min((s["first_ns"] for s in segments), default=None)
     last = max((s["last_ns"] for s in segments), default=None)
     source = manifest.get("source") or {}
@@ -72,33 +79,42 @@ def info_command(capture: Path, verify_checksums: bool) -> None:
         f"frames    {manifest['frames']:,} rows, {payload / 1e6:,.2f} MB payload, "
         f"{on_disk / 1e6:,.2f} MB on disk, compression {ratio}"
     )
-    try:
-        _frame_statistics(con, manifest)
-    except duckdb.Error as exc:
-        click.echo(f"contents  unreadable: {str(exc).splitlines()[0]}")
-        click.echo("          (a segment is damaged: run with --verify-checksums to find it)")
-    live = manifest.get("live_bars")
+    live = manifest.get("live_bars") or {}
+    bar_files = list(live.get("files") or [])
+    problems = {}
+    for entry in [*files, *bar_files]:
+        try:
+            check_file(capture, entry)
+        except CaptureError as exc:
+            problems[entry if isinstance(entry, str) else entry["path"]] = str(exc)
+    if not problems:
+        _frame_statistics(connect([capture]), manifest)
+    else:
+        click.echo(f"contents  not read: {len(problems)} damaged file(s), listed below")
     if live:
         click.echo(
             f"live bars {live.get('count', 0)} ({', '.join(live.get('timeframes') or [])}),"
-            f" sha256 {live.get('stream_hash', '')[:16]}…"
+            f" sha256 {str(live.get('stream_hash', ''))[:16]}…"
         )
+    sessions = manifest.get("sessions") or []
+    if len(sessions) > 1:
+        click.echo(f"sessions  {len(sessions)} (recorded with --append; verify checks each)")
+    for damage in manifest.get("damage") or []:
+        click.echo(f"damage    {damage.get('journal')}: {damage.get('problem')}")
     click.echo(f"segments  {len(segments)} ({len(files)} files)")
-    bad = 0
     for file in files:
-        mark = ""
-        if verify_checksums:
-            path = capture / file["path"]
-            actual = sha256_file(path) if path.exists() else "missing"
-            ok = actual == file["sha256"]
-            bad += not ok
-            mark = "  ok" if ok else f"  MISMATCH (now {actual[:16]}…)"
+        problem = problems.get(file["path"])
+        mark = "  DAMAGED" if problem else ("  ok" if verify_checksums else "")
         click.echo(
-            f"  {file['path']}  {file['rows']:,} rows  {file['bytes']:,} B  "
+            f"  {file['path']}  {file['rows']:,} rows  {file.get('bytes') or 0:,} B  "
             f"sha256 {file['sha256'][:16]}…{mark}"
         )
-    if bad:
-        raise click.ClickException(f"{bad} segment file(s) do not match their checksums")
+    for problem in problems.values():
+        click.echo(f"  {problem}")
+    if problems:
+        raise click.ClickException(
+            f"{len(problems)} file(s) of {capture} are missing or damaged (listed above)"
+        )
 
 
 def _frame_statistics(con, manifest) -> None:
@@ -116,13 +132,15 @@ def _frame_statistics(con, manifest) -> None:
         f"conns     {len(connections)} connections, "
         f"{sum(1 for c in connections if c.get('closed_ns'))} closed"
     )
+    described = {
+        "connection": "{seconds:.1f} s without a connection",
+        "silence": "{seconds:.1f} s connected but silent",
+    }
     for kind, count, seconds, missing in gaps:
-        extra = (
-            f"{seconds:.1f} s without a connection"
-            if kind == "connection"
-            else f"{missing} ids missing"
+        extra = described.get(kind, "{missing} ids missing").format(
+            seconds=seconds, missing=missing
         )
-        click.echo(f"gaps      {count} {kind} gaps ({extra})")
+        click.echo(f"gaps      {count} {kind} gap{'s' if count != 1 else ''} ({extra})")
     skew = con.execute("""
         select quantile_cont(s, 0.5), quantile_cont(s, 0.99), count(*) from (
             select (epoch_ns(recv_time) - epoch_ns(exch_time)) / 1e6 as s

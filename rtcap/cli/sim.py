@@ -6,7 +6,7 @@ import asyncio
 
 import click
 
-from rtcap.cli.options import DURATION, instruments_option
+from rtcap.cli.options import DURATION, Duration, instruments_option
 from rtcap.cli.serving import stop_on_signals
 from rtcap.replay.faults import FaultPlan
 from rtcap.replay.gateway import GatewayServer, simulated_history
@@ -60,7 +60,7 @@ from rtcap.replay.tokens import TokenIssuer
     "--keepalive",
     default="15s",
     show_default=True,
-    type=DURATION,
+    type=Duration(minimum_s=1.0),
     help="Interval of SignalR pings to clients.",
 )
 @click.option("--drop-after", type=DURATION, help="Fault: abort every connection after this.")
@@ -99,7 +99,7 @@ from rtcap.replay.tokens import TokenIssuer
 )
 @click.option(
     "--burst-every",
-    type=DURATION,
+    type=Duration(minimum_s=1.0),
     default="10s",
     show_default=True,
     help="A burst starts this often…",

@@ -1,0 +1,194 @@
+"""Real processes for the chaos suite: a simulated gateway, recorders pointed at it (one to
+hurt, one uninterrupted reference of the same seeded feed), and the comparison between them.
+
+Loss is measured in the feed's own terms: the market records (SignalR invocations) the victim
+kept must be exactly a run of the reference's records, with no hole, and what it is missing
+at the end is counted in records and in milliseconds of feed before the fault.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+from rtcap.storage.capture import read_frames
+
+from rtcap.codecs.signalr import RS
+
+RTCAP = [sys.executable, "-m", "rtcap"]
+CREDENTIALS = {"PROJECTX_USERNAME": "chaos", "PROJECTX_API_KEY": "chaos-key"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Sim:
+    """``rtcap sim`` in its own process."""
+
+    process: subprocess.Popen
+    port: int
+    api: str
+    market_hub: str
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_sim(*, rate: float = 400, seed: int = 11, port: int = 0, extra=()) -> Sim:
+    port = port or free_port()
+    process = subprocess.Popen(
+        [*RTCAP, "sim", "--port", str(port), "--rate", str(rate), "--seed", str(seed), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    urls = {}
+    deadline = time.monotonic() + 30
+    while len(urls) < 2:
+        line = process.stdout.readline()
+        if not line:
+            raise AssertionError(f"rtcap sim did not start: {process.stderr.read()}")
+        if "REST base" in line:
+            urls["api"] = line.split()[-1]
+        elif "market hub" in line:
+            urls["market_hub"] = line.split()[-1]
+        assert time.monotonic() < deadline, "rtcap sim took too long to start"
+    return Sim(process, port, urls["api"], urls["market_hub"])
+
+
+def record_command(capture: Path, sim: Sim, *options: str) -> list[str]:
+    return [
+        *RTCAP,
+        "record",
+        str(capture),
+        "--source",
+        "projectx",
+        "--symbols",
+        "MNQ,ES",
+        "--api-url",
+        sim.api,
+        "--market-hub-url",
+        sim.market_hub,
+        "--quiet",
+        *options,
+    ]
+
+
+def start_recorder(capture: Path, sim: Sim, *options: str, wrap=()) -> subprocess.Popen:
+    return subprocess.Popen(
+        [*wrap, *record_command(capture, sim, *options)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **CREDENTIALS},
+    )
+
+
+def wait_for_journal(capture: Path, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        folder = capture / "journal"
+        journals = list(folder.glob("segment-*.rtj")) if folder.exists() else []
+        if any(j.stat().st_size > 0 for j in journals):
+            return
+        assert process.poll() is None, process.stderr.read().decode()
+        time.sleep(0.02)
+    raise AssertionError("the recorder never wrote its journal")
+
+
+def stop(process: subprocess.Popen, timeout: float = 60) -> tuple[int, str, str]:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out.decode(), err.decode()
+
+
+def recover(capture: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*RTCAP, "recover", str(capture)], capture_output=True, text=True, timeout=120
+    )
+
+
+def market_records(capture: Path) -> list[tuple[int, bytes]]:
+    """(receive time, record) of every market-data SignalR invocation, in capture order."""
+    records = []
+    for frame in read_frames(capture):
+        if frame.kind != "text":
+            continue
+        for record in frame.payload.split(RS):
+            if record.startswith(b'{"type":1,"target":"Gateway'):
+                records.append((frame.recv_ns, record))
+    return records
+
+
+@dataclass
+class Loss:
+    """What a victim capture misses against the reference."""
+
+    kept: int
+    missing_tail: int
+    tail_ms: float
+
+
+def compare(victim: Path, reference: Path, fault_ns: int) -> Loss:
+    """Assert the victim's records are one unbroken run of the reference's; measure the tail
+    the victim lacks up to ``fault_ns``."""
+    ours = market_records(victim)
+    theirs = market_records(reference)
+    assert ours, "the victim kept no market data at all"
+    index = {record: i for i, (_, record) in enumerate(theirs)}
+    start = index[ours[0][1]]
+    run = [record for _, record in theirs[start : start + len(ours)]]
+    assert [record for _, record in ours] == run, "the victim's records have a hole"
+    last = start + len(ours) - 1
+    lacking = [t for t, _ in theirs[last + 1 :] if t <= fault_ns]
+    tail_ms = (fault_ns - ours[-1][0]) / 1e6 if lacking else 0.0
+    return Loss(len(ours), len(lacking), max(0.0, tail_ms))
+
+
+@contextlib.contextmanager
+def read_only(folder: Path):
+    """``folder`` mounted read-only over itself (a real EROFS for everything under it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True)
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def can_mount() -> bool:
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    probe = Path(os.environ.get("TMPDIR", "/tmp")) / f"rtcap-mount-probe-{os.getpid()}"
+    probe.mkdir(exist_ok=True)
+    try:
+        done = subprocess.run(["mount", "--bind", str(probe), str(probe)], capture_output=True)
+        if done.returncode == 0:
+            subprocess.run(["umount", str(probe)], capture_output=True)
+        return done.returncode == 0
+    finally:
+        probe.rmdir()
+
+
+def manifest(capture: Path) -> dict:
+    return orjson.loads((capture / "manifest.json").read_bytes())
