@@ -23,7 +23,6 @@ never silently dropped.
 from __future__ import annotations
 
 import gzip
-import io
 import math
 import shutil
 import zlib
@@ -59,17 +58,39 @@ class ImportReport:
     last_ns: int | None = None
 
 
+def _zstd_chunks(path: Path) -> Iterator[bytes]:
+    """Decompressed bytes of every zstd frame in ``path``; a truncated last frame raises
+    (zstandard's stream reader would end quietly where the file ends)."""
+    decompressor = zstandard.ZstdDecompressor()
+    frame = None  # the frame being decompressed; None between frames
+    with open(path, "rb") as raw:
+        for chunk in iter(lambda: raw.read(1 << 20), b""):
+            while chunk:
+                frame = frame or decompressor.decompressobj()
+                yield frame.decompress(chunk)
+                chunk, frame = (frame.unused_data, None) if frame.eof else (b"", frame)
+    if frame is not None:
+        raise EOFError("the file ends in the middle of a zstd frame (truncated)")
+
+
+def _lines_of(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line + b"\n"
+    if pending:
+        yield pending
+
+
 def _open_lines(path: Path) -> Iterator[bytes]:
-    if path.suffix == ".gz":
-        handle = gzip.open(path, "rb")  # noqa: SIM115
-    elif path.suffix in (".zst", ".zstd"):
-        raw = open(path, "rb")  # noqa: SIM115
-        handle = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw))
-    else:
-        handle = open(path, "rb")  # noqa: SIM115
     kind = "gzip" if path.suffix == ".gz" else "zstd" if path.suffix in (".zst", ".zstd") else ""
     try:
-        with handle:
+        if kind == "zstd":
+            yield from _lines_of(_zstd_chunks(path))
+            return
+        with gzip.open(path, "rb") if kind == "gzip" else open(path, "rb") as handle:
             yield from handle
     except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
         what = f"not a valid {kind} file" if kind else "unreadable"

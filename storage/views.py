@@ -348,7 +348,9 @@ def _snapshots(con: duckdb.DuckDBPyConnection, exports: list[Path]) -> None:
         try:
             data = orjson.loads(path.read_bytes())
         except (OSError, orjson.JSONDecodeError) as exc:
-            raise CaptureError(f"{path} is not a snapshot written by rtcap export ({exc})") from None
+            raise CaptureError(
+                f"{path} is not a snapshot written by rtcap export ({exc})"
+            ) from None
         if not isinstance(data, dict):
             raise CaptureError(f"{path} is not a snapshot written by rtcap export")
         rows.append(
@@ -360,7 +362,10 @@ def _snapshots(con: duckdb.DuckDBPyConnection, exports: list[Path]) -> None:
             }
         )
     schema = pa.schema(
-        [(name, pa.string()) for name in ("file", "export_timestamp", "data_summary", "recent_data")]
+        [
+            (name, pa.string())
+            for name in ("file", "export_timestamp", "data_summary", "recent_data")
+        ]
     )
     name = _register(con, "_snapshots", pa.Table.from_pylist(rows, schema=schema))
     con.execute(

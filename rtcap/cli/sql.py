@@ -118,4 +118,3 @@ def _prompt(con: duckdb.DuckDBPyConnection, fmt: str, max_rows: int) -> None:
             except click.ClickException as exc:
                 click.echo(f"Error: {exc.message}", err=True)
             buffer = ""
-
