@@ -37,7 +37,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-## test-slow: the long soak/chaos variants only.
+## test-slow: the long soak/chaos variants only (tests/chaos and the crash/soak tests).
 test-slow: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q -m slow --run-slow
 
@@ -48,6 +48,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/replay.py
 	$(BIN)/python bench/analysis.py
+	$(BIN)/python bench/record_memory.py --seconds 60
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -254,6 +254,8 @@ class Session:
             if reason != "client":  # our own shutdown is not a gap in the feed
                 self._disconnected_at = time.time_ns()
             code = ws.close_code if ws.close_code is not None else 1006
+            if reason == "message_too_big":
+                code = CloseCode.MESSAGE_TOO_BIG  # we closed it: the limit was exceeded
             self._event("close", code=code, reason=ws.close_reason or "", by=reason)
             self._ws = None
             if not stop.is_set():

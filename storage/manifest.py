@@ -119,30 +119,62 @@ def _shape_problem(manifest: Any) -> str | None:
     for name in ("segments", "connections", "gaps"):
         if not isinstance(manifest.get(name), list):
             return f"{name!r} is not a list"
+    for name in ("sessions", "damage"):
+        if not isinstance(manifest.get(name, []), list):
+            return f"{name!r} is not a list"
+    for name in ("connections", "gaps", "sessions", "damage"):
+        if not all(isinstance(item, dict) for item in manifest.get(name, [])):
+            return f"an entry of {name!r} is not an object"
     for name in ("frames", "payload_bytes"):
-        if not isinstance(manifest.get(name), int):
+        if not _is_int(manifest.get(name)):
             return f"{name!r} is not a number"
+    for name in ("first_seq", "last_seq"):
+        if manifest.get(name) is not None and not _is_int(manifest.get(name)):
+            return f"{name!r} is not a number"
+    if not isinstance(manifest.get("status", ""), str):
+        return "'status' is not text"
+    for session in manifest.get("sessions", []):
+        if not _is_int(session.get("first_seq", 0)) or not isinstance(
+            session.get("live_bars") or {}, dict
+        ):
+            return "a session is malformed"
+        problem = _bars_problem(session.get("live_bars"))
+        if problem:
+            return problem
     for segment in manifest["segments"]:
         if not isinstance(segment, dict) or not isinstance(segment.get("files"), list):
             return "a segment has no file list"
         for key in ("number", "rows", "first_seq", "last_seq", "first_ns", "last_ns"):
-            if not isinstance(segment.get(key), int):
+            if not _is_int(segment.get(key)):
                 return f"a segment has no {key}"
         for file in segment["files"]:
             if not isinstance(file, dict) or not _inside(file.get("path")):
                 return "a segment file has no path inside the capture"
             for key in ("rows", "first_seq", "last_seq"):
-                if not isinstance(file.get(key), int):
+                if not _is_int(file.get(key)):
                     return f"a segment file has no {key}"
             if not isinstance(file.get("sha256"), str):
                 return "a segment file has no sha256"
-    bars = manifest.get("live_bars")
-    if bars is not None:
-        if not isinstance(bars, dict) or not isinstance(bars.get("files", []), list):
-            return "'live_bars' is malformed"
-        for file in bars.get("files", []):
-            if not _inside(file if isinstance(file, str) else (file or {}).get("path")):
-                return "a live-bars file has no path inside the capture"
+    return _bars_problem(manifest.get("live_bars"))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _bars_problem(bars: Any) -> str | None:
+    if bars is None:
+        return None
+    if not isinstance(bars, dict) or not isinstance(bars.get("files", []), list):
+        return "'live_bars' is malformed"
+    if not isinstance(bars.get("timeframes") or [], list):
+        return "'live_bars' timeframes are malformed"
+    for file in bars.get("files", []):
+        path = file if isinstance(file, str) else file.get("path") if isinstance(file, dict) else 0
+        if not _inside(path):
+            return "a live-bars file has no path inside the capture"
+        if isinstance(file, dict) and not isinstance(file.get("sha256", ""), str):
+            return "a live-bars file has a malformed sha256"
     return None
 
 
@@ -212,7 +244,11 @@ def gap_summary(manifest: dict[str, Any]) -> str:
         timed = f" ({seconds:,.1f} s)" if seconds else ""
         parts.append(f"{count} {kind} gap{'s' if count != 1 else ''}{timed}")
     lost = sum(
-        b - a + 1 for d in manifest.get("damage") or [] for a, b in d.get("lost_seq_ranges") or []
+        pair[1] - pair[0] + 1
+        for damage in manifest.get("damage") or []
+        if isinstance(damage, dict)
+        for pair in damage.get("lost_seq_ranges") or []
+        if isinstance(pair, list) and len(pair) == 2 and all(_is_int(v) for v in pair)
     )
     if lost:
         parts.append(f"{lost} frames lost to journal damage")

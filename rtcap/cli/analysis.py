@@ -119,7 +119,7 @@ def info_command(capture: Path, verify_checksums: bool) -> None:
 
 def _frame_statistics(con, manifest) -> None:
     rows = con.execute(
-        "select stream, kind, count(*), sum(bytes) from frames group by all order by 1, 3 desc"
+        "select stream, kind, count(*), sum(bytes) from frames group by all order by 1, 3 desc, 2"
     ).fetchall()
     for stream, kind, count, size in rows:
         click.echo(f"  {stream:<10} {kind:<7} {count:>10,} rows {(size or 0) / 1e6:>10.3f} MB")

@@ -5,12 +5,14 @@ until it succeeds, and one that never succeeds leaves every frame in the journal
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import harness
 import orjson
 import pytest
 from rtcap.storage.capture import open_capture, read_frames
+from rtcap.storage.journal import read_journal
 
 needs_mount = pytest.mark.skipif(
     not harness.can_mount(), reason="bind mounts need root (CI has it)"
@@ -74,13 +76,14 @@ def test_a_seal_that_never_succeeds_keeps_every_frame_for_recover(sim, reference
 
 
 @needs_mount
-def test_full_disk_stops_with_a_clear_error_and_recover_keeps_everything(tmp_path, sim):
+def test_full_disk_stops_with_a_clear_error_and_recover_keeps_everything(tmp_path):
     mount = tmp_path / "small"
     mount.mkdir()
     done = harness.subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True
     )
     assert done.returncode == 0, done.stderr
+    sim = harness.start_sim(rate=3000)
     try:
         victim = mount / "cap"
         process = harness.start_recorder(victim, sim, "--flush-ms", "50")
@@ -88,8 +91,15 @@ def test_full_disk_stops_with_a_clear_error_and_recover_keeps_everything(tmp_pat
         err = err.decode()
         assert process.returncode == 1 and err.count("\n") == 1, err
         assert "disk full while" in err and "rtcap recover" in err
-        journaled = sum(p.stat().st_size for p in (victim / "journal").glob("segment-*.rtj"))
-        sealed = len(harness.manifest(victim)["segments"])
-        assert journaled or sealed
+        journaled = sum(read_journal(p).rows for p in (victim / "journal").glob("segment-*.rtj"))
+        sealed = harness.manifest(victim)["frames"]
+        assert journaled + sealed > 500
+        moved = tmp_path / "freed"  # space again: the same files where there is room
+        shutil.copytree(victim, moved)
+        result = harness.recover(moved)
+        assert result.returncode == 0, result.stderr
+        seqs = [f.seq for f in read_frames(moved)]
+        assert seqs == list(range(len(seqs))) and len(seqs) == journaled + sealed
     finally:
+        sim.stop()
         harness.subprocess.run(["umount", "-l", str(mount)], check=False)

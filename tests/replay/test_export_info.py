@@ -60,10 +60,8 @@ def test_export_then_sql_gives_the_bars_replay_printed(capture, tmp_path):
     assert snapshot["data_summary"]["bars"]["MNQ"]["1sec"] == sum(
         r[0] == "MNQ" and r[1] == "1sec" for r in replay_rows
     )
-    assert (
-        len(snapshot["recent_data"]["bars"]["MNQ"]["1sec"]) == min(5, by_tf["1sec"] // 2 + 1)
-        or True
-    )
+    mnq_1sec = sum(r[0] == "MNQ" and r[1] == "1sec" for r in replay_rows)
+    assert len(snapshot["recent_data"]["bars"]["MNQ"]["1sec"]) == min(5, mnq_1sec)
     assert all(
         len(v) <= 5 for tfs in snapshot["recent_data"]["bars"].values() for v in tfs.values()
     )
@@ -84,5 +82,7 @@ def test_info_reports_and_checks_segments(capture, tmp_path):
     data[len(data) // 2] ^= 1
     part.write_bytes(bytes(data))
     result = run("info", copy, "--verify-checksums")
-    assert result.exit_code == 1 and "MISMATCH" in result.output
-    assert "do not match their checksums" in result.output
+    assert result.exit_code == 1
+    assert f"{part.relative_to(copy)}" in result.output and "DAMAGED" in result.output
+    assert f"{part} is damaged: sha256" in result.output
+    assert result.output.strip().endswith("are missing or damaged (listed above)")

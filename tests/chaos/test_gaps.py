@@ -1,0 +1,123 @@
+"""A capture must say what it did not see: stalls shorter than the stale timeout become
+``silence`` rows, a gateway restart is a reconnect (with a fresh login) rather than the end of
+the recording, oversized messages leave an error row, and live bars survive kill -9."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import harness
+import orjson
+from click.testing import CliRunner
+from rtcap.storage.capture import open_capture, read_frames
+
+from rtcap.cli import main
+
+
+def gap_rows(capture):
+    return [orjson.loads(f.payload) for f in read_frames(capture) if f.kind == "gap"]
+
+
+def test_a_stall_shorter_than_the_stale_timeout_is_a_silence_row(tmp_path):
+    sim = harness.start_sim(rate=300, extra=("--stall-after", "1s", "--stall-for", "2.5s"))
+    try:
+        capture = tmp_path / "cap"
+        process = harness.start_recorder(capture, sim, "--silence-after", "1s")
+        time.sleep(5.0)
+        code, _, err = harness.stop(process)
+    finally:
+        sim.stop()
+    assert code == 0, err
+    (silence,) = [g for g in gap_rows(capture) if g["kind"] == "silence"]
+    assert 2.3 <= silence["seconds"] <= 4.0  # the stall, measured between two messages
+    assert not [g for g in gap_rows(capture) if g["kind"] == "connection"]  # never reconnected
+    info = CliRunner().invoke(main, ["info", str(capture)])
+    assert "1 silence gap (" in info.output and "s connected but silent" in info.output
+    verify = CliRunner().invoke(main, ["verify", str(capture), "--speed", "50x"])
+    assert verify.exit_code == 0 and "recorded gaps: 1 silence gap" in verify.output
+
+
+def test_stale_detection_writes_down_the_silence_before_it(tmp_path):
+    sim = harness.start_sim(rate=300, extra=("--stall-after", "1s", "--stall-for", "30s"))
+    try:
+        capture = tmp_path / "cap"
+        process = harness.start_recorder(capture, sim, "--stale-after", "2s")
+        time.sleep(4.5)
+        code, _, err = harness.stop(process)
+    finally:
+        sim.stop()
+    assert code == 0, err
+    gaps = gap_rows(capture)
+    silence = [g for g in gaps if g["kind"] == "silence"]
+    connection = [g for g in gaps if g["kind"] == "connection"]
+    assert silence and silence[0]["seconds"] >= 2.0  # the stale timeout's worth of silence
+    assert connection and connection[0]["from_ns"] >= silence[0]["to_ns"] - 50_000_000
+    covered = silence[0]["seconds"] + connection[0]["seconds"]
+    assert covered >= 2.0
+
+
+def test_a_gateway_restart_is_a_reconnect_with_a_fresh_login(tmp_path):
+    port = harness.free_port()
+    sim = harness.start_sim(rate=300, port=port)
+    capture = tmp_path / "cap"
+    process = harness.start_recorder(capture, sim, "--backoff-max", "0.5s", "--duration", "8s")
+    try:
+        harness.wait_for_journal(capture, process)
+        time.sleep(1.5)
+        sim.stop()  # a new gateway process: new token secret, the cached token is refused
+        time.sleep(1.5)
+        sim = harness.start_sim(rate=300, port=port)
+        _, err = process.communicate(timeout=30)  # --duration ends it
+        code, err = process.returncode, err.decode()
+    finally:
+        sim.stop()
+    assert code == 0, err
+    frames = list(read_frames(capture))
+    opens = [f for f in frames if f.kind == "open"]
+    assert len(opens) >= 2  # it came back after the restart
+    (gap,) = [g for g in gap_rows(capture) if g["kind"] == "connection"]
+    assert 1.0 <= gap["seconds"] <= 6.0
+    errors = [orjson.loads(f.payload) for f in frames if f.kind == "error"]
+    # The old gateway's token was refused once by the new one, then a fresh login worked.
+    assert [e for e in errors if e.get("error") == "HTTP 401"]
+    after = [f for f in frames if f.kind == "text" and f.conn == opens[-1].conn]
+    assert sum(f.payload.count(b"GatewayTrade") for f in after) > 10  # data flows again
+
+
+def test_a_message_over_the_limit_leaves_an_error_row(tmp_path):
+    sim = harness.start_sim(
+        rate=200, extra=("--oversized-after", "1s", "--oversized-bytes", str(17 * 1024 * 1024))
+    )
+    try:
+        capture = tmp_path / "cap"
+        process = harness.start_recorder(capture, sim, "--backoff-max", "0.5s")
+        time.sleep(4.0)
+        code, _, err = harness.stop(process)
+    finally:
+        sim.stop()
+    assert code == 0, err
+    frames = list(read_frames(capture))
+    errors = [orjson.loads(f.payload) for f in frames if f.kind == "error"]
+    too_big = [e for e in errors if e["event"] == "message_too_big"]
+    assert too_big and too_big[0]["limit_bytes"] == 16 * 1024 * 1024
+    closes = [orjson.loads(f.payload) for f in frames if f.kind == "close"]
+    assert closes[0]["code"] == 1009 and closes[0]["by"] == "message_too_big"
+
+
+def test_live_bars_survive_kill_9_and_verify_agrees(tmp_path, sim):
+    capture = tmp_path / "cap"
+    process = harness.start_recorder(capture, sim, "--bars", "1sec", "--flush-ms", "50")
+    harness.wait_for_journal(capture, process)
+    time.sleep(3.0)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    result = harness.recover(capture)
+    assert result.returncode == 0, result.stderr
+    assert "live bars sealed from their journal" in result.stdout
+    manifest = open_capture(capture)
+    assert manifest["live_bars"]["count"] >= 2
+    assert manifest["connections"]  # rebuilt from the journaled rows
+    verify = CliRunner().invoke(main, ["verify", str(capture), "--speed", "50x"])
+    assert verify.exit_code == 0, verify.output
+    assert f"the {manifest['live_bars']['count']} live bars" in verify.output
