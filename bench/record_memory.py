@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "chaos"))
 
-import harness  # noqa: E402
+import harness
 
 
 def rss_mb(pid: int) -> float:
@@ -55,7 +54,7 @@ def main() -> None:
             samples.append((time.monotonic() - started, rss_mb(recorder.pid), journal))
         stopping = time.monotonic()
         recorder.send_signal(signal.SIGTERM)
-        out, err = recorder.communicate(timeout=300)
+        _out, err = recorder.communicate(timeout=300)
         close_s = time.monotonic() - stopping
         sim.stop()
         manifest = harness.manifest(capture)

@@ -52,7 +52,7 @@ from rtcap.storage.schema import (
     bars_to_table,
     table_to_bars,
 )
-from rtcap.storage.segments import SEAL_LEVEL, seal_segment, write_bars_file
+from rtcap.storage.segments import SEAL_LEVEL, SegmentSealer, write_bars_file
 
 from rtcap.bars import bar_line
 from rtcap.models import Bar, Frame
@@ -75,6 +75,17 @@ __all__ = [
 LOCK = "capture.lock"
 SEAL_RETRY_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # then every 30 s while recording goes on
 SEAL_ATTEMPTS_AT_CLOSE = 3
+TAIL_EVERY_S = 1.0  # how often the sealer turns the open journal's new blocks into row groups
+
+
+@dataclass
+class _Tail:
+    """The open segment's seal in progress: how far into its journal it has read."""
+
+    number: int
+    path: Path
+    sealer: SegmentSealer
+    offset: int = 0
 
 
 def lock_capture(directory: Path, *, purpose: str):
@@ -199,6 +210,8 @@ class CaptureWriter:
         self._seal_queue: queue.Queue[OpenSegment | None] = queue.Queue()
         self._sealer: threading.Thread | None = None
         self._closing = threading.Event()
+        self._tail: _Tail | None = None
+        self._tail_failed: int | None = None
         self.session: dict[str, Any] = {}
 
     # --- opening -------------------------------------------------------------------------
@@ -396,7 +409,11 @@ class CaptureWriter:
 
     def _seal_loop(self) -> None:
         while True:
-            segment = self._seal_queue.get()
+            try:
+                segment = self._seal_queue.get(timeout=TAIL_EVERY_S)
+            except queue.Empty:
+                self._advance_tail()
+                continue
             if segment is None:
                 return
             attempt = 0
@@ -404,7 +421,7 @@ class CaptureWriter:
                 try:
                     self._seal(segment)
                     break
-                except Exception as exc:
+                except Exception as exc:  # any failure is retried or reported
                     attempt += 1
                     problem = SealProblem(segment.number, exc, attempt)
                     self.stats.seal_failures.append(problem)  # the recorder reports it
@@ -416,18 +433,53 @@ class CaptureWriter:
                         delay = min(delay, 1.0)
                     self._closing.wait(delay)
 
+    def _advance_tail(self) -> None:
+        """Seal the open segment as it grows: journal blocks already flushed become row groups
+        now, so sealing a full segment later only finishes its last row group. Any trouble
+        (a failed write, damage) drops this head start; the full seal then starts afresh."""
+        segment = self.segment
+        if segment is None or self._tail_failed == segment.number:
+            return
+        tail = self._tail
+        if tail is None or tail.number != segment.number:
+            if tail is not None:
+                tail.sealer.abort()
+            tail = self._tail = _Tail(
+                segment.number, segment.frames.path, self._new_sealer(segment)
+            )
+        reader = JournalReader(tail.path, start=tail.offset, end=segment.frames.written_bytes)
+        try:
+            for table in reader:
+                tail.sealer.add(table)
+            tail.offset = reader.offset
+            if reader.damage:
+                raise CaptureDamaged(f"{tail.path}: {reader.damage[0]}")
+        except Exception:  # the full seal will redo it and report
+            tail.sealer.abort()
+            self._tail, self._tail_failed = None, segment.number
+
+    def _new_sealer(self, segment: OpenSegment) -> SegmentSealer:
+        return SegmentSealer(
+            self.path, segment.number, level=self.seal_level, row_group_rows=self.row_group_rows
+        )
+
     def _seal(self, segment: OpenSegment) -> dict | None:
         """Stream a closed segment's journals into Parquet, list them in the manifest, then
         delete the journals. Any failure leaves the journals and the manifest as they were."""
         segment.close()
-        frames = JournalReader(segment.frames.path)
-        entry = seal_segment(
-            self.path,
-            segment.number,
-            frames,
-            level=self.seal_level,
-            row_group_rows=self.row_group_rows,
-        )
+        tail, self._tail = self._tail, None
+        if tail is None or tail.number != segment.number:
+            if tail is not None:
+                tail.sealer.abort()
+            tail = _Tail(segment.number, segment.frames.path, self._new_sealer(segment))
+        frames = JournalReader(segment.frames.path, start=tail.offset)
+        try:
+            for table in frames:
+                tail.sealer.add(table)
+            entry = tail.sealer.finish()
+        except BaseException:
+            tail.sealer.abort()
+            raise
         bar_file = None
         try:
             if segment.bars is not None:

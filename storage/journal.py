@@ -104,9 +104,19 @@ class JournalReader:
     Iterating yields each intact block's table in file order; afterwards :attr:`damage` lists
     every stretch of bytes that held no intact block. Memory holds one block at a time."""
 
-    def __init__(self, path: Path, schema: pa.Schema = FRAME_SCHEMA) -> None:
+    def __init__(
+        self,
+        path: Path,
+        schema: pa.Schema = FRAME_SCHEMA,
+        *,
+        start: int = 0,
+        end: int | None = None,
+    ) -> None:
         self.path = path
         self.schema = schema
+        self.start = start
+        self.end = end  # read only blocks that end by here (a journal still being written)
+        self.offset = start  # just past the last intact block read
         self.damage: list[Damage] = []
         self.blocks = 0
         self.rows = 0
@@ -114,18 +124,20 @@ class JournalReader:
     def __iter__(self) -> Iterator[pa.Table]:
         with open(self.path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
-            offset = 0
+            if self.end is not None:
+                size = min(size, self.end)
+            offset = self.start
             while offset < size:
                 table, reason = self._block_at(handle, offset, size)
                 if table is not None:
                     self.blocks += 1
                     self.rows += table.num_rows
-                    offset = handle.tell()
+                    offset = self.offset = handle.tell()
                     yield table
                     continue
                 following = self._next_block(handle, offset + 1, size)
                 self.damage.append(Damage(offset, following, reason))
-                offset = following
+                offset = self.offset = following
 
     def _block_at(self, handle, offset: int, size: int) -> tuple[pa.Table | None, str]:
         """The intact block starting at ``offset`` (handle left after it), or why there is none."""

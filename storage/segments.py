@@ -25,6 +25,7 @@ from rtcap.storage.manifest import fsync_dir
 from rtcap.storage.schema import BAR_SCHEMA, DICTIONARY_COLUMNS, FRAME_SCHEMA
 
 ROW_GROUP_ROWS = 100_000
+ROW_GROUP_BYTES = 16 * 1024 * 1024  # of payload: bounds a seal's memory on large frames
 SEAL_LEVEL = 6  # smaller than gzip-6 lines on real Binance data, at zstd-3 speed
 DAY_NS = 86_400 * 1_000_000_000
 # Names rtcap gives the files it seals; recovery adopts or removes nothing else.
@@ -73,6 +74,7 @@ class _DateFile:
     writer: pq.ParquetWriter
     pending: list[pa.Table] = field(default_factory=list)
     pending_rows: int = 0
+    pending_bytes: int = 0
     rows: int = 0
     first_seq: int | None = None
     last_seq: int | None = None
@@ -88,8 +90,10 @@ class SegmentSealer:
         *,
         level: int = SEAL_LEVEL,
         row_group_rows: int = ROW_GROUP_ROWS,
+        row_group_bytes: int = ROW_GROUP_BYTES,
     ) -> None:
         self.directory = directory
+        self.row_group_bytes = row_group_bytes
         self.number = number
         self.level = level
         self.row_group_rows = row_group_rows
@@ -145,15 +149,18 @@ class SegmentSealer:
         file.last_seq = last if file.last_seq is None else max(file.last_seq, last)
         file.pending.append(rows)
         file.pending_rows += rows.num_rows
+        file.pending_bytes += rows.column("payload").nbytes
         file.rows += rows.num_rows
-        if file.pending_rows >= self.row_group_rows:
+        if file.pending_rows >= self.row_group_rows or file.pending_bytes >= self.row_group_bytes:
             self._write_pending(file)
 
     def _write_pending(self, file: _DateFile) -> None:
         if file.pending:
             table = pa.concat_tables(file.pending).combine_chunks()
-            file.writer.write_table(table, row_group_size=self.row_group_rows)
-            file.pending, file.pending_rows = [], 0
+            file.writer.write_table(table, row_group_size=max(self.row_group_rows, len(table)))
+            file.pending, file.pending_rows, file.pending_bytes = [], 0, 0
+            del table
+            pa.default_memory_pool().release_unused()  # give the row group's memory back
 
     def finish(self) -> dict[str, Any] | None:
         """Close, publish every date's file and return the manifest entry (``None`` if empty)."""

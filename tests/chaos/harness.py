@@ -157,7 +157,19 @@ def compare(victim: Path, reference: Path, fault_ns: int) -> Loss:
     index = {record: i for i, (_, record) in enumerate(theirs)}
     start = index[ours[0][1]]
     run = [record for _, record in theirs[start : start + len(ours)]]
-    assert [record for _, record in ours] == run, "the victim's records have a hole"
+    kept = [record for _, record in ours]
+    if kept != run:
+        first = next(i for i, (a, b) in enumerate(zip(kept, run, strict=False)) if a != b)
+        lifecycle = [
+            (f.seq, f.kind, f.payload[:120])
+            for f in read_frames(victim)
+            if f.kind in ("open", "close", "gap", "error")
+        ]
+        raise AssertionError(
+            f"the victim's records have a hole at record {first} of {len(kept)} "
+            f"(victim {kept[first][:100]!r}, reference {run[first][:100]!r}); "
+            f"victim lifecycle rows: {lifecycle}"
+        )
     last = start + len(ours) - 1
     lacking = [t for t, _ in theirs[last + 1 :] if t <= fault_ns]
     tail_ms = (fault_ns - ours[-1][0]) / 1e6 if lacking else 0.0
