@@ -13,6 +13,7 @@ import orjson
 import pytest
 from rtcap.storage.capture import open_capture, read_frames
 from rtcap.storage.journal import read_journal
+from rtcap.storage.segments import sha256_file
 
 needs_mount = pytest.mark.skipif(
     not harness.can_mount(), reason="bind mounts need root (CI has it)"
@@ -80,20 +81,26 @@ def test_full_disk_stops_with_a_clear_error_and_recover_keeps_everything(tmp_pat
     mount = tmp_path / "small"
     mount.mkdir()
     done = harness.subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
     )
     assert done.returncode == 0, done.stderr
     sim = harness.start_sim(rate=3000)
     try:
         victim = mount / "cap"
-        process = harness.start_recorder(victim, sim, "--flush-ms", "50")
+        process = harness.start_recorder(victim, sim, *SMALL_SEGMENTS)
         _, err = process.communicate(timeout=90)  # it stops by itself
         err = err.decode()
-        assert process.returncode == 1 and err.count("\n") == 1, err
-        assert "disk full while" in err and "rtcap recover" in err
+        assert process.returncode == 1, err
+        *warnings, error = err.strip().splitlines()
+        assert all("recording goes on, the seal is retried" in w for w in warnings), err
+        assert error.startswith("Error: disk full while") and "rtcap recover" in error
         journaled = sum(read_journal(p).rows for p in (victim / "journal").glob("segment-*.rtj"))
-        sealed = harness.manifest(victim)["frames"]
+        manifest = harness.manifest(victim)
+        sealed = manifest["frames"]
         assert journaled + sealed > 500
+        files = [f for s in manifest["segments"] for f in s["files"]]
+        assert files  # segments were sealed before the disk filled, and are intact
+        assert all(sha256_file(victim / f["path"]) == f["sha256"] for f in files)
         moved = tmp_path / "freed"  # space again: the same files where there is room
         shutil.copytree(victim, moved)
         result = harness.recover(moved)
