@@ -39,7 +39,7 @@ test: $(VENV)/.installed-test
 
 ## test-slow: the long soak/chaos variants only (tests/chaos and the crash/soak tests).
 test-slow: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q -m slow --run-slow
+	RTCAP_FUZZ_EXAMPLES=3000 $(BIN)/python -m pytest -q -m slow --run-slow
 
 ## bench: throughput figures, each against a baseline measured in the same run.
 bench: $(VENV)/.installed-test

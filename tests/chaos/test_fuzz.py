@@ -4,6 +4,8 @@ anything but their documented, one-line errors."""
 
 from __future__ import annotations
 
+import os
+
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,8 +22,12 @@ from rtcap.models import Frame
 from rtcap.pipeline import Pipeline
 from rtcap.simulator import MarketSimulator
 
+pytestmark = pytest.mark.slow
+EXAMPLES = int(os.environ.get("RTCAP_FUZZ_EXAMPLES", "150"))  # make test-slow: 3,000
 FUZZ = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 SAMPLES = [f.payload for f in MarketSimulator(3, ["MNQ", "ES"]).frames(max_frames=60)] + [
     b'{"stream":"ethusdt@trade","data":{"e":"trade","E":1,"s":"ETHUSDT","t":7,"p":"2500.1",'
