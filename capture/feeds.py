@@ -69,7 +69,7 @@ class ProjectXAuth:
                     self.token = None
                     raise FatalFeedError(
                         f"ProjectX refused the request to {path} (401): check the user name "
-                        "and API key (PROJECTX_USERNAME / PROJECTX_API_KEY)"
+                        "and API key (PROJECTX_USERNAME / PROJECTX_API_KEY, or PROJECT_X_…)"
                     )
                 if response.status >= 400:
                     raise OSError(f"HTTP {response.status} from {url}")

@@ -151,6 +151,15 @@ class GatewayServer:
                 web.post("/api/Contract/searchById", self._contract_by_id),
                 web.post("/api/Account/search", self._account_search),
                 web.post("/api/History/retrieveBars", self._retrieve_bars),
+                web.post("/api/Contract/available", self._contract_available),
+                web.post("/api/Auth/logout", self._logout),
+                web.get("/api/Status/ping", self._ping),
+                *(
+                    web.post(f"/api/{path}", self._empty_search(field))
+                    for path, field in EMPTY_SEARCHES.items()
+                ),
+                *(web.post(f"/api/{path}", self._no_trading) for path in TRADING_PATHS),
+                web.route("*", "/api/{tail:.*}", self._unknown),
                 web.post("/hubs/{hub}/negotiate", self._negotiate),
                 web.get("/hubs/{hub}", self._hub),
                 web.get("/ws", self._raw),
@@ -311,6 +320,45 @@ class GatewayServer:
     async def _account_search(self, request: web.Request) -> web.Response:
         self._authorise(request)
         return _ok({"accounts": [SIM_ACCOUNT]})
+
+    async def _contract_available(self, request: web.Request) -> web.Response:
+        self._authorise(request)
+        return _ok({"contracts": [c.as_json() for c in self.contracts.values()]})
+
+    async def _logout(self, request: web.Request) -> web.Response:
+        self._authorise(request)
+        return _ok({})
+
+    async def _ping(self, request: web.Request) -> web.Response:
+        return web.json_response("pong")
+
+    def _empty_search(self, field: str):
+        """A search of the simulated account's trading activity: it never traded."""
+
+        async def search(request: web.Request) -> web.Response:
+            self._authorise(request)
+            await self._body(request)
+            if field == "order":
+                return _fail("no such order: the simulated account places no orders", code=1)
+            return _ok({field: []})
+
+        return search
+
+    async def _no_trading(self, request: web.Request) -> web.Response:
+        self._authorise(request)
+        return _fail(
+            f"{request.path} is not available: rtcap serves market data (simulated or "
+            "replayed) and executes no orders",
+            code=2,
+        )
+
+    async def _unknown(self, request: web.Request) -> web.Response:
+        log.warning("unknown REST endpoint %s %s", request.method, request.path)
+        return web.Response(
+            status=404,
+            body=_error_json(f"unknown endpoint {request.method} {request.path}", code=404),
+            content_type="application/json",
+        )
 
     async def _retrieve_bars(self, request: web.Request) -> web.Response:
         self._authorise(request)
@@ -597,6 +645,24 @@ async def _batches(source: Any) -> AsyncIterator[list[Frame]]:
     else:
         async for frame in source:
             yield [frame]
+
+
+# What the ProjectX SDK asks about the account at start-up and in use, with the field each
+# answer carries; the simulated account holds nothing, so every list is empty.
+EMPTY_SEARCHES = {
+    "Position/searchOpen": "positions",
+    "Order/searchOpen": "orders",
+    "Order/search": "orders",
+    "Order/searchById": "order",
+    "Trade/search": "trades",
+}
+TRADING_PATHS = (
+    "Order/place",
+    "Order/modify",
+    "Order/cancel",
+    "Position/closeContract",
+    "Position/partialCloseContract",
+)
 
 
 def _iso(ns: int) -> str:

@@ -31,6 +31,9 @@ USER_METHODS = frozenset(
 )
 
 
+# Invoked by the ProjectX SDK (4.x) every few seconds, without an invocation id.
+KEEPALIVE_METHODS = frozenset({"Heartbeat"})
+
 class HubState(Enum):
     AWAITING_HANDSHAKE = "awaiting handshake"
     OPEN = "open"
@@ -142,7 +145,9 @@ class HubSession:
             self._answer(reply, invocation_id, "Invocation needs a 'target' and 'arguments'.")
             return
         error = None
-        if self.hub == "market":
+        if target in KEEPALIVE_METHODS:
+            pass  # the SDK's liveness call: accepted quietly, nothing to do
+        elif self.hub == "market":
             parsed = projectx.parse_subscription(target, arguments)
             if parsed is None:
                 error = f"Unknown hub method '{target}'"

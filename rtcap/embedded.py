@@ -71,10 +71,19 @@ async def start_embedded_market(
     return EmbeddedMarket(server, feed)
 
 
+# rtcap's names first, then the ProjectX SDK's, so a machine set up for the SDK works as is.
+USERNAME_VARS = ("PROJECTX_USERNAME", "PROJECT_X_USERNAME")
+API_KEY_VARS = ("PROJECTX_API_KEY", "PROJECT_X_API_KEY")
+
+
+def first_env(names: tuple[str, ...]) -> str | None:
+    """The value of the first of ``names`` set (and not empty) in the environment."""
+    return next((os.environ[n] for n in names if os.environ.get(n)), None)
+
+
 def projectx_credentials() -> tuple[str, str] | None:
-    """(user name, API key) from the environment, if both are set."""
-    user = os.environ.get("PROJECTX_USERNAME")
-    key = os.environ.get("PROJECTX_API_KEY")
+    """(user name, API key) from the environment, if both are set (either spelling)."""
+    user, key = first_env(USERNAME_VARS), first_env(API_KEY_VARS)
     return (user, key) if user and key else None
 
 

@@ -462,6 +462,7 @@ class Pipeline:
         carries_data = frame.stream in self._data_streams or not self._data_streams
         if kind == OPEN:
             event_type = EventType.CONNECTED
+            detail["connected"] = True  # what SDK handlers read: event.data.get("connected")
             self.stats["connections"] += 1
             self.stream_connected[frame.stream] = True
             if carries_data:
@@ -469,6 +470,7 @@ class Pipeline:
                     state.builder.mark_connected(frame.recv_ns)
         elif kind == CLOSE:
             event_type = EventType.DISCONNECTED
+            detail["connected"] = False
             self.stats["disconnects"] += 1
             self.stream_connected[frame.stream] = False
             if carries_data:

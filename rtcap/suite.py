@@ -117,7 +117,8 @@ class TradingSuite:
         (with ``auto_connect``) start streaming. ``timeframes`` defaults to ``["5min"]``.
 
         Without ``source``, the suite streams live: from ProjectX when ``PROJECTX_USERNAME`` and
-        ``PROJECTX_API_KEY`` are set, otherwise from the embedded simulated market. With
+        ``PROJECTX_API_KEY`` (or the SDK's ``PROJECT_X_USERNAME`` / ``PROJECT_X_API_KEY``) are
+        set, otherwise from the embedded simulated market. With
         ``record_to``, that live session is recorded to a capture directory as well.
         """
         symbols = [instruments] if isinstance(instruments, str) else list(instruments)

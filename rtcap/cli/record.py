@@ -27,7 +27,7 @@ from rtcap.capture.redact import add_secret_names, redact_url
 from rtcap.capture.session import Backoff
 from rtcap.cli.options import DURATION, Duration, split_list, timeframes_option
 from rtcap.cli.serving import stop_on_signals
-from rtcap.embedded import start_embedded_market
+from rtcap.embedded import API_KEY_VARS, USERNAME_VARS, start_embedded_market
 from rtcap.storage.capture import CaptureError, CaptureWriter
 
 
@@ -57,20 +57,35 @@ def _bars(ctx, param, value):
 )
 @click.option("--user-hub/--no-user-hub", default=False, help="Also record the ProjectX user hub.")
 @click.option(
-    "--username", envvar="PROJECTX_USERNAME", help="ProjectX user name [env PROJECTX_USERNAME]."
+    "--username",
+    envvar=list(USERNAME_VARS),
+    help="ProjectX user name [env PROJECTX_USERNAME, else the SDK's PROJECT_X_USERNAME].",
 )
 @click.option(
-    "--api-key", envvar="PROJECTX_API_KEY", help="ProjectX API key [env PROJECTX_API_KEY]."
+    "--api-key",
+    envvar=list(API_KEY_VARS),
+    help="ProjectX API key [env PROJECTX_API_KEY, else the SDK's PROJECT_X_API_KEY].",
 )
-@click.option("--api-url", envvar="PROJECTX_API_URL", default=TOPSTEPX_API, show_default=True)
+@click.option(
+    "--api-url",
+    envvar="PROJECTX_API_URL",
+    default=TOPSTEPX_API,
+    show_default=True,
+    help="ProjectX REST base [env PROJECTX_API_URL, as the SDK].",
+)
 @click.option(
     "--market-hub-url",
     envvar="PROJECTX_MARKET_HUB_URL",
     default=TOPSTEPX_MARKET_HUB,
     show_default=True,
+    help="Market hub [env PROJECTX_MARKET_HUB_URL, as the SDK].",
 )
 @click.option(
-    "--user-hub-url", envvar="PROJECTX_USER_HUB_URL", default=TOPSTEPX_USER_HUB, show_default=True
+    "--user-hub-url",
+    envvar="PROJECTX_USER_HUB_URL",
+    default=TOPSTEPX_USER_HUB,
+    show_default=True,
+    help="User hub [env PROJECTX_USER_HUB_URL, as the SDK].",
 )
 @click.option(
     "--streams",
@@ -313,8 +328,8 @@ def _live_feeds(options) -> tuple[list, dict]:
     if source == "projectx":
         if not options["username"] or not options["api_key"]:
             raise ValueError(
-                "ProjectX needs credentials: set PROJECTX_USERNAME and "
-                "PROJECTX_API_KEY (or --username/--api-key)"
+                "ProjectX needs credentials: set PROJECTX_USERNAME and PROJECTX_API_KEY "
+                "(or the SDK's PROJECT_X_USERNAME and PROJECT_X_API_KEY, or --username/--api-key)"
             )
         if not options["symbols"]:
             raise ValueError("give --symbols, e.g. --symbols MNQ,ES")

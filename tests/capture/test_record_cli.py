@@ -200,6 +200,46 @@ def test_wrong_api_key_is_a_clear_401_error(tmp_path):
     assert "wrong" not in result.output.replace("wrong or missing", "")
 
 
+def test_the_sdk_spelling_of_the_credential_variables_works_too(tmp_path, monkeypatch):
+    for name in ("PROJECTX_USERNAME", "PROJECTX_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PROJECT_X_USERNAME", "sdk-user")
+    monkeypatch.setenv("PROJECT_X_API_KEY", "right")
+
+    async def scenario():
+        feed = SimulatedFeed(7, ["MNQ"], 200)
+        server = GatewayServer(feed, feed.contracts, tokens=TokenIssuer("right"))
+        await server.start()
+        monkeypatch.setenv("PROJECTX_API_URL", server.urls["api"])
+        monkeypatch.setenv("PROJECTX_MARKET_HUB_URL", server.urls["market_hub"])
+        try:
+            return await asyncio.to_thread(
+                run,
+                "record",
+                tmp_path / "px",
+                "--source",
+                "projectx",
+                "--symbols",
+                "MNQ",
+                "--max-frames",
+                "20",
+                "--quiet",
+            )
+        finally:
+            await server.stop()
+
+    result = asyncio.run(scenario())
+    assert result.exit_code == 0, result.output
+    manifest = open_capture(tmp_path / "px")
+    assert manifest["source"]["username"] == "sdk-user"
+    assert sum(f.kind == "text" for f in read_frames(tmp_path / "px")) >= 20
+    from rtcap.embedded import projectx_credentials
+
+    assert projectx_credentials() == ("sdk-user", "right")
+    monkeypatch.setenv("PROJECTX_USERNAME", "rtcap-user")  # rtcap's own name wins
+    assert projectx_credentials() == ("rtcap-user", "right")
+
+
 def test_missing_credentials_and_busy_directory(tmp_path, monkeypatch):
     monkeypatch.delenv("PROJECTX_API_KEY", raising=False)
     result = run("record", tmp_path / "p", "--source", "projectx", "--symbols", "MNQ")

@@ -259,3 +259,65 @@ async def test_history_bars_are_seeded_and_continuous_with_the_live_stream():
             server, "/History/retrieveBars", {**request, "contractId": "X"}, token
         )
         assert body["success"] is False
+
+
+async def test_rest_surface_the_projectx_sdk_touches_answers_like_the_real_api(caplog):
+    caplog.set_level(logging.WARNING, "rtcap.gateway")
+    async with running_gateway() as server:
+        token = await login(server)
+        account = {"accountId": 1}
+        for path, field in (
+            ("/Position/searchOpen", "positions"),
+            ("/Order/searchOpen", "orders"),
+            ("/Order/search", "orders"),
+            ("/Trade/search", "trades"),
+        ):
+            status, body = await rest(server, path, account, token)
+            assert (status, body) == (
+                200,
+                {field: [], "success": True, "errorCode": 0, "errorMessage": None},
+            ), path
+        status, body = await rest(server, "/Contract/available", {"live": False}, token)
+        assert status == 200 and {c["name"][:3] for c in body["contracts"]} >= {"MNQ"}
+        status, body = await rest(server, "/Order/place", {**account, "size": 1}, token)
+        assert (
+            status == 200
+            and body["success"] is False
+            and "executes no orders" in (body["errorMessage"])
+        )
+        status, body = await rest(server, "/Position/searchOpen", account)  # no token
+        assert status == 401 and body["success"] is False
+        status, body = await rest(server, "/Nothing/here", {}, token)
+        assert status == 404 and body == {
+            "success": False,
+            "errorCode": 404,
+            "errorMessage": "unknown endpoint POST /api/Nothing/here",
+        }
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http:
+            response = await http.get(f"{server.urls['api']}/Status/ping")
+            assert await response.json() == "pong"
+    lines = [r.getMessage() for r in caplog.records if r.name == "rtcap.gateway"]
+    assert [line for line in lines if "unknown REST endpoint" in line] == [
+        "unknown REST endpoint POST /api/Nothing/here"
+    ]
+
+
+async def test_sdk_heartbeat_is_accepted_quietly_on_both_hubs(caplog):
+    caplog.set_level(logging.DEBUG, "rtcap.gateway")
+    async with running_gateway(rate=300) as server:
+        token = await login(server)
+        mnq = server_contract(server, "MNQ")
+        market = await connect(server, token)
+        user = await connect(server, token, hub="user")
+        for ws in (market, user):
+            await invoke(ws, "Heartbeat")  # as the SDK sends it: no invocation id
+        await invoke(market, "SubscribeContractTrades", mnq, invocation_id="s")
+        records = [r for _, r in await collect(market, 0.8)]
+        assert [r for r in records if r.get("type") in (3, 7)] == [{"type": 3, "invocationId": "s"}]
+        assert pushes(await collect(market, 0.5), "GatewayTrade")  # still served
+        assert not [r for _, r in await collect(user, 0.3) if r.get("type") == 7]
+        await market.close()
+        await user.close()
+    assert not [r for r in caplog.records if "Heartbeat" in r.getMessage()]

@@ -28,11 +28,18 @@ def test_lifecycle_rows_become_connection_events():
         EventType.GAP,
         EventType.ERROR,
     ]
+    assert events[0].data == {
+        "stream": "market",
+        "conn": 0,
+        "url": "wss://gw/hubs/market",
+        "connected": True,  # as SDK handlers read it: event.data.get("connected", False)
+    }
     assert events[1].data == {
         "stream": "market",
         "conn": 0,
         "code": 1006,
         "reason": "abnormal closure",
+        "connected": False,
     }
     assert events[3].data["kind"] == "connection" and events[3].instrument is None
     assert p.connected is False and p.stats["disconnects"] == 1
