@@ -60,7 +60,8 @@ def intact(tmp_path_factory):
 
 def strip_paths(text, cap, out):
     text = text.replace(str(cap), "CAP").replace(str(out), "OUT")
-    return re.sub(r"\d{8}T\d{6}Z", "STAMP", text)  # export names files by the time
+    text = re.sub(r"\d{8}T\d{6}Z", "STAMP", text)  # export names files by the time
+    return re.sub(r" in \d+\.\d+s\b", " in Ts", text)  # replay says how long it took
 
 
 def snapshot(folder: Path) -> dict[str, str]:
