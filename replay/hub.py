@@ -34,6 +34,7 @@ USER_METHODS = frozenset(
 # Invoked by the ProjectX SDK (4.x) every few seconds, without an invocation id.
 KEEPALIVE_METHODS = frozenset({"Heartbeat"})
 
+
 class HubState(Enum):
     AWAITING_HANDSHAKE = "awaiting handshake"
     OPEN = "open"

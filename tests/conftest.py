@@ -1,4 +1,5 @@
-"""Shared test configuration: the slow-mode switch and the real captures in ../shared/data."""
+"""Shared test configuration: the slow-mode switch and the real Binance capture (the whole
+recording in ../shared/data when it is there, else the 3-minute slice in fixtures/)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,28 @@ import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 BINANCE_CAPTURE = SHARED_DATA / "binance-spot" / "ethusdt_20240808.gz"
+BINANCE_SLICE = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "binance-spot" / "ethusdt_20240808_3min.gz"
+)
+# What each file holds (the READMEs beside them say the same).
+BINANCE_COUNTS = {
+    BINANCE_CAPTURE.name: {
+        "lines": 33_618,
+        "bookTicker": 24_077,
+        "trade": 6_106,
+        "depth@100ms": 3_434,
+        "depthSnapshot": 1,
+        "trade_minutes": 7,
+    },
+    BINANCE_SLICE.name: {
+        "lines": 17_492,
+        "bookTicker": 12_896,
+        "trade": 2_807,
+        "depth@100ms": 1_788,
+        "depthSnapshot": 1,
+        "trade_minutes": 4,
+    },
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -26,7 +49,11 @@ def full_length(request: pytest.FixtureRequest) -> bool:
 
 @pytest.fixture
 def binance_capture() -> Path:
-    """The real Binance spot capture; the test is skipped cleanly where shared/ is absent."""
-    if not BINANCE_CAPTURE.exists():
-        pytest.skip(f"real capture not available at {BINANCE_CAPTURE}")
-    return BINANCE_CAPTURE
+    """The real Binance spot capture: the whole one in ../shared/data, else the slice."""
+    return BINANCE_CAPTURE if BINANCE_CAPTURE.exists() else BINANCE_SLICE
+
+
+@pytest.fixture
+def binance_counts(binance_capture: Path) -> dict[str, int]:
+    """Lines per kind in the capture ``binance_capture`` gives."""
+    return BINANCE_COUNTS[binance_capture.name]

@@ -6,11 +6,12 @@ from rtcap.storage.capture import open_capture, read_frames
 from rtcap.storage.importer import import_lines
 
 
-def test_import_real_hftbacktest_capture(binance_capture, tmp_path):
+def test_import_real_hftbacktest_capture(binance_capture, binance_counts, tmp_path):
     report = import_lines(binance_capture, tmp_path / "eth", "hftbacktest")
-    assert report.frames == 33_618 and report.skipped_count == 0
+    assert report.frames == binance_counts["lines"] and report.skipped_count == 0
     manifest = open_capture(tmp_path / "eth")
-    assert manifest["frames"] == 33_618 and manifest["source"]["format"] == "hftbacktest"
+    assert manifest["frames"] == binance_counts["lines"]
+    assert manifest["source"]["format"] == "hftbacktest"
     frames = list(read_frames(tmp_path / "eth"))
     with gzip.open(binance_capture, "rb") as lines:
         first = next(lines).rstrip(b"\n")
@@ -19,7 +20,7 @@ def test_import_real_hftbacktest_capture(binance_capture, tmp_path):
     kinds = {}
     for frame in frames:
         kinds[frame.target] = kinds.get(frame.target, 0) + 1
-    assert kinds == {"bookTicker": 24_077, "trade": 6_106, "depth@100ms": 3_434, "depthSnapshot": 1}
+    assert kinds == {k: v for k, v in binance_counts.items() if k not in ("lines", "trade_minutes")}
     assert {f.symbol for f in frames if f.target == "trade"} == {"ETHUSDT"}
     assert all(f.exch_ns for f in frames if f.target == "trade")
 
