@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 from rtcap.replay.faults import MALFORMED_RECORD, FaultPlan
-from rtcap.replay.history import SyntheticHistory
+from rtcap.replay.history import SyntheticHistory, calendar_bars
 from rtcap.replay.hub import HubSession, HubState
 from rtcap.replay.tokens import TokenIssuer
 
@@ -36,13 +36,13 @@ from rtcap.instruments import CME_FUTURES, InstrumentSpec, default_session
 from rtcap.models import Bar, Frame
 from rtcap.pipeline import Pipeline
 from rtcap.timeframes import Grid
-from rtcap.timeutil import ns_to_datetime, parse_iso_ns
+from rtcap.timeutil import NS, ns_to_datetime, parse_iso_ns
 
 log = logging.getLogger("rtcap.gateway")
 
 MAX_MESSAGE = 16 * 1024 * 1024
 MAX_BARS_PER_RESPONSE = 20_000
-HISTORY_UNITS = {1: "sec", 2: "min", 3: "hr", 4: "day"}
+HISTORY_UNITS = {1: "sec", 2: "min", 3: "hr", 4: "day", 5: "week", 6: "month"}
 HANDSHAKE_TIMEOUT_S = 15.0
 SIM_ACCOUNT = {
     "id": 1,
@@ -116,8 +116,12 @@ class GatewayServer:
         history: dict[str, SyntheticHistory] | None = None,
         keepalive_s: float = 15.0,
         max_pending: int = 500_000,
+        wait_for_client: bool = False,
     ) -> None:
         self.source = source
+        # A replay should start when someone is listening, not play to an empty room.
+        self.wait_for_client = wait_for_client
+        self.first_client = asyncio.Event()
         self.contracts = {
             cid: Contract(cid, CME_FUTURES.get(symbol), symbol) for symbol, cid in contracts.items()
         }
@@ -209,6 +213,8 @@ class GatewayServer:
 
     async def _feed(self) -> None:
         try:
+            if self.wait_for_client:
+                await self.first_client.wait()
             async for batch in _batches(self.source):
                 for frame in batch:
                     self._route(frame)
@@ -391,7 +397,8 @@ class GatewayServer:
         unit, count = int(body.get("unit", 2)), int(body.get("unitNumber", 1))
         if unit not in HISTORY_UNITS:
             raise ValueError(
-                f"unit {unit} is not served: use 1 (second), 2 (minute), 3 (hour) or 4 (day)"
+                f"unit {unit} is not served: use 1 (second), 2 (minute), 3 (hour), 4 (day), "
+                "5 (week) or 6 (month)"
             )
         if count < 1:
             raise ValueError("unitNumber must be at least 1")
@@ -399,19 +406,37 @@ class GatewayServer:
         end = parse_iso_ns(str(body["endTime"]))
         limit = min(int(body.get("limit") or MAX_BARS_PER_RESPONSE), MAX_BARS_PER_RESPONSE)
         tz, session = default_session(contract.symbol)
-        grid = Grid(f"{count}{HISTORY_UNITS[unit]}", tz, session)
-        base = self._base_bars(contract.symbol, "1sec" if unit == 1 else "1min")
-        bars = [bar for bar in resample(base, grid) if start <= bar.start_ns < end]
+        name = HISTORY_UNITS[unit]
+        if name == "sec":
+            base = self._base_bars(contract.symbol, "1sec", start - 60 * NS, end)
+            bars = resample(base, Grid(f"{count}sec", tz, session))
+        elif name in ("week", "month"):
+            days = resample(self._base_bars(contract.symbol, "1min"), Grid("1day", tz, session))
+            bars = _every(calendar_bars(days, name, tz), count)
+        else:
+            base = self._base_bars(contract.symbol, "1min")
+            bars = resample(base, Grid(f"{count}{name}", tz, session))
+        bars = [bar for bar in bars if start <= bar.start_ns < end]
         forming_start = self._forming_start(contract.symbol)
         if not body.get("includePartialBar", False) and forming_start is not None:
             bars = [bar for bar in bars if bar.end_ns <= forming_start]
         return bars[-limit:] if limit > 0 else []
 
-    def _base_bars(self, symbol: str, label: str) -> list[Bar]:
+    def _base_bars(
+        self, symbol: str, label: str, start_ns: int = 0, end_ns: int = 1 << 62
+    ) -> list[Bar]:
+        """Generated history (seconds only for the window asked), then the bars built live."""
         history = self.history.get(symbol)
-        older = history.minute_bars() if history is not None and label == "1min" else []
+        if history is None:
+            older = []
+        elif label == "1min":
+            older = history.minute_bars()
+        else:
+            older = history.second_bars(start_ns, end_ns)
         state = self.pipeline.instruments.get(symbol)
         live = state.builder.bars(label) if state is not None else []
+        if older and live:
+            older = [bar for bar in older if bar.start_ns < live[0].start_ns]
         return older + live
 
     def _forming_start(self, symbol: str) -> int | None:
@@ -428,6 +453,7 @@ class GatewayServer:
         queue: asyncio.Queue = asyncio.Queue()
         self.raw_clients[ws] = queue
         self.stats["connections"] += 1
+        self.first_client.set()
 
         async def write() -> None:
             while not ws.closed:
@@ -514,6 +540,8 @@ class GatewayServer:
                 reply = conn.session.receive(message.data)
                 for record in reply.send:
                     conn.push(record)
+                if conn.session.subscriptions:
+                    self.first_client.set()
                 if reply.subscribed_accounts:
                     conn.push(
                         signalr.encode(
@@ -663,6 +691,30 @@ TRADING_PATHS = (
     "Position/closeContract",
     "Position/partialCloseContract",
 )
+
+
+def _every(bars: list[Bar], count: int) -> list[Bar]:
+    """Consecutive groups of ``count`` bars folded into one (2 weeks, 3 months…)."""
+    if count == 1:
+        return bars
+    out = []
+    for index in range(0, len(bars), count):
+        group = bars[index : index + count]
+        first, last = group[0], group[-1]
+        out.append(
+            Bar(
+                first.timeframe,
+                first.start_ns,
+                last.end_ns,
+                first.open,
+                max(b.high for b in group),
+                min(b.low for b in group),
+                last.close,
+                sum(b.volume for b in group),
+                sum(b.trades for b in group),
+            )
+        )
+    return out
 
 
 def _iso(ns: int) -> str:

@@ -1,15 +1,25 @@
-"""Bar history for the gateway's ``/History/retrieveBars``.
+"""Bar history for the gateway's ``/History/retrieveBars``, at every unit the API has.
 
 For the simulated market, history before the live start is generated from the seed: a minute
 random walk run *backwards* from the price the live simulator starts at, so the last historical
 close meets the first live print. CME hours are respected (no bars on Saturdays, before the
 Sunday 17:00 open, after the Friday 16:00 close, or in the daily 16:00–17:00 halt).
+
+Every other resolution is derived so that all of them agree:
+
+* seconds: each minute bar is split, deterministically from the seed and the minute, into one
+  bar per second that traded (at most 60), whose fold is exactly that minute bar (open, high,
+  low, close and volume); seconds without trades have no bar, as on the real gateway;
+* hours and days: folds of the minute bars on the instrument's session grid;
+* weeks and months: folds of the daily bars by the trading day's ISO week or calendar month.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import random
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from rtcap.bars import resample
 from rtcap.instruments import CME_TIMEZONE, InstrumentSpec
@@ -18,6 +28,7 @@ from rtcap.timeframes import Grid
 from rtcap.timeutil import NS, zone
 
 MINUTE = 60 * NS
+SECOND = NS
 
 
 def cme_open(moment: datetime) -> bool:
@@ -37,7 +48,8 @@ class SyntheticHistory:
         self.spec = spec
         self.end_ns = end_ns - end_ns % MINUTE
         self.days = days
-        self._rng = random.Random(f"rtcap-history:{seed}:{spec.symbol}")
+        self._seed_text = f"rtcap-history:{seed}:{spec.symbol}"
+        self._rng = random.Random(self._seed_text)
         self._end_ticks = round(end_price / spec.tick_size)
         self._bars: list[Bar] | None = None
 
@@ -46,6 +58,66 @@ class SyntheticHistory:
         if self._bars is None:
             self._bars = self._generate()
         return self._bars
+
+    def second_bars(self, start_ns: int, end_ns: int) -> list[Bar]:
+        """The 1-second bars inside the minutes that overlap ``[start_ns, end_ns)``."""
+        minutes = self.minute_bars()
+        starts = [bar.start_ns for bar in minutes]
+        first = bisect.bisect_left(starts, start_ns - start_ns % MINUTE)
+        last = bisect.bisect_left(starts, end_ns)
+        out: list[Bar] = []
+        for minute in minutes[first:last]:
+            out.extend(self._split_minute(minute))
+        return out
+
+    def _split_minute(self, minute: Bar) -> list[Bar]:
+        """Second bars whose fold is exactly ``minute`` (its own seed: any window agrees)."""
+        tick = self.spec.tick_size
+        rng = random.Random(f"{self._seed_text}:{minute.start_ns}")
+        volume = int(minute.volume)
+        active = min(60, max(1, volume))
+        if active == 1:
+            return [
+                Bar(
+                    "1sec",
+                    minute.start_ns,
+                    minute.start_ns + SECOND,
+                    minute.open,
+                    minute.high,
+                    minute.low,
+                    minute.close,
+                    minute.volume,
+                    minute.trades,
+                )
+            ]
+        seconds = sorted(rng.sample(range(60), active))
+        o, h = round(minute.open / tick), round(minute.high / tick)
+        low, c = round(minute.low / tick), round(minute.close / tick)
+        closes = [rng.randint(low, h) for _ in range(active - 1)] + [c]
+        at_high, at_low = rng.randrange(active), rng.randrange(active)
+        volumes = _split(volume, active, rng)
+        trades = _split(max(minute.trades, active), active, rng)
+        bars, previous = [], o
+        for index, second in enumerate(seconds):
+            close = closes[index]
+            top = h if index == at_high else max(previous, close)
+            bottom = low if index == at_low else min(previous, close)
+            start = minute.start_ns + second * SECOND
+            bars.append(
+                Bar(
+                    "1sec",
+                    start,
+                    start + SECOND,
+                    previous * tick,
+                    top * tick,
+                    bottom * tick,
+                    close * tick,
+                    volumes[index],
+                    trades[index],
+                )
+            )
+            previous = close
+        return bars
 
     def _generate(self) -> list[Bar]:
         rng, tick = self._rng, self.spec.tick_size
@@ -88,3 +160,44 @@ def window(bars: list[Bar], grid: Grid, start_ns: int, end_ns: int) -> list[Bar]
     """Bars of ``grid`` built from finer ``bars`` whose start lies in ``[start_ns, end_ns)``."""
     inside = [bar for bar in bars if start_ns <= bar.start_ns < end_ns]
     return [bar for bar in resample(inside, grid) if start_ns <= bar.start_ns < end_ns]
+
+
+def _split(total: int, parts: int, rng: random.Random) -> list[int]:
+    """``total`` as ``parts`` positive integers (``total >= parts``), seeded."""
+    cuts = sorted(rng.sample(range(1, total), parts - 1)) if parts > 1 else []
+    edges = [0, *cuts, total]
+    return [b - a for a, b in itertools.pairwise(edges)]
+
+
+def calendar_bars(daily: list[Bar], unit: str, tz: str) -> list[Bar]:
+    """Fold daily bars into weeks (ISO, by trading day) or calendar months (``"week"`` or
+    ``"month"``); a bar starts where its first day starts and ends where its last day ends."""
+    local = zone(tz)
+    out: list[Bar] = []
+    key = None
+    for day in daily:
+        # The trading day is the date its session ends on (a CME day opens the evening before).
+        date = (datetime.fromtimestamp(day.end_ns // NS, local) - timedelta(seconds=1)).date()
+        this = date.isocalendar()[:2] if unit == "week" else (date.year, date.month)
+        if this != key:
+            key = this
+            out.append(
+                Bar(
+                    unit,
+                    day.start_ns,
+                    day.end_ns,
+                    day.open,
+                    day.high,
+                    day.low,
+                    day.close,
+                    day.volume,
+                    day.trades,
+                )
+            )
+            continue
+        bar = out[-1]
+        bar.end_ns, bar.close = day.end_ns, day.close
+        bar.high, bar.low = max(bar.high, day.high), min(bar.low, day.low)
+        bar.volume += day.volume
+        bar.trades += day.trades
+    return out

@@ -43,6 +43,8 @@ class EmbeddedMarket:
             "kind": "sim",
             "seed": self.feed.seed,
             "rate": self.feed.rate,
+            "instruments": [spec.symbol for spec in self.feed.market.specs],
+            "start_ns": self.feed.start_ns,  # where the seeded history ends (replay --serve)
             "contracts": self.feed.contracts,
             "api_url": self.api_url,
             "market_hub_url": self.market_hub_url,

@@ -179,6 +179,7 @@ async def _serve(server: GatewayServer, feed: SimulatedFeed, key_required: bool)
     click.echo(f"  user hub    {urls['user_hub']}")
     click.echo(f"  contracts   {contracts}")
     click.echo(f"  API key     {'the one given with --api-key' if key_required else 'any'}")
+    click.echo(f"  SDK         PROJECTX_API_URL={urls['api']} python -m rtcap.sdk_shim strategy.py")
     if server.faults.any:
         click.echo(f"  faults      {server.faults}")
     click.echo("Ctrl+C to stop.", nl=True)

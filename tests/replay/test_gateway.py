@@ -253,8 +253,8 @@ async def test_history_bars_are_seeded_and_continuous_with_the_live_stream():
         _, body = await rest(server, "/History/retrieveBars", hourly, token)
         assert len(body["bars"]) == 3
         assert {parse_iso_ns(b["t"]) % (3600 * 10**9) for b in body["bars"]} == {0}
-        _, body = await rest(server, "/History/retrieveBars", {**request, "unit": 5}, token)
-        assert body["success"] is False and "unit 5" in body["errorMessage"]
+        _, body = await rest(server, "/History/retrieveBars", {**request, "unit": 9}, token)
+        assert body["success"] is False and "unit 9" in body["errorMessage"]
         status, body = await rest(
             server, "/History/retrieveBars", {**request, "contractId": "X"}, token
         )
@@ -321,3 +321,90 @@ async def test_sdk_heartbeat_is_accepted_quietly_on_both_hubs(caplog):
         await market.close()
         await user.close()
     assert not [r for r in caplog.records if "Heartbeat" in r.getMessage()]
+
+
+def fold(bars):
+    return (
+        bars[0]["o"],
+        max(b["h"] for b in bars),
+        min(b["l"] for b in bars),
+        bars[-1]["c"],
+        sum(b["v"] for b in bars),
+    )
+
+
+async def test_history_exists_at_every_unit_and_every_resolution_folds_into_the_next():
+    async with running_gateway(rate=400, days=3) as server:
+        token = await login(server)
+        mnq = server_contract(server, "MNQ")
+        await asyncio.sleep(1.5)
+        now = server.source.start_ns + 2 * 10**9
+        day_ago = now - 86_400 * 10**9
+
+        async def bars(unit, number, start=day_ago, end=now, partial=False):
+            request = {
+                "contractId": mnq,
+                "live": False,
+                "startTime": _iso(start),
+                "endTime": _iso(end),
+                "unit": unit,
+                "unitNumber": number,
+                "limit": 20_000,
+                "includePartialBar": partial,
+            }
+            status, body = await rest(server, "/History/retrieveBars", request, token)
+            assert status == 200 and body["success"], body
+            return sorted(body["bars"], key=lambda b: b["t"])
+
+        seconds15, minutes, minutes5 = await bars(1, 15), await bars(2, 1), await bars(2, 5)
+        assert len(minutes) >= 1000 and len(seconds15) > 2 * len(minutes)  # 1 day of each
+        by_start = {parse_iso_ns(b["t"]): b for b in minutes}
+        for bar in minutes5[:50]:
+            start = parse_iso_ns(bar["t"])
+            inside = [by_start[t] for t in sorted(by_start) if start <= t < start + 300 * 10**9]
+            assert fold([bar]) == fold(inside)  # 5 minutes = the fold of their minutes
+        # A whole hour of history at 1 second: each minute is the fold of its seconds.
+        hour_start = parse_iso_ns(minutes[len(minutes) // 2]["t"])
+        seconds = await bars(1, 1, hour_start, hour_start + 3600 * 10**9)
+        assert seconds and all(b["v"] >= 1 for b in seconds)
+        for minute in (
+            b for b in minutes if hour_start <= parse_iso_ns(b["t"]) < hour_start + 3600 * 10**9
+        ):
+            start = parse_iso_ns(minute["t"])
+            inside = [b for b in seconds if start <= parse_iso_ns(b["t"]) < start + 60 * 10**9]
+            assert fold([minute]) == pytest.approx(fold(inside)), minute["t"]
+        again = await bars(1, 1, hour_start + 600 * 10**9, hour_start + 1200 * 10**9)
+        assert again == [b for b in seconds if b in again] and len(again) > 100  # any window agrees
+        # The last second of history closes where the live walk starts.
+        history_end = server.history["MNQ"].minute_bars()[-1].end_ns
+        latest = await bars(1, 1, history_end - 600 * 10**9, history_end)
+        assert latest[-1]["c"] == server.source.market.start_price("MNQ")
+        week = now - 7 * 86_400 * 10**9
+        hours, days = await bars(3, 1), await bars(4, 1, week, partial=True)
+        weeks = await bars(5, 1, now - 30 * 86_400 * 10**9, partial=True)  # still forming
+        months = await bars(6, 1, now - 90 * 86_400 * 10**9, partial=True)
+        assert hours and days and weeks and months
+        assert sum(b["v"] for b in weeks) == pytest.approx(sum(b["v"] for b in days))
+        assert sum(b["v"] for b in months) == pytest.approx(sum(b["v"] for b in days))
+
+
+def test_second_history_is_the_same_from_the_same_seed_whatever_the_window():
+    from rtcap.replay.history import SyntheticHistory
+
+    from rtcap.instruments import spec_for
+
+    end = 1_764_000_000 * 10**9
+    one = SyntheticHistory(7, spec_for("MNQ"), end, 21000.0, 1)
+    two = SyntheticHistory(7, spec_for("MNQ"), end, 21000.0, 1)
+    other = SyntheticHistory(8, spec_for("MNQ"), end, 21000.0, 1)
+    window = (end - 7200 * 10**9, end - 3600 * 10**9)
+    assert one.second_bars(*window) == two.second_bars(*window)
+    assert one.second_bars(*window) != other.second_bars(*window)
+    part = one.second_bars(window[0] + 600 * 10**9, window[0] + 660 * 10**9)
+    assert part and all(bar in one.second_bars(*window) for bar in part)
+
+
+def _iso(ns):
+    from rtcap.timeutil import format_iso_ns
+
+    return format_iso_ns(ns)
