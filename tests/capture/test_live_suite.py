@@ -34,3 +34,24 @@ async def test_suite_without_source_streams_the_embedded_market_with_history_and
     )
     assert trades >= len(ticks)  # the capture holds at least what the suite saw
     assert orjson.loads(frames[0].payload)["url"].endswith("access_token=REDACTED")
+
+
+async def test_suite_loads_history_for_every_timeframe_seconds_included(monkeypatch):
+    monkeypatch.delenv("PROJECTX_API_KEY", raising=False)
+    monkeypatch.delenv("PROJECT_X_API_KEY", raising=False)
+    suite = await TradingSuite.create(["MNQ"], timeframes=["15sec", "1min"], initial_days=1)
+    seconds = await suite["MNQ"].data.get_data("15sec")
+    minutes = await suite["MNQ"].data.get_data("1min")
+    assert minutes.height > 500 and seconds.height > 2 * minutes.height
+    first_bar = []
+
+    async def on_new_bar(event):
+        if event.data["timeframe"] == "15sec" and not first_bar:
+            data = await suite["MNQ"].data.get_data("15sec")
+            first_bar.append(data[-2])  # what SDK-style scripts do on the first NEW_BAR
+
+    await suite["MNQ"].on(EventType.NEW_BAR, on_new_bar)
+    await suite["MNQ"].wait_for(EventType.NEW_BAR, timeout=30)
+    await suite.disconnect()
+    assert first_bar and first_bar[0]["volume"][0] > 0
+    assert seconds["close"][-1] == minutes["close"][-1]  # both end where the live walk began

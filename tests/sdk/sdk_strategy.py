@@ -41,8 +41,12 @@ async def main() -> None:
     await suite.on(EventType.QUOTE_UPDATE, on_quote)
     await suite.realtime.add_callback("market_trade", on_trade)
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while loop.time() < deadline and not all(counts["new_bar"][tf] for tf in TIMEFRAMES):
+    started = loop.time()
+    at_least = min(seconds, float(os.environ.get("SDK_MIN_SECONDS", "10")))
+    while loop.time() < started + seconds:
+        seen_every_bar = all(counts["new_bar"][tf] for tf in TIMEFRAMES)
+        if seen_every_bar and loop.time() >= started + at_least:
+            break
         await asyncio.sleep(0.5)
     counts["contract"] = suite["MNQ"].instrument_info.id
     await suite.disconnect()
