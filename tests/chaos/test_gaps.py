@@ -19,16 +19,22 @@ def gap_rows(capture):
     return [orjson.loads(f.payload) for f in read_frames(capture) if f.kind == "gap"]
 
 
-def test_a_stall_shorter_than_the_stale_timeout_is_a_silence_row(tmp_path):
-    sim = harness.start_sim(rate=300, extra=("--stall-after", "1s", "--stall-for", "2.5s"))
+def record_faulty_sim(capture, sim_faults, recorder_options, seconds):
+    """Record ``rtcap sim`` with these faults for ``seconds``; the recorder must exit 0."""
+    sim = harness.start_sim(rate=300, extra=sim_faults)
     try:
-        capture = tmp_path / "cap"
-        process = harness.start_recorder(capture, sim, "--silence-after", "1s")
-        time.sleep(5.0)
+        process = harness.start_recorder(capture, sim, *recorder_options)
+        time.sleep(seconds)
         code, _, err = harness.stop(process)
     finally:
         sim.stop()
     assert code == 0, err
+
+
+def test_a_stall_shorter_than_the_stale_timeout_is_a_silence_row(tmp_path):
+    capture = tmp_path / "cap"
+    stall = ("--stall-after", "1s", "--stall-for", "2.5s")
+    record_faulty_sim(capture, stall, ("--silence-after", "1s"), 5.0)
     (silence,) = [g for g in gap_rows(capture) if g["kind"] == "silence"]
     assert 2.3 <= silence["seconds"] <= 4.0  # the stall, measured between two messages
     assert not [g for g in gap_rows(capture) if g["kind"] == "connection"]  # never reconnected
@@ -39,15 +45,9 @@ def test_a_stall_shorter_than_the_stale_timeout_is_a_silence_row(tmp_path):
 
 
 def test_stale_detection_writes_down_the_silence_before_it(tmp_path):
-    sim = harness.start_sim(rate=300, extra=("--stall-after", "1s", "--stall-for", "30s"))
-    try:
-        capture = tmp_path / "cap"
-        process = harness.start_recorder(capture, sim, "--stale-after", "2s")
-        time.sleep(4.5)
-        code, _, err = harness.stop(process)
-    finally:
-        sim.stop()
-    assert code == 0, err
+    capture = tmp_path / "cap"
+    stall = ("--stall-after", "1s", "--stall-for", "30s")
+    record_faulty_sim(capture, stall, ("--stale-after", "2s"), 4.5)
     gaps = gap_rows(capture)
     silence = [g for g in gaps if g["kind"] == "silence"]
     connection = [g for g in gaps if g["kind"] == "connection"]
@@ -86,17 +86,9 @@ def test_a_gateway_restart_is_a_reconnect_with_a_fresh_login(tmp_path):
 
 
 def test_a_message_over_the_limit_leaves_an_error_row(tmp_path):
-    sim = harness.start_sim(
-        rate=200, extra=("--oversized-after", "1s", "--oversized-bytes", str(17 * 1024 * 1024))
-    )
-    try:
-        capture = tmp_path / "cap"
-        process = harness.start_recorder(capture, sim, "--backoff-max", "0.5s")
-        time.sleep(4.0)
-        code, _, err = harness.stop(process)
-    finally:
-        sim.stop()
-    assert code == 0, err
+    capture = tmp_path / "cap"
+    oversized = ("--oversized-after", "1s", "--oversized-bytes", str(17 * 1024 * 1024))
+    record_faulty_sim(capture, oversized, ("--backoff-max", "0.5s"), 4.0)
     frames = list(read_frames(capture))
     errors = [orjson.loads(f.payload) for f in frames if f.kind == "error"]
     too_big = [e for e in errors if e["event"] == "message_too_big"]
