@@ -173,8 +173,15 @@ def import_lines(
     try:
         return _import(path, target, fmt, seal_level, ts_unit)
     except BaseException:
+        # Remove only what this import made, so that running it again simply works.
         if created:
-            shutil.rmtree(target, ignore_errors=True)  # only what this import made
+            shutil.rmtree(target, ignore_errors=True)
+        else:  # it was an empty directory: empty it again
+            for child in target.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
         raise
 
 

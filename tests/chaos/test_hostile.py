@@ -250,6 +250,9 @@ def test_corrupt_compressed_imports_fail_cleanly_and_leave_nothing(tmp_path):
         target = tmp_path / f"cap-{name}"
         one_line_error(run("import", source, target, "--format", "hftbacktest"), str(source))
         assert not target.exists()  # no half-made capture blocks the retry
+        target.mkdir()  # an empty folder made beforehand is emptied again, not removed
+        one_line_error(run("import", source, target, "--format", "hftbacktest"), str(source))
+        assert target.is_dir() and not any(target.iterdir())
 
 
 @pytest.mark.parametrize(
