@@ -171,6 +171,8 @@ class Recorder:
             for session in sessions:
                 if not session.done():
                     session.cancel()
+            # No row may arrive while the writer closes on its thread.
+            await asyncio.gather(*sessions, return_exceptions=True)
             self._sink(Frame(0, time.time_ns(), time.monotonic_ns(), 0, "clock", CLOCK))
             await self._finish()
         if self.error is not None:
@@ -198,7 +200,12 @@ class Recorder:
                 except OSError as exc:
                     raise JournalWriteError(exc) from exc
             if writer.should_rotate() and not self.stop.is_set():
-                writer.seal_later(await asyncio.to_thread(writer.rotate))
+                closed = writer.rotate()  # on this thread: appends go to the next segment now
+                try:
+                    await asyncio.to_thread(writer.finish_segment, closed)
+                except OSError as exc:
+                    raise JournalWriteError(exc) from exc
+                writer.seal_later(closed)
             failures = writer.stats.seal_failures
             for problem in failures[reported:]:
                 log.warning("%s; recording goes on, the seal is retried", problem)

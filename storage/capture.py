@@ -130,6 +130,7 @@ class OpenSegment:
     bars_path: Path
     bars: JournalWriter | None = None
     fsync: str = "interval"
+    last_block: tuple | None = None  # rows taken at rotation, not yet journaled
 
     def write_bars(self, table: pa.Table, now: float) -> None:
         if self.bars is None:
@@ -386,16 +387,24 @@ class CaptureWriter:
         )
 
     def rotate(self, *, start_next: bool = True) -> OpenSegment:
-        """Flush, close the open segment's journals and open the next segment's; returns the
-        closed segment, to hand to :meth:`seal_later` (or :meth:`seal_now`)."""
-        self.flush()
+        """Switch appends to the next segment's journal (on the appending thread); returns the
+        closed segment with its last rows, for :meth:`finish_segment` (any thread) and then
+        :meth:`seal_later` or :meth:`seal_now`."""
         closed = self.segment
-        closed.close()
+        closed.last_block = self.take_block()[1:]
         if start_next:
             self._start_segment()
         else:
             self.segment = None
         return closed
+
+    def finish_segment(self, segment: OpenSegment) -> None:
+        """Journal a closed segment's last rows and close its journals (idempotent)."""
+        if segment.last_block is not None:
+            columns, bars = segment.last_block
+            self.write_block(segment, columns, bars)
+            segment.last_block = None
+        segment.close()
 
     def seal_later(self, segment: OpenSegment) -> None:
         """Queue a closed segment for the sealer thread; recording does not wait for it."""
@@ -403,6 +412,7 @@ class CaptureWriter:
 
     def seal_now(self, segment: OpenSegment) -> dict | None:
         """Seal a closed segment on this thread (raises on failure; the journal stays)."""
+        self.finish_segment(segment)
         return self._seal(segment)
 
     # --- sealing -------------------------------------------------------------------------
@@ -534,7 +544,9 @@ class CaptureWriter:
         the manifest says so, and ``rtcap recover`` seals it once the cause is fixed."""
         try:
             if self.segment is not None:
-                self.seal_later(self.rotate(start_next=False))
+                closed = self.rotate(start_next=False)
+                self.finish_segment(closed)
+                self.seal_later(closed)
             self._closing.set()
             if self._sealer is not None:
                 self._seal_queue.put(None)
