@@ -516,10 +516,7 @@ class CaptureWriter:
                 self.manifest = updated
                 self.session = session
         except BaseException:
-            for published in [entry] if entry else []:
-                for file in published["files"]:
-                    with contextlib.suppress(OSError):
-                        (self.path / file["path"]).unlink()
+            tail.sealer.abort()  # its files are unlisted: the journal still holds every row
             if bar_file is not None:
                 with contextlib.suppress(OSError):
                     (self.path / bar_file["path"]).unlink()
@@ -527,12 +524,16 @@ class CaptureWriter:
         if entry is not None:
             self.sealed_bytes += sum(f["bytes"] for f in entry["files"])
         self.stats.seals += 1
-        if frames.damage:
-            keep_damaged(self.path, segment.frames.path)
-        else:
-            segment.frames.path.unlink()
+        # Sealed and listed: from here on nothing may make it seal again. A journal that cannot
+        # be removed stays for `rtcap recover`, which finds all its rows sealed and removes it.
+        with contextlib.suppress(OSError):
+            if frames.damage:
+                keep_damaged(self.path, segment.frames.path)
+            else:
+                segment.frames.path.unlink()
         if segment.bars is not None:
-            segment.bars_path.unlink()
+            with contextlib.suppress(OSError):
+                segment.bars_path.unlink()
         return entry
 
     # --- closing -------------------------------------------------------------------------
