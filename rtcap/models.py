@@ -87,7 +87,8 @@ class DepthUpdate:
     """A batch of order-book level changes for one instrument.
 
     ``first_id``/``last_id`` carry exchange update ids where the feed has them (Binance ``U``/``u``,
-    or ``lastUpdateId`` of a snapshot), for gap detection. ``snapshot`` marks a full book.
+    or ``lastUpdateId`` of a snapshot), for gap detection; ``prev_id`` the ``pu`` of futures
+    diffs. ``snapshot`` marks a full book.
     """
 
     symbol: str
@@ -98,6 +99,7 @@ class DepthUpdate:
     first_id: int | None = None
     last_id: int | None = None
     snapshot: bool = False
+    prev_id: int | None = None  # Binance USD-M futures ``pu``: the ``u`` this diff follows
 
 
 @dataclass(slots=True)

@@ -21,6 +21,7 @@ BINANCE_COUNTS = {
         "depth@100ms": 3_434,
         "depthSnapshot": 1,
         "trade_minutes": 7,
+        "book_ticker_pairs": 577,
     },
     BINANCE_SLICE.name: {
         "lines": 17_492,
@@ -29,6 +30,7 @@ BINANCE_COUNTS = {
         "depth@100ms": 1_788,
         "depthSnapshot": 1,
         "trade_minutes": 4,
+        "book_ticker_pairs": 287,
     },
 }
 

@@ -77,6 +77,7 @@ class BinanceCodec(SinkCodec):
                 frame.seq,
                 data["U"],
                 data["u"],
+                prev_id=data.get("pu"),
             )
             self._last_symbol[frame.stream] = update.symbol
             sink.depth(update)

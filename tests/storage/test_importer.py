@@ -20,7 +20,11 @@ def test_import_real_hftbacktest_capture(binance_capture, binance_counts, tmp_pa
     kinds = {}
     for frame in frames:
         kinds[frame.target] = kinds.get(frame.target, 0) + 1
-    assert kinds == {k: v for k, v in binance_counts.items() if k not in ("lines", "trade_minutes")}
+    assert kinds == {
+        k: v
+        for k, v in binance_counts.items()
+        if k in ("bookTicker", "trade", "depth@100ms", "depthSnapshot")
+    }
     assert {f.symbol for f in frames if f.target == "trade"} == {"ETHUSDT"}
     assert all(f.exch_ns for f in frames if f.target == "trade")
 
