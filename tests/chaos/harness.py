@@ -148,39 +148,49 @@ class Loss:
     tail_ms: float
 
 
+def channel_of(record: bytes) -> tuple[str, str]:
+    """(target, contract) of a market record: each is its own stream from its subscription."""
+    message = orjson.loads(record)
+    return message["target"], message["arguments"][0]
+
+
 def compare(victim: Path, reference: Path, fault_ns: int) -> Loss:
-    """Assert the victim's records are one unbroken run of the reference's; measure the tail
-    the victim lacks up to ``fault_ns``."""
-    ours = market_records(victim)
-    theirs = market_records(reference)
+    """Assert that, channel by channel (target and contract, since each starts when it is
+    subscribed), the victim's records are one unbroken run of the reference's; measure the
+    tail the victim lacks up to ``fault_ns``."""
+    ours, theirs = market_records(victim), market_records(reference)
     assert ours, "the victim kept no market data at all"
-    kept = [record for _, record in ours]
-    # Records can repeat byte for byte (two equal quotes in one millisecond): try every place
-    # the victim's first record occurs in the reference.
-    starts = [i for i, (_, record) in enumerate(theirs) if record == kept[0]]
-    assert starts, "the victim's first record is not in the reference at all"
-    start = next(
-        (i for i in starts if [r for _, r in theirs[i : i + len(kept)]] == kept), starts[0]
-    )
-    run = [record for _, record in theirs[start : start + len(kept)]]
-    if kept != run:
-        first = next(
-            (i for i, (a, b) in enumerate(zip(kept, run, strict=False)) if a != b), len(run)
-        )
-        lifecycle = [
-            (f.seq, f.kind, f.payload[:120])
-            for f in read_frames(victim)
-            if f.kind in ("open", "close", "gap", "error")
-        ]
-        raise AssertionError(
-            f"the victim's records have a hole at record {first} of {len(kept)} "
-            f"(victim {kept[first][:100]!r}, reference {run[first : first + 1]!r}); "
-            f"victim lifecycle rows: {lifecycle}"
-        )
-    last = start + len(ours) - 1
-    lacking = [t for t, _ in theirs[last + 1 :] if t <= fault_ns]
+    lacking = 0
+    for channel in sorted({channel_of(r) for _, r in ours}):
+        kept = [(t, r) for t, r in ours if channel_of(r) == channel]
+        offered = [(t, r) for t, r in theirs if channel_of(r) == channel]
+        start = _run_start([r for _, r in kept], [r for _, r in offered], victim, channel)
+        after = offered[start + len(kept) :]
+        lacking += sum(1 for t, _ in after if t <= fault_ns)
     tail_ms = (fault_ns - ours[-1][0]) / 1e6 if lacking else 0.0
-    return Loss(len(ours), len(lacking), max(0.0, tail_ms))
+    return Loss(len(ours), lacking, max(0.0, tail_ms))
+
+
+def _run_start(kept: list[bytes], offered: list[bytes], victim: Path, channel) -> int:
+    """Where ``kept`` runs unbroken inside ``offered``. Records can repeat byte for byte (two
+    equal quotes in one millisecond), so every place the first one occurs is tried."""
+    starts = [i for i, record in enumerate(offered) if record == kept[0]]
+    assert starts, f"{channel}: the victim's first record is not in the reference"
+    for start in starts:
+        if offered[start : start + len(kept)] == kept:
+            return start
+    run = offered[starts[0] : starts[0] + len(kept)]
+    first = next((i for i, (a, b) in enumerate(zip(kept, run, strict=False)) if a != b), len(run))
+    lifecycle = [
+        (f.seq, f.kind, f.payload[:120])
+        for f in read_frames(victim)
+        if f.kind in ("open", "close", "gap", "error")
+    ]
+    raise AssertionError(
+        f"{channel}: the victim's records have a hole at record {first} of {len(kept)} "
+        f"(victim {kept[first][:100]!r}, reference {run[first : first + 1]!r}); "
+        f"victim lifecycle rows: {lifecycle}"
+    )
 
 
 @contextlib.contextmanager
