@@ -18,6 +18,7 @@ import aiohttp
 import orjson
 from rtcap.capture.redact import redact_message
 from rtcap.capture.session import FatalFeedError
+from rtcap.capture.snapshots import DepthSnapshots, is_futures, rest_url_for
 
 from rtcap.codecs import projectx, signalr
 from rtcap.models import Bar
@@ -238,8 +239,15 @@ class ProjectXUserFeed:
         self.auth.forget()
 
 
+def is_diff_depth(kind: str) -> bool:
+    """``depth`` / ``depth@100ms`` (diffs that need a snapshot), not ``depth20`` (partial
+    books that are snapshots themselves)."""
+    return kind == "depth" or kind.startswith("depth@")
+
+
 class BinanceFeed:
-    """Binance combined streams, e.g. ``btcusdt@trade/ethusdt@depth@100ms``."""
+    """Binance combined streams, e.g. ``btcusdt@trade/ethusdt@depth@100ms``. With a diff-depth
+    stream it also records REST depth snapshots (:mod:`rtcap.capture.snapshots`)."""
 
     carries_sequence_ids = True  # trade ids and depth update ids
 
@@ -249,13 +257,21 @@ class BinanceFeed:
         streams: list[str],
         *,
         base_url: str = BINANCE_URL,
+        rest_url: str | None = None,
         stream: str = "binance",
+        snapshot_interval_s: float | None = None,
     ) -> None:
         if not symbols or not streams:
             raise ValueError("Binance needs --symbols and --streams, e.g. btcusdt and trade")
         self.names = [f"{s.lower()}@{kind}" for s in symbols for kind in streams]
         self.base_url = base_url.rstrip("/")
         self.stream = stream
+        depth = [s.upper() for s in symbols] if any(map(is_diff_depth, streams)) else []
+        rest = rest_url or rest_url_for(self.base_url)
+        options = {} if snapshot_interval_s is None else {"min_interval_s": snapshot_interval_s}
+        self.snapshots = (
+            DepthSnapshots(rest, depth, futures=is_futures(rest), **options) if depth else None
+        )
 
     @property
     def subscriptions(self) -> list[str]:
@@ -268,7 +284,10 @@ class BinanceFeed:
         return f"{self.base_url}/stream?streams={'/'.join(self.names)}"
 
     async def after_connect(self, send: Callable, ws) -> None:
-        return None
+        # Diffs are already flowing (the streams are in the URL): the book buffers them until
+        # the snapshot, which must be younger than the first diff, as Binance documents.
+        if self.snapshots is not None:
+            self.snapshots.request_all()
 
     def keepalive(self) -> None:
         return None  # Binance pings at the protocol level; websockets answers

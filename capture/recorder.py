@@ -55,8 +55,18 @@ class Recorder:
         wanted = {EventType.GAP} if any(f.carries_sequence_ids for f in self.feeds) else set()
         if bar_timeframes and writer is not None:
             wanted.add(EventType.BAR_CLOSED)
+        # Feeds that fetch depth snapshots need a book to tell them when it broke.
+        self._snapshots = {
+            f.stream: f.snapshots for f in self.feeds if getattr(f, "snapshots", None) is not None
+        }
         self.pipeline = (
-            Pipeline(None, bar_timeframes or ["1min"], codec="auto", wanted=wanted)
+            Pipeline(
+                None,
+                bar_timeframes or ["1min"],
+                codec="auto",
+                wanted=wanted,
+                books=bool(self._snapshots),
+            )
             if wanted
             else None
         )
@@ -105,6 +115,8 @@ class Recorder:
                 self.writer.add_bar(event.instrument, event.data["bar"], frame.seq)
             elif (row := sequence_gap_row(event, frame)) is not None:
                 self.sequence_gaps += 1
+                if event.data.get("kind") == "book" and frame.stream in self._snapshots:
+                    self._snapshots[frame.stream].request(event.data["symbol"])
                 self._sink(row)
         for queue in self._queues:
             queue.put_nowait(frame)

@@ -124,6 +124,9 @@ class Session:
         self._rng = random.Random(seed)
         self._disconnected_at: int | None = None
         self._ws: StampedConnection | None = None
+        self.snapshots = getattr(feed, "snapshots", None)
+        if self.snapshots is not None:
+            self.snapshots.attach(self._snapshot_row, self._snapshot_failed)
 
     def oldest_unrecorded_ns(self) -> int | None:
         """Arrival stamp of a message parsed off the socket but not recorded yet, if any."""
@@ -139,6 +142,17 @@ class Session:
 
     def _event(self, row_kind: str, /, **detail: Any) -> None:
         self._row(row_kind, orjson.dumps(detail))
+
+    def _snapshot_row(self, body: bytes, symbol: str) -> None:
+        """A REST snapshot the feed fetched, recorded byte for byte beside the stream."""
+        wall, mono = time.time_ns(), time.monotonic_ns()
+        self._last_message_ns = max(self._last_message_ns, wall)
+        row = Frame(0, wall, mono, self.conn, self.feed.stream, "text", body, "depthSnapshot")
+        row.symbol = symbol
+        self.sink(row)
+
+    def _snapshot_failed(self, **detail: Any) -> None:
+        self._event("error", **detail)
 
     async def _send(self, message: bytes | str) -> None:
         await self._ws.send(message)
@@ -213,6 +227,8 @@ class Session:
             self._event("error", event="reconnecting", attempt=attempt, delay_s=round(delay, 3))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
+        if self.snapshots is not None:
+            await self.snapshots.cancel()
         self._close_gap(final=True)
 
     async def _connected(self, ws: StampedConnection, url: str, stop: asyncio.Event) -> None:
@@ -220,7 +236,7 @@ class Session:
         self.ever_connected = True
         self.conn += 1
         self._close_gap(final=False)
-        self._event("open", url=redact_url(url))
+        self._event("open", url=redact_url(url), max_message_bytes=MAX_MESSAGE)
         self._last_message_ns = time.time_ns()
         self.state = "connected"
         keepalive = None

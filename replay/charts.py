@@ -1,6 +1,7 @@
 """Candlestick charts of a capture's (or an export's) bars, with volume, indicator panels and
 the capture's outages shaded; written as one self-contained HTML file (plotly.js embedded, so
-it opens offline)."""
+it opens offline). With ``book``, the resting size of the order book rebuilt from the capture's
+depth is drawn as a heat map under the candles (price × time, one column per snapshot)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,17 @@ from plotly.subplots import make_subplots
 from rtcap.replay.source import Replay
 from rtcap.storage.capture import CaptureError
 
+from rtcap.booksnap import BookSampler, BookSnapshot
 from rtcap.dataview import bars_to_frame
 from rtcap.events import EventType
 from rtcap.indicators import apply_indicator, parse_indicator_spec
+from rtcap.models import CLOCK
 from rtcap.pipeline import Pipeline
 from rtcap.timeframes import parse_timeframe
 from rtcap.timeutil import ns_to_datetime
 
 OVERLAYS = frozenset({"sma", "ema", "bbands", "vwap"})  # drawn over the candles
+HEATMAP_COLUMNS = 600  # snapshots across the chart: enough to see, small enough to open
 
 
 @dataclass
@@ -32,14 +36,28 @@ class ChartData:
     timeframe: str
     bars: pl.DataFrame
     gaps: list[tuple[datetime, datetime]] = field(default_factory=list)
+    book: list[BookSnapshot] | None = None
 
 
-async def bars_from_capture(capture: Path, timeframe: str, instrument: str | None) -> ChartData:
+async def bars_from_capture(
+    capture: Path, timeframe: str, instrument: str | None, book_levels: int | None = None
+) -> ChartData:
     label = parse_timeframe(timeframe).label
-    pipeline = Pipeline(None, [label], codec="auto", wanted={EventType.GAP})
+    pipeline = Pipeline(
+        None, [label], codec="auto", wanted={EventType.GAP}, books=book_levels is not None
+    )
     gaps: list[tuple[int, int]] = []
-    async for batch in Replay(capture).batches():
+    source = Replay(capture)
+    sampler = None
+    snapshots: list[BookSnapshot] = []
+    if book_levels is not None:
+        first, last = source.reader.span
+        every = max(1_000_000_000, (last - first) // HEATMAP_COLUMNS)
+        sampler = BookSampler(pipeline, book_levels, every)
+    async for batch in source.batches():
         for frame in batch:
+            if sampler is not None and frame.kind != CLOCK:
+                snapshots += sampler.before(frame.recv_ns)
             for event in pipeline.feed(frame):
                 if event.data.get("kind") == "connection" and "from_ns" in event.data:
                     gaps.append((event.data["from_ns"], event.data["to_ns"]))
@@ -54,7 +72,35 @@ async def bars_from_capture(capture: Path, timeframe: str, instrument: str | Non
     state = pipeline.instrument(symbol)
     frame = bars_to_frame(state.builder.bars(label), state.tz.key)
     shaded = [(ns_to_datetime(a, state.tz), ns_to_datetime(b, state.tz)) for a, b in gaps]
-    return ChartData(symbol, label, frame, shaded)
+    book = None
+    if sampler is not None:
+        if state.book is None:
+            raise CaptureError(
+                f"{capture} holds no order-book depth for {symbol}: drop --book, or record "
+                "with a depth stream"
+            )
+        book = [s for s in snapshots + sampler.finish() if s.instrument == symbol]
+    return ChartData(symbol, label, frame, shaded, book)
+
+
+def book_heatmap(snapshots: list[BookSnapshot], tz) -> go.Heatmap:
+    """Resting size by price (rows) and snapshot time (columns); empty cells are blank."""
+    prices = sorted({p for s in snapshots for p, _ in (*s.bids, *s.asks)})
+    row_of = {price: index for index, price in enumerate(prices)}
+    z: list[list[float | None]] = [[None] * len(snapshots) for _ in prices]
+    for column, snapshot in enumerate(snapshots):
+        for price, size in (*snapshot.bids, *snapshot.asks):
+            z[row_of[price]][column] = size
+    return go.Heatmap(
+        x=[ns_to_datetime(s.ns, tz) for s in snapshots],
+        y=prices,
+        z=z,
+        colorscale="Blues",
+        opacity=0.6,
+        showscale=False,
+        name="book size",
+        hovertemplate="%{x}<br>%{y}: %{z}<extra>book</extra>",
+    )
 
 
 def bars_from_csv(path: Path, timeframe: str) -> ChartData:
@@ -99,6 +145,9 @@ def chart(data: ChartData, indicators: list[str]) -> go.Figure:
     )
     x = bars["timestamp"].to_list()
     column = {name: bars[name].to_list() for name in bars.columns}
+    if data.book:
+        tz = x[0].tzinfo if x else None
+        figure.add_trace(book_heatmap(data.book, tz), row=1, col=1)  # first: under the candles
     candles = go.Candlestick(
         x=x,
         open=column["open"],
@@ -141,12 +190,19 @@ def chart(data: ChartData, indicators: list[str]) -> go.Figure:
 
 
 def write_chart(
-    source: Path, out: Path, timeframe: str, indicators: list[str], instrument: str | None = None
+    source: Path,
+    out: Path,
+    timeframe: str,
+    indicators: list[str],
+    instrument: str | None = None,
+    book_levels: int | None = None,
 ) -> ChartData:
     if source.is_file():
+        if book_levels is not None:
+            raise ValueError("--book needs a capture (the book is rebuilt from its depth)")
         data = bars_from_csv(source, timeframe)
     else:
-        data = asyncio.run(bars_from_capture(source, timeframe, instrument))
+        data = asyncio.run(bars_from_capture(source, timeframe, instrument, book_levels))
     if data.bars.is_empty():
         raise ValueError(f"no {data.timeframe} bars for {data.instrument} in {source}")
     chart(data, indicators).write_html(str(out), include_plotlyjs=True, full_html=True)

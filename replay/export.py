@@ -6,7 +6,9 @@ Files written into the output folder (``<stamp>`` is the export time, UTC):
   completed bar (with several instruments: ``bars_<INSTRUMENT>_<stamp>.csv``, one per
   instrument); or ``.parquet`` with ``--format parquet``;
 * ``snapshot_<stamp>.json`` — ``export_timestamp``, ``data_summary`` (bar counts) and
-  ``recent_data.bars`` (the last 5 bars of each instrument and timeframe).
+  ``recent_data.bars`` (the last 5 bars of each instrument and timeframe);
+* with ``--book N --every 1s``: ``book_<stamp>.csv`` (or ``.parquet``) — top-N order-book
+  snapshots, one row per time, instrument and level (:data:`rtcap.booksnap.BOOK_SCHEMA`).
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from pathlib import Path
 
 import orjson
 import polars as pl
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 from rtcap.replay.source import Replay
 
 from rtcap.bars import bar_record
+from rtcap.booksnap import BookSampler, BookSnapshot, snapshots_table
 from rtcap.events import EventType
-from rtcap.models import Bar
+from rtcap.models import CLOCK, Bar
 from rtcap.pipeline import Pipeline
 from rtcap.timeutil import ns_to_datetime
 
@@ -33,6 +38,7 @@ RECENT = 5
 class ExportResult:
     files: list[Path]
     bars: dict[str, dict[str, int]]
+    book_rows: int | None = None
 
 
 async def export_bars(
@@ -43,7 +49,9 @@ async def export_bars(
     start=None,
     end=None,
     fmt: str = "csv",
+    book: tuple[int, int] | None = None,
 ) -> ExportResult:
+    """``book`` = (levels, interval ns) also writes order-book snapshots."""
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"unknown export format {fmt!r}: use csv or parquet")
     folder = Path(out)
@@ -56,13 +64,21 @@ async def export_bars(
         raise ValueError(
             f"cannot write into --out {folder}: {exc.strerror or exc}; choose a writable folder"
         ) from None
-    pipeline = Pipeline(None, timeframes, codec="auto", wanted={EventType.BAR_CLOSED})
+    pipeline = Pipeline(
+        None, timeframes, codec="auto", wanted={EventType.BAR_CLOSED}, books=book is not None
+    )
+    sampler = BookSampler(pipeline, *book) if book else None
+    snapshots: list[BookSnapshot] = []
     closed: dict[str, list[Bar]] = {}
     source = Replay(capture, None, start=start, end=end)
     async for batch in source.batches():
         for frame in batch:
+            if sampler is not None and frame.kind != CLOCK:
+                snapshots += sampler.before(frame.recv_ns)
             for event in pipeline.feed(frame):
                 closed.setdefault(event.instrument, []).append(event.data["bar"])
+    if sampler is not None:
+        snapshots += sampler.finish()
     stamp_ns = time.time_ns()
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(stamp_ns / 1e9))
     files = []
@@ -127,4 +143,14 @@ async def export_bars(
     path = folder / f"snapshot_{stamp}.json"
     path.write_bytes(orjson.dumps(snapshot, option=orjson.OPT_INDENT_2))
     files.append(path)
-    return ExportResult(files, summary)
+    book_rows = None
+    if sampler is not None:
+        table = snapshots_table(snapshots)
+        book_rows = table.num_rows
+        path = folder / f"book_{stamp}.{fmt}"
+        if fmt == "csv":
+            pa_csv.write_csv(table, path)
+        else:
+            pq.write_table(table, path, compression="zstd")
+        files.append(path)
+    return ExportResult(files, summary, book_rows)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rtcap.replay.source import Replay
 from rtcap.storage.integrity import live_bars
@@ -21,6 +22,8 @@ class StreamDigest:
 
     bars: list[bytes] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
+    book_events: int = 0
+    _book: Any = field(default_factory=hashlib.sha256, repr=False)
 
     @property
     def bar_hash(self) -> str:
@@ -29,6 +32,11 @@ class StreamDigest:
     @property
     def event_hash(self) -> str:
         return hashlib.sha256("\n".join(self.events).encode()).hexdigest()
+
+    @property
+    def book_hash(self) -> str:
+        """sha256 of the ``ORDERBOOK_UPDATE`` events alone (also part of ``event_hash``)."""
+        return self._book.hexdigest()
 
 
 def event_signature(event: Event) -> str:
@@ -41,17 +49,22 @@ async def replay_digest(
     timeframes: list[str],
     seqs: tuple[int, int | None] | None = None,
 ) -> StreamDigest:
-    """Every event of a replay through the kernel pipeline (all instruments); ``seqs`` limits
-    it to one recording session, which a recorder's live pipeline saw from its start."""
+    """Every event of a replay through the kernel pipeline (all instruments, order books
+    included); ``seqs`` limits it to one recording session, which a recorder's live pipeline
+    saw from its start."""
     digest = StreamDigest()
-    pipeline = Pipeline(None, timeframes, codec="auto")
+    pipeline = Pipeline(None, timeframes, codec="auto", books=True)
     source = Replay(capture, speed, seqs=seqs)
     async for batch in source.batches():
         for frame in batch:
             for event in pipeline.feed(frame):
-                digest.events.append(event_signature(event))
+                signature = event_signature(event)
+                digest.events.append(signature)
                 if event.type is EventType.BAR_CLOSED:
                     digest.bars.append(bar_line(event.instrument, event.data["bar"]))
+                elif event.type is EventType.ORDERBOOK_UPDATE:
+                    digest.book_events += 1
+                    digest._book.update(signature.encode() + b"\n")
     return digest
 
 

@@ -25,12 +25,14 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from rtcap.models import DepthLevel, DepthUpdate
 
 Level = tuple[float, float]  # (price, size)
+INF = math.inf
 
 # ProjectX DomType (shared/research/projectx.md §1.4)
 DOM_ASK, DOM_BID, DOM_BEST_ASK, DOM_BEST_BID, DOM_TRADE, DOM_RESET = 1, 2, 3, 4, 5, 6
@@ -47,35 +49,87 @@ _DOM_SIDE = {
 
 
 class OrderBook:
-    """Price levels of one instrument: ``bids``/``asks`` map price to size."""
+    """Price levels of one instrument: ``bids``/``asks`` map price to size, ``bid_ns``/``ask_ns``
+    price to the event time (epoch ns) the level last changed."""
 
-    __slots__ = ("_ask_prices", "_bid_prices", "asks", "bids")
+    __slots__ = ("_ask_prices", "_bid_prices", "ask_ns", "asks", "bid_ns", "bids")
 
     def __init__(self) -> None:
         self.bids: dict[float, float] = {}
         self.asks: dict[float, float] = {}
+        self.bid_ns: dict[float, int] = {}
+        self.ask_ns: dict[float, int] = {}
         self._bid_prices: list[float] = []  # ascending; best bid last
         self._ask_prices: list[float] = []  # ascending; best ask first
 
-    def set_level(self, side: str, price: float, size: float) -> None:
-        """The absolute size at ``price`` (0 removes the level)."""
-        levels, prices = (
-            (self.bids, self._bid_prices) if side == "bid" else (self.asks, self._ask_prices)
-        )
+    def set_level(self, side: str, price: float, size: float, ns: int = 0) -> None:
+        """The absolute size at ``price`` (0 removes the level), as of event time ``ns``."""
+        if side == "bid":
+            levels, prices, stamps = self.bids, self._bid_prices, self.bid_ns
+        else:
+            levels, prices, stamps = self.asks, self._ask_prices, self.ask_ns
         if size:
             if price not in levels:
                 bisect.insort(prices, price)
             levels[price] = size
+            stamps[price] = ns
         elif price in levels:
             del levels[price]
+            del stamps[price]
             del prices[bisect.bisect_left(prices, price)]
+
+    def apply_levels(
+        self, levels: Iterable[DepthLevel], ns: int, changed: list | None = None
+    ) -> int:
+        """:meth:`set_level` for each ``bid``/``ask`` level (others are skipped), appending
+        ``(side, price, size)`` to ``changed`` when given; returns how many levels were refused
+        (negative or non-finite size, non-finite or non-numeric price). One loop with the
+        lookups hoisted: this is the per-level hot path of every depth message."""
+        rejected = 0
+        bids, asks, bid_ns, ask_ns = self.bids, self.asks, self.bid_ns, self.ask_ns
+        bid_prices, ask_prices = self._bid_prices, self._ask_prices
+        insort, locate = bisect.insort, bisect.bisect_left
+        for level in levels:
+            side = level.side
+            if side == "bid":
+                book, prices, stamps = bids, bid_prices, bid_ns
+            elif side == "ask":
+                book, prices, stamps = asks, ask_prices, ask_ns
+            else:
+                continue
+            price, size = level.price, level.volume
+            try:
+                if size:
+                    # A price already in the book was checked when it came in (NaN never is).
+                    if price not in book:
+                        if not (0 < size < INF and -INF < price < INF):
+                            rejected += 1
+                            continue
+                        insort(prices, price)
+                    elif not 0 < size < INF:
+                        rejected += 1
+                        continue
+                    book[price] = size
+                    stamps[price] = ns
+                elif price in book:
+                    del book[price]
+                    del stamps[price]
+                    del prices[locate(prices, price)]
+            except TypeError:  # a price or size that is not a number
+                rejected += 1
+                continue
+            if changed is not None:
+                changed.append((side, price, size))
+        return rejected
 
     def clear(self, side: str | None = None) -> None:
         if side in (None, "bid"):
             self.bids.clear()
+            self.bid_ns.clear()
             self._bid_prices.clear()
         if side in (None, "ask"):
             self.asks.clear()
+            self.ask_ns.clear()
             self._ask_prices.clear()
 
     def best_bid(self) -> Level | None:
@@ -112,37 +166,23 @@ class BookChange:
     applied: bool
     valid: bool
     update_id: int | None = None
-    changed: list[tuple[str, float, float]] = field(default_factory=list)
+    changed: list[tuple[str, float, float]] | None = None  # kept when asked (track=True)
     gap: dict[str, Any] | None = None
     rejected: int = 0  # levels refused (negative size, non-finite price)
 
 
-def _acceptable(level: DepthLevel) -> bool:
-    price, size = level.price, level.volume
-    return (
-        isinstance(price, int | float)
-        and isinstance(size, int | float)
-        and math.isfinite(price)
-        and math.isfinite(size)
-        and size >= 0
-    )
-
-
-def _apply(book: OrderBook, update: DepthUpdate, change: BookChange) -> None:
-    for level in update.levels:
-        if level.side not in ("bid", "ask"):
-            continue
-        if not _acceptable(level):
-            change.rejected += 1
-            continue
-        book.set_level(level.side, level.price, level.volume)
-        change.changed.append((level.side, level.price, level.volume))
+def _acceptable(price: Any, size: Any) -> bool:
+    try:
+        return 0 <= size < INF and -INF < price < INF  # NaN fails both
+    except TypeError:
+        return False
 
 
 class BinanceBook:
-    """One Binance instrument's book from a snapshot and ``depthUpdate`` diffs."""
+    """One Binance instrument's book from a snapshot and ``depthUpdate`` diffs. ``futures``
+    chooses the USD-M rules; ``None`` decides from the first diff (futures diffs carry ``pu``)."""
 
-    def __init__(self, symbol: str, *, futures: bool = False, buffer: int = 10_000) -> None:
+    def __init__(self, symbol: str, *, futures: bool | None = None, buffer: int = 10_000) -> None:
         self.symbol = symbol
         self.futures = futures
         self.book = OrderBook()
@@ -150,9 +190,12 @@ class BinanceBook:
         self.last_id: int | None = None  # u of the last diff applied (or the snapshot's L)
         self._synced = False  # a diff has been applied since the snapshot
         self._waiting: deque[DepthUpdate] = deque(maxlen=buffer)
+        self._track = True
 
-    def apply(self, update: DepthUpdate) -> list[BookChange]:
-        """Apply a snapshot or diff; a snapshot may also apply diffs that waited for it."""
+    def apply(self, update: DepthUpdate, track: bool = True) -> list[BookChange]:
+        """Apply a snapshot or diff; a snapshot may also apply diffs that waited for it.
+        ``track`` keeps the changed levels on each :class:`BookChange`."""
+        self._track = track
         if update.snapshot:
             return self._snapshot(update)
         if self.last_id is None:
@@ -160,10 +203,15 @@ class BinanceBook:
             return [BookChange(False, False, update.last_id)]
         return [self._diff(update)]
 
+    def _applied(self, update: DepthUpdate, last_id: int | None) -> BookChange:
+        change = BookChange(True, True, last_id, [] if self._track else None)
+        ns = update.recv_ns if update.exch_ns is None else update.exch_ns
+        change.rejected = self.book.apply_levels(update.levels, ns, change.changed)
+        return change
+
     def _snapshot(self, update: DepthUpdate) -> list[BookChange]:
         self.book.clear()
-        change = BookChange(True, True, update.last_id)
-        _apply(self.book, update, change)
+        change = self._applied(update, update.last_id)
         self.last_id, self.valid, self._synced = update.last_id, True, False
         changes = [change]
         waiting, self._waiting = list(self._waiting), deque(maxlen=self._waiting.maxlen)
@@ -176,6 +224,8 @@ class BinanceBook:
         first, last = update.first_id, update.last_id
         if first is None or last is None:
             return BookChange(False, self.valid, last)
+        if self.futures is None:
+            self.futures = update.prev_id is not None
         if not self.valid:
             return BookChange(False, False, last)  # waiting for the next snapshot
         expected = self.last_id
@@ -191,16 +241,19 @@ class BinanceBook:
             bridges = first == expected + 1
         if not bridges:
             self.valid = False
+            chained = self.futures and self._synced  # futures: pu names the u it follows
+            wanted_id = expected if chained else expected + 1
+            received = update.prev_id if chained else first
             gap = {
                 "kind": "book",
                 "symbol": self.symbol,
-                "expected": expected + (0 if self.futures and self._synced else 1),
-                "received": update.prev_id if self.futures and self._synced else first,
+                "expected": wanted_id,
+                "received": received,
+                "missing": max(0, received - wanted_id) if received is not None else None,
                 "last_applied": expected,
             }
             return BookChange(False, False, last, gap=gap)
-        change = BookChange(True, True, last)
-        _apply(self.book, update, change)
+        change = self._applied(update, last)
         self.last_id, self._synced = last, True
         return change
 
@@ -215,21 +268,36 @@ class ProjectXBook:
         self.valid = True
         self.unknown_types = 0
 
-    def apply(self, update: DepthUpdate) -> list[BookChange]:
-        change = BookChange(True, True)
+    def apply(self, update: DepthUpdate, track: bool = True) -> list[BookChange]:
+        changed = [] if track else None
+        change = BookChange(True, True, None, changed)
+        ns = update.recv_ns if update.exch_ns is None else update.exch_ns
         for level in update.levels:
             kind = level.type
             if kind == DOM_RESET:
                 self.book.clear()
-                change.changed.append(("reset", level.price, 0.0))
+                if track:
+                    changed.append(("reset", level.price, 0.0))
             elif kind in _DOM_SIDE:
-                if not _acceptable(level):
+                if not _acceptable(level.price, level.volume):
                     change.rejected += 1
                     continue
                 side = _DOM_SIDE[kind]
-                self.book.set_level(side, level.price, level.volume)
-                change.changed.append((side, level.price, level.volume))
+                self.book.set_level(side, level.price, level.volume, ns)
+                if track:
+                    changed.append((side, level.price, level.volume))
             elif kind != DOM_TRADE and kind not in DOM_IGNORED:
                 self.unknown_types += 1
                 change.rejected += 1
         return [change]
+
+
+Book = BinanceBook | ProjectXBook
+
+
+def book_for(symbol: str, update: DepthUpdate) -> Book:
+    """The book kind a feed's depth needs: exchange update ids (or a snapshot) mean Binance's
+    snapshot + diff sequencing, DOM-typed levels without ids mean ProjectX."""
+    if update.snapshot or update.last_id is not None:
+        return BinanceBook(symbol)
+    return ProjectXBook(symbol)

@@ -28,6 +28,7 @@ class EventType(StrEnum):
     QUOTE_UPDATE = "quote_update"
     TRADE_TICK = "trade_tick"
     MARKET_DEPTH_UPDATE = "market_depth_update"
+    ORDERBOOK_UPDATE = "orderbook_update"
     CONNECTED = "connected"
     DISCONNECTED = "disconnected"
     RECONNECTING = "reconnecting"

@@ -9,6 +9,11 @@ to its own receive time, clock advances that never run ahead of the next frame c
 the same frames give the same events however timers are interleaved and however frames are
 batched.
 
+With ``books=True`` the pipeline also keeps an L2 book per instrument (:mod:`rtcap.book`) and,
+after each frame that changed one, emits one ``ORDERBOOK_UPDATE`` per changed instrument; a break
+in the exchange's update ids is a ``GAP`` of kind ``book``, refused levels are ``ERROR`` events.
+Without it, depth costs what it cost before: decoding and ``MARKET_DEPTH_UPDATE`` if wanted.
+
 Lifecycle rows (frame kinds written by the recorder) become connection events:
 ``open`` → CONNECTED, ``close`` → DISCONNECTED, ``gap`` → GAP, ``error`` → ERROR (or RECONNECTING
 when its JSON payload says ``"event": "reconnecting"``). ``sent`` rows are ignored and ``clock``
@@ -17,13 +22,15 @@ rows only advance time.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import orjson
 
 from rtcap.bars import BarBuilder
+from rtcap.book import Book, BookChange, book_for
 from rtcap.clock import Clock, TimerHandle
 from rtcap.codecs import Codec, DecodeError, Notice, codec_for
 from rtcap.events import Event, EventType
@@ -50,6 +57,7 @@ TIME_SOURCES = ("auto", "exchange", "receive")
 SOURCE = "Pipeline"
 NEVER = 1 << 62
 DEFAULT_EXCHANGE_GRACE_NS = NS
+RECENT_TRADES = 10_000  # prints kept per instrument for order-book analytics
 
 
 class _Sink:
@@ -74,6 +82,14 @@ class InstrumentState:
     last_quote: Quote | None = None
     last_event_ns: int | None = None
     sequence_gaps: int = 0
+    # order book (``books=True``): the book, counters, and the latest prints with the touch
+    # they traded against: (time ns, price, volume, side, best bid, best ask)
+    book: Book | None = None
+    book_updates: int = 0
+    book_gaps: int = 0
+    book_errors: int = 0
+    book_ns: int | None = None
+    recent_trades: deque | None = field(default=None, repr=False)
 
 
 class Pipeline:
@@ -94,6 +110,7 @@ class Pipeline:
         max_bars: int = 5000,
         close_grace_ns: int | None = None,
         wanted: Collection[EventType] | None = None,
+        books: bool = False,
     ) -> None:
         if price_source not in PRICE_SOURCES:
             raise ValueError(f"price_source must be one of {PRICE_SOURCES}, got {price_source!r}")
@@ -122,6 +139,8 @@ class Pipeline:
             close_grace_ns = 0 if time_source == "receive" else DEFAULT_EXCHANGE_GRACE_NS
         self.close_grace_ns = close_grace_ns
         self.wanted: Collection[EventType] = set(EventType) if wanted is None else wanted
+        self.books = books
+        self._touched: dict[str, list] = {}  # books changed by the frame being fed
         self.only: frozenset[str] | None = (
             None if instruments is None else frozenset(s.upper() for s in instruments)
         )
@@ -173,6 +192,8 @@ class Pipeline:
             self._data_streams.add(frame.stream)
             self._out = out
             self.codec.decode_into(frame, self._sink)
+            if self._touched:
+                self._book_events(out)
         elif kind == CLOCK:
             stats["clock_advances"] += 1
         elif kind in (OPEN, CLOSE, GAP, ERROR):
@@ -283,6 +304,8 @@ class Pipeline:
             tz=tz,
         )
         state = InstrumentState(symbol, tz, builder)
+        if self.books:
+            state.recent_trades = deque(maxlen=RECENT_TRADES)
         self.instruments[symbol] = state
         return state
 
@@ -348,6 +371,8 @@ class Pipeline:
         else:
             t = self._bucket_time(state, exch_ns, recv_ns)
         wanted = self.wanted
+        if state.recent_trades is not None:
+            self._note_trade(state, recv_ns if t is None else t, price, volume, side)
         if EventType.TRADE_TICK in wanted:
             event_ns = recv_ns if t is None else t
             data = {
@@ -410,6 +435,8 @@ class Pipeline:
             gap = self.sequences.check_depth(update)
             if gap is not None:
                 self._sequence_gap(state, gap, update.recv_ns, out)
+        if self.books:
+            self._apply_book(state, update, out)
         if EventType.MARKET_DEPTH_UPDATE in self.wanted:
             at = update.exch_ns if update.exch_ns is not None else update.recv_ns
             data = {
@@ -422,6 +449,81 @@ class Pipeline:
                 "timestamp": ns_to_datetime(at, state.tz),
             }
             out.append(Event(EventType.MARKET_DEPTH_UPDATE, data, SOURCE, at, state.symbol))
+
+    def _apply_book(self, state: InstrumentState, update: DepthUpdate, out: list[Event]) -> None:
+        book = state.book
+        if book is None:
+            book = state.book = book_for(state.symbol, update)
+        at = update.exch_ns if update.exch_ns is not None else update.recv_ns
+        wanted = self.wanted
+        announce = EventType.ORDERBOOK_UPDATE in wanted
+        for change in book.apply(update, announce):
+            if change.gap is not None:
+                state.book_gaps += 1
+                if EventType.GAP in wanted:
+                    out.append(Event(EventType.GAP, change.gap, "OrderBook", at, state.symbol))
+            if change.rejected:
+                state.book_errors += change.rejected
+                if EventType.ERROR in wanted:
+                    data = {
+                        "reason": "depth levels refused (negative size, non-finite price or "
+                        "unknown DOM type)",
+                        "symbol": state.symbol,
+                        "rejected": change.rejected,
+                        "seq": update.seq,
+                    }
+                    out.append(Event(EventType.ERROR, data, "OrderBook", at, state.symbol))
+            if change.applied or change.gap is not None:
+                state.book_updates += change.applied
+                state.book_ns = at
+                if announce:
+                    self._touch(state, change, update, at)
+
+    def _touch(
+        self, state: InstrumentState, change: BookChange, update: DepthUpdate, at: int
+    ) -> None:
+        pending = self._touched.get(state.symbol)
+        if pending is None:
+            self._touched[state.symbol] = [state, change.changed or [], change.update_id, update]
+        else:
+            pending[1].extend(change.changed or ())
+            pending[2] = change.update_id
+            pending[3] = update
+
+    def _book_events(self, out: list[Event]) -> None:
+        """One ``ORDERBOOK_UPDATE`` per instrument whose book the frame changed."""
+        for state, changes, update_id, update in self._touched.values():
+            book = state.book
+            levels = book.book
+            bid, ask = levels.best_bid(), levels.best_ask()
+            at = state.book_ns
+            data = {
+                "symbol": state.symbol,
+                "timestamp": ns_to_datetime(at, state.tz),
+                "best_bid": bid[0] if bid else None,
+                "best_bid_size": bid[1] if bid else None,
+                "best_ask": ask[0] if ask else None,
+                "best_ask_size": ask[1] if ask else None,
+                "spread": ask[0] - bid[0] if bid and ask else None,
+                "changes": changes,
+                "update_id": update_id,
+                "exchange_ns": update.exch_ns,
+                "valid": book.valid,
+                "crossed": bool(bid and ask and bid[0] >= ask[0]),
+            }
+            out.append(Event(EventType.ORDERBOOK_UPDATE, data, "OrderBook", at, state.symbol))
+        self._touched.clear()
+
+    @staticmethod
+    def _note_trade(
+        state: InstrumentState, t: int, price: float, volume: float, side: str | None
+    ) -> None:
+        levels = state.book.book if state.book is not None else None
+        bid = levels.best_bid() if levels is not None else None
+        ask = levels.best_ask() if levels is not None else None
+        state.recent_trades.append(
+            (t, price, volume, side, bid[0] if bid else None, ask[0] if ask else None)
+        )
 
     def _data_update(
         self, state: InstrumentState, t: int, price: float, volume: float, out: list[Event]

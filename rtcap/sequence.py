@@ -13,7 +13,7 @@ from rtcap.models import DepthUpdate
 
 # Gap kinds the checker derives from the data itself. Recorders write them down as ``gap`` rows
 # for people and SQL; the pipeline re-derives them on replay and so ignores those rows.
-SEQUENCE_GAP_KINDS = frozenset({"trade_id", "agg_trade_id", "depth_update_id"})
+SEQUENCE_GAP_KINDS = frozenset({"trade_id", "agg_trade_id", "depth_update_id", "book"})
 
 
 @dataclass(slots=True)

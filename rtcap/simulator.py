@@ -4,6 +4,13 @@ Each instrument runs its own random walk on its tick grid, switching between nor
 bursts (many messages, bigger moves) and quiet spells. It emits quotes, trades (a message may hold
 several prints) and depth updates, encoded exactly as the gateway's market hub sends them. Time is
 simulated: nothing here reads a clock, so the same seed always gives the same frames.
+
+The market is coherent: there is one touch (best bid, best ask one tick above it) that quotes
+report, prints trade at or through (a buy at the ask or above, a sell at the bid or below, the
+touch following each print), and every depth message brings the book back onto: levels that the
+touch has crossed are removed, the touch is sent as BestBid/BestAsk, the other changes sit behind
+it, and every ``BOOK_RESET_S`` of market time a Reset is followed by the whole book. So a book
+rebuilt from the depth is never crossed and its best prices are the latest quote's.
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ REGIMES = {  # name: (message-rate multiplier, step scale in ticks, mean duratio
     "burst": (6.0, 3, 6.0),
     "quiet": (0.15, 1, 20.0),
 }
+BOOK_RESET_S = 120  # a Reset and the full book this often (and in the first depth message)
+BOOK_LEVELS = 10  # levels kept behind the touch on each side
+DOM_ASK, DOM_BID, DOM_BEST_ASK, DOM_BEST_BID, DOM_RESET = 1, 2, 3, 4, 6
 REGIME_NEXT = {
     "normal": (("burst", 0.35), ("quiet", 0.65)),
     "burst": (("normal", 1.0),),
@@ -51,8 +61,14 @@ class _Walk:
     def __init__(self, spec: InstrumentSpec, seed: int, start_ns: int, rate: float) -> None:
         self.spec = spec
         self.rng = random.Random(f"rtcap-sim:{seed}:{spec.symbol}")
+        # Book sizes draw from their own stream, so the walk (prices, volumes, timing) is the
+        # same with and without depth.
+        self.book_rng = random.Random(f"rtcap-sim-book:{seed}:{spec.symbol}")
         self.contract_id = spec.contract_id(start_ns)
         self.price_ticks = round(spec.base_price / spec.tick_size) + self.rng.randint(-400, 400)
+        self.bid_ticks = self.price_ticks  # the touch: best bid here, best ask one tick above
+        self.book: dict[str, dict[int, int]] = {"bid": {}, "ask": {}}
+        self.next_reset_ns = start_ns
         self.start_price = self.price_ticks * spec.tick_size
         self.open_ticks = self.high_ticks = self.low_ticks = self.price_ticks
         self.session_volume = 0
@@ -110,8 +126,12 @@ class _Walk:
         count = 1 if self.rng.random() < 0.7 else self.rng.randint(2, 5)
         prints = []
         for _ in range(count):
+            at_ask = self.price_ticks == self.bid_ticks + 1
             move = self._move()
             side = 0 if move > 0 else 1 if move < 0 else self.rng.randint(0, 1)
+            if move == 0:  # a print without a move trades at the touch it stands on
+                side = 0 if at_ask else 1
+            self.bid_ticks = self.price_ticks - 1 if side == 0 else self.price_ticks
             volume = min(50, int(self.rng.expovariate(0.4)) + 1)
             self.session_volume += volume
             prints.append((now, self.price(self.price_ticks), volume, side))
@@ -120,6 +140,7 @@ class _Walk:
     def _quote(self, now: int) -> bytes:
         self._move()
         bid = self.price_ticks - self.rng.randint(0, 1)
+        self.bid_ticks = bid
         last = self.price(self.price_ticks)
         stamp = format_iso_ns(now)
         fields = {
@@ -141,21 +162,60 @@ class _Walk:
 
     def _depth(self, now: int) -> bytes:
         stamp = format_iso_ns(now)
-        levels = []
-        for _ in range(self.rng.randint(1, 5)):
-            is_bid = self.rng.random() < 0.5
-            offset = self.rng.randint(0, 9)
-            ticks = self.price_ticks - offset if is_bid else self.price_ticks + 1 + offset
-            size = 0 if self.rng.random() < 0.15 else self.rng.randint(1, 60)
+        levels: list[dict] = []
+
+        def send(kind: int, ticks: int, size: int) -> None:
             levels.append(
                 {
                     "timestamp": stamp,
-                    "type": 2 if is_bid else 1,
+                    "type": kind,
                     "price": self.price(ticks),
                     "volume": size,
                     "currentVolume": size,
                 }
             )
+
+        bids, asks = self.book["bid"], self.book["ask"]
+        bid, ask = self.bid_ticks, self.bid_ticks + 1
+        reset = now >= self.next_reset_ns
+        if reset:
+            self.next_reset_ns = now + BOOK_RESET_S * NS
+            bids.clear()
+            asks.clear()
+            send(DOM_RESET, bid, 0)
+            for offset in range(1, BOOK_LEVELS + 1):
+                bids[bid - offset] = self.book_rng.randint(1, 60)
+                asks[ask + offset] = self.book_rng.randint(1, 60)
+        else:  # levels the touch has crossed, or that fell out of range, go
+            for ticks in sorted(t for t in bids if t > bid or t < bid - BOOK_LEVELS):
+                del bids[ticks]
+                send(DOM_BID, ticks, 0)
+            for ticks in sorted(t for t in asks if t < ask or t > ask + BOOK_LEVELS):
+                del asks[ticks]
+                send(DOM_ASK, ticks, 0)
+        # The walk's own draws (the same as ever, so prices and volumes do not depend on the
+        # book): changes behind the touch.
+        for _ in range(self.rng.randint(1, 5)):
+            is_bid = self.rng.random() < 0.5
+            offset = self.rng.randint(0, 9) + 1
+            size = 0 if self.rng.random() < 0.15 else self.rng.randint(1, 60)
+            levels_of, ticks = (bids, bid - offset) if is_bid else (asks, ask + offset)
+            if size:
+                levels_of[ticks] = size
+            elif levels_of.pop(ticks, None) is None:
+                continue
+            if not reset:
+                send(DOM_BID if is_bid else DOM_ASK, ticks, size)
+        for ticks, levels_of in ((bid, bids), (ask, asks)):
+            if ticks not in levels_of:
+                levels_of[ticks] = self.book_rng.randint(1, 60)
+        if reset:
+            for ticks in sorted((t for t in bids if t != bid), reverse=True):
+                send(DOM_BID, ticks, bids[ticks])
+            for ticks in sorted(t for t in asks if t != ask):
+                send(DOM_ASK, ticks, asks[ticks])
+        send(DOM_BEST_BID, bid, bids[bid])
+        send(DOM_BEST_ASK, ask, asks[ask])
         return projectx.encode_depth(self.contract_id, levels)
 
 

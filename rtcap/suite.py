@@ -19,10 +19,12 @@ from typing import Any
 from rtcap.dataview import InstrumentData
 from rtcap.events import Event, EventBus, EventType, Handler
 from rtcap.instruments import CME_FUTURES, InstrumentSpec
+from rtcap.orderbook import OrderBookView
 from rtcap.pipeline import Pipeline
 from rtcap.sources import FrameSource
 
 log = logging.getLogger("rtcap.suite")
+FEATURES = ("orderbook",)
 
 
 async def default_live_source(symbols: list[str], record_to: str | None = None):
@@ -54,11 +56,27 @@ async def default_live_source(symbols: list[str], record_to: str | None = None):
 class InstrumentContext:
     """``suite["MNQ"]``: one instrument's data view and event subscriptions."""
 
-    def __init__(self, symbol: str, data: InstrumentData, bus: EventBus) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        data: InstrumentData,
+        bus: EventBus,
+        orderbook: OrderBookView | None = None,
+    ) -> None:
         self.symbol = symbol
         self.data = data
         self.instrument_info: InstrumentSpec | None = CME_FUTURES.get(symbol)
         self._bus = bus
+        self._orderbook = orderbook
+
+    @property
+    def orderbook(self) -> OrderBookView:
+        """The instrument's L2 book (``features=["orderbook"]``)."""
+        if self._orderbook is None:
+            raise AttributeError(
+                f'{self.symbol} has no order book: create the suite with features=["orderbook"]'
+            )
+        return self._orderbook
 
     async def on(self, event_type: EventType | str, handler: Handler) -> None:
         await self._bus.on(event_type, handler, instrument=self.symbol)
@@ -86,7 +104,12 @@ class TradingSuite:
         self.events = bus
         self.source = source
         self._contexts = {
-            symbol: InstrumentContext(symbol, InstrumentData(pipeline, symbol), bus)
+            symbol: InstrumentContext(
+                symbol,
+                InstrumentData(pipeline, symbol),
+                bus,
+                OrderBookView(pipeline, symbol) if pipeline.books else None,
+            )
             for symbol in pipeline.instruments
         }
         self._task: asyncio.Task | None = None
@@ -112,6 +135,7 @@ class TradingSuite:
         max_bars: int = 5000,
         close_grace_ns: int | None = None,
         record_to: str | None = None,
+        features: Iterable[str] = (),
     ) -> TradingSuite:
         """Build the suite, load ``initial_days`` of history when the source offers it, and
         (with ``auto_connect``) start streaming. ``timeframes`` defaults to ``["5min"]``.
@@ -120,7 +144,16 @@ class TradingSuite:
         ``PROJECTX_API_KEY`` (or the SDK's ``PROJECT_X_USERNAME`` / ``PROJECT_X_API_KEY``) are
         set, otherwise from the embedded simulated market. With
         ``record_to``, that live session is recorded to a capture directory as well.
+
+        ``features=["orderbook"]`` keeps an L2 book per instrument (``suite["MNQ"].orderbook``,
+        ``ORDERBOOK_UPDATE`` events), live and in replay alike.
         """
+        features = {str(f).lower() for f in ([features] if isinstance(features, str) else features)}
+        unknown = features - set(FEATURES)
+        if unknown:
+            raise ValueError(
+                f"unknown feature(s) {sorted(unknown)}: rtcap offers {', '.join(FEATURES)}"
+            )
         symbols = [instruments] if isinstance(instruments, str) else list(instruments)
         if source is None:
             source = await default_live_source(symbols, record_to)
@@ -147,6 +180,7 @@ class TradingSuite:
             max_bars=max_bars,
             close_grace_ns=close_grace_ns,
             wanted=bus.wanted,
+            books="orderbook" in features,
         )
         suite = cls(pipeline, bus, source)
         await suite._load_history(initial_days)
@@ -288,6 +322,13 @@ class TradingSuite:
 
     def items(self):
         return self._contexts.items()
+
+    @property
+    def orderbook(self) -> OrderBookView:
+        """The order book of a one-instrument suite (``suite["MNQ"].orderbook`` otherwise)."""
+        if len(self._contexts) != 1:
+            raise AttributeError("this suite has several instruments: use suite[SYMBOL].orderbook")
+        return next(iter(self._contexts.values())).orderbook
 
     @property
     def instruments(self) -> list[str]:

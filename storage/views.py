@@ -9,7 +9,10 @@ Views (each has a ``capture`` column naming where a row came from):
 * ``trades``, ``quotes``, ``depth``: typed market data decoded from ProjectX SignalR records and
   Binance messages (prices DOUBLE, times TIMESTAMPTZ), one row per print / quote / level;
 * ``bars``: bars built live while recording, and bars from ``rtcap export`` CSV/Parquet files;
-* ``snapshots``: ``rtcap export`` JSON snapshots.
+* ``snapshots``: ``rtcap export`` JSON snapshots;
+* ``book``: order-book snapshots from ``rtcap export --book`` (``book_*.csv``/``.parquet``): one
+  row per time, instrument and level (``ts_ns``, ``ts``, ``instrument``, ``level``, ``bid_px``,
+  ``bid_sz``, ``ask_px``, ``ask_sz``, ``valid``).
 
 The connection is in memory and locked down: it reads only the segment and bar files each
 capture's manifest lists (each checked against its sha256 first), handed to DuckDB as Arrow
@@ -31,7 +34,19 @@ import pyarrow.dataset as ds
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.integrity import check_file, journal_files, open_capture, segment_files
 
-VIEW_NAMES = ("frames", "lifecycle", "gaps", "trades", "quotes", "depth", "bars", "snapshots")
+from rtcap.booksnap import BOOK_SCHEMA
+
+VIEW_NAMES = (
+    "frames",
+    "lifecycle",
+    "gaps",
+    "trades",
+    "quotes",
+    "depth",
+    "bars",
+    "snapshots",
+    "book",
+)
 
 
 def _quote(text: str) -> str:
@@ -52,7 +67,9 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[Path]]:
             if (candidate / "manifest.json").exists() or journal_files(candidate):
                 captures.append(candidate)
             elif candidate.is_dir() and (
-                any(candidate.glob("bars_*")) or any(candidate.glob("snapshot_*.json"))
+                any(candidate.glob("bars_*"))
+                or any(candidate.glob("snapshot_*.json"))
+                or any(candidate.glob("book_*"))
             ):
                 exports.append(candidate)
         if not captures and not exports and path.is_dir() and any(path.rglob("*.parquet")):
@@ -83,6 +100,7 @@ def connect(paths: list[str | Path]) -> duckdb.DuckDBPyConnection:
     _market_views(con)
     _bars(con, captures, exports)
     _snapshots(con, exports)
+    _book(con, exports)
     con.execute("SET lock_configuration = true")
     return con
 
@@ -373,3 +391,35 @@ def _snapshots(con: duckdb.DuckDBPyConnection, exports: list[Path]) -> None:
         "export_timestamp, CAST(data_summary AS JSON) AS data_summary, "
         f"CAST(recent_data AS JSON) AS recent_data FROM {name}"
     )
+
+
+def _book(con: duckdb.DuckDBPyConnection, exports: list[Path]) -> None:
+    tables = [pa.Table.from_pylist([], schema=BOOK_SCHEMA)]
+    parquets: list[str] = []
+    for folder in exports:
+        for path in sorted(folder.glob("book_*.csv")):
+            try:
+                table = pacsv.read_csv(
+                    path,
+                    convert_options=pacsv.ConvertOptions(
+                        column_types=BOOK_SCHEMA, include_columns=BOOK_SCHEMA.names
+                    ),
+                )
+            except (OSError, pa.ArrowException) as exc:
+                raise CaptureError(
+                    f"{path} is not a book CSV written by rtcap export --book "
+                    f"({str(exc).splitlines()[0]})"
+                ) from None
+            tables.append(table.select(BOOK_SCHEMA.names).cast(BOOK_SCHEMA))
+        parquets += [str(p) for p in sorted(folder.glob("book_*.parquet"))]
+    name = _register(con, "_book_csv", pa.concat_tables(tables))
+    body = f"SELECT * FROM {name}"
+    if parquets:
+        try:
+            dataset = ds.dataset(parquets, format="parquet", schema=BOOK_SCHEMA)
+        except (OSError, pa.ArrowException) as exc:
+            raise CaptureError(
+                f"book Parquet files under an export are unreadable: {exc}"
+            ) from None
+        body += f" UNION ALL BY NAME SELECT * FROM {_register(con, '_book_parquet', dataset)}"
+    con.execute(f"CREATE VIEW book AS {body}")

@@ -49,7 +49,7 @@ def full_length(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--run-slow"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def binance_capture() -> Path:
     """The real Binance spot capture: the whole one in ../shared/data, else the slice."""
     return BINANCE_CAPTURE if BINANCE_CAPTURE.exists() else BINANCE_SLICE

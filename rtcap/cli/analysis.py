@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from rtcap.cli.options import indicators_option, timeframes_option
+from rtcap.cli.options import book_options, book_sampling, indicators_option, timeframes_option
 from rtcap.cli.output import refuse_output_inside_captures
 from rtcap.replay.charts import write_chart
 from rtcap.replay.export import export_bars
@@ -31,20 +31,27 @@ from rtcap.timeutil import ns_to_datetime
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True
 )
-def export_command(capture, out, timeframes, start, end, fmt) -> None:
-    """Replay CAPTURE at max speed and write its completed bars and a JSON snapshot to OUT.
+@book_options("Also write top-N order-book snapshots (book_*.csv/.parquet, the sql 'book' view).")
+def export_command(capture, out, timeframes, start, end, fmt, book, every) -> None:
+    """Replay CAPTURE at max speed and write its completed bars and a JSON snapshot to OUT
+    (and, with --book, order-book snapshots).
 
     Then query them: rtcap sql OUT -c "select timeframe, count(*) from bars group by 1"
     """
     refuse_output_inside_captures(out, [capture])
+    sampling = book_sampling(book, every)
     try:
-        result = asyncio.run(export_bars(capture, out, timeframes, start=start, end=end, fmt=fmt))
+        result = asyncio.run(
+            export_bars(capture, out, timeframes, start=start, end=end, fmt=fmt, book=sampling)
+        )
     except (CaptureError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     for path in result.files:
         click.echo(f"wrote {path}")
     for symbol, counts in result.bars.items():
         click.echo(f"  {symbol}: " + ", ".join(f"{n} {tf} bars" for tf, n in counts.items()))
+    if result.book_rows is not None:
+        click.echo(f"  book: {result.book_rows:,} rows (top {book} levels every {every:g}s)")
 
 
 @click.command("info")
@@ -169,20 +176,32 @@ def _iso(ns: int) -> str:
 )
 @click.option("--instrument", help="Which instrument of a multi-instrument capture.")
 @click.option(
+    "--book",
+    "book_levels",
+    type=click.IntRange(1, 1000),
+    is_flag=False,
+    flag_value=20,
+    default=None,
+    metavar="[N]",
+    help="Draw the order book (top N levels, default 20) as a heat map under the candles.",
+)
+@click.option(
     "-o",
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default="chart.html",
     show_default=True,
 )
-def plot_command(source, timeframe, indicators, instrument, out) -> None:
+def plot_command(source, timeframe, indicators, instrument, book_levels, out) -> None:
     """Candlestick chart of SOURCE (a capture, or a bars CSV from rtcap export) with volume,
-    indicator panels and connection gaps shaded, as a self-contained HTML file."""
+    indicator panels and connection gaps shaded, as a self-contained HTML file; with --book,
+    a depth heat map under the candles."""
     try:
-        data = write_chart(source, out, timeframe, indicators, instrument)
+        data = write_chart(source, out, timeframe, indicators, instrument, book_levels)
     except (CaptureError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
         f"wrote {out}: {data.instrument} {data.timeframe}, {data.bars.height} bars, "
         f"{len(data.gaps)} gaps shaded"
+        + (f", book heat map of {len(data.book)} snapshots" if data.book is not None else "")
     )

@@ -100,3 +100,26 @@ class Duration(click.ParamType):
 
 
 DURATION = Duration()
+
+
+def book_options(book_help: str):
+    """``--book N`` and ``--every DURATION`` (order-book snapshots), shared by commands."""
+
+    def decorate(command):
+        command = click.option(
+            "--every",
+            type=DURATION,
+            default="1s",
+            show_default=True,
+            help="With --book: one snapshot per this much receive time.",
+        )(command)
+        return click.option("--book", type=click.IntRange(1, 1000), metavar="N", help=book_help)(
+            command
+        )
+
+    return decorate
+
+
+def book_sampling(book: int | None, every_s: float) -> tuple[int, int] | None:
+    """(levels, interval ns) for the kernel's book sampler, or ``None`` without --book."""
+    return (book, int(every_s * 1e9)) if book else None

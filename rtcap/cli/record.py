@@ -94,6 +94,18 @@ def _bars(ctx, param, value):
     help="Binance streams per symbol.",
 )
 @click.option("--binance-url", default=BINANCE_URL, show_default=True)
+@click.option(
+    "--binance-rest-url",
+    help="REST base for depth snapshots (default: beside --binance-url; fstream → fapi).",
+)
+@click.option(
+    "--snapshot-interval",
+    type=DURATION,
+    default="5s",
+    show_default=True,
+    help="Binance diff depth: at most one REST snapshot per symbol this often (one is fetched "
+    "after every connect and after every break in the update ids).",
+)
 @click.option("--url", help="Websocket URL (--source ws).")
 @click.option(
     "--send", "sends", multiple=True, help="Message to send after connecting (ws; repeatable)."
@@ -192,6 +204,8 @@ def record(
     user_hub_url,
     streams,
     binance_url,
+    binance_rest_url,
+    snapshot_interval,
     url,
     sends,
     seed,
@@ -230,6 +244,8 @@ def record(
         user_hub_url=user_hub_url,
         streams=split_list(streams),
         binance_url=binance_url,
+        binance_rest_url=binance_rest_url,
+        snapshot_interval=snapshot_interval,
         url=url,
         sends=list(sends),
         seed=seed,
@@ -350,12 +366,22 @@ def _live_feeds(options) -> tuple[list, dict]:
         }
         return feeds, info
     if source == "binance":
-        feed = BinanceFeed(options["symbols"], options["streams"], base_url=options["binance_url"])
-        return [feed], {
-            "kind": "binance",
-            "url": redact_url(options["binance_url"]),
-            "streams": feed.names,
-        }
+        feed = BinanceFeed(
+            options["symbols"],
+            options["streams"],
+            base_url=options["binance_url"],
+            rest_url=options.get("binance_rest_url"),
+            snapshot_interval_s=options.get("snapshot_interval"),
+        )
+        info = {"kind": "binance", "url": redact_url(options["binance_url"]), "streams": feed.names}
+        if feed.snapshots is not None:
+            info["depth_snapshots"] = {
+                "rest_url": redact_url(feed.snapshots.rest_url),
+                "path": feed.snapshots.path,
+                "limit": feed.snapshots.limit,
+                "min_interval_s": feed.snapshots.min_interval_s,
+            }
+        return [feed], info
     if not options["url"]:
         raise ValueError("--source ws needs --url wss://…")
     feed = GenericFeed(options["url"], options["sends"])

@@ -13,9 +13,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
 from rtcap.bars import bar_record
-from rtcap.cli.options import DURATION, split_list, timeframes_option
+from rtcap.booksnap import BookSampler, BookSnapshot
+from rtcap.cli.options import DURATION, book_options, book_sampling, split_list, timeframes_option
 from rtcap.cli.serving import stop_on_signals
 from rtcap.events import Event, EventBus, EventType
+from rtcap.models import CLOCK
 from rtcap.pipeline import Pipeline
 from rtcap.replay.gateway import GatewayServer, simulated_history
 from rtcap.replay.pacing import parse_speed
@@ -78,6 +80,7 @@ def _replay_source(capture: Path, speed, start, end, streams, symbols, include_o
 @click.option("--symbols", help="Only frames hinted with these symbols/contract ids.")
 @click.option("--include-open", is_flag=True, help="Also replay an unsealed journal.")
 @click.option("--max-gap", type=DURATION, help="Compress idle stretches longer than this.")
+@book_options("Print the top N levels of every order book (rebuilt from depth) instead of bars.")
 @click.option("--serve", is_flag=True, help="Serve the replay on a ProjectX-compatible gateway.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535))
@@ -93,6 +96,8 @@ def replay(
     symbols,
     include_open,
     max_gap,
+    book,
+    every,
     serve,
     host,
     port,
@@ -104,6 +109,10 @@ def replay(
     Pacing follows an absolute schedule, so a 60-second capture takes 6 seconds at 10x; bars,
     flat bars and every event are identical at every speed.
     """
+    if book and (serve or ticks):
+        raise click.UsageError(
+            "--book prints book snapshots: it does not combine with --serve or --ticks"
+        )
     if serve and click.get_current_context().get_parameter_source("speed").name == "DEFAULT":
         speed = 1.0  # clients want the session as it happened unless they ask otherwise
     source = _replay_source(capture, speed, start, end, streams, symbols, include_open, max_gap)
@@ -111,17 +120,29 @@ def replay(
         if serve:
             asyncio.run(_serve(source, host, port))
             return
-        asyncio.run(_print(source, timeframes, ticks, fmt))
+        sampling = book_sampling(book, every)
+        asyncio.run(_print(source, timeframes, ticks, fmt, sampling))
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-async def _print(source: Replay, timeframes: list[str], ticks: bool, fmt: str) -> None:
+async def _print(
+    source: Replay,
+    timeframes: list[str],
+    ticks: bool,
+    fmt: str,
+    sampling: tuple[int, int] | None = None,
+) -> None:
     bus = EventBus()
-    pipeline = Pipeline(None, timeframes, codec="auto", wanted=bus.wanted)
+    pipeline = Pipeline(None, timeframes, codec="auto", wanted=bus.wanted, books=bool(sampling))
+    sampler = BookSampler(pipeline, *sampling) if sampling else None
     out = sys.stdout
     if fmt == "csv":
-        out.write(CSV_HEADER + "\n")
+        out.write((BOOK_CSV_HEADER if sampler else CSV_HEADER) + "\n")
+
+    def print_book(snapshots: list[BookSnapshot]) -> None:
+        for snapshot in snapshots:
+            _write_book(out, snapshot, fmt)
 
     def on_bar(event: Event) -> None:
         bar = event.data["bar"]
@@ -149,7 +170,8 @@ async def _print(source: Replay, timeframes: list[str], ticks: bool, fmt: str) -
             row = {**data, "timestamp": data["timestamp"].isoformat(), "event": "trade"}
             out.write(orjson.dumps(row).decode() + "\n")
 
-    await bus.on(EventType.BAR_CLOSED, on_bar)
+    if sampler is None:
+        await bus.on(EventType.BAR_CLOSED, on_bar)
     if ticks:
         await bus.on(EventType.TRADE_TICK, on_tick)
     console = Console(stderr=True)
@@ -166,6 +188,8 @@ async def _print(source: Replay, timeframes: list[str], ticks: bool, fmt: str) -
     with progress:
         async for batch in source.batches():
             for frame in batch:
+                if sampler is not None and frame.kind != CLOCK:
+                    print_book(sampler.before(frame.recv_ns))
                 events = pipeline.feed(frame)
                 if events:
                     await bus.dispatch(events)
@@ -180,9 +204,44 @@ async def _print(source: Replay, timeframes: list[str], ticks: bool, fmt: str) -
                 )
         if pipeline.now_ns is not None:
             await bus.dispatch(pipeline.advance_to(pipeline.now_ns))
+        if sampler is not None:
+            print_book(sampler.finish())
     out.flush()
+    if sampler is not None and not any(s.book for s in pipeline.instruments.values()):
+        console.print("no order-book depth in this capture: nothing to print", style="yellow")
     elapsed = time.monotonic() - started
     console.print(f"replayed {source.frames_out:,} frames in {elapsed:.2f}s", style="dim")
+
+
+BOOK_CSV_HEADER = "ts_ns,timestamp,instrument,level,bid_px,bid_sz,ask_px,ask_sz,valid"
+
+
+def _write_book(out, snapshot: BookSnapshot, fmt: str) -> None:
+    moment = ns_to_datetime(snapshot.ns).isoformat()
+    if fmt == "jsonl":
+        row = {
+            "timestamp": moment,
+            "ts_ns": snapshot.ns,
+            "instrument": snapshot.instrument,
+            "valid": snapshot.valid,
+            "crossed": snapshot.crossed,
+            "bids": snapshot.bids,
+            "asks": snapshot.asks,
+        }
+        out.write(orjson.dumps(row).decode() + "\n")
+    elif fmt == "csv":
+        for ns, _, instrument, level, bid_px, bid_sz, ask_px, ask_sz, valid in snapshot.rows():
+            cells = (ns, moment, instrument, level, bid_px, bid_sz, ask_px, ask_sz, valid)
+            out.write(",".join("" if v is None else str(v) for v in cells) + "\n")
+    else:
+        flags = ("" if snapshot.valid else "  INVALID (sequence break)") + (
+            "  CROSSED" if snapshot.crossed else ""
+        )
+        out.write(f"{moment}  {snapshot.instrument}{flags}\n")
+        for _, _, _, level, bid_px, bid_sz, ask_px, ask_sz, _ in snapshot.rows():
+            bid = f"{bid_sz:>12g} @ {bid_px:<12g}" if bid_px is not None else " " * 27
+            ask = f"{ask_px:>12g} x {ask_sz:<12g}" if ask_px is not None else ""
+            out.write(f"  {level:>3}  {bid} | {ask}\n")
 
 
 async def _serve(source: Replay, host: str, port: int) -> None:
@@ -322,6 +381,11 @@ def verify(capture, speed, timeframes) -> None:
     for where, digest in hashes:
         click.echo(f"{where}bar stream sha256 {digest.bar_hash}")
         click.echo(f"{where}event stream sha256 {digest.event_hash}")
+        if digest.book_events:
+            click.echo(
+                f"{where}book stream sha256 {digest.book_hash} "
+                f"({digest.book_events:,} order-book updates)"
+            )
     gaps = gap_summary(manifest)
     if gaps:
         click.echo(f"recorded gaps: {gaps}")

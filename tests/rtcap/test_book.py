@@ -76,6 +76,7 @@ def test_spot_sequencing_stale_bridge_gap_and_resync():
         "symbol": "X",
         "expected": 107,
         "received": 108,
+        "missing": 1,
         "last_applied": 106,
     }
     assert not book.valid and book.book.best_bid() == (10.0, 3.0)  # kept, but invalid
