@@ -50,6 +50,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/analysis.py
 	$(BIN)/python bench/book.py
 	$(BIN)/python bench/book_replay.py
+	$(BIN)/python bench/scale_out.py
 	$(BIN)/python bench/record_memory.py --seconds 60
 
 lint: $(VENV)/.installed-test

@@ -50,6 +50,7 @@ async def export_bars(
     end=None,
     fmt: str = "csv",
     book: tuple[int, int] | None = None,
+    recorders: list[str] | None = None,
 ) -> ExportResult:
     """``book`` = (levels, interval ns) also writes order-book snapshots."""
     if fmt not in ("csv", "parquet"):
@@ -70,7 +71,7 @@ async def export_bars(
     sampler = BookSampler(pipeline, *book) if book else None
     snapshots: list[BookSnapshot] = []
     closed: dict[str, list[Bar]] = {}
-    source = Replay(capture, None, start=start, end=end)
+    source = Replay(capture, None, start=start, end=end, recorders=recorders)
     async for batch in source.batches():
         for frame in batch:
             if sampler is not None and frame.kind != CLOCK:

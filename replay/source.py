@@ -17,7 +17,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 from rtcap.replay.pacing import Pacer, parse_speed
-from rtcap.storage.reader import CaptureReader, FrameFilter, resolve_time
+from rtcap.storage.dataset import open_reader
+from rtcap.storage.reader import FrameFilter, resolve_time
 from rtcap.storage.schema import table_to_frames
 
 from rtcap.models import CLOCK, DATA_KINDS, Frame
@@ -44,8 +45,10 @@ class Replay:
         clock_interval_s: float = 0.1,
         keep_lateness: bool = False,
         seqs: tuple[int, int | None] | None = None,
+        recorders: list[str] | None = None,
     ) -> None:
-        self.reader = CaptureReader(capture, include_open=include_open)
+        # a capture, or a dataset root whose captures are merged in receive-time order
+        self.reader = open_reader(capture, include_open=include_open, recorders=recorders)
         self.speed = parse_speed(speed)
         first, last = self.reader.span
         start_ns, end_ns = resolve_time(start, first, last), resolve_time(end, first, last)

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rtcap.storage import manifest as manifests
 from rtcap.storage.errors import CaptureDamaged, CaptureError, RecoveryNeeded
-from rtcap.storage.schema import BAR_SCHEMA, ClosedBar, table_to_bars, table_to_frames
+from rtcap.storage.schema import ClosedBar, bars_v2, table_to_bars, table_to_frames
 from rtcap.storage.segments import sha256_file
 
 from rtcap.models import Frame
@@ -163,7 +163,7 @@ def read_live_bars(path: str | Path, session: dict[str, Any] | None = None) -> p
     entry = (session or {}).get("live_bars") if session else manifest.get("live_bars")
     if not entry or not entry.get("files"):
         return None
-    tables = [read_table(directory, f).cast(BAR_SCHEMA) for f in entry["files"]]
+    tables = [bars_v2(read_table(directory, f)) for f in entry["files"]]
     return pa.concat_tables(tables)
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-from rtcap.storage.schema import FRAME_SCHEMA, table_to_frames
+from rtcap.storage.schema import FRAME_SCHEMA, readable_as, table_to_frames
 
 from rtcap.models import Frame
 
@@ -159,9 +159,10 @@ class JournalReader:
             table = pa.ipc.open_stream(body).read_all()
         except (pa.ArrowException, ValueError) as exc:
             return None, f"undecodable block ({exc})"
-        if table.num_rows != rows or not table.schema.equals(self.schema):
+        converted = readable_as(self.schema, table)
+        if table.num_rows != rows or converted is None:
             return None, "block does not match its header or schema"
-        return table, ""
+        return converted, ""
 
     def _next_block(self, handle, start: int, size: int) -> int:
         """Offset of the next intact block at or after ``start`` (``size`` if none)."""

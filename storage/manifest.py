@@ -44,6 +44,7 @@ def library_versions() -> dict[str, str]:
 def new_manifest(source: dict[str, Any], created_ns: int) -> dict[str, Any]:
     return {
         "format": FORMAT,
+        "schema": "frames/2",  # absent in captures written before the portable schema
         "versions": library_versions(),
         "status": "recording",
         "created_ns": created_ns,
@@ -228,6 +229,21 @@ def note_lifecycle(
                 break
     elif kind == "gap" and not any(g.get("seq") == seq for g in manifest["gaps"]):
         manifest["gaps"].append({"stream": stream, "seq": seq, **detail})
+
+
+def bar_blocks(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every ``live_bars`` block: the capture's and each session's."""
+    sessions = [s.get("live_bars") for s in manifest.get("sessions") or []]
+    return [b for b in [manifest.get("live_bars"), *sessions] if b]
+
+
+def listed_files(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every file the manifest lists (segments, then live bars), once each, as entries with at
+    least a ``path``."""
+    files = [f for s in manifest.get("segments") or [] for f in s.get("files") or []]
+    for block in bar_blocks(manifest):
+        files += [e if isinstance(e, dict) else {"path": e} for e in block.get("files") or []]
+    return list({f["path"]: f for f in files}.values())
 
 
 def gap_summary(manifest: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ from rtcap.storage import manifest as manifests
 from rtcap.storage.errors import CaptureDamaged
 from rtcap.storage.integrity import journal_files, open_capture, open_segment, segment_files
 from rtcap.storage.journal import read_journal
-from rtcap.storage.schema import FRAME_SCHEMA, table_to_frames
+from rtcap.storage.schema import frames_v2, table_to_frames
 
 from rtcap.models import Frame
 from rtcap.timeutil import NS, parse_iso_ns
@@ -142,10 +142,10 @@ class CaptureReader:
     def tables(self, where: FrameFilter | None = None) -> Iterator[pa.Table]:
         """Row groups (filtered) in seq order; then the open journal when asked."""
         where = where or FrameFilter()
-        recv_index = FRAME_SCHEMA.get_field_index("recv_ns")
         last_seq = -1
         for entry in segment_files(self.manifest):
             file, parquet = open_segment(self.path, entry)
+            recv_index = parquet.schema_arrow.get_field_index("recv_ns")  # frames/1 or /2
             for index in range(parquet.num_row_groups):
                 stats = parquet.metadata.row_group(index).column(recv_index).statistics
                 low, high = _bounds(stats)
@@ -160,6 +160,7 @@ class CaptureReader:
                         f"{file} is damaged ({str(exc).strip().splitlines()[0]}): restore it "
                         "from a backup"
                     ) from None
+                table = frames_v2(table)
                 if table.num_rows:
                     last_seq = max(last_seq, pc.max(table.column("seq")).as_py())
                 table = where.apply(table)

@@ -39,7 +39,7 @@ from rtcap.storage.capture import (
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.integrity import bar_journal_files, journal_files, journal_number
 from rtcap.storage.journal import JournalReader
-from rtcap.storage.schema import BAR_SCHEMA, FRAME_SCHEMA
+from rtcap.storage.schema import BAR_SCHEMA, FRAME_SCHEMA, FRAME_SCHEMAS, frames_v2
 from rtcap.storage.segments import (
     BARS_TMP_NAME,
     PART_NAME,
@@ -199,11 +199,11 @@ def _inspect_part(directory: Path, part: Path) -> tuple[dict | None, pa.Table | 
     try:
         parquet = pq.ParquetFile(part, page_checksum_verification=True)
         metadata = parquet.metadata.metadata or {}
-        if b"rtcap.segment" not in metadata or not parquet.schema_arrow.equals(
-            FRAME_SCHEMA, check_metadata=False
+        if b"rtcap.segment" not in metadata or not any(
+            parquet.schema_arrow.equals(version, check_metadata=False) for version in FRAME_SCHEMAS
         ):
             return None, None, "not an rtcap segment"
-        table = parquet.read()
+        table = frames_v2(parquet.read())
     except (OSError, pa.ArrowException) as exc:
         return None, None, f"unreadable ({str(exc).splitlines()[0] if str(exc) else exc!r})"
     if not table.num_rows:
@@ -320,9 +320,9 @@ def _note_rows(manifest: dict, table: pa.Table) -> None:
     rows = rows.cast(
         pa.schema(
             [
-                ("seq", pa.uint64()),
+                ("seq", pa.int64()),
                 ("recv_ns", pa.int64()),
-                ("conn", pa.uint32()),
+                ("conn", pa.int32()),
                 ("stream", pa.string()),
                 ("kind", pa.string()),
                 ("payload", pa.binary()),

@@ -1,14 +1,44 @@
 """The Arrow/Parquet schemas of a capture (frames and live bars) and the conversions between
-them and :class:`Frame` / :class:`Bar` objects."""
+them and :class:`Frame` / :class:`Bar` objects.
+
+``frames/2`` (and ``bars/2``), written since this version, is portable: every column reads in
+Spark 4, Trino and DuckDB with no flags. Integers are signed; nanosecond times are kept exactly
+as ``int64`` columns (``recv_ns``, ``exch_ns``, ``start_ns``, ``end_ns``) with a
+``TIMESTAMP(MICROS, UTC)`` column beside each (``recv_time``, ``exch_time``, ``start_time``,
+``end_time``) for engines' time functions; strings are dictionary-encoded.
+
+``frames/1`` (``uint64`` seq, ``TIMESTAMP(NANOS)`` receive time, ``uint32`` conn) stays readable:
+:func:`frames_v2` and :func:`bars_v2` turn either into the current schema, and ``rtcap migrate``
+rewrites a capture's files.
+"""
 
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from rtcap.models import Bar, Frame
 
 DICT = pa.dictionary(pa.int32(), pa.string())
+MICROS_UTC = pa.timestamp("us", tz="UTC")
 FRAME_SCHEMA = pa.schema(
+    [
+        pa.field("seq", pa.int64(), nullable=False),
+        pa.field("recv_ns", pa.int64(), nullable=False),
+        pa.field("recv_time", MICROS_UTC, nullable=False),
+        pa.field("mono_ns", pa.int64(), nullable=False),
+        pa.field("conn", pa.int32(), nullable=False),
+        pa.field("stream", DICT, nullable=False),
+        pa.field("kind", DICT, nullable=False),
+        pa.field("payload", pa.binary(), nullable=False),
+        pa.field("target", DICT),
+        pa.field("symbol", DICT),
+        pa.field("exch_ns", pa.int64()),
+        pa.field("exch_time", MICROS_UTC),
+    ],
+    metadata={"rtcap.schema": "frames/2"},
+)
+FRAME_SCHEMA_V1 = pa.schema(
     [
         pa.field("seq", pa.uint64(), nullable=False),
         pa.field("recv_ns", pa.timestamp("ns", tz="UTC"), nullable=False),
@@ -23,8 +53,29 @@ FRAME_SCHEMA = pa.schema(
     ],
     metadata={"rtcap.schema": "frames/1"},
 )
+FRAME_SCHEMAS = (FRAME_SCHEMA, FRAME_SCHEMA_V1)
 DICTIONARY_COLUMNS = ["stream", "kind", "target", "symbol"]
 BAR_SCHEMA = pa.schema(
+    [
+        ("instrument", pa.string()),
+        ("timeframe", pa.string()),
+        ("start_ns", pa.int64()),
+        ("end_ns", pa.int64()),
+        ("start_time", MICROS_UTC),
+        ("end_time", MICROS_UTC),
+        ("open", pa.float64()),
+        ("high", pa.float64()),
+        ("low", pa.float64()),
+        ("close", pa.float64()),
+        ("volume", pa.float64()),
+        ("trades", pa.int64()),
+        ("gap", pa.bool_()),
+        ("flat", pa.bool_()),
+        ("closed_seq", pa.int64()),
+    ],
+    metadata={"rtcap.schema": "bars/2"},
+)
+BAR_SCHEMA_V1 = pa.schema(
     [
         ("instrument", pa.string()),
         ("timeframe", pa.string()),
@@ -41,6 +92,72 @@ BAR_SCHEMA = pa.schema(
         ("closed_seq", pa.uint64()),
     ]
 )
+BAR_SCHEMAS = (BAR_SCHEMA, BAR_SCHEMA_V1)
+
+
+def _micros(ns: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
+    """Epoch ns (int64) → TIMESTAMP(MICROS, UTC), truncated to the microsecond (nulls kept)."""
+    return pc.divide(ns, pa.scalar(1000, pa.int64())).cast(MICROS_UTC)
+
+
+def readable_as(schema: pa.Schema, table: pa.Table) -> pa.Table | None:
+    """``table`` in ``schema`` (:data:`FRAME_SCHEMA` or :data:`BAR_SCHEMA`) if it is that or
+    its earlier version, else ``None``."""
+    if schema.equals(FRAME_SCHEMA):
+        versions, convert = FRAME_SCHEMAS, frames_v2
+    elif schema.equals(BAR_SCHEMA):
+        versions, convert = BAR_SCHEMAS, bars_v2
+    else:
+        return table if table.schema.equals(schema) else None
+    if not any(table.schema.equals(v, check_metadata=False) for v in versions):
+        return None
+    return convert(table)
+
+
+def frames_v2(table: pa.Table) -> pa.Table:
+    """A frames table of either version, in :data:`FRAME_SCHEMA`."""
+    if table.schema.equals(FRAME_SCHEMA, check_metadata=False):
+        return table
+    if not table.schema.equals(FRAME_SCHEMA_V1, check_metadata=False):
+        raise ValueError("not an rtcap frames table (frames/1 or frames/2)")
+    recv = table.column("recv_ns").cast(pa.int64())
+    exch = table.column("exch_ns")
+    columns = {
+        "seq": table.column("seq").cast(pa.int64()),
+        "recv_ns": recv,
+        "recv_time": _micros(recv),
+        "mono_ns": table.column("mono_ns"),
+        "conn": table.column("conn").cast(pa.int32()),
+        "stream": table.column("stream"),
+        "kind": table.column("kind"),
+        "payload": table.column("payload"),
+        "target": table.column("target"),
+        "symbol": table.column("symbol"),
+        "exch_ns": exch,
+        "exch_time": _micros(exch),
+    }
+    return pa.Table.from_pydict(columns, schema=FRAME_SCHEMA)
+
+
+def bars_v2(table: pa.Table) -> pa.Table:
+    """A live-bars table of either version, in :data:`BAR_SCHEMA`."""
+    if table.schema.equals(BAR_SCHEMA, check_metadata=False):
+        return table
+    if not table.schema.equals(BAR_SCHEMA_V1, check_metadata=False):
+        raise ValueError("not an rtcap bars table (bars/1 or bars/2)")
+    start = table.column("start_ns").cast(pa.int64())
+    end = table.column("end_ns").cast(pa.int64())
+    columns = {name: table.column(name) for name in table.column_names}
+    columns.update(
+        start_ns=start,
+        end_ns=end,
+        start_time=_micros(start),
+        end_time=_micros(end),
+        closed_seq=table.column("closed_seq").cast(pa.int64()),
+    )
+    return pa.Table.from_pydict({f.name: columns[f.name] for f in BAR_SCHEMA}, schema=BAR_SCHEMA)
+
+
 ClosedBar = tuple[str, Bar, int]  # (instrument, bar, seq of the row that closed it)
 
 
@@ -88,17 +205,21 @@ class FrameColumns:
 
     def to_table(self) -> pa.Table:
         """Columnar copy in :data:`FRAME_SCHEMA`."""
+        recv = pa.array(self.recv, pa.int64())
+        exch = pa.array(self.exch, pa.int64())
         columns = {
-            "seq": pa.array(self.seq, pa.uint64()),
-            "recv_ns": pa.array(self.recv, pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
+            "seq": pa.array(self.seq, pa.int64()),
+            "recv_ns": recv,
+            "recv_time": _micros(recv),
             "mono_ns": pa.array(self.mono, pa.int64()),
-            "conn": pa.array(self.conn, pa.uint32()),
+            "conn": pa.array(self.conn, pa.int32()),
             "stream": pa.array(self.stream, pa.string()).dictionary_encode(),
             "kind": pa.array(self.kind, pa.string()).dictionary_encode(),
             "payload": pa.array(self.payload, pa.binary()),
             "target": pa.array(self.target, pa.string()).dictionary_encode(),
             "symbol": pa.array(self.symbol, pa.string()).dictionary_encode(),
-            "exch_ns": pa.array(self.exch, pa.int64()),
+            "exch_ns": exch,
+            "exch_time": _micros(exch),
         }
         return pa.Table.from_pydict(columns, schema=FRAME_SCHEMA)
 
@@ -139,12 +260,16 @@ def table_to_frames(table: pa.Table) -> list[Frame]:
 
 def bars_to_table(bars: list[ClosedBar]) -> pa.Table:
     """Live bars in :data:`BAR_SCHEMA`."""
+    start = pa.array([b.start_ns for _, b, _ in bars], pa.int64())
+    end = pa.array([b.end_ns for _, b, _ in bars], pa.int64())
     table = pa.table(
         {
             "instrument": [i for i, _, _ in bars],
             "timeframe": [b.timeframe for _, b, _ in bars],
-            "start_ns": pa.array([b.start_ns for _, b, _ in bars], pa.int64()),
-            "end_ns": pa.array([b.end_ns for _, b, _ in bars], pa.int64()),
+            "start_ns": start,
+            "end_ns": end,
+            "start_time": _micros(start),
+            "end_time": _micros(end),
             "open": pa.array([b.open for _, b, _ in bars], pa.float64()),
             "high": pa.array([b.high for _, b, _ in bars], pa.float64()),
             "low": pa.array([b.low for _, b, _ in bars], pa.float64()),
@@ -153,22 +278,15 @@ def bars_to_table(bars: list[ClosedBar]) -> pa.Table:
             "trades": pa.array([b.trades for _, b, _ in bars], pa.int64()),
             "gap": pa.array([b.gap for _, b, _ in bars], pa.bool_()),
             "flat": pa.array([b.flat for _, b, _ in bars], pa.bool_()),
-            "closed_seq": pa.array([s for _, _, s in bars], pa.uint64()),
+            "closed_seq": pa.array([s for _, _, s in bars], pa.int64()),
         }
     )
     return table.cast(BAR_SCHEMA)
 
 
 def table_to_bars(table: pa.Table) -> list[ClosedBar]:
-    """Back from :data:`BAR_SCHEMA` rows to bars (whole volumes as ``int``, as live)."""
-    table = table.cast(
-        pa.schema(
-            [
-                pa.field(f.name, pa.int64()) if pa.types.is_timestamp(f.type) else f
-                for f in table.schema
-            ]
-        )
-    )
+    """Back from bars rows (either version) to bars (whole volumes as ``int``, as live)."""
+    table = bars_v2(table)
     bars = []
     for row in table.to_pylist():
         volume = row["volume"]

@@ -22,7 +22,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from rtcap.storage.manifest import fsync_dir
-from rtcap.storage.schema import BAR_SCHEMA, DICTIONARY_COLUMNS, FRAME_SCHEMA
+from rtcap.storage.schema import (
+    BAR_SCHEMA,
+    DICTIONARY_COLUMNS,
+    FRAME_SCHEMA,
+    bars_v2,
+    frames_v2,
+)
 
 ROW_GROUP_ROWS = 100_000
 ROW_GROUP_BYTES = 16 * 1024 * 1024  # of payload: bounds a seal's memory on large frames
@@ -109,7 +115,8 @@ class SegmentSealer:
     def add(self, table: pa.Table) -> None:
         if not table.num_rows:
             return
-        recv = table.column("recv_ns").cast(pa.int64())
+        table = frames_v2(table)  # a journal written before frames/2 seals as frames/2
+        recv = table.column("recv_ns")
         days = pc.divide(recv, pa.scalar(DAY_NS, pa.int64()))
         unique = pc.unique(days).to_pylist()
         for day in sorted(unique):
@@ -236,7 +243,7 @@ def seal_segment(
 
 def write_bars_file(directory: Path, number: int, tables: Iterable[pa.Table]) -> dict | None:
     """Live bars of one segment as ``bars/bars-<number>.parquet``; its manifest entry."""
-    table = pa.concat_tables([t.cast(BAR_SCHEMA) for t in tables] or [BAR_SCHEMA.empty_table()])
+    table = pa.concat_tables([bars_v2(t) for t in tables] or [BAR_SCHEMA.empty_table()])
     if not table.num_rows:
         return None
     folder = directory / "bars"

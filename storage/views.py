@@ -31,8 +31,11 @@ import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from rtcap.storage.dataset import find_captures, is_capture, label
 from rtcap.storage.errors import CaptureError
-from rtcap.storage.integrity import check_file, journal_files, open_capture, segment_files
+from rtcap.storage.integrity import check_file, open_capture, segment_files
+from rtcap.storage.schema import BAR_SCHEMA, FRAME_SCHEMA
 
 from rtcap.booksnap import BOOK_SCHEMA
 
@@ -53,32 +56,44 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def discover(paths: list[Path]) -> tuple[list[Path], list[Path]]:
-    """(captures, export folders) found at or directly below ``paths``."""
-    captures: list[Path] = []
+Labelled = tuple[Path, str]  # a capture and its name in the views' ``capture`` column
+
+
+def discover(paths: list[Path]) -> tuple[list[Labelled], list[Path]]:
+    """(captures with their labels, export folders) at or below ``paths``: captures at any
+    depth of a dataset root (:mod:`rtcap.storage.dataset`), export folders directly below."""
+    captures: list[Labelled] = []
     exports: list[Path] = []
     for path in paths:
         if not path.exists():
             raise CaptureError(f"no capture or export at {path}: check the path")
+        found = find_captures(path)
+        captures += [(capture, label(path, capture)) for capture in found]
         candidates = [path] + (
             sorted(p for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
         )
         for candidate in candidates:
-            if (candidate / "manifest.json").exists() or journal_files(candidate):
-                captures.append(candidate)
-            elif candidate.is_dir() and (
-                any(candidate.glob("bars_*"))
-                or any(candidate.glob("snapshot_*.json"))
-                or any(candidate.glob("book_*"))
+            if (
+                candidate.is_dir()
+                and not is_capture(candidate)
+                and (
+                    any(candidate.glob("bars_*"))
+                    or any(candidate.glob("snapshot_*.json"))
+                    or any(candidate.glob("book_*"))
+                )
             ):
                 exports.append(candidate)
-        if not captures and not exports and path.is_dir() and any(path.rglob("*.parquet")):
+        if not found and not exports and path.is_dir() and any(path.rglob("*.parquet")):
             raise CaptureError(f"{path} holds Parquet files but no manifest.json: not a capture")
     if not captures and not exports:
         raise CaptureError(
             f"nothing to query under {', '.join(map(str, paths))}: give capture "
             "directories (with manifest.json) or export folders"
         )
+    names = [name for _, name in captures]
+    clash = next((n for n in names if names.count(n) > 1), None)
+    if clash:
+        raise CaptureError(f"two captures are both named {clash!r}: query their parent folder")
     return captures, exports
 
 
@@ -110,30 +125,42 @@ def _register(con: duckdb.DuckDBPyConnection, name: str, data) -> str:
     return name
 
 
-def _frames(con: duckdb.DuckDBPyConnection, captures: list[Path]) -> None:
+def _frames(con: duckdb.DuckDBPyConnection, captures: list[Labelled]) -> None:
     parts = []
-    for index, capture in enumerate(captures):
+    for index, (capture, name_of_capture) in enumerate(captures):
         manifest = open_capture(capture)
         files = [str(check_file(capture, entry)) for entry in segment_files(manifest)]
-        if files:
-            dataset = ds.dataset(files, format="parquet")
-            name = _register(con, f"_segments_{index}", dataset)
-            # The UTC date of recv_ns is the date=… partition the row was sealed into.
-            parts.append(
-                f"SELECT {_quote(capture.name)} AS capture, *, CAST(recv_ns AS DATE) AS date "
-                f"FROM {name}"
+        by_version: dict[bool, list[str]] = {}
+        for file in files:
+            current = pq.read_schema(file).equals(FRAME_SCHEMA, check_metadata=False)
+            by_version.setdefault(current, []).append(file)
+        for current, version_files in sorted(by_version.items()):
+            name = f"_segments_{index}_{'v2' if current else 'v1'}"
+            _register(con, name, ds.dataset(version_files, format="parquet"))
+            # frames/1 kept the receive time as TIMESTAMP(NANOS), seq/conn unsigned
+            columns = (
+                "seq, recv_ns, recv_time"
+                if current
+                else "CAST(seq AS BIGINT) AS seq, epoch_ns(recv_ns) AS recv_ns, "
+                "CAST(recv_ns AS TIMESTAMPTZ) AS recv_time"
             )
+            conn = "conn" if current else "CAST(conn AS INTEGER) AS conn"
+            parts.append(
+                f"SELECT *, CAST(recv_time AS DATE) AS date FROM (SELECT "
+                f"{_quote(name_of_capture)} AS capture, {columns}, mono_ns, {conn}, stream, kind, "
+                f"payload, target, symbol, exch_ns FROM {name})"
+            )  # the UTC date of the receive time is the date=… partition the row is in
     empty = (
-        "SELECT NULL::VARCHAR AS capture, NULL::UBIGINT AS seq, NULL::TIMESTAMPTZ AS recv_ns, "
-        "NULL::BIGINT AS mono_ns, NULL::UINTEGER AS conn, NULL::VARCHAR AS stream, "
-        "NULL::VARCHAR AS kind, NULL::BLOB AS payload, NULL::VARCHAR AS target, "
-        "NULL::VARCHAR AS symbol, NULL::BIGINT AS exch_ns, NULL::DATE AS date WHERE false"
+        "SELECT NULL::VARCHAR AS capture, NULL::BIGINT AS seq, NULL::BIGINT AS recv_ns, "
+        "NULL::TIMESTAMPTZ AS recv_time, NULL::BIGINT AS mono_ns, NULL::INTEGER AS conn, "
+        "NULL::VARCHAR AS stream, NULL::VARCHAR AS kind, NULL::BLOB AS payload, "
+        "NULL::VARCHAR AS target, NULL::VARCHAR AS symbol, NULL::BIGINT AS exch_ns, "
+        "NULL::DATE AS date WHERE false"
     )
     con.execute(f"CREATE VIEW frames_raw AS {' UNION ALL BY NAME '.join(parts) or empty}")
     con.execute("""
         CREATE VIEW frames AS
-        SELECT capture, seq, recv_ns AS recv_time, epoch_ns(recv_ns) AS recv_ns, mono_ns, conn,
-               stream, kind, target, symbol,
+        SELECT capture, seq, recv_time, recv_ns, mono_ns, conn, stream, kind, target, symbol,
                CASE WHEN exch_ns IS NOT NULL THEN make_timestamptz(exch_ns // 1000) END AS exch_time,
                exch_ns, octet_length(payload) AS bytes,
                CASE WHEN kind <> 'binary' THEN try(decode(payload)) END AS payload_text,
@@ -293,16 +320,22 @@ EXPORT_CSV_TYPES = {
 }
 
 
-def _bars(con: duckdb.DuckDBPyConnection, captures: list[Path], exports: list[Path]) -> None:
+def _bars(con: duckdb.DuckDBPyConnection, captures: list[Labelled], exports: list[Path]) -> None:
     parts = []
-    for index, capture in enumerate(captures):
+    for index, (capture, name_of_capture) in enumerate(captures):
         entry = open_capture(capture).get("live_bars") or {}
         files = [str(check_file(capture, f)) for f in entry.get("files") or []]
-        if files:
-            name = _register(con, f"_live_bars_{index}", ds.dataset(files, format="parquet"))
+        by_version: dict[bool, list[str]] = {}
+        for file in files:  # bars/2 keep start_time; bars/1 had start_ns as a timestamp
+            current = pq.read_schema(file).equals(BAR_SCHEMA, check_metadata=False)
+            by_version.setdefault(current, []).append(file)
+        for current, version_files in sorted(by_version.items()):
+            dataset = ds.dataset(version_files, format="parquet")
+            name = _register(con, f"_live_bars_{index}_{int(current)}", dataset)
+            start = "start_time" if current else "start_ns"
             parts.append(
-                f"SELECT {_quote(capture.name)} AS capture, 'live' AS origin, "
-                "start_ns AS timestamp, instrument, timeframe, open, high, low, close, "
+                f"SELECT {_quote(name_of_capture)} AS capture, 'live' AS origin, "
+                f"{start} AS timestamp, instrument, timeframe, open, high, low, close, "
                 f"volume FROM {name}"
             )
     for index, folder in enumerate(exports):

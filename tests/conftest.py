@@ -43,7 +43,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def full_length(request: pytest.FixtureRequest) -> bool:
     """True under --run-slow: soak/chaos tests scale their trial counts up."""
     return bool(request.config.getoption("--run-slow"))

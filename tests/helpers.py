@@ -5,6 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+from rtcap.storage.schema import BAR_SCHEMA_V1, FRAME_SCHEMA_V1
+from rtcap.storage.segments import sha256_file
 
 from rtcap.codecs import projectx, signalr
 from rtcap.models import Frame
@@ -90,11 +94,12 @@ def record(message: dict) -> bytes:
     return signalr.encode(message)
 
 
-def write_capture(path, frames, *, flush_every=333, **options):
+def write_capture(path, frames, *, flush_every=333, source=None, **options):
     """Copy ``frames`` (their seq renumbered) into a new, closed capture at ``path``."""
     from rtcap.storage.capture import CaptureWriter
 
-    writer = CaptureWriter(path, source={"kind": "test"}, fsync="never", **options)
+    source = source or {"kind": "test"}
+    writer = CaptureWriter(path, source=source, fsync="never", **options)
     writer.open()
     for frame in frames:
         writer.append(
@@ -116,3 +121,61 @@ def write_capture(path, frames, *, flush_every=333, **options):
         if writer.should_rotate():
             writer.seal_now(writer.rotate())
     return writer
+
+
+# --- captures as rtcap wrote them before the portable frames/2 schema -------------------------
+
+
+def as_v1(table: pa.Table) -> pa.Table:
+    """A frames/2 table as the writer before frames/2 produced it."""
+    return pa.table(
+        {
+            "seq": table["seq"].cast(pa.uint64()),
+            "recv_ns": table["recv_ns"].cast(pa.timestamp("ns", tz="UTC")),
+            "mono_ns": table["mono_ns"],
+            "conn": table["conn"].cast(pa.uint32()),
+            "stream": table["stream"],
+            "kind": table["kind"],
+            "payload": table["payload"],
+            "target": table["target"],
+            "symbol": table["symbol"],
+            "exch_ns": table["exch_ns"],
+        }
+    ).cast(FRAME_SCHEMA_V1)
+
+
+def bars_as_v1(table: pa.Table) -> pa.Table:
+    table = table.drop(["start_time", "end_time"])
+    return table.cast(
+        pa.schema(
+            [
+                f
+                if f.name not in ("start_ns", "end_ns", "closed_seq")
+                else BAR_SCHEMA_V1.field(f.name)
+                for f in table.schema
+            ]
+        )
+    ).select(BAR_SCHEMA_V1.names)
+
+
+def downgrade(capture):
+    """Rewrite a capture's files in frames/1 and bars/1, as an older rtcap left them."""
+    manifest = orjson.loads((capture / "manifest.json").read_bytes())
+    entries = [f for s in manifest["segments"] for f in s["files"]]
+    bars = (manifest.get("live_bars") or {}).get("files") or []
+    for entry, convert in [(e, as_v1) for e in entries] + [(e, bars_as_v1) for e in bars]:
+        path = capture / entry["path"]
+        parquet = pq.ParquetFile(path)
+        metadata = {
+            k: v
+            for k, v in (parquet.metadata.metadata or {}).items()
+            if k.startswith(b"rtcap.") and k != b"rtcap.schema"
+        }
+        table = convert(parquet.read())
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+        pq.write_table(table, path, compression="zstd", write_page_checksum=True)
+        entry["sha256"] = sha256_file(path)
+        if "bytes" in entry:
+            entry["bytes"] = path.stat().st_size
+    manifest.pop("schema", None)
+    (capture / "manifest.json").write_bytes(orjson.dumps(manifest))

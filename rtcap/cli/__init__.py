@@ -11,11 +11,12 @@ import click
 
 from rtcap import __version__
 from rtcap.cli.analysis import export_command, info_command, plot_command
-from rtcap.cli.maintenance import import_command, recover_command
+from rtcap.cli.maintenance import import_command, migrate_command, recover_command
 from rtcap.cli.record import record
 from rtcap.cli.replay import replay, verify
 from rtcap.cli.sim import sim
 from rtcap.cli.simulate import simulate
+from rtcap.cli.spark import spark_bars, spark_sql
 from rtcap.cli.sql import sql
 from rtcap.storage.errors import CaptureError
 
@@ -50,9 +51,19 @@ class OneLineErrors(click.Group):
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, prog_name="rtcap")
-def main() -> None:
+@click.option(
+    "--endpoint-url",
+    metavar="URL",
+    help="S3-compatible endpoint for s3:// captures (default: AWS_ENDPOINT_URL, else AWS).",
+)
+def main(endpoint_url: str | None) -> None:
     """Record real-time market-data feeds byte for byte and replay them through the same
-    codec, bar builder and event bus that live code uses."""
+    codec, bar builder and event bus that live code uses.
+
+    Any CAPTURE may be a URI such as s3://bucket/prefix: credentials come from the standard AWS
+    environment or profile and are never written anywhere."""
+    if endpoint_url:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint_url
 
 
 main.add_command(record)
@@ -60,6 +71,9 @@ main.add_command(replay)
 main.add_command(verify)
 main.add_command(recover_command)
 main.add_command(import_command)
+main.add_command(migrate_command)
+main.add_command(spark_sql)
+main.add_command(spark_bars)
 main.add_command(sim)
 main.add_command(sql)
 main.add_command(export_command)

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
-from rtcap.cli.options import book_options, book_sampling, indicators_option, timeframes_option
+from rtcap.cli.options import (
+    CAPTURE,
+    book_options,
+    book_sampling,
+    indicators_option,
+    readable,
+    split_list,
+    timeframes_option,
+)
 from rtcap.cli.output import refuse_output_inside_captures
 from rtcap.replay.charts import write_chart
 from rtcap.replay.export import export_bars
@@ -18,7 +26,7 @@ from rtcap.timeutil import ns_to_datetime
 
 
 @click.command("export")
-@click.argument("capture", type=click.Path(path_type=Path))
+@click.argument("capture", type=CAPTURE)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -32,17 +40,30 @@ from rtcap.timeutil import ns_to_datetime
     "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True
 )
 @book_options("Also write top-N order-book snapshots (book_*.csv/.parquet, the sql 'book' view).")
-def export_command(capture, out, timeframes, start, end, fmt, book, every) -> None:
+@click.option(
+    "--recorders", help="CAPTURE is a dataset root: only these recorders (comma-separated)."
+)
+def export_command(capture, out, timeframes, start, end, fmt, book, every, recorders) -> None:
     """Replay CAPTURE at max speed and write its completed bars and a JSON snapshot to OUT
     (and, with --book, order-book snapshots).
 
     Then query them: rtcap sql OUT -c "select timeframe, count(*) from bars group by 1"
     """
+    capture = readable(capture)
     refuse_output_inside_captures(out, [capture])
     sampling = book_sampling(book, every)
     try:
         result = asyncio.run(
-            export_bars(capture, out, timeframes, start=start, end=end, fmt=fmt, book=sampling)
+            export_bars(
+                capture,
+                out,
+                timeframes,
+                start=start,
+                end=end,
+                fmt=fmt,
+                book=sampling,
+                recorders=split_list(recorders) or None,
+            )
         )
     except (CaptureError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -55,7 +76,7 @@ def export_command(capture, out, timeframes, start, end, fmt, book, every) -> No
 
 
 @click.command("info")
-@click.argument("capture", type=click.Path(path_type=Path))
+@click.argument("capture", type=CAPTURE)
 @click.option(
     "--verify-checksums",
     is_flag=True,
@@ -68,6 +89,7 @@ def info_command(capture: Path, verify_checksums: bool) -> None:
     Every segment and bar file is checked against the manifest (size, sha256, Parquet) first;
     damaged files are listed and the command exits 1."""
     try:
+        capture = readable(capture)
         manifest = open_capture(capture)
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from None
@@ -165,7 +187,7 @@ def _iso(ns: int) -> str:
 
 
 @click.command("plot")
-@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.argument("source", type=CAPTURE)
 @click.option("--timeframe", default="1min", show_default=True)
 @click.option(
     "--indicators",
@@ -197,6 +219,9 @@ def plot_command(source, timeframe, indicators, instrument, book_levels, out) ->
     indicator panels and connection gaps shaded, as a self-contained HTML file; with --book,
     a depth heat map under the candles."""
     try:
+        source = readable(source)
+        if not source.exists():
+            raise CaptureError(f"no capture or bars CSV at {source}: check the path")
         data = write_chart(source, out, timeframe, indicators, instrument, book_levels)
     except (CaptureError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None

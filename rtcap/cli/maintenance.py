@@ -6,26 +6,44 @@ from pathlib import Path
 
 import click
 
+from rtcap.cli.options import CAPTURE
 from rtcap.storage.capture import CaptureError
 from rtcap.storage.importer import FORMATS, TS_UNITS, import_lines
+from rtcap.storage.migrate import migrate
 from rtcap.storage.recovery import recover
+from rtcap.storage.remote import push_all, staging_path
 
 
 @click.command("recover")
-@click.argument("capture", type=click.Path(file_okay=False, path_type=Path))
-def recover_command(capture: Path) -> None:
+@click.argument("capture", type=CAPTURE)
+@click.option(
+    "--journal-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="For a CAPTURE URI: where it was recorded from (rtcap record --journal-dir).",
+)
+def recover_command(capture: Path | str, journal_dir: Path | None) -> None:
     """Seal what a crashed recording left in CAPTURE's journal, and report what was found.
 
     Sealed segments are never rewritten and only rtcap's own files are touched. A damaged
     journal block costs only itself: every intact block is sealed, the journal is kept in
     journal/damaged/ and the lost seq range is listed. Unknown files are reported, not removed.
     """
+    uri = capture if isinstance(capture, str) else None
+    if uri is not None:
+        capture = staging_path(uri, journal_dir)
+        if not capture.exists():
+            raise click.ClickException(
+                f"nothing of {uri} is staged at {capture}: give --journal-dir where it was "
+                "recorded from"
+            )
     try:
         report = recover(capture)
+        if uri is not None:
+            uploader = push_all(uri, capture)
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
-        f"recovered {capture}: {report.journals} journal(s), {report.frames_recovered} "
+        f"recovered {uri or capture}: {report.journals} journal(s), {report.frames_recovered} "
         f"frames sealed into segments {report.segments_sealed or 'none'}"
     )
     if report.already_sealed:
@@ -44,11 +62,37 @@ def recover_command(capture: Path) -> None:
         click.echo(f"  ignored {line}")
     for path in report.temporaries_removed:
         click.echo(f"  removed unfinished temporary file: {path}")
+    if uri is not None:
+        click.echo(f"  uploaded {len(uploader.uploaded)} file(s) and the manifest to {uri}")
+
+
+@click.command("migrate")
+@click.argument("capture", type=click.Path(file_okay=False, path_type=Path))
+def migrate_command(capture: Path) -> None:
+    """Rewrite CAPTURE's frames/1 segments and bars files in the portable frames/2 schema
+    (signed integers, int64 nanoseconds beside TIMESTAMP(MICROS, UTC) columns) that Spark,
+    Trino and DuckDB read with no flags.
+
+    Each file is rewritten beside the old one and compared row by row (payload bytes included)
+    before the manifest switches to it; every rtcap command reads both schemas."""
+    try:
+        report = migrate(capture)
+    except CaptureError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not report.files_rewritten:
+        click.echo(f"{capture} is already frames/2 ({report.already_current} files): nothing to do")
+        return
+    click.echo(
+        f"migrated {capture} to frames/2: {len(report.files_rewritten)} file(s) rewritten, "
+        f"{report.rows:,} frames identical (content sha256 {report.digest[:16]}…)"
+    )
+    for old, new in report.files_rewritten:
+        click.echo(f"  {old} -> {new}")
 
 
 @click.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.argument("capture", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("capture", type=CAPTURE)
 @click.option(
     "--format",
     "fmt",
@@ -63,13 +107,19 @@ def recover_command(capture: Path) -> None:
     show_default=True,
     help="Unit of numeric times (auto: told apart by magnitude).",
 )
-def import_command(file: Path, capture: Path, fmt: str, ts_unit: str) -> None:
-    """Turn FILE, a line-oriented capture made by another tool, into the rtcap capture CAPTURE."""
+def import_command(file: Path, capture: Path | str, fmt: str, ts_unit: str) -> None:
+    """Turn FILE, a line-oriented capture made by another tool, into the rtcap capture CAPTURE
+    (a directory, or a URI it is uploaded to)."""
+    uri = capture if isinstance(capture, str) else None
     try:
+        if uri is not None:
+            capture = staging_path(uri)
         report = import_lines(file, capture, fmt, ts_unit=ts_unit)
+        if uri is not None:
+            push_all(uri, capture)
     except (ValueError, CaptureError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"imported {report.frames} frames from {file} into {capture}")
+    click.echo(f"imported {report.frames} frames from {file} into {uri or capture}")
     if report.sequence_gaps:
         click.echo(f"  {report.sequence_gaps} exchange sequence gaps found (see the gaps view)")
     if report.skipped_count:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import click
 
@@ -123,3 +124,26 @@ def book_options(book_help: str):
 def book_sampling(book: int | None, every_s: float) -> tuple[int, int] | None:
     """(levels, interval ns) for the kernel's book sampler, or ``None`` without --book."""
     return (book, int(every_s * 1e9)) if book else None
+
+
+class CaptureLocation(click.ParamType):
+    """A capture directory, or a URI (``s3://bucket/prefix``) kept as text."""
+
+    name = "capture"
+
+    def convert(self, value, param, ctx) -> Path | str:
+        from rtcap.storage.remote import is_uri
+
+        if isinstance(value, Path) or not is_uri(value):
+            return Path(value)
+        return str(value)
+
+
+CAPTURE = CaptureLocation()
+
+
+def readable(location: Path | str) -> Path:
+    """A local capture to read: the path itself, or the pulled mirror of a URI."""
+    from rtcap.storage.remote import pull
+
+    return location if isinstance(location, Path) else pull(location)

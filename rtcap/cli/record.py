@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from pathlib import Path
 
@@ -25,10 +26,12 @@ from rtcap.capture.feeds import (
 from rtcap.capture.recorder import Recorder, RecordingError
 from rtcap.capture.redact import add_secret_names, redact_url
 from rtcap.capture.session import Backoff
-from rtcap.cli.options import DURATION, Duration, split_list, timeframes_option
+from rtcap.cli.options import CAPTURE, DURATION, Duration, split_list, timeframes_option
 from rtcap.cli.serving import stop_on_signals
 from rtcap.embedded import API_KEY_VARS, USERNAME_VARS, start_embedded_market
 from rtcap.storage.capture import CaptureError, CaptureWriter
+from rtcap.storage.dataset import capture_path
+from rtcap.storage.remote import Uploader, staging_path
 
 
 def _bars(ctx, param, value):
@@ -36,7 +39,7 @@ def _bars(ctx, param, value):
 
 
 @click.command()
-@click.argument("capture", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.argument("capture", required=False, type=CAPTURE)
 @click.option(
     "--source",
     type=click.Choice(["sim", "projectx", "binance", "ws"]),
@@ -190,6 +193,24 @@ def _bars(ctx, param, value):
     show_default=True,
     help="Longest wait between reconnect attempts.",
 )
+@click.option(
+    "--journal-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="For a CAPTURE URI (s3://…): the local folder holding the journal and sealed files "
+    "until they are uploaded (default: ~/.cache/rtcap/staging).",
+)
+@click.option(
+    "--dataset",
+    metavar="ROOT",
+    help="Record into a dataset shared by many recorders: the capture goes to "
+    "ROOT/source=…/date=…/recorder=… (ROOT may be a URI). Replaces CAPTURE.",
+)
+@click.option(
+    "--recorder",
+    default=socket.gethostname(),
+    show_default="this host's name",
+    help="This recorder's id in --dataset.",
+)
 @click.option("--quiet", is_flag=True, help="No live status line.")
 def record(
     capture,
@@ -223,15 +244,33 @@ def record(
     append,
     redact_names,
     backoff_max,
+    journal_dir,
+    dataset,
+    recorder,
     quiet,
 ) -> None:
-    """Record a live websocket feed into CAPTURE (default captures/<UTC time>).
+    """Record a live websocket feed into CAPTURE (default captures/<UTC time>), a directory or
+    a URI such as s3://bucket/prefix (journaled locally, sealed files uploaded as they seal).
 
     Every inbound frame is kept byte for byte with its receive times, every frame sent and every
     connect, close, reconnect and gap is a row too. Frames go to a journal flushed every
     --flush-ms and are sealed into zstd Parquet segments; Ctrl+C or SIGTERM flush and seal.
     """
+    if dataset is not None:
+        if capture is not None:
+            raise click.UsageError("give CAPTURE or --dataset ROOT, not both")
+        date = time.strftime("%Y-%m-%d", time.gmtime())
+        capture = CAPTURE.convert(capture_path(dataset, source, date, recorder), None, None)
     capture = capture or Path("captures") / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    uploader = None
+    if isinstance(capture, str):  # a URI: record into local staging, upload as segments seal
+        staging = staging_path(capture, journal_dir)
+        try:
+            uploader = Uploader(capture, staging)
+            uploader.check_reachable()
+        except CaptureError as exc:
+            raise click.ClickException(str(exc)) from None
+        capture = staging
     options = dict(
         source=source,
         symbols=split_list(symbols),
@@ -272,6 +311,7 @@ def record(
                 (stale_after, silence_after),
                 backoff_max,
                 quiet,
+                uploader,
             )
         )
     except (CaptureError, RecordingError, ValueError) as exc:
@@ -290,6 +330,7 @@ async def _record(
     timeouts,
     backoff_max,
     quiet,
+    uploader: Uploader | None = None,
 ) -> str:
     stale_after, silence_after = timeouts
     embedded = None
@@ -320,23 +361,53 @@ async def _record(
             await asyncio.to_thread(writer.close)
             raise
         status = None if quiet else asyncio.create_task(_status(recorder))
+        uploading = None if uploader is None else asyncio.create_task(_upload_loop(uploader))
         try:
             await recorder.run(duration)
         finally:
-            if status is not None:
-                status.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await status
+            for task in (status, uploading):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
     finally:
         if embedded is not None:
             await embedded.stop()
     manifest = writer.manifest
     gaps = len(manifest["gaps"])
+    where = writer.path
+    if uploader is not None:
+        try:
+            await asyncio.to_thread(uploader.push)
+        except CaptureError as exc:
+            raise CaptureError(
+                f"{exc}; everything is kept in {writer.path}: run `rtcap recover "
+                f"{uploader.uri}` to finish the upload"
+            ) from None
+        where = f"{uploader.uri} ({uploader.bytes_sent / 1e6:,.2f} MB uploaded)"
     return (
         f"recorded {manifest['frames']} rows ({recorder.data_frames} data frames) into "
-        f"{writer.path}: {len(manifest['segments'])} segments, {gaps} gaps, "
+        f"{where}: {len(manifest['segments'])} segments, {gaps} gaps, "
         f"{recorder.status()['reconnects']} reconnects"
     )
+
+
+UPLOAD_EVERY_S = 2.0
+
+
+async def _upload_loop(uploader: Uploader) -> None:
+    """Upload what has sealed, every few seconds; a failure is retried at the next round (the
+    journal and sealed files stay in staging meanwhile, so nothing waits on the store)."""
+    warned = False
+    while True:
+        await asyncio.sleep(UPLOAD_EVERY_S)
+        try:
+            await asyncio.to_thread(uploader.push)
+            warned = False
+        except CaptureError as exc:
+            if not warned:
+                click.echo(f"warning: upload failed, will retry: {exc}", err=True)
+                warned = True
 
 
 def _live_feeds(options) -> tuple[list, dict]:

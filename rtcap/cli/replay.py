@@ -14,7 +14,15 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 from rtcap.bars import bar_record
 from rtcap.booksnap import BookSampler, BookSnapshot
-from rtcap.cli.options import DURATION, book_options, book_sampling, split_list, timeframes_option
+from rtcap.cli.options import (
+    CAPTURE,
+    DURATION,
+    book_options,
+    book_sampling,
+    readable,
+    split_list,
+    timeframes_option,
+)
 from rtcap.cli.serving import stop_on_signals
 from rtcap.events import Event, EventBus, EventType
 from rtcap.models import CLOCK
@@ -40,8 +48,11 @@ def _speed(ctx, param, value):
         raise click.BadParameter(str(exc)) from None
 
 
-def _replay_source(capture: Path, speed, start, end, streams, symbols, include_open, max_gap):
+def _replay_source(
+    capture: Path, speed, start, end, streams, symbols, include_open, max_gap, recorders=None
+):
     try:
+        capture = readable(capture)
         return Replay(
             capture,
             speed,
@@ -51,13 +62,14 @@ def _replay_source(capture: Path, speed, start, end, streams, symbols, include_o
             symbols=split_list(symbols) or None,
             include_open=include_open,
             max_gap=max_gap,
+            recorders=split_list(recorders) or None,
         )
     except (CaptureError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
 @click.command()
-@click.argument("capture", type=click.Path(path_type=Path))
+@click.argument("capture", type=CAPTURE)
 @click.option(
     "--speed",
     default="max",
@@ -79,6 +91,11 @@ def _replay_source(capture: Path, speed, start, end, streams, symbols, include_o
 @click.option("--streams", help="Only these streams (comma-separated).")
 @click.option("--symbols", help="Only frames hinted with these symbols/contract ids.")
 @click.option("--include-open", is_flag=True, help="Also replay an unsealed journal.")
+@click.option(
+    "--recorders",
+    help="CAPTURE is a dataset root: only these recorders' captures (ids or labels, "
+    "comma-separated). Needed when two recorded the same feed.",
+)
 @click.option("--max-gap", type=DURATION, help="Compress idle stretches longer than this.")
 @book_options("Print the top N levels of every order book (rebuilt from depth) instead of bars.")
 @click.option("--serve", is_flag=True, help="Serve the replay on a ProjectX-compatible gateway.")
@@ -95,6 +112,7 @@ def replay(
     streams,
     symbols,
     include_open,
+    recorders,
     max_gap,
     book,
     every,
@@ -115,7 +133,9 @@ def replay(
         )
     if serve and click.get_current_context().get_parameter_source("speed").name == "DEFAULT":
         speed = 1.0  # clients want the session as it happened unless they ask otherwise
-    source = _replay_source(capture, speed, start, end, streams, symbols, include_open, max_gap)
+    source = _replay_source(
+        capture, speed, start, end, streams, symbols, include_open, max_gap, recorders
+    )
     try:
         if serve:
             asyncio.run(_serve(source, host, port))
@@ -316,7 +336,7 @@ def _paced_speed(ctx, param, value):
 
 
 @click.command()
-@click.argument("capture", type=click.Path(path_type=Path))
+@click.argument("capture", type=CAPTURE)
 @click.option(
     "--speed",
     default="20x",
@@ -333,6 +353,7 @@ def verify(capture, speed, timeframes) -> None:
     session, each replayed from its own start, as its recorder saw it. Gaps recorded in the
     capture (outages, silences, sequence jumps) are counted in the summary."""
     try:
+        capture = readable(capture)
         manifest = open_capture(capture)
         labels = timeframes_option(None, None, timeframes) if timeframes else None
     except CaptureError as exc:

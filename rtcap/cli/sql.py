@@ -10,13 +10,14 @@ import duckdb
 import orjson
 import pyarrow.parquet as pq
 
+from rtcap.cli.options import CAPTURE, readable
 from rtcap.cli.output import refuse_output_inside_captures, table_text
 from rtcap.storage.capture import CaptureError
 from rtcap.storage.views import VIEW_NAMES, connect
 
 
 @click.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=CAPTURE)
 @click.option("-c", "--command", "query", help="SQL to run; without it, a prompt opens.")
 @click.option(
     "--format",
@@ -42,7 +43,10 @@ def sql(paths, query, fmt, out, max_rows) -> None:
     """
     if fmt == "parquet" and out is None:
         raise click.UsageError("--format parquet needs --out FILE")
-    sources = list(paths) or [Path("captures")]
+    try:
+        sources = [readable(p) for p in paths] or [Path("captures")]
+    except CaptureError as exc:
+        raise click.ClickException(str(exc)) from None
     if out is not None:
         refuse_output_inside_captures(out, sources)
     try:

@@ -1,0 +1,75 @@
+"""``rtcap spark-sql`` and ``rtcap spark-bars``: rtcap.spark as commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import orjson
+import polars as pl
+
+from rtcap.cli.options import timeframes_option
+from rtcap.cli.output import refuse_output_inside_captures, table_text
+from rtcap.storage.capture import CaptureError
+
+
+def _spark(master: str):
+    from rtcap import spark as rtcap_spark  # imports pyspark: only for these commands
+
+    session = rtcap_spark.session(master=master)
+    session.sparkContext.setLogLevel("ERROR")
+    return rtcap_spark, session
+
+
+@click.command("spark-sql")
+@click.argument("root", type=click.Path(exists=True, path_type=Path))
+@click.option("-c", "--command", "query", required=True, help="Spark SQL to run.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+    show_default=True,
+)  # fmt: skip
+@click.option("--max-rows", default=40, show_default=True, help="Rows shown by --format table.")
+@click.option("--master", default="local[*]", show_default=True, help="Spark master URL.")
+def spark_sql(root, query, fmt, max_rows, master) -> None:
+    """Run Spark SQL over the captures under ROOT, with the views rtcap sql has (frames,
+    lifecycle, gaps, trades, quotes, bars), trades and quotes decoded by rtcap's codecs.
+
+        rtcap spark-sql captures/ -c "select symbol, count(*) from trades group by 1"
+    """
+    try:
+        module, spark = _spark(master)
+        module.register_views(spark, root)
+        result = spark.sql(query)
+        rows = result.limit(max_rows + 1).collect() if fmt == "table" else result.collect()
+    except CaptureError as exc:
+        raise click.ClickException(str(exc)) from None
+    except Exception as exc:  # Spark's analysis errors: one line, not a JVM trace
+        if type(exc).__module__.startswith("pyspark"):
+            raise click.ClickException(str(exc).strip().splitlines()[0]) from None
+        raise
+    frame = pl.DataFrame([r.asDict() for r in rows], infer_schema_length=None)
+    if fmt == "table":
+        text = table_text(frame, max_rows) if rows else "(no rows)"
+        click.echo(text + ("\n… more rows (use --max-rows)" if len(rows) > max_rows else ""))
+    elif fmt == "csv":
+        click.echo(frame.write_csv(), nl=False)
+    else:
+        click.echo(orjson.dumps(frame.to_dicts(), default=str, option=orjson.OPT_INDENT_2))
+
+
+@click.command("spark-bars")
+@click.argument("root", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Parquet folder.")
+@click.option("--timeframes", default="1min,5min", show_default=True, callback=timeframes_option)
+@click.option("--master", default="local[*]", show_default=True, help="Spark master URL.")
+def spark_bars(root, out, timeframes, master) -> None:
+    """Bars of every capture under ROOT built by rtcap's kernel on Spark executors (one
+    capture per task), written to OUT as Parquet: the bars rtcap export writes, bar for bar."""
+    refuse_output_inside_captures(out, [root])
+    try:
+        module, spark = _spark(master)
+        module.bars_job(spark, root, timeframes, out)
+        count = spark.read.parquet(str(out)).count()
+    except CaptureError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {count:,} bars ({', '.join(timeframes)}) to {out}")

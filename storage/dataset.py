@@ -1,0 +1,207 @@
+"""One dataset, many recorders: captures under a root, read as one.
+
+Layout (``rtcap record --dataset ROOT --recorder ID``)::
+
+    ROOT/source=<sim|projectx|binance|ws>/date=<UTC date the recording started>/recorder=<ID>/
+
+Each leaf is an ordinary capture, written by one recorder without coordinating with any other
+(a recorder only ever writes its own folder). Any folder holding captures at any depth (this
+layout, or plain sub-folders) is a dataset. A capture's *label* is its path relative to the
+root (``source=sim/date=2026-11-24/recorder=a``), the ``capture`` column of every view.
+
+Reading a dataset merges its captures in receive-time order. Ties (equal receive times) go to the
+capture whose label sorts first, then to ``seq``; each capture's own rows keep their ``seq``
+order even if its clock stepped back (the merge key is the running maximum of its receive
+times). Two captures that recorded the same feed (same source and subscriptions, overlapping in
+time) would count every trade twice: reading such a dataset is refused with both labels named
+until one is chosen (``--recorders``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+from rtcap.storage.errors import CaptureError
+from rtcap.storage.integrity import journal_files, open_capture
+from rtcap.storage.reader import CaptureReader, FrameFilter
+
+MAX_DEPTH = 6
+SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def capture_path(root: str | Path, source: str, date: str, recorder: str) -> str:
+    """Where recorder ``recorder`` writes its ``source`` recording started on ``date``."""
+    parts = [
+        f"source={SAFE.sub('_', source)}",
+        f"date={date}",
+        f"recorder={SAFE.sub('_', recorder)}",
+    ]
+    return "/".join([str(root).rstrip("/"), *parts])
+
+
+def is_capture(path: Path) -> bool:
+    return (path / "manifest.json").exists() or bool(journal_files(path))
+
+
+def find_captures(root: Path) -> list[Path]:
+    """Captures at ``root`` or below it (not inside a capture), sorted by label."""
+    if is_capture(root):
+        return [root]
+    found: list[Path] = []
+
+    def walk(folder: Path, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            return
+        for child in sorted(p for p in folder.iterdir() if p.is_dir()):
+            if is_capture(child):
+                found.append(child)
+            elif not child.name.startswith("."):
+                walk(child, depth + 1)
+
+    if root.is_dir():
+        walk(root, 1)
+    return found
+
+
+def label(root: Path, capture: Path) -> str:
+    """The capture's name in a dataset: its path relative to ``root`` (its name if it is root)."""
+    try:
+        relative = capture.relative_to(root).as_posix()
+    except ValueError:
+        relative = ""
+    return relative if relative and relative != "." else capture.name
+
+
+def choose(root: Path, recorders: list[str] | None) -> list[Path]:
+    """The dataset's captures, narrowed to those whose label mentions one of ``recorders``."""
+    captures = find_captures(root)
+    if not captures:
+        raise CaptureError(f"no capture at or under {root}: check the path")
+    if recorders:
+        chosen = [c for c in captures if _named(label(root, c), recorders)]
+        if not chosen:
+            names = ", ".join(label(root, c) for c in captures)
+            raise CaptureError(f"no capture of {recorders} under {root} (there are: {names})")
+        captures = chosen
+    return captures
+
+
+def _named(name: str, recorders: list[str]) -> bool:
+    """``name`` is one of ``recorders``: a recorder id, a path part, or the whole label."""
+    parts = name.split("/")
+    return any(r == name or r in parts or f"recorder={r}" in parts for r in recorders)
+
+
+def _feed(manifest: dict[str, Any]) -> bytes:
+    source = manifest.get("source") or {}
+    key = {k: source.get(k) for k in ("kind", "symbols", "streams", "url", "instruments")}
+    subscriptions = [s.get("subscriptions") for s in manifest.get("subscriptions") or []]
+    return orjson.dumps([key, subscriptions], option=orjson.OPT_SORT_KEYS)
+
+
+def duplicates(root: Path, captures: list[Path]) -> list[tuple[str, str]]:
+    """Pairs of captures that recorded the same feed over overlapping time."""
+    spans = []
+    for capture in captures:
+        manifest = open_capture(capture)
+        segments = manifest["segments"]
+        if segments:
+            first = min(s["first_ns"] for s in segments)
+            last = max(s["last_ns"] for s in segments)
+            spans.append((label(root, capture), _feed(manifest), first, last))
+    pairs = []
+    for index, (name, feed, first, last) in enumerate(spans):
+        for other, other_feed, o_first, o_last in spans[index + 1 :]:
+            if feed == other_feed and first <= o_last and o_first <= last:
+                pairs.append((name, other))
+    return pairs
+
+
+class DatasetReader:
+    """Row groups of several captures, merged in receive-time order (the CaptureReader API)."""
+
+    def __init__(self, root: Path, captures: list[Path], *, include_open: bool = False) -> None:
+        self.path = root
+        self.labels = [label(root, c) for c in captures]
+        self.readers = [CaptureReader(c, include_open=include_open) for c in captures]
+        pairs = duplicates(root, captures)
+        if pairs:
+            first, second = pairs[0]
+            raise CaptureError(
+                f"{first} and {second} recorded the same feed at the same time: reading both "
+                f"would count every message twice; choose one with --recorders "
+                f"{first.rsplit('=', 1)[-1]}"
+            )
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The first capture's manifest (what a gateway serving the merge describes)."""
+        return self.readers[0].manifest
+
+    @property
+    def span(self) -> tuple[int, int]:
+        spans = [r.span for r in self.readers if r.manifest["segments"]]
+        if not spans:
+            return 0, 0
+        return min(s[0] for s in spans), max(s[1] for s in spans)
+
+    def tables(self, where: FrameFilter | None = None) -> Iterator[pa.Table]:
+        """Merged tables: everything received before the earliest pending row-group end of
+        any capture, sorted by (receive time, capture, seq)."""
+        streams = [_keyed(r.tables(where), rank) for rank, r in enumerate(self.readers)]
+        pending: list[pa.Table | None] = [next(s, None) for s in streams]
+        while any(t is not None for t in pending):
+            horizon = min(t.column("_key")[-1].as_py() for t in pending if t is not None)
+            ready = []
+            for index, table in enumerate(pending):
+                while table is not None:
+                    take = pc.less_equal(table.column("_key"), horizon)
+                    ready.append(table.filter(take))
+                    rest = table.filter(pc.invert(take))
+                    if rest.num_rows:
+                        table = rest
+                        break
+                    table = next(streams[index], None)
+                    if table is not None and table.column("_key")[0].as_py() > horizon:
+                        break
+                pending[index] = table
+            order = [("_key", "ascending"), ("_rank", "ascending"), ("seq", "ascending")]
+            merged = pa.concat_tables(ready).sort_by(order)
+            if merged.num_rows:
+                yield merged.drop(["_key", "_rank"])
+
+
+def _keyed(tables: Iterator[pa.Table], rank: int) -> Iterator[pa.Table]:
+    """Tables with a merge key: the running maximum of ``recv_ns``, so a capture's rows never
+    reorder among themselves."""
+    high = None
+    for table in tables:
+        recv = table.column("recv_ns").to_pylist()
+        keys = []
+        for value in recv:
+            high = value if high is None or value > high else high
+            keys.append(high)
+        yield table.append_column("_key", pa.array(keys, pa.int64())).append_column(
+            "_rank", pa.array([rank] * table.num_rows, pa.int32())
+        )
+
+
+def open_reader(
+    path: str | Path, *, include_open: bool = False, recorders: list[str] | None = None
+) -> CaptureReader | DatasetReader:
+    """A reader of one capture, or of every (chosen) capture of a dataset root, merged."""
+    root = Path(path)
+    if is_capture(root) and not recorders:
+        return CaptureReader(root, include_open=include_open)
+    if not root.exists():
+        return CaptureReader(root)  # says "no capture at …" as every command does
+    captures = choose(root, recorders)
+    if len(captures) == 1:
+        return CaptureReader(captures[0], include_open=include_open)
+    return DatasetReader(root, captures, include_open=include_open)

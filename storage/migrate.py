@@ -1,0 +1,138 @@
+"""``rtcap migrate``: rewrite a capture's ``frames/1`` segments and ``bars/1`` files as
+``frames/2`` / ``bars/2`` (the portable schema), proven lossless.
+
+Every command reads ``frames/1`` as it is; migrating is for engines outside rtcap (Spark, Trino)
+that cannot read unsigned or nanosecond-timestamp columns. For each old file: read it (checked
+against the manifest), write the new file beside it under a fresh name, read the new file back
+and compare a digest of every row (seq, times, connection, stream, kind, hints and payload
+bytes) with the old one's; only when they are equal is the manifest switched to the new file
+(atomically) and the old file removed. A crash at any point leaves either the old file listed
+or the new one, never neither; an unlisted new file is an rtcap segment that ``recover`` adopts
+or a temporary it removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from rtcap.storage import manifest as manifests
+from rtcap.storage.errors import CaptureError
+from rtcap.storage.integrity import check_file, open_capture, read_table
+from rtcap.storage.schema import BAR_SCHEMA, FRAME_SCHEMA, bars_v2, table_to_frames
+from rtcap.storage.segments import BARS_NAME, seal_segment, write_bars_file
+
+
+@dataclass
+class MigrationReport:
+    files_rewritten: list[tuple[str, str]] = field(default_factory=list)  # (old, new)
+    already_current: int = 0
+    rows: int = 0
+    digest: str = ""
+
+
+def frames_digest(tables: list[pa.Table]) -> str:
+    """sha256 of every frame's fields and payload, in seq order (either schema version)."""
+    digest = hashlib.sha256()
+    frames = sorted((f for t in tables for f in table_to_frames(t)), key=lambda f: f.seq)
+    for f in frames:
+        head = f"{f.seq}|{f.recv_ns}|{f.mono_ns}|{f.conn}|{f.stream}|{f.kind}|{f.target}|"
+        digest.update(f"{head}{f.symbol}|{f.exch_ns}|{len(f.payload)}|".encode())
+        digest.update(f.payload)
+    return digest.hexdigest()
+
+
+def bars_digest(tables: list[pa.Table]) -> str:
+    rows = [row for t in tables for row in bars_v2(t).drop(["start_time", "end_time"]).to_pylist()]
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+def migrate(path: str | Path) -> MigrationReport:
+    directory = Path(path)
+    manifest = open_capture(directory)  # a capture with an open journal must be recovered first
+    if manifest.get("status") == "recording":
+        raise CaptureError(f"{directory} is still being recorded: migrate it once it is closed")
+    report = MigrationReport()
+    for segment in manifest["segments"]:
+        old_files = [f for f in segment["files"] if not _current(directory, f, FRAME_SCHEMA)]
+        if not old_files:
+            report.already_current += len(segment["files"])
+            continue
+        tables = [read_table(directory, f) for f in segment["files"]]
+        before = frames_digest(tables)
+        entry = seal_segment(directory, segment["number"], tables)
+        new_paths = [f["path"] for f in entry["files"]]
+        try:
+            after = frames_digest([read_table(directory, f) for f in entry["files"]])
+            if after != before or entry["rows"] != segment["rows"]:
+                raise CaptureError(
+                    f"migrating segment {segment['number']} of {directory} changed its "
+                    "content: nothing was switched; please report this"
+                )
+        except BaseException:
+            _remove(directory, new_paths)
+            raise
+        old_paths = [f["path"] for f in segment["files"]]
+        segment["files"] = entry["files"]  # same rows, seqs and times: only the files change
+        _switch(directory, manifest, old_paths)
+        report.files_rewritten += list(zip(old_paths, new_paths, strict=False))
+        report.rows += entry["rows"]
+    report.files_rewritten += _migrate_bars(directory, manifest)
+    if manifest.get("schema") != "frames/2":
+        manifest["schema"] = "frames/2"
+        manifests.save(directory, manifest)
+    report.digest = frames_digest(
+        [read_table(directory, f) for s in manifest["segments"] for f in s["files"]]
+    )
+    return report
+
+
+def _migrate_bars(directory: Path, manifest: dict[str, Any]) -> list[tuple[str, str]]:
+    entries = [f for b in manifests.bar_blocks(manifest) for f in b.get("files") or []]
+    done: dict[str, dict] = {}
+    for entry in entries:
+        path = entry["path"] if isinstance(entry, dict) else entry
+        if path in done or _current(directory, entry, BAR_SCHEMA):
+            continue
+        table = read_table(directory, entry)
+        match = BARS_NAME.match(Path(path).name)
+        new = write_bars_file(directory, int(match.group(1)) if match else 0, [table])
+        if new is None or bars_digest([read_table(directory, new)]) != bars_digest([table]):
+            _remove(directory, [new["path"]] if new else [])
+            raise CaptureError(
+                f"migrating {path} of {directory} changed its bars: nothing switched"
+            )
+        done[path] = new
+    if not done:
+        return []
+    _replace_bar_entries(manifest, done)
+    _switch(directory, manifest, list(done))
+    return [(old, new["path"]) for old, new in done.items()]
+
+
+def _replace_bar_entries(manifest: dict[str, Any], done: dict[str, dict]) -> None:
+    for block in manifests.bar_blocks(manifest):
+        block["files"] = [
+            done.get(f["path"] if isinstance(f, dict) else f, f) for f in block.get("files") or []
+        ]
+
+
+def _current(directory: Path, entry: dict | str, schema: pa.Schema) -> bool:
+    return pq.read_schema(check_file(directory, entry)).equals(schema, check_metadata=False)
+
+
+def _switch(directory: Path, manifest: dict[str, Any], old_paths: list[str]) -> None:
+    """List the new files (atomically), then remove the old ones."""
+    manifests.save(directory, manifest)
+    _remove(directory, old_paths)
+
+
+def _remove(directory: Path, paths: list[str]) -> None:
+    for relative in paths:
+        with contextlib.suppress(OSError):
+            (directory / relative).unlink()

@@ -1,0 +1,256 @@
+"""Captures on object storage: ``s3://bucket/prefix`` (and any URI ``pyarrow.fs`` opens).
+
+A capture at a URI has the same layout as on disk. rtcap never works on it in place:
+
+* **Reading** mirrors it into a local cache (``$RTCAP_CACHE``, default ``~/.cache/rtcap``): the
+  manifest first, then every file the manifest lists that the cache does not already hold with
+  the listed sha256. Files the manifest does not list are never fetched. Every command then reads
+  the mirror with all its usual checks.
+* **Writing** (``record``, ``import``) goes to a local staging capture under ``--journal-dir``
+  (default ``$RTCAP_CACHE/staging``), journal included; :func:`push` uploads every sealed file
+  not yet uploaded, then the manifest. An object store makes an object visible only once its
+  upload completes, and the manifest goes last, so a reader never sees a listed file that is
+  incomplete. A crash leaves the journal in the staging folder: ``rtcap recover URI`` seals it
+  there and finishes the upload.
+
+Credentials come from the standard AWS chain (environment, profile, instance role); an
+S3-compatible store is reached with ``AWS_ENDPOINT_URL`` (or ``--endpoint-url``). Nothing about
+them is written anywhere: staging folders are named by bucket and prefix only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+import pyarrow as pa
+import pyarrow.fs as pafs
+from rtcap.storage.errors import CaptureError
+from rtcap.storage.manifest import _shape_problem, listed_files
+
+RETRIES = 4
+RETRY_BASE_S = 0.5
+CHUNK = 8 << 20
+
+
+def is_uri(text: str | os.PathLike) -> bool:
+    """``s3://…``, ``gs://…`` and the like (a local path, even with ``:``, is not)."""
+    return bool(re.match(r"^[a-z][a-z0-9+.-]+://", str(text))) and not str(text).startswith(
+        "file://"
+    )
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("RTCAP_CACHE") or Path.home() / ".cache" / "rtcap")
+
+
+def _local_name(uri: str) -> Path:
+    parts = urlsplit(uri)
+    safe = re.sub(r"[^A-Za-z0-9._=-]+", "_", f"{parts.netloc}/{parts.path.strip('/')}")
+    return Path(parts.scheme) / safe
+
+
+def mirror_path(uri: str) -> Path:
+    """Where a remote capture is mirrored for reading."""
+    return cache_root() / "mirror" / _local_name(uri)
+
+
+def staging_path(uri: str, journal_dir: str | Path | None = None) -> Path:
+    """The local capture (journal and sealed files) a write to ``uri`` goes through."""
+    root = Path(journal_dir) if journal_dir else cache_root() / "staging"
+    return root / _local_name(uri)
+
+
+def open_remote(uri: str, endpoint_url: str | None = None) -> tuple[pafs.FileSystem, str]:
+    """The file system and base path of ``uri``; one clear error when it cannot be reached."""
+    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+    parts = urlsplit(uri)
+    try:
+        if parts.scheme == "s3":
+            options: dict[str, Any] = {}
+            if endpoint:
+                options["endpoint_override"] = endpoint
+                options["scheme"] = urlsplit(endpoint).scheme or "https"
+            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+            options["region"] = region or "us-east-1"
+            options["connect_timeout"] = options["request_timeout"] = 10
+            fs = pafs.S3FileSystem(**options)
+            base = f"{parts.netloc}/{parts.path.strip('/')}".rstrip("/")
+        else:
+            fs, base = pafs.FileSystem.from_uri(uri)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise CaptureError(f"cannot open {uri}: {_first_line(exc)}") from None
+    return fs, base
+
+
+def _call(uri: str, what: str, action):
+    """``action()`` with retries on transient errors; a final failure is one line."""
+    for attempt in range(RETRIES):
+        try:
+            return action()
+        except FileNotFoundError:
+            raise
+        except (OSError, pa.ArrowException) as exc:
+            message = _first_line(exc)
+            permanent = _DENIED.search(message) or _NO_BUCKET.search(message)
+            if permanent or attempt == RETRIES - 1:
+                raise CaptureError(f"{what} {uri} failed: {message}{_advice(message)}") from None
+            time.sleep(RETRY_BASE_S * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+_DENIED = re.compile(
+    r"access.?denied|forbidden|invalid.?access.?key|signature.?does.?not.?match|\b403\b"
+    r"|access key id you provided does not exist",
+    re.I,
+)
+_NO_BUCKET = re.compile(r"no.?such.?bucket|bucket '?[^' ]+'? does not exist", re.I)
+
+
+def _advice(message: str) -> str:
+    if _DENIED.search(message):
+        return " (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the profile, and the policy)"
+    if _NO_BUCKET.search(message):
+        return " (create the bucket, or check the URI)"
+    if any(s in message.lower() for s in ("connect", "resolve", "timed out", "curl")):
+        return " (is the endpoint reachable? set AWS_ENDPOINT_URL for an S3-compatible store)"
+    return ""
+
+
+def _read(fs: pafs.FileSystem, path: str) -> bytes:
+    with fs.open_input_stream(path) as stream:
+        return stream.readall()
+
+
+def _write(fs: pafs.FileSystem, path: str, source: Path) -> None:
+    with open(source, "rb") as handle, fs.open_output_stream(path) as out:
+        while chunk := handle.read(CHUNK):
+            out.write(chunk)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def pull(uri: str, endpoint_url: str | None = None) -> Path:
+    """Mirror the capture at ``uri`` locally (fetching only what changed); its local path."""
+    fs, base = open_remote(uri, endpoint_url)
+    try:
+        raw = _call(uri, "reading the manifest of", lambda: _read(fs, f"{base}/manifest.json"))
+    except FileNotFoundError:
+        raise CaptureError(f"no capture at {uri} (no manifest.json there): check the URI") from None
+    try:
+        manifest = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise CaptureError(f"the manifest of {uri} is not JSON: it is damaged") from None
+    problem = _shape_problem(manifest)
+    if problem:
+        raise CaptureError(f"the manifest of {uri} is damaged ({problem})")
+    local = mirror_path(uri)
+    local.mkdir(parents=True, exist_ok=True)
+    for entry in listed_files(manifest):
+        target = local / entry["path"]
+        if target.exists() and entry.get("sha256") and _sha256(target) == entry["sha256"]:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.download")
+        try:
+            _call(
+                uri,
+                f"fetching {entry['path']} of",
+                lambda e=entry, p=partial: _fetch(fs, base, e, p),
+            )
+        except FileNotFoundError:
+            raise CaptureError(
+                f"{uri} lists {entry['path']} but the store has no such object: the upload was "
+                "interrupted; run `rtcap recover` where it was recorded"
+            ) from None
+        partial.replace(target)
+    (local / "manifest.json").write_bytes(raw)
+    return local
+
+
+def _fetch(fs: pafs.FileSystem, base: str, entry: dict[str, Any], partial: Path) -> None:
+    with fs.open_input_stream(f"{base}/{entry['path']}") as stream, open(partial, "wb") as out:
+        while chunk := stream.read(CHUNK):
+            out.write(chunk)
+
+
+class Uploader:
+    """Pushes a staging capture's sealed files, then its manifest, to ``uri``."""
+
+    def __init__(self, uri: str, staging: Path, endpoint_url: str | None = None) -> None:
+        self.uri = uri
+        self.staging = staging
+        self.fs, self.base = open_remote(uri, endpoint_url)
+        self.uploaded: dict[str, str] = {}  # path -> sha256 already in the store
+        self._manifest_sent: bytes | None = None
+        self.bytes_sent = 0
+
+    def check_reachable(self) -> None:
+        """Fail now, with one line, if the bucket cannot be written (before recording)."""
+        probe = f"{self.base}/.rtcap-write-probe"
+        staging_probe = self.staging.parent / ".rtcap-write-probe"
+        staging_probe.parent.mkdir(parents=True, exist_ok=True)
+        staging_probe.write_bytes(b"rtcap")
+        try:
+            _call(self.uri, "writing to", lambda: _write(self.fs, probe, staging_probe))
+            _call(self.uri, "writing to", lambda: self.fs.delete_file(probe))
+        finally:
+            staging_probe.unlink(missing_ok=True)
+
+    def push(self) -> int:
+        """Upload what is new; returns how many files went up. The manifest goes last."""
+        path = self.staging / "manifest.json"
+        if not path.exists():
+            return 0
+        raw = path.read_bytes()
+        manifest = orjson.loads(raw)
+        sent = 0
+        for entry in listed_files(manifest):
+            sha = entry.get("sha256") or ""
+            if self.uploaded.get(entry["path"]) == sha and sha:
+                continue
+            source = self.staging / entry["path"]
+            remote = f"{self.base}/{entry['path']}"
+            if entry["path"] not in self.uploaded:  # a new process: what is up already?
+                info = _call(self.uri, "listing", lambda r=remote: self.fs.get_file_info(r))
+                if info.type == pafs.FileType.File and info.size == source.stat().st_size:
+                    self.uploaded[entry["path"]] = sha
+                    continue
+            _call(self.uri, f"uploading {entry['path']} to", lambda s=source, e=entry: _write(
+                self.fs, f"{self.base}/{e['path']}", s))  # fmt: skip
+            self.uploaded[entry["path"]] = sha
+            self.bytes_sent += source.stat().st_size
+            sent += 1
+        if raw != self._manifest_sent:
+            _call(self.uri, "uploading the manifest to", lambda: _write(
+                self.fs, f"{self.base}/manifest.json", path))  # fmt: skip
+            self._manifest_sent = raw
+        return sent
+
+
+def push_all(uri: str, staging: Path, endpoint_url: str | None = None) -> Uploader:
+    uploader = Uploader(uri, staging, endpoint_url)
+    uploader.push()
+    return uploader
+
+
+def local_paths(values: Iterable[str | Path], endpoint_url: str | None = None) -> list[Path]:
+    """Paths as given, with every URI replaced by its freshly pulled local mirror."""
+    return [pull(str(v), endpoint_url) if is_uri(v) else Path(v) for v in values]
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -1,0 +1,94 @@
+"""One dataset, many recorders: the source=/date=/recorder= layout, views over the root, replay
+and export of the root merged in receive-time order, and two recorders of the same feed
+refused until one is chosen."""
+
+import re
+from pathlib import Path
+
+import orjson
+from click.testing import CliRunner
+from helpers import write_capture
+from rtcap.storage.capture import read_frames
+from rtcap.storage.dataset import DatasetReader, capture_path, find_captures
+
+from rtcap.cli import main
+from rtcap.simulator import MarketSimulator
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def recorder(root, name, instruments, seed, *, date="2025-09-02"):
+    path = Path(capture_path(root, "sim", date, name))
+    frames = list(MarketSimulator(seed, instruments, rate=150).frames(duration_s=150))
+    source = {"kind": "sim", "instruments": list(instruments), "seed": seed}
+    write_capture(path, frames, source=source, segment_max_bytes=50_000).close()
+    return path
+
+
+def bars_of(output: str) -> list[str]:
+    return sorted(line for line in output.splitlines()[1:] if line)
+
+
+def test_a_dataset_root_reads_as_one_merged_in_receive_time_order(tmp_path):
+    root = tmp_path / "tapes"
+    a = recorder(root, "a", ("MNQ",), 1)
+    b = recorder(root, "b", ("ES",), 2)
+    assert str(a).endswith("tapes/source=sim/date=2025-09-02/recorder=a")
+    assert [p.name for p in find_captures(root)] == ["recorder=a", "recorder=b"]
+
+    counts = run("sql", root, "-c", "select capture, count(*) from frames group by 1 order by 1",
+                 "--format", "json")  # fmt: skip
+    assert counts.exit_code == 0, counts.output
+    labels = {row["capture"]: row["count_star()"] for row in orjson.loads(counts.output)}
+    assert labels == {
+        "source=sim/date=2025-09-02/recorder=a": len(list(read_frames(a))),
+        "source=sim/date=2025-09-02/recorder=b": len(list(read_frames(b))),
+    }
+
+    reader = DatasetReader(root, [a, b])
+    merged = [
+        row for table in reader.tables() for row in table.select(["recv_ns", "payload"]).to_pylist()
+    ]
+    assert [r["recv_ns"] for r in merged] == sorted(r["recv_ns"] for r in merged)
+    every = sorted((f.recv_ns, f.payload) for c in (a, b) for f in read_frames(c))
+    assert sorted((r["recv_ns"], r["payload"]) for r in merged) == every
+
+    together = run("replay", root, "--timeframes", "1min", "--format", "csv")
+    alone = [run("replay", c, "--timeframes", "1min", "--format", "csv") for c in (a, b)]
+    assert together.exit_code == 0, together.output
+    assert bars_of(together.stdout) == sorted(bars_of(alone[0].stdout) + bars_of(alone[1].stdout))
+    assert len(bars_of(together.stdout)) >= 4
+    export = run("export", root, "--out", tmp_path / "out", "--timeframes", "1min")
+    assert export.exit_code == 0 and "MNQ:" in export.output and "ES:" in export.output
+
+
+def test_two_recorders_of_the_same_feed_must_be_chosen_between(tmp_path):
+    root = tmp_path / "tapes"
+    recorder(root, "a", ("MNQ",), 1)
+    recorder(root, "b", ("ES",), 2)
+    recorder(root, "c", ("MNQ",), 1)  # a second machine on the same feed
+    refused = run("replay", root, "--timeframes", "1min", "--format", "csv")
+    assert refused.exit_code == 1
+    assert re.search(r"recorder=a and .*recorder=c recorded the same feed", refused.output)
+    assert "--recorders" in refused.output and "Traceback" not in refused.output
+    chosen = [
+        run("replay", root, "--recorders", pick, "--timeframes", "1min", "--format", "csv")
+        for pick in ("a,b", "c,b")
+    ]
+    assert chosen[0].exit_code == chosen[1].exit_code == 0
+    assert bars_of(chosen[0].stdout) == bars_of(chosen[1].stdout) != []
+    missing = run("replay", root, "--recorders", "zz")
+    assert missing.exit_code == 1 and "no capture of ['zz']" in missing.output
+
+
+def test_record_into_a_dataset(tmp_path):
+    result = run("record", "--dataset", tmp_path / "tapes", "--recorder", "box-1",
+                 "--duration", "2s", "--quiet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (capture,) = find_captures(tmp_path / "tapes")
+    assert re.fullmatch(r"source=sim/date=\d{4}-\d{2}-\d{2}/recorder=box-1",
+                        capture.relative_to(tmp_path / "tapes").as_posix())  # fmt: skip
+    both = run("record", tmp_path / "x", "--dataset", tmp_path / "tapes", "--duration", "1s")
+    assert both.exit_code == 2 and "not both" in both.output
