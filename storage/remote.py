@@ -52,8 +52,10 @@ def cache_root() -> Path:
 
 
 def _local_name(uri: str) -> Path:
+    """A folder name for ``uri``: scheme, bucket and prefix only (never user info or query)."""
     parts = urlsplit(uri)
-    safe = re.sub(r"[^A-Za-z0-9._=-]+", "_", f"{parts.netloc}/{parts.path.strip('/')}")
+    host = parts.netloc.rsplit("@", 1)[-1]
+    safe = re.sub(r"[^A-Za-z0-9._=-]+", "_", f"{host}/{parts.path.strip('/')}")
     return Path(parts.scheme) / safe
 
 

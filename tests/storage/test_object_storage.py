@@ -208,3 +208,11 @@ def test_wrong_credentials_are_one_line_naming_the_fix(tmp_path, monkeypatch):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_local_folders_for_a_uri_never_hold_its_credentials(tmp_path, monkeypatch):
+    monkeypatch.setenv("RTCAP_CACHE", str(tmp_path))
+    uri = "s3://AKIAEXAMPLE:very-secret@tapes/mnq/day1?session=token123"
+    for path in (staging_path(uri), mirror_path(uri)):
+        assert "very-secret" not in str(path) and "AKIAEXAMPLE" not in str(path)
+        assert "token123" not in str(path) and str(path).endswith("s3/tapes_mnq_day1")
