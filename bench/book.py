@@ -65,8 +65,7 @@ def rtcap_book(updates: list[DepthUpdate]) -> float:
     for update in updates:
         if update.snapshot:
             book.clear()
-        for level in update.levels:
-            book.set_level(level.side, level.price, level.volume)
+        book.apply_levels(update.levels, 0)
         bids, asks = book.top(10)
         checksum += bids[0][0] + asks[0][0] if bids and asks else 0.0
     return checksum

@@ -66,6 +66,7 @@ class Recorder:
                 codec="auto",
                 wanted=wanted,
                 books=bool(self._snapshots),
+                book_levels=False,  # only breaks matter here: no levels on the read loop
             )
             if wanted
             else None

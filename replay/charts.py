@@ -21,7 +21,6 @@ from rtcap.booksnap import BookSampler, BookSnapshot
 from rtcap.dataview import bars_to_frame
 from rtcap.events import EventType
 from rtcap.indicators import apply_indicator, parse_indicator_spec
-from rtcap.models import CLOCK
 from rtcap.pipeline import Pipeline
 from rtcap.timeframes import parse_timeframe
 from rtcap.timeutil import ns_to_datetime
@@ -56,8 +55,8 @@ async def bars_from_capture(
         sampler = BookSampler(pipeline, book_levels, every)
     async for batch in source.batches():
         for frame in batch:
-            if sampler is not None and frame.kind != CLOCK:
-                snapshots += sampler.before(frame.recv_ns)
+            if sampler is not None:
+                snapshots += sampler.before(frame)
             for event in pipeline.feed(frame):
                 if event.data.get("kind") == "connection" and "from_ns" in event.data:
                     gaps.append((event.data["from_ns"], event.data["to_ns"]))

@@ -27,7 +27,7 @@ from rtcap.replay.source import Replay
 from rtcap.bars import bar_record
 from rtcap.booksnap import BookSampler, BookSnapshot, snapshots_table
 from rtcap.events import EventType
-from rtcap.models import CLOCK, Bar
+from rtcap.models import Bar
 from rtcap.pipeline import Pipeline
 from rtcap.timeutil import ns_to_datetime
 
@@ -74,8 +74,8 @@ async def export_bars(
     source = Replay(capture, None, start=start, end=end, recorders=recorders)
     async for batch in source.batches():
         for frame in batch:
-            if sampler is not None and frame.kind != CLOCK:
-                snapshots += sampler.before(frame.recv_ns)
+            if sampler is not None:
+                snapshots += sampler.before(frame)
             for event in pipeline.feed(frame):
                 closed.setdefault(event.instrument, []).append(event.data["bar"])
     if sampler is not None:

@@ -62,21 +62,10 @@ class OrderBook:
         self._bid_prices: list[float] = []  # ascending; best bid last
         self._ask_prices: list[float] = []  # ascending; best ask first
 
-    def set_level(self, side: str, price: float, size: float, ns: int = 0) -> None:
-        """The absolute size at ``price`` (0 removes the level), as of event time ``ns``."""
-        if side == "bid":
-            levels, prices, stamps = self.bids, self._bid_prices, self.bid_ns
-        else:
-            levels, prices, stamps = self.asks, self._ask_prices, self.ask_ns
-        if size:
-            if price not in levels:
-                bisect.insort(prices, price)
-            levels[price] = size
-            stamps[price] = ns
-        elif price in levels:
-            del levels[price]
-            del stamps[price]
-            del prices[bisect.bisect_left(prices, price)]
+    def set_level(self, side: str, price: float, size: float, ns: int = 0) -> bool:
+        """The absolute size at ``price`` (0 removes the level), as of event time ``ns``;
+        ``False`` if the level was refused."""
+        return not self.apply_levels((DepthLevel(price, size, side),), ns)
 
     def apply_levels(
         self, levels: Iterable[DepthLevel], ns: int, changed: list | None = None
@@ -171,20 +160,21 @@ class BookChange:
     rejected: int = 0  # levels refused (negative size, non-finite price)
 
 
-def _acceptable(price: Any, size: Any) -> bool:
-    try:
-        return 0 <= size < INF and -INF < price < INF  # NaN fails both
-    except TypeError:
-        return False
-
-
 class BinanceBook:
     """One Binance instrument's book from a snapshot and ``depthUpdate`` diffs. ``futures``
     chooses the USD-M rules; ``None`` decides from the first diff (futures diffs carry ``pu``)."""
 
-    def __init__(self, symbol: str, *, futures: bool | None = None, buffer: int = 10_000) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        *,
+        futures: bool | None = None,
+        buffer: int = 10_000,
+        levels: bool = True,
+    ) -> None:
         self.symbol = symbol
         self.futures = futures
+        self.levels = levels  # False: follow the update ids only (breaks), keep no levels
         self.book = OrderBook()
         self.valid = False
         self.last_id: int | None = None  # u of the last diff applied (or the snapshot's L)
@@ -205,8 +195,8 @@ class BinanceBook:
 
     def _applied(self, update: DepthUpdate, last_id: int | None) -> BookChange:
         change = BookChange(True, True, last_id, [] if self._track else None)
-        ns = update.recv_ns if update.exch_ns is None else update.exch_ns
-        change.rejected = self.book.apply_levels(update.levels, ns, change.changed)
+        if self.levels:
+            change.rejected = self.book.apply_levels(update.levels, update.event_ns, change.changed)
         return change
 
     def _snapshot(self, update: DepthUpdate) -> list[BookChange]:
@@ -262,42 +252,45 @@ class ProjectXBook:
     """One ProjectX contract's book from ``GatewayDepth`` levels (no sequence numbers: always
     valid once it has levels)."""
 
-    def __init__(self, symbol: str) -> None:
+    def __init__(self, symbol: str, *, levels: bool = True) -> None:
         self.symbol = symbol
         self.book = OrderBook()
         self.valid = True
+        self.levels = levels
         self.unknown_types = 0
 
     def apply(self, update: DepthUpdate, track: bool = True) -> list[BookChange]:
         changed = [] if track else None
         change = BookChange(True, True, None, changed)
-        ns = update.recv_ns if update.exch_ns is None else update.exch_ns
+        if not self.levels:
+            return [change]
+        ns, book = update.event_ns, self.book
+        sided: list[DepthLevel] = []  # runs of book levels between Resets, applied together
         for level in update.levels:
             kind = level.type
-            if kind == DOM_RESET:
-                self.book.clear()
+            side = _DOM_SIDE.get(kind)
+            if side is not None:
+                sided.append(DepthLevel(level.price, level.volume, side))
+            elif kind == DOM_RESET:
+                change.rejected += book.apply_levels(sided, ns, changed)
+                sided = []
+                book.clear()
                 if track:
                     changed.append(("reset", level.price, 0.0))
-            elif kind in _DOM_SIDE:
-                if not _acceptable(level.price, level.volume):
-                    change.rejected += 1
-                    continue
-                side = _DOM_SIDE[kind]
-                self.book.set_level(side, level.price, level.volume, ns)
-                if track:
-                    changed.append((side, level.price, level.volume))
             elif kind != DOM_TRADE and kind not in DOM_IGNORED:
                 self.unknown_types += 1
                 change.rejected += 1
+        change.rejected += book.apply_levels(sided, ns, changed)
         return [change]
 
 
 Book = BinanceBook | ProjectXBook
 
 
-def book_for(symbol: str, update: DepthUpdate) -> Book:
+def book_for(symbol: str, update: DepthUpdate, *, levels: bool = True) -> Book:
     """The book kind a feed's depth needs: exchange update ids (or a snapshot) mean Binance's
-    snapshot + diff sequencing, DOM-typed levels without ids mean ProjectX."""
+    snapshot + diff sequencing, DOM-typed levels without ids mean ProjectX. ``levels=False``
+    follows the sequence only (breaks are found; no price levels are kept)."""
     if update.snapshot or update.last_id is not None:
-        return BinanceBook(symbol)
-    return ProjectXBook(symbol)
+        return BinanceBook(symbol, levels=levels)
+    return ProjectXBook(symbol, levels=levels)

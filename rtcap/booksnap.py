@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from rtcap.models import CLOCK, Frame
 from rtcap.pipeline import Pipeline
+from rtcap.storage.schema import rows_table
 
 BOOK_SCHEMA = pa.schema(
     [
@@ -62,7 +64,7 @@ class BookSampler:
     """Snapshots of every book a pipeline keeps, every ``every_ns`` of receive time."""
 
     def __init__(self, pipeline: Pipeline, levels: int, every_ns: int) -> None:
-        if not pipeline.books:
+        if not (pipeline.books and pipeline.book_levels):
             raise ValueError("the pipeline keeps no books: create it with books=True")
         if levels < 1 or every_ns < 1:
             raise ValueError("levels and the interval must be positive")
@@ -71,9 +73,11 @@ class BookSampler:
         self.every_ns = every_ns
         self._next: int | None = None
 
-    def before(self, recv_ns: int) -> list[BookSnapshot]:
-        """Call with each data or lifecycle frame's receive time before feeding it."""
-        every = self.every_ns
+    def before(self, frame: Frame) -> list[BookSnapshot]:
+        """Call with each frame before feeding it (clock frames are passed over)."""
+        if frame.kind == CLOCK:
+            return []
+        recv_ns, every = frame.recv_ns, self.every_ns
         if self._next is None:
             self._next = (recv_ns // every + 1) * every
             return []
@@ -105,9 +109,4 @@ class BookSampler:
 
 def snapshots_table(snapshots: list[BookSnapshot]) -> pa.Table:
     """Snapshots as a BOOK_SCHEMA table, one row per instrument, time and level."""
-    rows = [row for snapshot in snapshots for row in snapshot.rows()]
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in BOOK_SCHEMA]
-    return pa.Table.from_arrays(
-        [pa.array(column, type=f.type) for column, f in zip(columns, BOOK_SCHEMA, strict=True)],
-        schema=BOOK_SCHEMA,
-    )
+    return rows_table([row for snapshot in snapshots for row in snapshot.rows()], BOOK_SCHEMA)

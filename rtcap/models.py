@@ -101,6 +101,11 @@ class DepthUpdate:
     snapshot: bool = False
     prev_id: int | None = None  # Binance USD-M futures ``pu``: the ``u`` this diff follows
 
+    @property
+    def event_ns(self) -> int:
+        """Exchange time when the feed gives one, else receive time."""
+        return self.recv_ns if self.exch_ns is None else self.exch_ns
+
 
 @dataclass(slots=True)
 class Bar:

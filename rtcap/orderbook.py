@@ -29,7 +29,7 @@ class OrderBookView:
     """One instrument's book, read through the SDK's method names."""
 
     def __init__(self, pipeline: Pipeline, symbol: str) -> None:
-        if not pipeline.books:
+        if not (pipeline.books and pipeline.book_levels):
             raise ValueError(
                 "this pipeline keeps no order books: create the suite with "
                 'features=["orderbook"] (or Pipeline(..., books=True))'

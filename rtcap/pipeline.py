@@ -111,6 +111,7 @@ class Pipeline:
         close_grace_ns: int | None = None,
         wanted: Collection[EventType] | None = None,
         books: bool = False,
+        book_levels: bool = True,
     ) -> None:
         if price_source not in PRICE_SOURCES:
             raise ValueError(f"price_source must be one of {PRICE_SOURCES}, got {price_source!r}")
@@ -140,6 +141,8 @@ class Pipeline:
         self.close_grace_ns = close_grace_ns
         self.wanted: Collection[EventType] = set(EventType) if wanted is None else wanted
         self.books = books
+        # False: books follow the exchange's update ids (breaks become GAPs) but keep no levels
+        self.book_levels = book_levels
         self._touched: dict[str, list] = {}  # books changed by the frame being fed
         self.only: frozenset[str] | None = (
             None if instruments is None else frozenset(s.upper() for s in instruments)
@@ -438,7 +441,7 @@ class Pipeline:
         if self.books:
             self._apply_book(state, update, out)
         if EventType.MARKET_DEPTH_UPDATE in self.wanted:
-            at = update.exch_ns if update.exch_ns is not None else update.recv_ns
+            at = update.event_ns
             data = {
                 "symbol": state.symbol,
                 "levels": [
@@ -453,8 +456,8 @@ class Pipeline:
     def _apply_book(self, state: InstrumentState, update: DepthUpdate, out: list[Event]) -> None:
         book = state.book
         if book is None:
-            book = state.book = book_for(state.symbol, update)
-        at = update.exch_ns if update.exch_ns is not None else update.recv_ns
+            book = state.book = book_for(state.symbol, update, levels=self.book_levels)
+        at = update.event_ns
         wanted = self.wanted
         announce = EventType.ORDERBOOK_UPDATE in wanted
         for change in book.apply(update, announce):
@@ -477,11 +480,9 @@ class Pipeline:
                 state.book_updates += change.applied
                 state.book_ns = at
                 if announce:
-                    self._touch(state, change, update, at)
+                    self._touch(state, change, update)
 
-    def _touch(
-        self, state: InstrumentState, change: BookChange, update: DepthUpdate, at: int
-    ) -> None:
+    def _touch(self, state: InstrumentState, change: BookChange, update: DepthUpdate) -> None:
         pending = self._touched.get(state.symbol)
         if pending is None:
             self._touched[state.symbol] = [state, change.changed or [], change.update_id, update]
@@ -509,7 +510,7 @@ class Pipeline:
                 "update_id": update_id,
                 "exchange_ns": update.exch_ns,
                 "valid": book.valid,
-                "crossed": bool(bid and ask and bid[0] >= ask[0]),
+                "crossed": levels.crossed,
             }
             out.append(Event(EventType.ORDERBOOK_UPDATE, data, "OrderBook", at, state.symbol))
         self._touched.clear()

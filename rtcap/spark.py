@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from rtcap.codecs import codec_for
 from rtcap.events import EventType
@@ -38,7 +37,13 @@ from rtcap.models import Quote, Trade
 from rtcap.pipeline import Pipeline
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.integrity import check_file, open_capture, segment_files
-from rtcap.storage.schema import BAR_SCHEMA, FRAME_SCHEMA, table_to_frames
+from rtcap.storage.schema import (
+    BAR_SCHEMA,
+    FRAME_SCHEMA,
+    rows_table,
+    table_to_frames,
+    written_as,
+)
 from rtcap.storage.views import discover
 from rtcap.timeframes import parse_timeframe
 
@@ -112,7 +117,7 @@ def capture_files(root: str | Path) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for capture, name in captures:
         files = [str(check_file(capture, e)) for e in segment_files(open_capture(capture))]
-        old = [f for f in files if not pq.read_schema(f).equals(FRAME_SCHEMA, check_metadata=False)]
+        old = [f for f in files if not written_as(f, FRAME_SCHEMA)]
         if old:
             raise CaptureError(
                 f"{capture} was written before the portable frames/2 schema, which Spark "
@@ -212,7 +217,7 @@ def _capture_bars(table: pa.Table, labels: list[str]) -> pa.Table:
                 (capture, event.instrument, b.timeframe, b.start_ns, b.start_ns // 1000, b.open,
                  b.high, b.low, b.close, float(b.volume), b.trades, b.gap, b.flat)
             )  # fmt: skip
-    return _table(rows, BARS_SCHEMA)
+    return rows_table(rows, BARS_SCHEMA)
 
 
 def _decoded(batches: Iterator[pa.RecordBatch], kind: type) -> Iterator[tuple[str, Any, int]]:
@@ -234,7 +239,7 @@ def _trades(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
          None if t.exch_ns is None else t.exch_ns // 1000, t.trade_id)
         for c, t, i in _decoded(batches, Trade)
     ]  # fmt: skip
-    yield from _table(rows, TRADE_SCHEMA).to_batches()
+    yield from rows_table(rows, TRADE_SCHEMA).to_batches()
 
 
 def _quotes(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -244,14 +249,7 @@ def _quotes(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
          None if q.exch_ns is None else q.exch_ns // 1000)
         for c, q, _ in _decoded(batches, Quote)
     ]  # fmt: skip
-    yield from _table(rows, QUOTE_SCHEMA).to_batches()
-
-
-def _table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
-    return pa.Table.from_arrays(
-        [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)], schema=schema
-    )
+    yield from rows_table(rows, QUOTE_SCHEMA).to_batches()
 
 
 def _ddl(schema: pa.Schema) -> str:

@@ -182,12 +182,11 @@ def _keyed(tables: Iterator[pa.Table], rank: int) -> Iterator[pa.Table]:
     reorder among themselves."""
     high = None
     for table in tables:
-        recv = table.column("recv_ns").to_pylist()
-        keys = []
-        for value in recv:
-            high = value if high is None or value > high else high
-            keys.append(high)
-        yield table.append_column("_key", pa.array(keys, pa.int64())).append_column(
+        keys = pc.cumulative_max(table.column("recv_ns"))
+        if high is not None:
+            keys = pc.max_element_wise(keys, pa.scalar(high, pa.int64()))
+        high = pc.max(keys).as_py()
+        yield table.append_column("_key", keys).append_column(
             "_rank", pa.array([rank] * table.num_rows, pa.int32())
         )
 

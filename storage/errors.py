@@ -17,3 +17,8 @@ class RecoveryNeeded(CaptureError):
 
 class CaptureDamaged(CaptureError):
     """A file of the capture does not hold what the manifest says it holds."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

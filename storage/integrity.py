@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from rtcap.storage import manifest as manifests
-from rtcap.storage.errors import CaptureDamaged, CaptureError, RecoveryNeeded
+from rtcap.storage.errors import CaptureDamaged, CaptureError, RecoveryNeeded, first_line
 from rtcap.storage.schema import ClosedBar, bars_v2, table_to_bars, table_to_frames
 from rtcap.storage.segments import sha256_file
 
@@ -109,7 +109,7 @@ def open_parquet(path: Path) -> pq.ParquetFile:
     try:
         return pq.ParquetFile(path, page_checksum_verification=True)
     except (OSError, pa.ArrowException) as exc:
-        raise CaptureDamaged(f"{path} is not readable Parquet ({_first_line(exc)})") from None
+        raise CaptureDamaged(f"{path} is not readable Parquet ({first_line(exc)})") from None
 
 
 def open_segment(directory: Path, entry: dict[str, Any]) -> tuple[Path, pq.ParquetFile]:
@@ -124,7 +124,7 @@ def read_table(directory: Path, entry: dict[str, Any] | str) -> pa.Table:
     try:
         return pq.read_table(path, page_checksum_verification=True)
     except (OSError, pa.ArrowException) as exc:
-        raise CaptureDamaged(f"{path} is not readable Parquet ({_first_line(exc)})") from None
+        raise CaptureDamaged(f"{path} is not readable Parquet ({first_line(exc)})") from None
 
 
 def read_frames(path: str | Path) -> Iterator[Frame]:
@@ -137,7 +137,7 @@ def read_frames(path: str | Path) -> Iterator[Frame]:
             try:
                 table = parquet.read_row_group(index)
             except (OSError, pa.ArrowException) as exc:
-                raise CaptureDamaged(f"{file} is damaged ({_first_line(exc)})") from None
+                raise CaptureDamaged(f"{file} is damaged ({first_line(exc)})") from None
             yield from table_to_frames(table)
 
 
@@ -170,7 +170,3 @@ def read_live_bars(path: str | Path, session: dict[str, Any] | None = None) -> p
 def live_bars(path: str | Path, session: dict[str, Any] | None = None) -> list[ClosedBar] | None:
     table = read_live_bars(path, session)
     return None if table is None else table_to_bars(table)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from rtcap.storage import manifest as manifests
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.integrity import check_file, open_capture, read_table
-from rtcap.storage.schema import BAR_SCHEMA, FRAME_SCHEMA, bars_v2, table_to_frames
+from rtcap.storage.schema import BAR_SCHEMA, FRAME_SCHEMA, bars_v2, table_to_frames, written_as
 from rtcap.storage.segments import BARS_NAME, seal_segment, write_bars_file
 
 
@@ -123,7 +122,7 @@ def _replace_bar_entries(manifest: dict[str, Any], done: dict[str, dict]) -> Non
 
 
 def _current(directory: Path, entry: dict | str, schema: pa.Schema) -> bool:
-    return pq.read_schema(check_file(directory, entry)).equals(schema, check_metadata=False)
+    return written_as(check_file(directory, entry), schema)
 
 
 def _switch(directory: Path, manifest: dict[str, Any], old_paths: list[str]) -> None:

@@ -20,11 +20,9 @@ them is written anywhere: staging folders are named by bucket and prefix only.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,8 +30,9 @@ from urllib.parse import urlsplit
 import orjson
 import pyarrow as pa
 import pyarrow.fs as pafs
-from rtcap.storage.errors import CaptureError
+from rtcap.storage.errors import CaptureError, first_line
 from rtcap.storage.manifest import _shape_problem, listed_files
+from rtcap.storage.segments import sha256_file
 
 RETRIES = 4
 RETRY_BASE_S = 0.5
@@ -88,7 +87,7 @@ def open_remote(uri: str, endpoint_url: str | None = None) -> tuple[pafs.FileSys
         else:
             fs, base = pafs.FileSystem.from_uri(uri)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise CaptureError(f"cannot open {uri}: {_first_line(exc)}") from None
+        raise CaptureError(f"cannot open {uri}: {first_line(exc)}") from None
     return fs, base
 
 
@@ -100,7 +99,7 @@ def _call(uri: str, what: str, action):
         except FileNotFoundError:
             raise
         except (OSError, pa.ArrowException) as exc:
-            message = _first_line(exc)
+            message = first_line(exc)
             permanent = _DENIED.search(message) or _NO_BUCKET.search(message)
             if permanent or attempt == RETRIES - 1:
                 raise CaptureError(f"{what} {uri} failed: {message}{_advice(message)}") from None
@@ -137,14 +136,6 @@ def _write(fs: pafs.FileSystem, path: str, source: Path) -> None:
             out.write(chunk)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def pull(uri: str, endpoint_url: str | None = None) -> Path:
     """Mirror the capture at ``uri`` locally (fetching only what changed); its local path."""
     fs, base = open_remote(uri, endpoint_url)
@@ -163,7 +154,7 @@ def pull(uri: str, endpoint_url: str | None = None) -> Path:
     local.mkdir(parents=True, exist_ok=True)
     for entry in listed_files(manifest):
         target = local / entry["path"]
-        if target.exists() and entry.get("sha256") and _sha256(target) == entry["sha256"]:
+        if target.exists() and entry.get("sha256") and sha256_file(target) == entry["sha256"]:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.download")
@@ -231,8 +222,11 @@ class Uploader:
                 if info.type == pafs.FileType.File and info.size == source.stat().st_size:
                     self.uploaded[entry["path"]] = sha
                     continue
-            _call(self.uri, f"uploading {entry['path']} to", lambda s=source, e=entry: _write(
-                self.fs, f"{self.base}/{e['path']}", s))  # fmt: skip
+            _call(
+                self.uri,
+                f"uploading {entry['path']} to",
+                lambda s=source, r=remote: _write(self.fs, r, s),
+            )
             self.uploaded[entry["path"]] = sha
             self.bytes_sent += source.stat().st_size
             sent += 1
@@ -247,12 +241,3 @@ def push_all(uri: str, staging: Path, endpoint_url: str | None = None) -> Upload
     uploader = Uploader(uri, staging, endpoint_url)
     uploader.push()
     return uploader
-
-
-def local_paths(values: Iterable[str | Path], endpoint_url: str | None = None) -> list[Path]:
-    """Paths as given, with every URI replaced by its freshly pulled local mirror."""
-    return [pull(str(v), endpoint_url) if is_uri(v) else Path(v) for v in values]
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

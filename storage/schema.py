@@ -14,8 +14,11 @@ rewrites a capture's files.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from rtcap.models import Bar, Frame
 
@@ -98,6 +101,20 @@ BAR_SCHEMAS = (BAR_SCHEMA, BAR_SCHEMA_V1)
 def _micros(ns: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
     """Epoch ns (int64) → TIMESTAMP(MICROS, UTC), truncated to the microsecond (nulls kept)."""
     return pc.divide(ns, pa.scalar(1000, pa.int64())).cast(MICROS_UTC)
+
+
+def written_as(path: str | Path, schema: pa.Schema) -> bool:
+    """Whether the Parquet file at ``path`` is in ``schema`` (its footer only is read)."""
+    return pq.read_schema(path).equals(schema, check_metadata=False)
+
+
+def rows_table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
+    """Row tuples (in ``schema``'s column order) as a table of ``schema``."""
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
+    return pa.Table.from_arrays(
+        [pa.array(column, type=f.type) for column, f in zip(columns, schema, strict=True)],
+        schema=schema,
+    )
 
 
 def readable_as(schema: pa.Schema, table: pa.Table) -> pa.Table | None:

@@ -31,11 +31,10 @@ import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 from rtcap.storage.dataset import find_captures, is_capture, label
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.integrity import check_file, open_capture, segment_files
-from rtcap.storage.schema import BAR_SCHEMA, FRAME_SCHEMA
+from rtcap.storage.schema import BAR_SCHEMA, FRAME_SCHEMA, written_as
 
 from rtcap.booksnap import BOOK_SCHEMA
 
@@ -120,6 +119,14 @@ def connect(paths: list[str | Path]) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def _by_version(files: list[str], schema: pa.Schema) -> list[tuple[bool, list[str]]]:
+    """``files`` grouped by whether they are in ``schema`` (else its earlier version)."""
+    groups: dict[bool, list[str]] = {}
+    for file in files:
+        groups.setdefault(written_as(file, schema), []).append(file)
+    return sorted(groups.items())
+
+
 def _register(con: duckdb.DuckDBPyConnection, name: str, data) -> str:
     con.register(name, data)
     return name
@@ -130,11 +137,7 @@ def _frames(con: duckdb.DuckDBPyConnection, captures: list[Labelled]) -> None:
     for index, (capture, name_of_capture) in enumerate(captures):
         manifest = open_capture(capture)
         files = [str(check_file(capture, entry)) for entry in segment_files(manifest)]
-        by_version: dict[bool, list[str]] = {}
-        for file in files:
-            current = pq.read_schema(file).equals(FRAME_SCHEMA, check_metadata=False)
-            by_version.setdefault(current, []).append(file)
-        for current, version_files in sorted(by_version.items()):
+        for current, version_files in _by_version(files, FRAME_SCHEMA):
             name = f"_segments_{index}_{'v2' if current else 'v1'}"
             _register(con, name, ds.dataset(version_files, format="parquet"))
             # frames/1 kept the receive time as TIMESTAMP(NANOS), seq/conn unsigned
@@ -325,11 +328,8 @@ def _bars(con: duckdb.DuckDBPyConnection, captures: list[Labelled], exports: lis
     for index, (capture, name_of_capture) in enumerate(captures):
         entry = open_capture(capture).get("live_bars") or {}
         files = [str(check_file(capture, f)) for f in entry.get("files") or []]
-        by_version: dict[bool, list[str]] = {}
-        for file in files:  # bars/2 keep start_time; bars/1 had start_ns as a timestamp
-            current = pq.read_schema(file).equals(BAR_SCHEMA, check_metadata=False)
-            by_version.setdefault(current, []).append(file)
-        for current, version_files in sorted(by_version.items()):
+        # bars/2 keep start_time; bars/1 had start_ns as a timestamp
+        for current, version_files in _by_version(files, BAR_SCHEMA):
             dataset = ds.dataset(version_files, format="parquet")
             name = _register(con, f"_live_bars_{index}_{int(current)}", dataset)
             start = "start_time" if current else "start_ns"

@@ -25,7 +25,6 @@ from rtcap.cli.options import (
 )
 from rtcap.cli.serving import stop_on_signals
 from rtcap.events import Event, EventBus, EventType
-from rtcap.models import CLOCK
 from rtcap.pipeline import Pipeline
 from rtcap.replay.gateway import GatewayServer, simulated_history
 from rtcap.replay.pacing import parse_speed
@@ -208,8 +207,8 @@ async def _print(
     with progress:
         async for batch in source.batches():
             for frame in batch:
-                if sampler is not None and frame.kind != CLOCK:
-                    print_book(sampler.before(frame.recv_ns))
+                if sampler is not None:
+                    print_book(sampler.before(frame))
                 events = pipeline.feed(frame)
                 if events:
                     await bus.dispatch(events)
