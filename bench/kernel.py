@@ -57,6 +57,9 @@ class _DiscardingSink:
     def trade(self, *fields) -> None:
         pass
 
+    def trades(self, *fields) -> None:
+        pass
+
 
 def decode_only(frames) -> None:
     decode, sink = ProjectXCodec().decode_into, _DiscardingSink()

@@ -56,8 +56,8 @@ async def replay_digest(
     pipeline = Pipeline(None, timeframes, codec="auto", books=True)
     source = Replay(capture, speed, seqs=seqs)
     async for batch in source.batches():
-        for frame in batch:
-            for event in pipeline.feed(frame):
+        for events in pipeline.feed_batch(batch):
+            for event in events:
                 signature = event_signature(event)
                 digest.events.append(signature)
                 if event.type is EventType.BAR_CLOSED:

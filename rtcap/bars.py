@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import deque
 from zoneinfo import ZoneInfo
 
-from rtcap.events import Event, EventType
+from rtcap.events import EV_BAR_CLOSED, EV_NEW_BAR, Event, EventType
 from rtcap.models import Bar
 from rtcap.timeframes import Grid
 from rtcap.timeutil import ns_to_datetime
@@ -180,13 +180,51 @@ class BarBuilder:
                 )
                 bar.gap = self._overlaps_gap(bar)
                 series.current = bar
-                if EventType.NEW_BAR in wanted:
-                    out.append(self._event(EventType.NEW_BAR, bar_payload(bar, self.tz), t_ns))
+                if EV_NEW_BAR in wanted:
+                    out.append(self._event(EV_NEW_BAR, bar_payload(bar, self.tz), t_ns))
             elif self.late_policy == "current" and bar is not None:
                 _fold(bar, price, price, price, volume if is_trade else 0, int(is_trade))
             else:
                 series.late_dropped += 1
         self._reset_window()
+        return changed
+
+    def add_trades(self, prints: list, default_ns: int, wanted, out: list[Event]) -> bool:
+        """Fold a message's prints ``(price, volume, side, exch_ns)`` in order, each at its
+        exchange time (``default_ns`` when it has none): exactly :meth:`add` per print, with the
+        common case (inside every forming bar) kept in local variables.
+
+        Returns whether any bar opened or closed.
+        """
+        changed = False
+        lo, hi = self._lo, self._hi
+        ticks, high, low, close = self._ticks, self._high, self._low, self._close
+        traded, trades = self._volume, self._trades
+        for price, volume, _side, t in prints:
+            if t is None:
+                t = default_ns
+            if lo <= t < hi:
+                if ticks:
+                    if price > high:
+                        high = price
+                    elif price < low:
+                        low = price
+                else:
+                    high = low = price
+                close = price
+                ticks += 1
+                traded += volume
+                trades += 1
+                continue
+            self._ticks, self._high, self._low, self._close = ticks, high, low, close
+            self._volume, self._trades = traded, trades
+            if self.add(t, price, volume, True, wanted, out):
+                changed = True
+            lo, hi = self._lo, self._hi
+            ticks, high, low, close = self._ticks, self._high, self._low, self._close
+            traded, trades = self._volume, self._trades
+        self._ticks, self._high, self._low, self._close = ticks, high, low, close
+        self._volume, self._trades = traded, trades
         return changed
 
     def flush(self) -> None:
@@ -276,11 +314,11 @@ class BarBuilder:
         series.closed.append(bar)
         series.closed_until = bar.end_ns
         series.last_close = bar.close
-        if EventType.BAR_CLOSED in wanted:
+        if EV_BAR_CLOSED in wanted:
             payload = bar_payload(bar, self.tz)
             payload["data"]["trades"] = bar.trades
             payload["bar"] = bar
-            out.append(self._event(EventType.BAR_CLOSED, payload, bar.end_ns))
+            out.append(self._event(EV_BAR_CLOSED, payload, bar.end_ns))
 
     def _fill_flat(self, series: BarSeries, until_ns: int, wanted, out: list[Event]) -> None:
         """Flat bars for every bucket from ``closed_until`` up to (not including) ``until_ns``."""
@@ -302,8 +340,8 @@ class BarBuilder:
                 flat=True,
             )
             bar.gap = self._overlaps_gap(bar)
-            if EventType.NEW_BAR in wanted:
-                out.append(self._event(EventType.NEW_BAR, bar_payload(bar, self.tz), start))
+            if EV_NEW_BAR in wanted:
+                out.append(self._event(EV_NEW_BAR, bar_payload(bar, self.tz), start))
             series.current = bar
             self._close_bar(series, wanted, out)
             start = bar.end_ns

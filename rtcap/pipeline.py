@@ -23,7 +23,7 @@ rows only advance time.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -32,8 +32,22 @@ import orjson
 from rtcap.bars import BarBuilder
 from rtcap.book import Book, BookChange, book_for
 from rtcap.clock import Clock, TimerHandle
-from rtcap.codecs import Codec, DecodeError, Notice, codec_for
-from rtcap.events import Event, EventType
+from rtcap.codecs import AutoCodec, Codec, DecodeError, Notice, codec_for
+from rtcap.events import (
+    EV_CONNECTED,
+    EV_DATA_UPDATE,
+    EV_DISCONNECTED,
+    EV_ERROR,
+    EV_GAP,
+    EV_MARKET_DEPTH_UPDATE,
+    EV_ORDERBOOK_UPDATE,
+    EV_QUOTE_UPDATE,
+    EV_RECONNECTING,
+    EV_TRADE_TICK,
+    EV_WARNING,
+    Event,
+    EventType,
+)
 from rtcap.instruments import default_session
 from rtcap.models import (
     BINARY,
@@ -63,7 +77,7 @@ RECENT_TRADES = 10_000  # prints kept per instrument for order-book analytics
 class _Sink:
     """The pipeline's bound handlers under the names codecs call (no extra call layer)."""
 
-    __slots__ = ("depth", "error", "notice", "quote", "trade")
+    __slots__ = ("depth", "error", "notice", "quote", "trade", "trades")
 
 
 @dataclass(slots=True)
@@ -144,6 +158,7 @@ class Pipeline:
         # False: books follow the exchange's update ids (breaks become GAPs) but keep no levels
         self.book_levels = book_levels
         self._touched: dict[str, list] = {}  # books changed by the frame being fed
+        self._decoders: dict[str, Callable] = {}  # stream → its codec's decode_into
         self.only: frozenset[str] | None = (
             None if instruments is None else frozenset(s.upper() for s in instruments)
         )
@@ -172,6 +187,7 @@ class Pipeline:
         self._out: list[Event] = []  # events of the frame being fed
         self._sink = _Sink()
         self._sink.trade = self._on_trade
+        self._sink.trades = self._on_trades
         self._sink.quote = self._on_quote
         self._sink.depth = self._on_depth
         self._sink.error = self._on_error
@@ -192,9 +208,9 @@ class Pipeline:
         kind = frame.kind
         if kind in (TEXT, BINARY):
             stats["data_frames"] += 1
-            self._data_streams.add(frame.stream)
             self._out = out
-            self.codec.decode_into(frame, self._sink)
+            decode = self._decoders.get(frame.stream) or self._decoder(frame.stream)
+            decode(frame, self._sink)
             if self._touched:
                 self._book_events(out)
         elif kind == CLOCK:
@@ -204,6 +220,68 @@ class Pipeline:
         if self._clock is not None:
             self._reschedule()
         return out
+
+    def feed_batch(self, frames: Iterable[Frame]) -> Iterator[list[Event]]:
+        """Process frames in order, yielding the events of every frame that caused any (the
+        lists :meth:`feed` would return, skipping empty ones).
+
+        Callers may run handlers at each yield: the pipeline's state is then exactly what it
+        is after that frame. Data frames that end no bar take a path with the per-frame
+        bookkeeping kept in local variables.
+        """
+        feed = self.feed
+        stats = self.stats
+        decoders = self._decoders
+        sink = self._sink
+        data_frames = 0
+        for frame in frames:
+            kind = frame.kind
+            recv_ns = frame.recv_ns
+            now = self.now_ns
+            if (
+                kind in (TEXT, BINARY)
+                and now is not None
+                and self._clock is None
+                and (recv_ns if recv_ns > now else now) < self._deadline
+            ):
+                if recv_ns > now:
+                    self.now_ns = recv_ns
+                data_frames += 1
+                out: list[Event] = []
+                self._out = out
+                decode = decoders.get(frame.stream) or self._decoder(frame.stream)
+                decode(frame, sink)
+                if self._touched:
+                    self._book_events(out)
+                if out:
+                    stats["frames"] += data_frames
+                    stats["data_frames"] += data_frames
+                    data_frames = 0
+                    yield out
+                continue
+            if data_frames:
+                stats["frames"] += data_frames
+                stats["data_frames"] += data_frames
+                data_frames = 0
+            out = feed(frame)
+            if out:
+                yield out
+        if data_frames:
+            stats["frames"] += data_frames
+            stats["data_frames"] += data_frames
+
+    def _decoder(self, stream: str):
+        """The decode function for a stream's data frames (an automatic codec's choice once it
+        has made one), remembered per stream."""
+        self._data_streams.add(stream)
+        codec = self.codec
+        if isinstance(codec, AutoCodec):
+            chosen = codec.chosen(stream)
+            if chosen is None:
+                return codec.decode_into  # undecided: ask again on the next frame
+            codec = chosen
+        decode = self._decoders[stream] = codec.decode_into
+        return decode
 
     def feed_many(self, frames: Iterable[Frame]) -> list[Event]:
         """Process frames in order; the concatenation of their :meth:`feed` results."""
@@ -333,13 +411,13 @@ class Pipeline:
 
     def _on_error(self, error: DecodeError) -> None:
         self.stats["decode_errors"] += 1
-        if EventType.ERROR in self.wanted:
+        if EV_ERROR in self.wanted:
             data = {"reason": error.reason, "seq": error.seq, "raw": error.excerpt()}
-            self._out.append(Event(EventType.ERROR, data, "codec", error.recv_ns, None))
+            self._out.append(Event(EV_ERROR, data, "codec", error.recv_ns, None))
 
     def _on_notice(self, notice: Notice) -> None:
         self.stats["notices"] += 1
-        kind = EventType.ERROR if notice.level == "error" else EventType.WARNING
+        kind = EV_ERROR if notice.level == "error" else EV_WARNING
         if kind in self.wanted:
             data = {"reason": notice.reason, "seq": notice.seq, **notice.detail}
             self._out.append(Event(kind, data, "codec", notice.recv_ns, None))
@@ -376,7 +454,7 @@ class Pipeline:
         wanted = self.wanted
         if state.recent_trades is not None:
             self._note_trade(state, recv_ns if t is None else t, price, volume, side)
-        if EventType.TRADE_TICK in wanted:
+        if EV_TRADE_TICK in wanted:
             event_ns = recv_ns if t is None else t
             data = {
                 "symbol": state.symbol,
@@ -385,12 +463,38 @@ class Pipeline:
                 "side": side,
                 "timestamp": ns_to_datetime(event_ns, state.tz),
             }
-            out.append(Event(EventType.TRADE_TICK, data, SOURCE, event_ns, state.symbol))
+            out.append(Event(EV_TRADE_TICK, data, SOURCE, event_ns, state.symbol))
         if t is not None:
             if state.builder.add(t, price, volume, True, wanted, out):
                 self._refresh_deadline()
-            if EventType.DATA_UPDATE in wanted:
+            if EV_DATA_UPDATE in wanted:
                 self._data_update(state, t, price, volume, out)
+
+    def _on_trades(self, symbol: str, prints: list, recv_ns: int, seq: int) -> None:
+        """Several prints of one message: one bar-builder call when only bars are wanted
+        (the common case), else :meth:`_on_trade` per print. Both give the same events."""
+        state = self.instruments.get(symbol) or self._state(symbol)
+        wanted = self.wanted
+        if (
+            state is None
+            or not self._auto_time
+            or state.recent_trades is not None
+            or EV_TRADE_TICK in wanted
+            or EV_DATA_UPDATE in wanted
+        ):
+            trade = self._on_trade
+            for price, volume, side, exch_ns in prints:
+                trade(symbol, price, volume, side, exch_ns, recv_ns, seq)
+            return
+        traded = state.volume
+        for item in prints:
+            traded += item[1]
+        state.volume = traded
+        state.trades += len(prints)
+        state.last_trade_price = prints[-1][0]
+        state.last_event_ns = recv_ns
+        if state.builder.add_trades(prints, recv_ns, wanted, self._out):
+            self._refresh_deadline()
 
     def _on_quote(self, quote: Quote) -> None:
         state = self._state(quote.symbol)
@@ -404,7 +508,7 @@ class Pipeline:
         t = self._bucket_time(state, quote.exch_ns, quote.recv_ns)
         event_ns = quote.recv_ns if t is None else t
         last = quote.last if quote.last is not None else state.last_trade_price
-        if EventType.QUOTE_UPDATE in self.wanted:
+        if EV_QUOTE_UPDATE in self.wanted:
             data = {
                 "symbol": state.symbol,
                 "bid": quote.bid,
@@ -413,7 +517,7 @@ class Pipeline:
                 "volume": quote.volume,
                 "timestamp": ns_to_datetime(event_ns, state.tz),
             }
-            out.append(Event(EventType.QUOTE_UPDATE, data, SOURCE, event_ns, state.symbol))
+            out.append(Event(EV_QUOTE_UPDATE, data, SOURCE, event_ns, state.symbol))
         if self.quotes_move_bars and t is not None:
             price = quote.last
             if price is None and quote.bid is not None and quote.ask is not None:
@@ -423,7 +527,7 @@ class Pipeline:
             if price is not None:
                 if state.builder.add(t, price, 0, False, self.wanted, out):
                     self._refresh_deadline()
-                if EventType.DATA_UPDATE in self.wanted:
+                if EV_DATA_UPDATE in self.wanted:
                     self._data_update(state, t, price, 0, out)
 
     def _on_depth(self, update: DepthUpdate) -> None:
@@ -440,7 +544,7 @@ class Pipeline:
                 self._sequence_gap(state, gap, update.recv_ns, out)
         if self.books:
             self._apply_book(state, update, out)
-        if EventType.MARKET_DEPTH_UPDATE in self.wanted:
+        if EV_MARKET_DEPTH_UPDATE in self.wanted:
             at = update.event_ns
             data = {
                 "symbol": state.symbol,
@@ -451,7 +555,7 @@ class Pipeline:
                 "snapshot": update.snapshot,
                 "timestamp": ns_to_datetime(at, state.tz),
             }
-            out.append(Event(EventType.MARKET_DEPTH_UPDATE, data, SOURCE, at, state.symbol))
+            out.append(Event(EV_MARKET_DEPTH_UPDATE, data, SOURCE, at, state.symbol))
 
     def _apply_book(self, state: InstrumentState, update: DepthUpdate, out: list[Event]) -> None:
         book = state.book
@@ -459,15 +563,15 @@ class Pipeline:
             book = state.book = book_for(state.symbol, update, levels=self.book_levels)
         at = update.event_ns
         wanted = self.wanted
-        announce = EventType.ORDERBOOK_UPDATE in wanted
+        announce = EV_ORDERBOOK_UPDATE in wanted
         for change in book.apply(update, announce):
             if change.gap is not None:
                 state.book_gaps += 1
-                if EventType.GAP in wanted:
-                    out.append(Event(EventType.GAP, change.gap, "OrderBook", at, state.symbol))
+                if EV_GAP in wanted:
+                    out.append(Event(EV_GAP, change.gap, "OrderBook", at, state.symbol))
             if change.rejected:
                 state.book_errors += change.rejected
-                if EventType.ERROR in wanted:
+                if EV_ERROR in wanted:
                     data = {
                         "reason": "depth levels refused (negative size, non-finite price or "
                         "unknown DOM type)",
@@ -475,7 +579,7 @@ class Pipeline:
                         "rejected": change.rejected,
                         "seq": update.seq,
                     }
-                    out.append(Event(EventType.ERROR, data, "OrderBook", at, state.symbol))
+                    out.append(Event(EV_ERROR, data, "OrderBook", at, state.symbol))
             if change.applied or change.gap is not None:
                 state.book_updates += change.applied
                 state.book_ns = at
@@ -512,7 +616,7 @@ class Pipeline:
                 "valid": book.valid,
                 "crossed": levels.crossed,
             }
-            out.append(Event(EventType.ORDERBOOK_UPDATE, data, "OrderBook", at, state.symbol))
+            out.append(Event(EV_ORDERBOOK_UPDATE, data, "OrderBook", at, state.symbol))
         self._touched.clear()
 
     @staticmethod
@@ -530,12 +634,12 @@ class Pipeline:
         self, state: InstrumentState, t: int, price: float, volume: float, out: list[Event]
     ) -> None:
         data = {"timestamp": ns_to_datetime(t, state.tz), "price": price, "volume": volume}
-        out.append(Event(EventType.DATA_UPDATE, data, SOURCE, t, state.symbol))
+        out.append(Event(EV_DATA_UPDATE, data, SOURCE, t, state.symbol))
 
     def _sequence_gap(self, state: InstrumentState, gap, at_ns: int, out: list[Event]) -> None:
         state.sequence_gaps += 1
-        if EventType.GAP in self.wanted:
-            out.append(Event(EventType.GAP, gap.as_dict(), "SequenceChecker", at_ns, state.symbol))
+        if EV_GAP in self.wanted:
+            out.append(Event(EV_GAP, gap.as_dict(), "SequenceChecker", at_ns, state.symbol))
 
     def _advance(self, now: int, out: list[Event]) -> None:
         # Step through deadlines in time order, so one big jump emits exactly what many small
@@ -564,7 +668,7 @@ class Pipeline:
         kind = frame.kind
         carries_data = frame.stream in self._data_streams or not self._data_streams
         if kind == OPEN:
-            event_type = EventType.CONNECTED
+            event_type = EV_CONNECTED
             detail["connected"] = True  # what SDK handlers read: event.data.get("connected")
             self.stats["connections"] += 1
             self.stream_connected[frame.stream] = True
@@ -572,7 +676,7 @@ class Pipeline:
                 for state in self.instruments.values():
                     state.builder.mark_connected(frame.recv_ns)
         elif kind == CLOSE:
-            event_type = EventType.DISCONNECTED
+            event_type = EV_DISCONNECTED
             detail["connected"] = False
             self.stats["disconnects"] += 1
             self.stream_connected[frame.stream] = False
@@ -582,12 +686,12 @@ class Pipeline:
         elif kind == GAP:
             if detail.get("kind") in SEQUENCE_GAP_KINDS:
                 return  # re-derived from the data by the sequence checker
-            event_type = EventType.GAP
+            event_type = EV_GAP
             detail.setdefault("kind", "connection")
         elif detail.get("event") == "reconnecting":
-            event_type = EventType.RECONNECTING
+            event_type = EV_RECONNECTING
         else:
-            event_type = EventType.ERROR
+            event_type = EV_ERROR
         if event_type in self.wanted:
             out.append(Event(event_type, detail, "connection", frame.recv_ns, None))
 
@@ -595,7 +699,7 @@ class Pipeline:
 def sequence_gap_row(event: Event, frame: Frame) -> Frame | None:
     """A ``gap`` row recording an exchange sequence jump the pipeline found in ``frame``
     (recorders and importers write these down; replays re-derive and ignore them)."""
-    if event.type is not EventType.GAP or frame.kind == GAP:
+    if event.type is not EV_GAP or frame.kind == GAP:
         return None
     if event.data.get("kind") not in SEQUENCE_GAP_KINDS:
         return None

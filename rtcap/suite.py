@@ -206,15 +206,13 @@ class TradingSuite:
 
     async def _consume(self) -> None:
         pipeline, bus = self.pipeline, self.events
-        feed, dispatch = pipeline.feed, bus.dispatch
+        feed, feed_batch, dispatch = pipeline.feed, pipeline.feed_batch, bus.dispatch
         batches = getattr(self.source, "batches", None)
         try:
             if batches is not None:
                 async for batch in batches():
-                    for frame in batch:
-                        events = feed(frame)
-                        if events:
-                            await dispatch(events)
+                    for events in feed_batch(batch):
+                        await dispatch(events)
             else:
                 async for frame in self.source:
                     events = feed(frame)

@@ -246,33 +246,42 @@ def frames_to_table(frames: list[Frame]) -> pa.Table:
     return FrameColumns.of(frames).to_table()
 
 
+FRAME_FIELDS = (
+    "seq",
+    "recv_ns",
+    "mono_ns",
+    "conn",
+    "stream",
+    "kind",
+    "payload",
+    "target",
+    "symbol",
+    "exch_ns",
+)  # Frame's fields, in its constructor's order
+
+
+def column_values(column: pa.Array | pa.ChunkedArray) -> list:
+    """A column as Python values. Dictionary-encoded strings map their indices through the
+    dictionary (each distinct string becomes one object: ~60x faster than ``to_pylist`` of
+    the dictionary array); timestamps come back as integers of their unit."""
+    if isinstance(column, pa.ChunkedArray):
+        if column.num_chunks != 1:
+            return [value for chunk in column.chunks for value in column_values(chunk)]
+        column = column.chunk(0)
+    if pa.types.is_dictionary(column.type):
+        words = column.dictionary.to_pylist()
+        indices = column.indices.to_pylist()
+        if column.null_count:
+            return [None if index is None else words[index] for index in indices]
+        return [words[index] for index in indices]
+    if pa.types.is_timestamp(column.type):
+        column = column.cast(pa.int64())
+    return column.to_pylist()
+
+
 def table_to_frames(table: pa.Table) -> list[Frame]:
-    """Back from Arrow to frames (payloads as ``bytes``)."""
-
-    def values(name: str) -> list:
-        column = table.column(name)
-        if pa.types.is_dictionary(column.type):
-            column = column.cast(pa.string())  # 20x faster to_pylist than dictionary values
-        elif pa.types.is_timestamp(column.type):
-            column = column.cast(pa.int64())
-        return column.to_pylist()
-
-    return [
-        Frame(seq, recv, mono, conn, stream, kind, payload, target, symbol, exch)
-        for seq, recv, mono, conn, stream, kind, payload, target, symbol, exch in zip(
-            values("seq"),
-            values("recv_ns"),
-            values("mono_ns"),
-            values("conn"),
-            values("stream"),
-            values("kind"),
-            values("payload"),
-            values("target"),
-            values("symbol"),
-            values("exch_ns"),
-            strict=True,
-        )
-    ]
+    """Back from Arrow to frames (payloads as ``bytes``), column by column."""
+    return list(map(Frame, *(column_values(table.column(name)) for name in FRAME_FIELDS)))
 
 
 def bars_to_table(bars: list[ClosedBar]) -> pa.Table:

@@ -44,6 +44,10 @@ class AutoCodec(SinkCodec):
     def __init__(self) -> None:
         self._by_stream: dict[str, Codec] = {}
 
+    def chosen(self, stream: str) -> Codec | None:
+        """The codec picked for ``stream``, once a data frame has decided it."""
+        return self._by_stream.get(stream)
+
     def decode_into(self, frame: Frame, sink: DecodeSink) -> None:
         codec = self._by_stream.get(frame.stream)
         if codec is None:

@@ -41,6 +41,8 @@ class Notice:
 
 
 Decoded = Quote | Trade | DepthUpdate | DecodeError | Notice
+# One print of a multi-print message: (price, volume, aggressor side, exchange ns or None).
+Print = tuple[float, int | float, str | None, int | None]
 
 
 class DecodeSink(Protocol):
@@ -59,6 +61,11 @@ class DecodeSink(Protocol):
         trade_id: int | None = None,
         aggregated: bool = False,
     ) -> None: ...
+
+    def trades(self, symbol: str, prints: list[Print], recv_ns: int, seq: int) -> None:
+        """Several prints of one message for one instrument, in order (same as one
+        :meth:`trade` call per print)."""
+        ...
 
     def quote(self, quote: Quote) -> None: ...
 
@@ -83,6 +90,10 @@ class Collector:
         self.items.append(
             Trade(symbol, price, volume, side, exch_ns, recv_ns, seq, trade_id, aggregated)
         )
+
+    def trades(self, symbol: str, prints: list[Print], recv_ns: int, seq: int) -> None:
+        for price, volume, side, exch_ns in prints:
+            self.items.append(Trade(symbol, price, volume, side, exch_ns, recv_ns, seq))
 
     def quote(self, quote: Quote) -> None:
         self.items.append(quote)

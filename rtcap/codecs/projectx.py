@@ -117,7 +117,25 @@ class ProjectXCodec(SinkCodec):
                 arguments = message.get("arguments")
                 if message.get("type") == 1 and type(arguments) is list and len(arguments) >= 2:
                     try:
-                        self._trades(arguments[0], arguments[1], frame, sink)
+                        contract_id, payload = arguments[0], arguments[1]
+                        symbol = type(contract_id) is str and self._symbols.get(contract_id)
+                        if symbol and type(payload) is list and len(payload) == 1:
+                            # One print from a known contract: the commonest message of all.
+                            item = payload[0]
+                            stamp = item.get("timestamp")
+                            price = item["price"]
+                            volume = item["volume"]
+                            sink.trade(
+                                symbol,
+                                price if type(price) is float else to_float(price),
+                                volume if type(volume) is int else to_number(volume),
+                                TRADE_SIDES.get(item.get("type")),
+                                parse_iso_ns(stamp) if stamp else None,
+                                frame.recv_ns,
+                                frame.seq,
+                            )
+                        else:
+                            self._trades(contract_id, payload, frame, sink)
                     except (TypeError, ValueError, KeyError, AttributeError) as exc:
                         sink.error(
                             DecodeError(frame.seq, frame.recv_ns, f"bad {TRADE}: {exc!r}", record)
@@ -206,6 +224,7 @@ class ProjectXCodec(SinkCodec):
             )
             return
         prints = []
+        names = None if symbol else []
         last_stamp = exch_ns = None
         # Validate every print before reporting any: a bad print rejects the message as one
         # error instead of delivering half of it.
@@ -218,15 +237,19 @@ class ProjectXCodec(SinkCodec):
             volume = item["volume"]
             prints.append(
                 (
-                    symbol or instrument_of(item["symbolId"]),
                     price if type(price) is float else to_float(price),
                     volume if type(volume) is int else to_number(volume),
                     TRADE_SIDES.get(item.get("type")),
                     exch_ns,
                 )
             )
+            if names is not None:
+                names.append(instrument_of(item["symbolId"]))
+        if names is None:
+            sink.trades(symbol, prints, recv_ns, seq)
+            return
         trade = sink.trade
-        for name, price, volume, side, exch_ns in prints:
+        for name, (price, volume, side, exch_ns) in zip(names, prints, strict=True):
             trade(name, price, volume, side, exch_ns, recv_ns, seq)
 
     @staticmethod

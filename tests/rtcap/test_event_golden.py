@@ -1,8 +1,8 @@
 """Every event the kernel emits, hashed: the committed digests were taken before any of the
 fast paths existed, so a faster kernel must give byte-identical event streams.
 
-Each stream is fed three ways (frame by frame, in batches, and with clock advances between
-frames) and every way must give the same digest. The real Binance input is always the
+Each stream is fed frame by frame, in batches, through ``feed_batch``, and with clock rows
+between frames; every way must give the same digest. The real Binance input is always the
 fixtures slice, so the digest does not depend on ../shared being present.
 """
 
@@ -67,7 +67,10 @@ def digest(pipeline: Pipeline, frames: list[Frame], how: str) -> tuple[str, int]
     else:
         batches = [frames[start : start + 777] for start in range(0, len(frames), 777)]
     for batch in batches:
-        events = pipeline.feed_many(batch)
+        if how == "feed_batch":
+            events = [event for events in pipeline.feed_batch(batch) for event in events]
+        else:
+            events = pipeline.feed_many(batch)
         for event in events:
             sha.update(signature(event).encode() + b"\n")
         count += len(events)
@@ -111,6 +114,8 @@ def test_event_stream_matches_the_committed_digest(name, make_frames, options):
         ("feed", frames),
         ("batches", frames),
         ("batches", with_clock(frames)),
+        ("feed_batch", frames),
+        ("feed_batch", with_clock(frames)),
     ):
         got = digest(Pipeline(None, TIMEFRAMES, **options), feed_frames, how)
         assert got == expected, (name, how, len(feed_frames))
