@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "chaos"))
 
 import harness
+from rtcap.storage.capture import read_frames
 
 
 def rss_mb(pid: int) -> float:
@@ -59,6 +60,11 @@ def main() -> None:
         sim.stop()
         manifest = harness.manifest(capture)
         sealed_mb = sum(f["bytes"] for s in manifest["segments"] for f in s["files"]) / 1e6
+        # The gateway packs several SignalR records into one websocket frame when it is busy,
+        # so the rate asked for is checked in records, not rows.
+        records = sum(
+            frame.payload.count(b"\x1e") for frame in read_frames(capture) if frame.kind == "text"
+        )
     print(
         f"recorder RSS over {args.seconds:.0f} s at {args.rate:,.0f} msg/s "
         f"(segments of {args.segment_mb} MB payload):"
@@ -75,6 +81,10 @@ def main() -> None:
         f"  {manifest['frames']:,} rows, {len(manifest['segments'])} segments, "
         f"{sealed_mb:.1f} MB sealed; SIGTERM to exit (final seal) {close_s:.1f} s; "
         f"exit {recorder.returncode}"
+    )
+    print(
+        f"  {records:,} market records received: {records / args.seconds:,.0f} records/s "
+        f"(asked for {args.rate:,.0f})"
     )
     if recorder.returncode:
         print(err.decode(), file=sys.stderr)

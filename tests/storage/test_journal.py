@@ -45,6 +45,23 @@ def test_blocks_round_trip_every_field_including_nulls_and_binary(tmp_path):
     assert scan.frames == frames
 
 
+@pytest.mark.parametrize("codec", ["zstd", None])
+def test_journals_with_other_buffer_codecs_read_the_same(tmp_path, monkeypatch, codec):
+    """Earlier versions wrote zstd buffers (now LZ4): such journals still read row for row."""
+    import pyarrow as pa
+    from rtcap.storage import journal
+
+    monkeypatch.setattr(journal, "_IPC_OPTIONS", pa.ipc.IpcWriteOptions(compression=codec))
+    frames = sample_frames()
+    write(tmp_path / "old.rtj", frames)
+    monkeypatch.undo()
+    write(tmp_path / "new.rtj", frames)
+    old, new = read_journal(tmp_path / "old.rtj"), read_journal(tmp_path / "new.rtj")
+    assert old.problem is None and new.problem is None
+    assert old.frames == new.frames == frames
+    assert (tmp_path / "old.rtj").read_bytes() != (tmp_path / "new.rtj").read_bytes()
+
+
 def test_a_torn_tail_loses_only_the_incomplete_block(tmp_path):
     frames = sample_frames()
     path = tmp_path / "segment-000001.rtj"
