@@ -15,6 +15,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _seconds_cache: dict[str, int] = {}
 _SECONDS_CACHE_LIMIT = 8192
 _MILLIS_NS = {f"{ms:03d}": ms * 1_000_000 for ms in range(1000)}
+# zone → (epoch second, its local fields and fold): the last second ns_to_datetime converted
+_last_second: dict[object, tuple[int, int, int, int, int, int, int, int]] = {}
 
 
 def _epoch_seconds_ns(head: str) -> int:
@@ -90,10 +92,32 @@ def zone(name: str) -> ZoneInfo:
 
 
 def ns_to_datetime(ns: int, tz: ZoneInfo | str = "UTC") -> datetime:
-    """Epoch ns to a tz-aware datetime (microsecond precision)."""
+    """Epoch ns to a tz-aware datetime (microsecond precision).
+
+    Every event carries one, so the zone conversion (over 1 us) is done once per second of
+    time per zone and remembered; within that second only the microseconds differ. Zone
+    offsets and transitions fall on whole seconds, so the fields and ``fold`` of the second
+    hold for every instant in it.
+    """
     tzinfo = zone(tz) if isinstance(tz, str) else tz
     seconds, rem = divmod(ns, NS)
-    return (_EPOCH + timedelta(seconds=seconds, microseconds=rem // 1000)).astimezone(tzinfo)
+    last = _last_second.get(tzinfo)
+    if last is None or last[0] != seconds:
+        moment = (_EPOCH + timedelta(seconds=seconds)).astimezone(tzinfo)
+        if len(_last_second) >= 64:
+            _last_second.clear()
+        last = _last_second[tzinfo] = (
+            seconds,
+            moment.year,
+            moment.month,
+            moment.day,
+            moment.hour,
+            moment.minute,
+            moment.second,
+            moment.fold,
+        )
+    _, year, month, day, hour, minute, second, fold = last
+    return datetime(year, month, day, hour, minute, second, rem // 1000, tzinfo, fold=fold)
 
 
 def datetime_to_ns(moment: datetime) -> int:

@@ -85,18 +85,29 @@ class BinanceCodec(SinkCodec):
             symbol = data.get("s") or stream_symbol(stream or "")
             exch = data.get("T") or data.get("E")  # futures carry times, spot none
             self._last_symbol[frame.stream] = symbol
+            # Decimal strings: float() of a str is what to_float does, without the call.
+            # Fields convert in the order they always did, so a bad message fails the same way.
+            bid = data["b"]
+            bid = float(bid) if type(bid) is str else to_float(bid)
+            ask = data["a"]
+            ask = float(ask) if type(ask) is str else to_float(ask)
+            exch_ns = exch * MS if exch else None
+            bid_size = data["B"]
+            bid_size = float(bid_size) if type(bid_size) is str else to_float(bid_size)
+            ask_size = data["A"]
+            ask_size = float(ask_size) if type(ask_size) is str else to_float(ask_size)
             sink.quote(
                 Quote(
                     symbol,
-                    to_float(data["b"]),
-                    to_float(data["a"]),
+                    bid,
+                    ask,
                     None,
                     None,
-                    exch * MS if exch else None,
+                    exch_ns,
                     frame.recv_ns,
                     frame.seq,
-                    to_float(data["B"]),
-                    to_float(data["A"]),
+                    bid_size,
+                    ask_size,
                 )
             )
         elif "lastUpdateId" in data and "bids" in data:  # REST or partial-depth snapshot
@@ -121,7 +132,15 @@ class BinanceCodec(SinkCodec):
 
 
 def _levels(pairs: Any, side: str) -> list[DepthLevel]:
-    return [DepthLevel(to_float(price), to_float(size), side) for price, size in pairs]
+    # decimal strings: float() of a str is what to_float does, without the call
+    return [
+        DepthLevel(
+            float(price) if type(price) is str else to_float(price),
+            float(size) if type(size) is str else to_float(size),
+            side,
+        )
+        for price, size in pairs
+    ]
 
 
 def binance_hints(payload: bytes) -> tuple[str | None, str | None, int | None]:
