@@ -1,14 +1,8 @@
 """The write-ahead journal of an open segment: checksummed blocks of Arrow record batches.
 
 File layout: a sequence of blocks, each ``RTJ2 | u32 size | u32 rows | u32 crc32(body)`` and a
-body that is one Arrow IPC stream holding the rows appended since the previous flush (every
-100 ms by default). A crash therefore loses at most one flush interval.
-
-Buffers are LZ4-compressed: the journal lives only until its segment is sealed (as zstd
-Parquet), and LZ4 costs 0.35 us less per frame than zstd to write and read back, for about
-twice the bytes (81 instead of 43 per simulated ProjectX frame; uncompressed would be 440 and
-fill a small disk ten times sooner). Journals with zstd buffers, from earlier versions, read
-the same: Arrow names the codec in every batch.
+body that is one Arrow IPC stream (zstd-compressed buffers) holding the rows appended since the
+previous flush (every 100 ms by default). A crash therefore loses at most one flush interval.
 
 Blocks are independent, and damage costs only the damaged bytes: a reader that meets a torn,
 corrupt or undecodable block records where and why, then searches forward for the next block
@@ -36,7 +30,7 @@ MAGIC = b"RTJ2"
 BLOCK_HEADER = struct.Struct("<4sIII")
 FSYNC_POLICIES = ("always", "interval", "never")
 MAX_BLOCK = 1 << 31  # a size field above this is damage, not a block
-_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
 _SEARCH_CHUNK = 1 << 20
 
 

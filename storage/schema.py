@@ -14,7 +14,6 @@ rewrites a capture's files.
 
 from __future__ import annotations
 
-from operator import attrgetter
 from pathlib import Path
 
 import pyarrow as pa
@@ -180,42 +179,62 @@ ClosedBar = tuple[str, Bar, int]  # (instrument, bar, seq of the row that closed
 
 
 class FrameColumns:
-    """The open segment's memtable: frames appended since the last flush, turned into columns
-    once per flush (one list append per frame on the recording thread)."""
+    """Frames kept column by column as they arrive: the open segment's memtable."""
 
-    __slots__ = ("append", "frames")
+    __slots__ = (
+        "conn",
+        "exch",
+        "kind",
+        "mono",
+        "payload",
+        "recv",
+        "seq",
+        "stream",
+        "symbol",
+        "target",
+    )
 
-    def __init__(self, frames: list[Frame] | None = None) -> None:
-        self.frames: list[Frame] = [] if frames is None else frames
-        self.append = self.frames.append
+    def __init__(self) -> None:
+        for name in self.__slots__:
+            setattr(self, name, [])
 
     def __len__(self) -> int:
-        return len(self.frames)
+        return len(self.seq)
+
+    def append(self, frame: Frame) -> None:
+        self.seq.append(frame.seq)
+        self.recv.append(frame.recv_ns)
+        self.mono.append(frame.mono_ns)
+        self.conn.append(frame.conn)
+        self.stream.append(frame.stream)
+        self.kind.append(frame.kind)
+        self.payload.append(frame.payload)
+        self.target.append(frame.target)
+        self.symbol.append(frame.symbol)
+        self.exch.append(frame.exch_ns)
 
     @classmethod
     def of(cls, frames: list[Frame]) -> FrameColumns:
-        return cls(list(frames))
+        columns = cls()
+        for frame in frames:
+            columns.append(frame)
+        return columns
 
     def to_table(self) -> pa.Table:
         """Columnar copy in :data:`FRAME_SCHEMA`."""
-        frames = self.frames
-
-        def values(name: str) -> list:
-            return list(map(attrgetter(name), frames))
-
-        recv = pa.array(values("recv_ns"), pa.int64())
-        exch = pa.array(values("exch_ns"), pa.int64())
+        recv = pa.array(self.recv, pa.int64())
+        exch = pa.array(self.exch, pa.int64())
         columns = {
-            "seq": pa.array(values("seq"), pa.int64()),
+            "seq": pa.array(self.seq, pa.int64()),
             "recv_ns": recv,
             "recv_time": _micros(recv),
-            "mono_ns": pa.array(values("mono_ns"), pa.int64()),
-            "conn": pa.array(values("conn"), pa.int32()),
-            "stream": pa.array(values("stream"), pa.string()).dictionary_encode(),
-            "kind": pa.array(values("kind"), pa.string()).dictionary_encode(),
-            "payload": pa.array(values("payload"), pa.binary()),
-            "target": pa.array(values("target"), pa.string()).dictionary_encode(),
-            "symbol": pa.array(values("symbol"), pa.string()).dictionary_encode(),
+            "mono_ns": pa.array(self.mono, pa.int64()),
+            "conn": pa.array(self.conn, pa.int32()),
+            "stream": pa.array(self.stream, pa.string()).dictionary_encode(),
+            "kind": pa.array(self.kind, pa.string()).dictionary_encode(),
+            "payload": pa.array(self.payload, pa.binary()),
+            "target": pa.array(self.target, pa.string()).dictionary_encode(),
+            "symbol": pa.array(self.symbol, pa.string()).dictionary_encode(),
             "exch_ns": exch,
             "exch_time": _micros(exch),
         }
