@@ -52,6 +52,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/book_replay.py
 	$(BIN)/python bench/scale_out.py
 	$(BIN)/python bench/record_memory.py --seconds 60
+	$(BIN)/python bench/replay_memory.py --frames 1000000
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -226,8 +226,8 @@ class Pipeline:
         lists :meth:`feed` would return, skipping empty ones).
 
         Callers may run handlers at each yield: the pipeline's state is then exactly what it
-        is after that frame. Data frames that end no bar take a path with the per-frame
-        bookkeeping kept in local variables.
+        is after that frame. Data frames that arrive before the next bar deadline (with no
+        clock attached) take a path with the per-frame bookkeeping kept in local variables.
         """
         feed = self.feed
         stats = self.stats
