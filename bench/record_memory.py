@@ -25,15 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "chaos"))
 
 import harness
+from rss import rss_mb, trend
 from rtcap.storage.capture import read_frames
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main() -> None:
@@ -77,6 +70,7 @@ def main() -> None:
         f"  peak / after warm-up: {max(warm) / warm[0]:.2f}x   end / after warm-up: "
         f"{warm[-1] / warm[0]:.2f}x"
     )
+    print(trend([(at, rss) for at, rss, _ in samples if at >= args.warmup]))
     print(
         f"  {manifest['frames']:,} rows, {len(manifest['segments'])} segments, "
         f"{sealed_mb:.1f} MB sealed; SIGTERM to exit (final seal) {close_s:.1f} s; "

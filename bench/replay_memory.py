@@ -22,20 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from rss import rss_mb, trend
 from rtcap.storage.capture import CaptureWriter
 
 from rtcap.simulator import MarketSimulator
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except FileNotFoundError:
-        pass
-    return 0.0
 
 
 def build(path: Path, frames: int, rate: float) -> None:
@@ -96,6 +86,7 @@ def main() -> None:
             f"  peak / after warm-up: {max(warm) / warm[0]:.2f}x   end / after warm-up: "
             f"{warm[-1] / warm[0]:.2f}x   exit {process.returncode}"
         )
+        print(trend([(at, rss) for at, rss in samples if at >= args.warmup]))
         if process.returncode:
             print(err, file=sys.stderr)
             raise SystemExit(1)
