@@ -96,8 +96,8 @@ class InstrumentState:
     last_quote: Quote | None = None
     last_event_ns: int | None = None
     sequence_gaps: int = 0
-    # order book (``books=True``): the book, counters, and the latest prints with the touch
-    # they traded against: (time ns, price, volume, side, best bid, best ask)
+    # order book (``books=True``): the book, counters, and (when it keeps levels) the latest
+    # prints with the touch they traded against: (time ns, price, volume, side, bid, ask)
     book: Book | None = None
     book_updates: int = 0
     book_gaps: int = 0
@@ -385,7 +385,7 @@ class Pipeline:
             tz=tz,
         )
         state = InstrumentState(symbol, tz, builder)
-        if self.books:
+        if self.books and self.book_levels:  # prints against the touch need a book's levels
             state.recent_trades = deque(maxlen=RECENT_TRADES)
         self.instruments[symbol] = state
         return state
