@@ -19,12 +19,12 @@ import pyarrow as pa
 
 from rtcap.models import CLOCK, Frame
 from rtcap.pipeline import Pipeline
-from rtcap.storage.schema import rows_table
+from rtcap.storage.schema import MICROS_UTC, rows_table
 
 BOOK_SCHEMA = pa.schema(
     [
         ("ts_ns", pa.int64()),
-        ("ts", pa.timestamp("us", tz="UTC")),
+        ("ts", MICROS_UTC),
         ("instrument", pa.string()),
         ("level", pa.int32()),
         ("bid_px", pa.float64()),

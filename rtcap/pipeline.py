@@ -227,13 +227,12 @@ class Pipeline:
 
         Callers may run handlers at each yield: the pipeline's state is then exactly what it
         is after that frame. Data frames that arrive before the next bar deadline (with no
-        clock attached) take a path with the per-frame bookkeeping kept in local variables.
+        clock attached) go straight to their decoder, with the lookups hoisted out of the loop.
         """
         feed = self.feed
         stats = self.stats
         decoders = self._decoders
         sink = self._sink
-        data_frames = 0
         for frame in frames:
             kind = frame.kind
             recv_ns = frame.recv_ns
@@ -246,29 +245,18 @@ class Pipeline:
             ):
                 if recv_ns > now:
                     self.now_ns = recv_ns
-                data_frames += 1
+                stats["frames"] += 1
+                stats["data_frames"] += 1
                 out: list[Event] = []
                 self._out = out
                 decode = decoders.get(frame.stream) or self._decoder(frame.stream)
                 decode(frame, sink)
                 if self._touched:
                     self._book_events(out)
-                if out:
-                    stats["frames"] += data_frames
-                    stats["data_frames"] += data_frames
-                    data_frames = 0
-                    yield out
-                continue
-            if data_frames:
-                stats["frames"] += data_frames
-                stats["data_frames"] += data_frames
-                data_frames = 0
-            out = feed(frame)
+            else:
+                out = feed(frame)
             if out:
                 yield out
-        if data_frames:
-            stats["frames"] += data_frames
-            stats["data_frames"] += data_frames
 
     def _decoder(self, stream: str):
         """The decode function for a stream's data frames (an automatic codec's choice once it

@@ -40,6 +40,7 @@ from rtcap.storage.integrity import check_file, open_capture, segment_files
 from rtcap.storage.schema import (
     BAR_SCHEMA,
     FRAME_SCHEMA,
+    MICROS_UTC,
     rows_table,
     table_to_frames,
     written_as,
@@ -53,12 +54,12 @@ TRADE_SCHEMA = pa.schema(
         ("capture", pa.string()),
         ("seq", pa.int64()),
         ("print_index", pa.int32()),
-        ("recv_time", pa.timestamp("us", tz="UTC")),
+        ("recv_time", MICROS_UTC),
         ("symbol", pa.string()),
         ("price", pa.float64()),
         ("volume", pa.float64()),
         ("side", pa.string()),
-        ("exch_time", pa.timestamp("us", tz="UTC")),
+        ("exch_time", MICROS_UTC),
         ("trade_id", pa.int64()),
     ]
 )
@@ -66,7 +67,7 @@ QUOTE_SCHEMA = pa.schema(
     [
         ("capture", pa.string()),
         ("seq", pa.int64()),
-        ("recv_time", pa.timestamp("us", tz="UTC")),
+        ("recv_time", MICROS_UTC),
         ("symbol", pa.string()),
         ("bid", pa.float64()),
         ("ask", pa.float64()),
@@ -74,7 +75,7 @@ QUOTE_SCHEMA = pa.schema(
         ("ask_size", pa.float64()),
         ("last", pa.float64()),
         ("session_volume", pa.float64()),
-        ("exch_time", pa.timestamp("us", tz="UTC")),
+        ("exch_time", MICROS_UTC),
     ]
 )
 # The live-bars columns (storage.schema.BAR_SCHEMA) a closed bar has, under its capture's name.
@@ -259,7 +260,7 @@ def _ddl(schema: pa.Schema) -> str:
         pa.int32(): "int",
         pa.float64(): "double",
         pa.bool_(): "boolean",
-        pa.timestamp("us", tz="UTC"): "timestamp",
+        MICROS_UTC: "timestamp",
     }
     return ", ".join(f"{f.name} {names[f.type]}" for f in schema)
 

@@ -34,7 +34,7 @@ import pyarrow.dataset as ds
 from rtcap.storage.dataset import find_captures, is_capture, label
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.integrity import check_file, open_capture, segment_files
-from rtcap.storage.schema import BAR_SCHEMA, FRAME_SCHEMA, written_as
+from rtcap.storage.schema import BAR_SCHEMA, FRAME_SCHEMA, MICROS_UTC, written_as
 
 from rtcap.booksnap import BOOK_SCHEMA
 
@@ -313,7 +313,7 @@ BAR_COLUMNS = (
 
 
 EXPORT_CSV_TYPES = {
-    "timestamp": pa.timestamp("us", tz="UTC"),
+    "timestamp": MICROS_UTC,
     "timeframe": pa.string(),
     "open": pa.float64(),
     "high": pa.float64(),
