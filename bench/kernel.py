@@ -3,7 +3,7 @@
 The pipeline runs the way a TradingSuite runs it (an in-memory source delivering batches, one
 NEW_BAR handler on the bus). The baseline is bare ``orjson.loads`` over the same payloads, timed
 in the same process, so the ratio holds on a busy machine where absolute numbers wander. Each
-figure is the best of several runs.
+figure is the best of several runs, the three taking turns.
 
     python bench/kernel.py [--frames 200000] [--runs 5]
 """
@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
-import time
 
 import orjson
+from timing import best_of_interleaved
 
 from rtcap import EventType, ListSource, TradingSuite
 from rtcap.codecs import ProjectXCodec
@@ -33,16 +32,6 @@ def trade_frames(count: int):
             if len(frames) == count:
                 break
     return frames
-
-
-def best_of(runs: int, fn) -> float:
-    timings = []
-    for _ in range(runs):
-        gc.collect()
-        started = time.perf_counter()
-        fn()
-        timings.append(time.perf_counter() - started)
-    return min(timings)
 
 
 def baseline(payloads: list[bytes]) -> None:
@@ -91,7 +80,7 @@ async def through_suite(frames) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=200_000)
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
 
     frames = trade_frames(args.frames)
@@ -99,9 +88,12 @@ def main() -> None:
     prints = sum(payload.count(b'"price"') for payload in payloads)
     bar_count = asyncio.run(through_suite(frames))
 
-    base = best_of(args.runs, lambda: baseline(payloads))
-    decode = best_of(args.runs, lambda: decode_only(frames))
-    full = best_of(args.runs, lambda: asyncio.run(through_suite(frames)))
+    base, decode, full = best_of_interleaved(
+        args.runs,
+        lambda: baseline(payloads),
+        lambda: decode_only(frames),
+        lambda: asyncio.run(through_suite(frames)),
+    )
     n = len(frames)
     print(
         f"frames: {n:,} ProjectX GatewayTrade frames, {prints / n:.2f} prints/frame, "

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import shutil
 import statistics
 import tempfile
@@ -26,6 +25,7 @@ import orjson
 import zstandard
 from rtcap.replay.source import Replay
 from rtcap.storage.capture import CaptureWriter, read_frames
+from timing import best_of_interleaved
 
 from rtcap import EventType, TradingSuite
 from rtcap.models import Frame
@@ -53,16 +53,6 @@ def build(path: Path, frames: list[Frame]) -> None:
         if writer.pending >= 4096:
             writer.flush()
     writer.close()
-
-
-def best(runs: int, fn) -> float:
-    timings = []
-    for _ in range(runs):
-        gc.collect()
-        started = time.perf_counter()
-        fn()
-        timings.append(time.perf_counter() - started)
-    return min(timings)
 
 
 async def through_suite(path: Path) -> int:
@@ -147,8 +137,11 @@ def main() -> None:
         build(work / "trades", trades)
         payloads = [f.payload[:-1] for f in trades]
         n = len(trades)
-        base = best(args.runs, lambda: parse_all(payloads))
-        full = best(args.runs, lambda: asyncio.run(through_suite(work / "trades")))
+        base, full = best_of_interleaved(
+            args.runs,
+            lambda: parse_all(payloads),
+            lambda: asyncio.run(through_suite(work / "trades")),
+        )
         print(f"replay at max speed, {n:,} ProjectX trade frames, 3 timeframes, 1 handler:")
         print(f"  baseline orjson.loads       : {n / base:12,.0f} frames/s")
         print(
@@ -162,8 +155,9 @@ def main() -> None:
         ):
             for frame in read_frames(work / "trades"):
                 out.write(b"%d %s\n" % (frame.recv_ns, frame.payload))
-        line_time = best(args.runs, lambda: read_lines(lines))
-        raw_time = best(args.runs, lambda: asyncio.run(raw(work / "trades")))
+        line_time, raw_time = best_of_interleaved(
+            args.runs, lambda: read_lines(lines), lambda: asyncio.run(raw(work / "trades"))
+        )
         print("raw passthrough (payloads out, undecoded):")
         print(f"  baseline zstd-3 line file   : {n / line_time:12,.0f} frames/s")
         print(

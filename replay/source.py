@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from rtcap.replay.pacing import Pacer, parse_speed
 from rtcap.storage.dataset import open_reader
 from rtcap.storage.reader import FrameFilter, resolve_time
-from rtcap.storage.schema import table_to_frames
+from rtcap.storage.schema import frame_chunks
 
 from rtcap.models import CLOCK, DATA_KINDS, Frame
 
@@ -82,8 +82,7 @@ class Replay:
     async def batches(self) -> AsyncIterator[list[Frame]]:
         tables = _prefetching(self.reader.tables(self.filter))
         while (table := await anext(tables)) is not None and not self.closed:
-            for start in range(0, table.num_rows, CHUNK):
-                frames = table_to_frames(table.slice(start, CHUNK))
+            for frames in frame_chunks(table, CHUNK):
                 if self.speed is None:
                     self._out(frames)
                     yield frames

@@ -19,7 +19,7 @@ from rtcap.storage import manifest as manifests
 from rtcap.storage.errors import CaptureDamaged
 from rtcap.storage.integrity import journal_files, open_capture, open_segment, segment_files
 from rtcap.storage.journal import read_journal
-from rtcap.storage.schema import frames_v2, table_to_frames
+from rtcap.storage.schema import frame_chunks, frames_v2
 
 from rtcap.models import Frame
 from rtcap.timeutil import NS, parse_iso_ns
@@ -177,8 +177,7 @@ class CaptureReader:
     def frames(self, where: FrameFilter | None = None, chunk: int = 1024) -> Iterator[list[Frame]]:
         """Frames in lists of up to ``chunk``, in seq order."""
         for table in self.tables(where):
-            for start in range(0, table.num_rows, chunk):
-                yield table_to_frames(table.slice(start, chunk))
+            yield from frame_chunks(table, chunk)
 
 
 def _bounds(stats) -> tuple[int | None, int | None]:

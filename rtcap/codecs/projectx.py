@@ -11,6 +11,7 @@ from typing import Any
 
 from orjson import JSONDecodeError, loads
 
+from rtcap.accel import speedups
 from rtcap.codecs import signalr
 from rtcap.codecs.base import (
     DecodeError,
@@ -51,6 +52,8 @@ DEPTH_SIDES = {1: "ask", 2: "bid", 3: "ask", 4: "bid", 5: "trade", 6: "reset", 9
 TRADE_SIDES = {0: "buy", 1: "sell"}
 
 _instrument_cache: dict[str, str] = {}
+# The compiled reader of a frame that is one plain GatewayTrade record (None: pure Python only).
+scan_trades = speedups.projectx_trades if speedups is not None else None
 
 
 def instrument_of(contract_or_symbol: str) -> str:
@@ -104,6 +107,24 @@ class ProjectXCodec(SinkCodec):
         self._symbols: dict[str, str] = {}  # contract id → trader symbol
 
     def decode_into(self, frame: Frame, sink: DecodeSink) -> None:
+        if scan_trades is not None:
+            scanned = scan_trades(frame.payload)
+            if scanned is not None:
+                contract_id, prints = scanned
+                symbol = self._symbols.get(contract_id)
+                if symbol is None:
+                    symbol = self._symbols[contract_id] = instrument_of(contract_id)
+                if symbol:
+                    if len(prints) == 1:
+                        price, volume, side, exch_ns = prints[0]
+                        sink.trade(symbol, price, volume, side, exch_ns, frame.recv_ns, frame.seq)
+                    else:
+                        sink.trades(symbol, prints, frame.recv_ns, frame.seq)
+                    return
+        self.decode_general(frame, sink)
+
+    def decode_general(self, frame: Frame, sink: DecodeSink) -> None:
+        """The pure-Python decoder of any frame: the reference the compiled reader matches."""
         pieces = frame.payload.split(RS)
         if len(pieces) == 2 and not pieces[1]:
             # The common frame: one record. Trades take a fast path without helper calls.

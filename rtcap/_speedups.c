@@ -1,0 +1,619 @@
+/* rtcap._speedups: compiled fast paths of the kernel, each with a pure-Python reference.
+ *
+ * projectx_trades(payload) reads the commonest frame of all, one SignalR GatewayTrade record,
+ * straight from its bytes into the prints the pure decoder would build, without making the
+ * dicts of a general JSON parse. It accepts only a strict subset of what orjson accepts (no
+ * escapes, no non-ASCII bytes, no duplicate known keys, canonical timestamps, numbers that
+ * fit) and returns None for anything else, so the caller falls back to the pure-Python path
+ * and every unusual frame, valid or not, is decoded (or refused) exactly as before.
+ *
+ * frames_from_arrays(cls, start, length, specs) builds the Frame objects of a capture slice straight
+ * from its Arrow buffers, setting the __slots__ of each new object as its dataclass __init__
+ * would, instead of turning every column into a list first and calling __init__ per row.
+ *
+ * Numbers go through PyOS_string_to_double, which is what float() uses: correctly rounded and
+ * independent of the C locale, like orjson's own parser. Timestamps are the gateway's
+ * "YYYY-MM-DDTHH:MM:SS.mmmZ", with every field checked against the calendar.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+#include <structmember.h>
+
+typedef struct {
+    const char *p;
+    const char *end;
+} Cursor;
+
+static PyObject *SIDE_BUY;  /* "buy": TRADE_SIDES[0] */
+static PyObject *SIDE_SELL; /* "sell": TRADE_SIDES[1] */
+
+static inline void skip_ws(Cursor *c) {
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
+        c->p++;
+}
+
+static inline int eat(Cursor *c, char ch) {
+    skip_ws(c);
+    if (c->p < c->end && *c->p == ch) {
+        c->p++;
+        return 1;
+    }
+    return 0;
+}
+
+/* A string without escapes, control characters or non-ASCII bytes; start and len: its body. */
+static int scan_string(Cursor *c, const char **start, Py_ssize_t *len) {
+    skip_ws(c);
+    if (c->p >= c->end || *c->p != '"')
+        return 0;
+    const char *s = ++c->p;
+    while (c->p < c->end) {
+        unsigned char ch = (unsigned char)*c->p;
+        if (ch == '"') {
+            *start = s;
+            *len = c->p - s;
+            c->p++;
+            return 1;
+        }
+        if (ch == '\\' || ch < 0x20 || ch >= 0x80)
+            return 0;
+        c->p++;
+    }
+    return 0;
+}
+
+/* A JSON number by the strict grammar; *is_int when it has no fraction or exponent. */
+static int scan_number(Cursor *c, const char **start, Py_ssize_t *len, int *is_int) {
+    skip_ws(c);
+    const char *s = c->p;
+    const char *p = s;
+    const char *end = c->end;
+    if (p < end && *p == '-')
+        p++;
+    if (p >= end)
+        return 0;
+    if (*p == '0') {
+        p++;
+    } else if (*p >= '1' && *p <= '9') {
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    } else {
+        return 0;
+    }
+    *is_int = 1;
+    if (p < end && *p == '.') {
+        *is_int = 0;
+        p++;
+        const char *digits = p;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+        if (p == digits)
+            return 0;
+    }
+    if (p < end && (*p == 'e' || *p == 'E'))
+        return 0; /* exponents are left to the general parser (range and rounding) */
+    *start = s;
+    *len = p - s;
+    c->p = p;
+    return 1;
+}
+
+/* An integer literal of at most 18 digits (always fits int64). */
+static int number_to_int64(const char *s, Py_ssize_t len, long long *out) {
+    int negative = 0;
+    if (len > 0 && *s == '-') {
+        negative = 1;
+        s++;
+        len--;
+    }
+    if (len < 1 || len > 18)
+        return 0;
+    long long value = 0;
+    for (Py_ssize_t i = 0; i < len; i++)
+        value = value * 10 + (s[i] - '0');
+    *out = negative ? -value : value;
+    return 1;
+}
+
+/* A number literal to a Python float, as orjson (or float() of its int) would give. */
+static PyObject *number_to_float(const char *s, Py_ssize_t len, int is_int) {
+    if (is_int) {
+        long long value;
+        if (!number_to_int64(s, len, &value))
+            return NULL;
+        return PyFloat_FromDouble((double)value);
+    }
+    char buffer[48];
+    if (len >= (Py_ssize_t)sizeof(buffer))
+        return NULL;
+    memcpy(buffer, s, len);
+    buffer[len] = '\0';
+    char *stop = NULL;
+    double value = PyOS_string_to_double(buffer, &stop, NULL);
+    if (value == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (stop != buffer + len)
+        return NULL;
+    return PyFloat_FromDouble(value);
+}
+
+/* Skip a value the fast path does not read: a string, a plain number, true, false or null. */
+static int skip_scalar(Cursor *c) {
+    skip_ws(c);
+    if (c->p >= c->end)
+        return 0;
+    const char *s;
+    Py_ssize_t len;
+    int is_int;
+    switch (*c->p) {
+    case '"':
+        return scan_string(c, &s, &len);
+    case 't':
+        if (c->end - c->p >= 4 && memcmp(c->p, "true", 4) == 0) {
+            c->p += 4;
+            return 1;
+        }
+        return 0;
+    case 'f':
+        if (c->end - c->p >= 5 && memcmp(c->p, "false", 5) == 0) {
+            c->p += 5;
+            return 1;
+        }
+        return 0;
+    case 'n':
+        if (c->end - c->p >= 4 && memcmp(c->p, "null", 4) == 0) {
+            c->p += 4;
+            return 1;
+        }
+        return 0;
+    default:
+        if (!scan_number(c, &s, &len, &is_int))
+            return 0;
+        /* an integer too long for 64 bits is the general parser's to judge */
+        return !is_int || len <= 18;
+    }
+}
+
+static inline int is_null(Cursor *c) {
+    skip_ws(c);
+    if (c->end - c->p >= 4 && memcmp(c->p, "null", 4) == 0) {
+        c->p += 4;
+        return 1;
+    }
+    return 0;
+}
+
+static inline int two_digits(const char *s, int *out) {
+    if (s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9')
+        return 0;
+    *out = (s[0] - '0') * 10 + (s[1] - '0');
+    return 1;
+}
+
+/* Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+static long long days_from_civil(int y, int m, int d) {
+    y -= m <= 2;
+    const long long era = (y >= 0 ? y : y - 399) / 400;
+    const int yoe = (int)(y - era * 400);
+    const int doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC) to epoch ns; 0 when it is not exactly that shape. */
+static int parse_stamp(const char *s, Py_ssize_t len, long long *out) {
+    static const int month_days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (len != 24 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+        s[16] != ':' || s[19] != '.' || s[23] != 'Z')
+        return 0;
+    int c1, c2, month, day, hour, minute, second, m1, m2;
+    if (!two_digits(s, &c1) || !two_digits(s + 2, &c2) || !two_digits(s + 5, &month) ||
+        !two_digits(s + 8, &day) || !two_digits(s + 11, &hour) ||
+        !two_digits(s + 14, &minute) || !two_digits(s + 17, &second) ||
+        !two_digits(s + 20, &m1) || s[22] < '0' || s[22] > '9')
+        return 0;
+    m2 = s[22] - '0';
+    int year = c1 * 100 + c2;
+    /* the range int64 nanoseconds hold comfortably; other years take the general path */
+    if (year < 1900 || year > 2200 || month < 1 || month > 12 || hour > 23 || minute > 59 ||
+        second > 59)
+        return 0;
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    int days_in_month = month_days[month - 1] + (month == 2 && leap);
+    if (day < 1 || day > days_in_month)
+        return 0;
+    long long seconds = days_from_civil(year, month, day) * 86400LL + hour * 3600LL +
+                        minute * 60LL + second;
+    *out = seconds * 1000000000LL + (m1 * 10 + m2) * 1000000LL;
+    return 1;
+}
+
+static inline int key_is(const char *s, Py_ssize_t len, const char *name) {
+    size_t n = strlen(name);
+    return (size_t)len == n && memcmp(s, name, n) == 0;
+}
+
+/* One print object: a new (price, volume, side, exch_ns) tuple, or NULL to fall back. */
+static PyObject *scan_print(Cursor *c) {
+    if (!eat(c, '{'))
+        return NULL;
+    PyObject *price = NULL, *volume = NULL, *side = NULL, *stamp = NULL;
+    int seen_side = 0;
+    if (eat(c, '}'))
+        return NULL; /* no price: the general path reports the KeyError */
+    for (;;) {
+        const char *key;
+        Py_ssize_t key_len;
+        if (!scan_string(c, &key, &key_len) || !eat(c, ':'))
+            goto fail;
+        const char *s;
+        Py_ssize_t len;
+        int is_int;
+        if (key_is(key, key_len, "price")) {
+            if (price != NULL || !scan_number(c, &s, &len, &is_int))
+                goto fail;
+            price = number_to_float(s, len, is_int);
+            if (price == NULL)
+                goto fail;
+        } else if (key_is(key, key_len, "volume")) {
+            long long value;
+            if (volume != NULL || !scan_number(c, &s, &len, &is_int) || !is_int ||
+                !number_to_int64(s, len, &value))
+                goto fail;
+            volume = PyLong_FromLongLong(value);
+            if (volume == NULL)
+                goto fail;
+        } else if (key_is(key, key_len, "type")) {
+            long long value;
+            if (seen_side)
+                goto fail;
+            seen_side = 1;
+            if (is_null(c)) {
+                side = Py_None;
+            } else {
+                if (!scan_number(c, &s, &len, &is_int) || !is_int ||
+                    !number_to_int64(s, len, &value))
+                    goto fail;
+                side = value == 0 ? SIDE_BUY : value == 1 ? SIDE_SELL : Py_None;
+            }
+            Py_INCREF(side);
+        } else if (key_is(key, key_len, "timestamp")) {
+            if (stamp != NULL)
+                goto fail;
+            if (is_null(c)) {
+                stamp = Py_None;
+                Py_INCREF(stamp);
+            } else {
+                long long ns;
+                if (!scan_string(c, &s, &len))
+                    goto fail;
+                if (len == 0) {
+                    stamp = Py_None;
+                    Py_INCREF(stamp);
+                } else {
+                    if (!parse_stamp(s, len, &ns))
+                        goto fail;
+                    stamp = PyLong_FromLongLong(ns);
+                    if (stamp == NULL)
+                        goto fail;
+                }
+            }
+        } else if (!skip_scalar(c)) {
+            goto fail;
+        }
+        if (eat(c, ','))
+            continue;
+        if (eat(c, '}'))
+            break;
+        goto fail;
+    }
+    if (price == NULL || volume == NULL)
+        goto fail;
+    if (side == NULL) {
+        side = Py_None;
+        Py_INCREF(side);
+    }
+    if (stamp == NULL) {
+        stamp = Py_None;
+        Py_INCREF(stamp);
+    }
+    PyObject *item = PyTuple_New(4);
+    if (item == NULL)
+        goto fail;
+    PyTuple_SET_ITEM(item, 0, price);
+    PyTuple_SET_ITEM(item, 1, volume);
+    PyTuple_SET_ITEM(item, 2, side);
+    PyTuple_SET_ITEM(item, 3, stamp);
+    return item;
+fail:
+    Py_XDECREF(price);
+    Py_XDECREF(volume);
+    Py_XDECREF(side);
+    Py_XDECREF(stamp);
+    return NULL;
+}
+
+/* "[contract, [print, ...]]": sets *contract and *prints (new references). */
+static int scan_arguments(Cursor *c, PyObject **contract, PyObject **prints) {
+    const char *s;
+    Py_ssize_t len;
+    if (!eat(c, '[') || !scan_string(c, &s, &len) || !eat(c, ',') || !eat(c, '['))
+        return 0;
+    PyObject *name = PyUnicode_DecodeASCII(s, len, NULL);
+    if (name == NULL)
+        return 0;
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
+        Py_DECREF(name);
+        return 0;
+    }
+    for (;;) {
+        PyObject *item = scan_print(c);
+        if (item == NULL)
+            goto fail;
+        int appended = PyList_Append(list, item);
+        Py_DECREF(item);
+        if (appended < 0)
+            goto fail;
+        if (eat(c, ','))
+            continue;
+        if (eat(c, ']'))
+            break;
+        goto fail;
+    }
+    if (!eat(c, ']')) /* exactly two arguments */
+        goto fail;
+    *contract = name;
+    *prints = list;
+    return 1;
+fail:
+    Py_DECREF(name);
+    Py_DECREF(list);
+    return 0;
+}
+
+static PyObject *projectx_trades(PyObject *module, PyObject *payload) {
+    (void)module;
+    if (!PyBytes_CheckExact(payload))
+        Py_RETURN_NONE;
+    Cursor c = {PyBytes_AS_STRING(payload), PyBytes_AS_STRING(payload) + PyBytes_GET_SIZE(payload)};
+    PyObject *contract = NULL, *prints = NULL;
+    int seen_type = 0, seen_target = 0;
+    if (!eat(&c, '{'))
+        goto fallback;
+    for (;;) {
+        const char *key, *s;
+        Py_ssize_t key_len, len;
+        int is_int;
+        if (!scan_string(&c, &key, &key_len) || !eat(&c, ':'))
+            goto fallback;
+        if (key_is(key, key_len, "type")) {
+            if (seen_type || !scan_number(&c, &s, &len, &is_int) || !is_int || len != 1 ||
+                *s != '1')
+                goto fallback;
+            seen_type = 1;
+        } else if (key_is(key, key_len, "target")) {
+            if (seen_target || !scan_string(&c, &s, &len) || !key_is(s, len, "GatewayTrade"))
+                goto fallback;
+            seen_target = 1;
+        } else if (key_is(key, key_len, "arguments")) {
+            if (contract != NULL || !scan_arguments(&c, &contract, &prints))
+                goto fallback;
+        } else if (!skip_scalar(&c)) {
+            goto fallback;
+        }
+        if (eat(&c, ','))
+            continue;
+        if (eat(&c, '}'))
+            break;
+        goto fallback;
+    }
+    /* the record must be the frame's only one: "...}\x1e" and nothing after */
+    skip_ws(&c);
+    if (!seen_type || !seen_target || contract == NULL || c.end - c.p != 1 || *c.p != '\x1e')
+        goto fallback;
+    PyObject *result = PyTuple_New(2);
+    if (result == NULL)
+        goto fallback;
+    PyTuple_SET_ITEM(result, 0, contract);
+    PyTuple_SET_ITEM(result, 1, prints);
+    return result;
+fallback:
+    Py_XDECREF(contract);
+    Py_XDECREF(prints);
+    if (PyErr_Occurred())
+        PyErr_Clear(); /* any failure here only means: take the general path */
+    Py_RETURN_NONE;
+}
+
+
+/* --- frames from Arrow buffers ------------------------------------------------------------ */
+
+enum { COL_INT = 0, COL_DICT = 1, COL_BINARY = 2 };
+
+typedef struct {
+    int kind;
+    int width;          /* bytes per integer, index or offset */
+    Py_ssize_t offset;  /* the array's slice offset */
+    Py_buffer validity; /* .buf NULL when every value is valid */
+    Py_buffer values;   /* integers, dictionary indices or binary offsets */
+    Py_buffer data;     /* binary bytes */
+    PyObject *words;    /* dictionary values (a list) */
+    Py_ssize_t slot;    /* where the object keeps this field */
+} Column;
+
+static inline long long read_int(const char *base, int width, Py_ssize_t index) {
+    switch (width) {
+    case 1:
+        return ((const int8_t *)base)[index];
+    case 2:
+        return ((const int16_t *)base)[index];
+    case 4:
+        return ((const int32_t *)base)[index];
+    default:
+        return ((const int64_t *)base)[index];
+    }
+}
+
+static void release_columns(Column *columns, Py_ssize_t count) {
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (columns[i].validity.obj != NULL)
+            PyBuffer_Release(&columns[i].validity);
+        if (columns[i].values.obj != NULL)
+            PyBuffer_Release(&columns[i].values);
+        if (columns[i].data.obj != NULL)
+            PyBuffer_Release(&columns[i].data);
+    }
+}
+
+/* One column's value at row i: a new reference, NULL with an exception set if it is out of
+ * its buffers' bounds (the caller then returns None and the pure path reads the column). */
+static PyObject *column_value(Column *col, Py_ssize_t i) {
+    Py_ssize_t at = col->offset + i;
+    if (col->validity.buf != NULL) {
+        if ((at >> 3) >= col->validity.len)
+            goto bounds;
+        if (!((((const unsigned char *)col->validity.buf)[at >> 3] >> (at & 7)) & 1))
+            Py_RETURN_NONE;
+    }
+    if (col->kind == COL_BINARY) {
+        if ((at + 2) * col->width > col->values.len)
+            goto bounds;
+        long long lo = read_int(col->values.buf, col->width, at);
+        long long hi = read_int(col->values.buf, col->width, at + 1);
+        if (lo < 0 || hi < lo || hi > col->data.len)
+            goto bounds;
+        return PyBytes_FromStringAndSize((const char *)col->data.buf + lo, hi - lo);
+    }
+    if ((at + 1) * col->width > col->values.len)
+        goto bounds;
+    long long value = read_int(col->values.buf, col->width, at);
+    if (col->kind == COL_INT)
+        return PyLong_FromLongLong(value);
+    if (value < 0 || value >= PyList_GET_SIZE(col->words))
+        goto bounds;
+    PyObject *word = PyList_GET_ITEM(col->words, value);
+    Py_INCREF(word);
+    return word;
+bounds:
+    PyErr_SetString(PyExc_IndexError, "value outside its Arrow buffers");
+    return NULL;
+}
+
+/* The offset at which instances of cls keep the slot `name` (an object slot), or -1. */
+static Py_ssize_t slot_offset(PyTypeObject *cls, PyObject *name) {
+    PyObject *descr = PyObject_GetAttr((PyObject *)cls, name);
+    if (descr == NULL)
+        return -1;
+    Py_ssize_t offset = -1;
+    if (Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+        if (member->type == T_OBJECT_EX && !(member->flags & READONLY))
+            offset = member->offset;
+    }
+    Py_DECREF(descr);
+    return offset;
+}
+
+static PyObject *frames_from_arrays(PyObject *module, PyObject *args) {
+    (void)module;
+    PyTypeObject *cls;
+    Py_ssize_t start, length;
+    PyObject *specs;
+    if (!PyArg_ParseTuple(args, "O!nnO!", &PyType_Type, &cls, &start, &length, &PyList_Type,
+                          &specs))
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(specs);
+    if (count < 1 || count > 32 || start < 0 || length < 0 || cls->tp_alloc == NULL)
+        Py_RETURN_NONE;
+    Column columns[32];
+    memset(columns, 0, sizeof(columns));
+    PyObject *result = NULL;
+    for (Py_ssize_t c = 0; c < count; c++) {
+        /* (field name, kind, width, offset, validity or None, values, data or words or None) */
+        PyObject *name, *validity, *values, *extra;
+        Column *col = &columns[c];
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(specs, c), "Uiin" "OOO", &name, &col->kind,
+                              &col->width, &col->offset, &validity, &values, &extra))
+            goto fallback;
+        if ((col->width != 1 && col->width != 2 && col->width != 4 && col->width != 8) ||
+            col->offset < 0 || col->kind < COL_INT || col->kind > COL_BINARY)
+            goto fallback;
+        col->slot = slot_offset(cls, name);
+        if (col->slot < (Py_ssize_t)sizeof(PyObject) || col->slot + (Py_ssize_t)sizeof(PyObject *) > cls->tp_basicsize)
+            goto fallback;
+        if (validity != Py_None &&
+            PyObject_GetBuffer(validity, &col->validity, PyBUF_SIMPLE) < 0)
+            goto fallback;
+        if (PyObject_GetBuffer(values, &col->values, PyBUF_SIMPLE) < 0)
+            goto fallback;
+        if (col->kind == COL_BINARY) {
+            if (PyObject_GetBuffer(extra, &col->data, PyBUF_SIMPLE) < 0)
+                goto fallback;
+        } else if (col->kind == COL_DICT) {
+            if (!PyList_CheckExact(extra))
+                goto fallback;
+            col->words = extra;
+        }
+    }
+    result = PyList_New(length);
+    if (result == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        PyObject *frame = cls->tp_alloc(cls, 0);
+        if (frame == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, i, frame);
+        for (Py_ssize_t c = 0; c < count; c++) {
+            PyObject *value = column_value(&columns[c], start + i);
+            if (value == NULL) {
+                Py_CLEAR(result);
+                goto fallback;
+            }
+            *(PyObject **)((char *)frame + columns[c].slot) = value;
+        }
+    }
+    goto done;
+fallback:
+    PyErr_Clear();
+    Py_XDECREF(result);
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    release_columns(columns, count);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"projectx_trades", projectx_trades, METH_O,
+     "projectx_trades(payload: bytes) -> (contract_id, [(price, volume, side, exch_ns), ...]) "
+     "| None\n\nThe prints of a frame holding exactly one plain GatewayTrade record; None "
+     "for any other frame (decode it with the general path)."},
+    {"frames_from_arrays", frames_from_arrays, METH_VARARGS,
+     "frames_from_arrays(cls, start, length, specs) -> list | None\n\nInstances of the "
+     "__slots__ class cls, one per row of rows start..start+length, each field set from its column's Arrow buffers. specs holds "
+     "one (field, kind, width, offset, validity, values, data_or_words) per field: kind 0 "
+     "integers, 1 dictionary indices into the list data_or_words, 2 binary offsets into the "
+     "bytes data_or_words. None when a column is not of a shape it reads."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "rtcap._speedups",
+    "Compiled fast paths of the kernel; each has a pure-Python reference.", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__speedups(void) {
+    SIDE_BUY = PyUnicode_InternFromString("buy");
+    SIDE_SELL = PyUnicode_InternFromString("sell");
+    if (SIDE_BUY == NULL || SIDE_SELL == NULL)
+        return NULL;
+    return PyModule_Create(&module_def);
+}

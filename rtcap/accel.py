@@ -1,0 +1,33 @@
+"""Which compiled fast paths this process uses: ``rtcap._speedups`` when it was built and
+``RTCAP_PURE`` is unset (or ``0``), else none, and every caller takes its pure-Python path.
+
+The pure-Python modules are the reference: a compiled path must give byte-identical results
+and hand anything it does not fully understand back to them (tests check both ways).
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+
+def _load() -> ModuleType | None:
+    if os.environ.get("RTCAP_PURE", "0") not in ("", "0"):
+        return None
+    try:
+        from rtcap import _speedups
+    except ImportError:
+        return None
+    return _speedups
+
+
+speedups: ModuleType | None = _load()
+
+
+def describe() -> str:
+    """One line for ``--version``-style reports: which kernel this process runs."""
+    if speedups is not None:
+        return "compiled fast paths (rtcap._speedups)"
+    if os.environ.get("RTCAP_PURE", "0") not in ("", "0"):
+        return "pure Python (RTCAP_PURE is set)"
+    return "pure Python (rtcap._speedups was not built)"
