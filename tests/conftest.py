@@ -59,3 +59,22 @@ def binance_capture() -> Path:
 def binance_counts(binance_capture: Path) -> dict[str, int]:
     """Lines per kind in the capture ``binance_capture`` gives."""
     return BINANCE_COUNTS[binance_capture.name]
+
+
+@pytest.fixture(params=["compiled", "pure"])
+def kernel_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test once on the compiled fast paths and once on the pure-Python reference
+    (``rtcap.accel``). The compiled run skips, saying why, where the extension was not built;
+    with ``RTCAP_REQUIRE_SPEEDUPS=1`` (CI) test_speedups fails instead."""
+    from rtcap.storage import schema
+
+    from rtcap import accel
+    from rtcap.codecs import projectx
+
+    if request.param == "compiled":
+        if accel.speedups is None:
+            pytest.skip(f"no compiled fast paths in this process: {accel.describe()}")
+    else:
+        monkeypatch.setattr(projectx, "scan_trades", None)
+        monkeypatch.setattr(schema, "speedups", None)
+    return request.param

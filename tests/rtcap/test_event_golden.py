@@ -1,6 +1,7 @@
 """Every event the kernel emits, hashed: the committed digests were taken before any of the
 fast paths existed, so a faster kernel must give byte-identical event streams.
 
+Both the compiled fast paths and the pure-Python reference (``kernel_path``) must give them.
 Each stream is fed frame by frame, in batches, through ``feed_batch``, and with clock rows
 between frames; every way must give the same digest. The real Binance input is always the
 fixtures slice, so the digest does not depend on ../shared being present.
@@ -107,7 +108,7 @@ GOLDEN = {
 
 
 @pytest.mark.parametrize("name,make_frames,options", list(pipelines()), ids=lambda v: str(v))
-def test_event_stream_matches_the_committed_digest(name, make_frames, options):
+def test_event_stream_matches_the_committed_digest(name, make_frames, options, kernel_path):
     frames = make_frames()
     expected = GOLDEN[name]
     for how, feed_frames in (
@@ -130,7 +131,9 @@ SUBSET_CASES = [
 
 
 @pytest.mark.parametrize("name,make_frames,options", SUBSET_CASES, ids=lambda v: str(v))
-def test_a_subset_of_wanted_events_is_the_full_stream_filtered(name, make_frames, options):
+def test_a_subset_of_wanted_events_is_the_full_stream_filtered(
+    name, make_frames, options, kernel_path
+):
     """With only bar events wanted the kernel takes its fast paths; they must emit exactly the
     bar events of the full stream (which takes the per-print path), in the same order."""
     wanted = {EventType.NEW_BAR, EventType.BAR_CLOSED, EventType.GAP}

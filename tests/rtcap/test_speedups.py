@@ -1,0 +1,399 @@
+"""The compiled fast paths (rtcap._speedups) against their pure-Python references.
+
+Every input, well-formed or not, must give what the pure path gives: the same decoded items
+(compared by ``repr``, so ``1`` and ``1.0`` differ) and the same errors, and the same frames
+from the same Arrow tables. The generated inputs deliberately sit on the edges of what the
+compiled reader accepts, so both its own answers and its hand-offs to the pure path are tested.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rtcap.storage import schema
+
+from rtcap import accel
+from rtcap.codecs import projectx
+from rtcap.codecs.projectx import ProjectXCodec
+from rtcap.models import Frame
+from rtcap.timeutil import format_iso_ns, parse_iso_ns
+
+speedups = accel.speedups
+needs_speedups = pytest.mark.skipif(
+    speedups is None, reason=f"no compiled fast paths in this process: {accel.describe()}"
+)
+EXAMPLES = int(os.environ.get("RTCAP_FUZZ_EXAMPLES", "300"))
+
+
+def test_the_compiled_fast_paths_are_built_where_required():
+    if os.environ.get("RTCAP_REQUIRE_SPEEDUPS") != "1" and speedups is None:
+        pytest.skip(f"not required here and not built: {accel.describe()}")
+    assert speedups is not None, accel.describe()
+    assert accel.describe().startswith("compiled")
+    assert projectx.scan_trades is speedups.projectx_trades
+
+
+def test_rtcap_pure_selects_the_pure_python_modules():
+    code = (
+        "from rtcap import accel; from rtcap.codecs import projectx; "
+        "print(accel.speedups, projectx.scan_trades, accel.describe())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "RTCAP_PURE": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip() == "None None pure Python (RTCAP_PURE is set)"
+
+
+# --- the GatewayTrade reader -------------------------------------------------------------
+
+CANONICAL = (
+    b'{"type":1,"target":"GatewayTrade","arguments":["CON.F.US.MNQ.U25",[{"symbolId":"F.US.MNQ",'
+    b'"price":21071.25,"timestamp":"2025-09-02T13:30:00.033Z","type":1,"volume":2},'
+    b'{"symbolId":"F.US.MNQ","price":21071,"timestamp":"2025-09-02T13:30:00.034Z","type":0,'
+    b'"volume":5}]]}\x1e'
+)
+
+
+@needs_speedups
+def test_a_canonical_frame_is_read_by_the_compiled_path():
+    contract, prints = speedups.projectx_trades(CANONICAL)
+    assert contract == "CON.F.US.MNQ.U25"
+    assert prints == [
+        (21071.25, 2, "sell", 1756819800033000000),
+        (21071.0, 5, "buy", 1756819800034000000),
+    ]
+    assert type(prints[1][0]) is float and type(prints[1][1]) is int
+
+
+@needs_speedups
+@pytest.mark.parametrize(
+    "payload",
+    [
+        CANONICAL[:-1],  # no record separator
+        CANONICAL + b"\x1e",  # two separators
+        CANONICAL.replace(b'"type":1,', b'"type":1.0,', 1),
+        CANONICAL.replace(b'"type":1,', b'"type":true,', 1),
+        CANONICAL.replace(b"GatewayTrade", b"GatewayQuote"),
+        CANONICAL.replace(b"MNQ.U25", b"MN\\u0051.U25"),  # an escape
+        CANONICAL.replace(b"F.US.MNQ", "F.US.MNQ\u00e9".encode()),  # non-ASCII
+        CANONICAL.replace(b"21071.25", b"2.107125e4"),  # exponent
+        CANONICAL.replace(b"21071.25", b"021071.25"),  # leading zero: invalid JSON
+        CANONICAL.replace(b'"volume":2', b'"volume":2.0'),
+        CANONICAL.replace(b'"volume":2', b'"volume":2,"volume":3'),  # duplicate key
+        CANONICAL.replace(b".033Z", b".0331Z"),  # seven-digit .NET fraction
+        CANONICAL.replace(b"09-02T", b"02-30T"),  # no such day
+        CANONICAL.replace(b"]]}", b"],7]}"),  # a third argument
+        CANONICAL.replace(b'"type":0', b'"type":false'),
+        b'{"type":1,"target":"GatewayTrade","arguments":["C",[]]}\x1e',
+        b"",
+    ],
+)
+def test_anything_outside_the_strict_shape_is_handed_back(payload):
+    assert speedups.projectx_trades(payload) is None
+
+
+def _mostly(valid: st.SearchStrategy[str], edges: st.SearchStrategy[str]) -> st.SearchStrategy:
+    """Usually a value the compiled reader takes, sometimes one on or past its edge."""
+    return st.one_of(*[valid] * 7, edges)
+
+
+_CONTRACTS = _mostly(
+    st.sampled_from(['"CON.F.US.MNQ.U25"', '"CON.F.US.EP.Z25"']),
+    st.sampled_from(['""', '"CON.F.US.MN\\u0051.U25"', '"CON.F.US.MNQ.U25\u00e9"', "7", "null"]),
+)
+_PRICE = st.floats(-1e6, 1e6).map(lambda value: repr(round(value, 2)))
+_PRICES = _mostly(
+    _PRICE,
+    st.one_of(
+        st.floats(allow_nan=False, allow_infinity=False).map(repr),
+        st.integers(-(10**20), 10**20).map(str),
+        st.sampled_from(['"21000.5"', "null", "1e3", "-0.0", "01.5", "1.", "-", "true", "[1]"]),
+        st.from_regex(r"-?[1-9][0-9]{0,25}\.[0-9]{1,25}", fullmatch=True),
+    ),
+)
+_VOLUME = st.integers(0, 10**6).map(str)
+_VOLUMES = _mostly(
+    _VOLUME,
+    st.one_of(
+        st.integers(-(10**19), 10**19).map(str),
+        st.sampled_from(["2.5", '"3"', "true", "null", "-0", "0", "1e2"]),
+    ),
+)
+_SIDE = st.sampled_from(["0", "1"])
+_SIDES = _mostly(
+    _SIDE,
+    st.sampled_from(["2", "-0", "null", "true", "false", "0.0", '"1"']),
+)
+
+
+def _stamp(moment: datetime) -> str:
+    return '"' + moment.strftime("%Y-%m-%dT%H:%M:%S.") + f'{moment.microsecond // 1000:03d}Z"'
+
+
+_STAMP = st.datetimes(datetime(2000, 1, 1), datetime(2100, 12, 31)).map(_stamp)
+_STAMPS = _mostly(
+    _STAMP,
+    st.one_of(
+        st.datetimes(datetime(1890, 1, 1), datetime(2210, 12, 31)).map(_stamp),
+        st.sampled_from(
+            [
+                '"2025-02-30T00:00:00.000Z"',
+                '"2024-02-29T23:59:59.999Z"',
+                '"2025-09-02T24:00:00.000Z"',
+                '"2025-09-02T13:60:00.000Z"',
+                '""',
+                "null",
+                "0",
+                '"2025-09-02T13:30:00.0331234Z"',
+                '"2025-09-02 13:30:00.033Z"',
+                '"2025-09-02T13:30:00.033+01:00"',
+                '"2025-09-02T13:30:00Z"',
+                '"garbage"',
+                '"2025-9-02T13:30:00.033Z"',
+            ]
+        ),
+    ),
+)
+_SPACE = st.sampled_from(["", "", "", " ", "\n", "\t "])
+
+
+@st.composite
+def _object(draw, fields: dict[str, st.SearchStrategy[str]], extra: list[str]) -> str:
+    names = draw(st.lists(st.sampled_from([*fields, *extra]), max_size=len(fields) + 2))
+    if draw(st.integers(0, 7)):  # mostly every field, once, in any order
+        names = draw(st.permutations(list(fields)))
+    parts = []
+    for name in names:
+        value = (
+            draw(fields[name])
+            if name in fields
+            else draw(
+                st.sampled_from(
+                    ['"x"', "null", "7", "true", "[1]", '{"a":1}', "1e400", "123456789012345678901"]
+                )
+            )
+        )
+        parts.append(f'{draw(_SPACE)}"{name}"{draw(_SPACE)}:{draw(_SPACE)}{value}{draw(_SPACE)}')
+    return "{" + ",".join(parts) + "}"
+
+
+_PRINT = _object(
+    {
+        "symbolId": st.sampled_from(['"F.US.MNQ"', '"F.US.EP"', "null", "3"]),
+        "price": _PRICES,
+        "timestamp": _STAMPS,
+        "type": _SIDES,
+        "volume": _VOLUMES,
+    },
+    ["extra", "symbolID"],
+)
+
+
+@st.composite
+def trade_payload(draw) -> bytes:
+    prints = draw(st.lists(_PRINT, min_size=draw(st.sampled_from([1, 1, 1, 0])), max_size=4))
+    shape = draw(st.sampled_from(["list"] * 8 + ["object", "null"]))
+    body = (
+        "[" + ",".join(prints) + "]"
+        if shape == "list" or not prints
+        else prints[0]
+        if shape == "object"
+        else "null"
+    )
+    arguments = f"[{draw(_CONTRACTS)},{draw(_SPACE)}{body}"
+    if draw(st.integers(0, 9)) == 0:
+        arguments += ',"more"'
+    arguments += "]"
+    record = draw(
+        _object(
+            {
+                "type": st.sampled_from(["1"] * 12 + ["1.0", "true", "3", '"1"']),
+                "target": st.sampled_from(['"GatewayTrade"'] * 12 + ['"GatewayQuote"']),
+                "arguments": st.just(arguments),
+            },
+            ["invocationId"],
+        )
+    )
+    tail = draw(st.sampled_from(["\x1e"] * 16 + ["", "\x1e\x1e", " \x1e", '\x1e{"type":6}\x1e']))
+    return (draw(_SPACE) + record + tail).encode()
+
+
+@st.composite
+def canonical_payload(draw) -> bytes:
+    """A frame of the shape the compiled reader takes: every field valid, in any order."""
+    fields = {
+        "symbolId": st.just('"F.US.MNQ"'),
+        "price": _PRICE,
+        "timestamp": _STAMP,
+        "type": _SIDE,
+        "volume": _VOLUME,
+    }
+    prints = []
+    for _ in range(draw(st.integers(1, 5))):
+        order = draw(st.permutations(list(fields)))
+        prints.append("{" + ",".join(f'"{name}":{draw(fields[name])}' for name in order) + "}")
+    top = {
+        "type": "1",
+        "target": '"GatewayTrade"',
+        "arguments": f'["CON.F.US.MNQ.U25",[{",".join(prints)}]]',
+    }
+    order = draw(st.permutations(list(top)))
+    return ("{" + ",".join(f'"{name}":{top[name]}' for name in order) + "}\x1e").encode()
+
+
+ANY_TRADE_PAYLOAD = st.one_of(trade_payload(), canonical_payload())
+
+
+def _decoded(codec: ProjectXCodec, frame: Frame, compiled: bool) -> list[str]:
+    saved = projectx.scan_trades
+    projectx.scan_trades = saved if compiled else None
+    try:
+        return [repr(item) for item in codec.decode(frame)]
+    finally:
+        projectx.scan_trades = saved
+
+
+@needs_speedups
+@settings(max_examples=EXAMPLES * 3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(ANY_TRADE_PAYLOAD, min_size=1, max_size=6))
+def test_every_trade_frame_decodes_as_the_pure_path_decodes_it(payloads):
+    fast, pure = ProjectXCodec(), ProjectXCodec()  # each keeps its own contract names
+    for seq, payload in enumerate(payloads):
+        frame = Frame(seq, 1_756_819_800_000_000_000 + seq, payload=payload)
+        assert _decoded(fast, frame, True) == _decoded(pure, frame, False), payload
+
+
+@needs_speedups
+@settings(max_examples=EXAMPLES * 3, deadline=None)
+@given(st.integers(0, len(CANONICAL) - 1), st.binary(max_size=3), st.integers(0, 3))
+def test_a_damaged_frame_decodes_as_the_pure_path_decodes_it(at, insert, cut):
+    payload = CANONICAL[:at] + insert + CANONICAL[at + cut :]
+    frame = Frame(3, 1_756_819_800_000_000_000, payload=payload)
+    assert _decoded(ProjectXCodec(), frame, True) == _decoded(ProjectXCodec(), frame, False)
+
+
+@needs_speedups
+def test_the_generated_frames_exercise_both_the_fast_path_and_the_hand_off():
+    read = handed_back = 0
+
+    @settings(max_examples=400, deadline=None, database=None)
+    @given(ANY_TRADE_PAYLOAD)
+    def count(payload):
+        nonlocal read, handed_back
+        if speedups.projectx_trades(payload) is None:
+            handed_back += 1
+        else:
+            read += 1
+
+    count()
+    assert read > 20 and handed_back > 20, (read, handed_back)
+
+
+@needs_speedups
+@settings(max_examples=EXAMPLES * 3, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_prices_are_the_doubles_orjson_reads(value):
+    text = repr(value).encode()
+    if b"e" in text or b"inf" in text:
+        return  # exponents go to the general parser, tested above
+    payload = CANONICAL.replace(b"21071.25", text)
+    _, prints = speedups.projectx_trades(payload)
+    expected = orjson.loads(text)
+    assert struct.pack("<d", prints[0][0]) == struct.pack("<d", float(expected))
+
+
+@needs_speedups
+@settings(max_examples=EXAMPLES * 3, deadline=None)
+@given(st.datetimes(datetime(1900, 1, 1), datetime(2200, 12, 31, 23, 59, 59)))
+def test_timestamps_are_the_nanoseconds_parse_iso_ns_gives(moment):
+    moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000, tzinfo=UTC)
+    ns = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
+    stamp = format_iso_ns(ns)
+    payload = CANONICAL.replace(b"2025-09-02T13:30:00.033Z", stamp.encode())
+    _, prints = speedups.projectx_trades(payload)
+    assert prints[0][3] == parse_iso_ns(stamp) == ns
+
+
+# --- frames from Arrow buffers ----------------------------------------------------------
+
+
+def _pure_frames(table: pa.Table, chunk: int) -> list[list[Frame]]:
+    saved = schema.speedups
+    schema.speedups = None
+    try:
+        return list(schema.frame_chunks(table, chunk))
+    finally:
+        schema.speedups = saved
+
+
+_FRAME = st.builds(
+    Frame,
+    st.integers(0, 2**62),
+    st.integers(0, 2**62),
+    st.integers(-(2**62), 2**62),
+    st.integers(0, 9),
+    st.sampled_from(["market", "user", "clock"]),
+    st.sampled_from(["text", "binary", "gap", "clock"]),
+    st.binary(max_size=40),
+    st.one_of(st.none(), st.sampled_from(["GatewayTrade", "depthUpdate", ""])),
+    st.one_of(st.none(), st.sampled_from(["MNQ", "ETHUSDT", "é"])),
+    st.one_of(st.none(), st.integers(-(2**62), 2**62)),
+)
+
+
+@needs_speedups
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(
+    st.lists(_FRAME, max_size=60),
+    st.integers(0, 10),
+    st.integers(1, 25),
+    st.sampled_from(["frames/2", "large_binary", "int8_index", "chunked", "unsigned"]),
+)
+def test_frames_from_buffers_equal_the_frames_from_lists(frames, skip, chunk, layout):
+    table = schema.frames_to_table(frames).slice(skip)  # a non-zero array offset
+    if layout == "large_binary":
+        table = table.set_column(
+            table.schema.get_field_index("payload"),
+            "payload",
+            table.column("payload").cast(pa.large_binary()),
+        )
+    elif layout == "int8_index":
+        index = table.schema.get_field_index("symbol")
+        table = table.set_column(
+            index, "symbol", table.column("symbol").cast(pa.dictionary(pa.int8(), pa.string()))
+        )
+    elif layout == "chunked":
+        table = pa.concat_tables([table, table])
+    elif layout == "unsigned":
+        index = table.schema.get_field_index("conn")
+        table = table.set_column(index, "conn", table.column("conn").cast(pa.uint32()))
+    got = list(schema.frame_chunks(table, chunk))
+    expected = _pure_frames(table, chunk)
+    assert [repr(batch) for batch in got] == [repr(batch) for batch in expected]
+    copies = 2 if layout == "chunked" else 1
+    assert [frame for batch in got for frame in batch] == frames[skip:] * copies
+    assert all(len(batch) <= chunk for batch in got)
+
+
+@needs_speedups
+def test_frames_from_buffers_refuse_what_they_do_not_read():
+    frame = Frame(1, 2, payload=b"x")
+    table = schema.frames_to_table([frame])
+    spec = schema._buffer_specs(table)
+    assert speedups.frames_from_arrays(Frame, 0, 1, spec) == [frame]
+    assert speedups.frames_from_arrays(Frame, 1, 1, spec) is None  # past the buffers
+    assert speedups.frames_from_arrays(Frame, 0, 1, [*spec[:3], ("nope", *spec[3][1:])]) is None
+    assert schema.table_to_frames(table.slice(0, 0)) == []
