@@ -1,6 +1,6 @@
 /* rtcap._speedups: compiled fast paths of the kernel, each with a pure-Python reference.
  *
- * projectx_trades(payload) reads the commonest frame of all, one SignalR GatewayTrade record,
+ * projectx_trades(payload, symbols) reads the commonest frame of all, one SignalR GatewayTrade record,
  * straight from its bytes into the prints the pure decoder would build, without making the
  * dicts of a general JSON parse. It accepts only a strict subset of what orjson accepts (no
  * escapes, no non-ASCII bytes, no duplicate known keys, canonical timestamps, numbers that
@@ -10,6 +10,9 @@
  * frames_from_arrays(cls, start, length, specs) builds the Frame objects of a capture slice straight
  * from its Arrow buffers, setting the __slots__ of each new object as its dataclass __init__
  * would, instead of turning every column into a list first and calling __init__ per row.
+ *
+ * projectx_decode(symbols, general, frame, sink) is the codec's decode_into around it: a frame
+ * it reads goes straight to the sink, any other to the pure-Python decoder.
  *
  * Numbers go through PyOS_string_to_double, which is what float() uses: correctly rounded and
  * independent of the C locale, like orjson's own parser. Timestamps are the gateway's
@@ -376,10 +379,11 @@ fail:
     return 0;
 }
 
-static PyObject *projectx_trades(PyObject *module, PyObject *payload) {
-    (void)module;
+/* (symbol, prints) of a plain one-record GatewayTrade frame of a known contract; NULL, with
+ * no exception set, for any other frame. */
+static PyObject *scan_trade_frame(PyObject *payload, PyObject *symbols) {
     if (!PyBytes_CheckExact(payload))
-        Py_RETURN_NONE;
+        return NULL;
     Cursor c = {PyBytes_AS_STRING(payload), PyBytes_AS_STRING(payload) + PyBytes_GET_SIZE(payload)};
     PyObject *contract = NULL, *prints = NULL;
     int seen_type = 0, seen_target = 0;
@@ -416,10 +420,17 @@ static PyObject *projectx_trades(PyObject *module, PyObject *payload) {
     skip_ws(&c);
     if (!seen_type || !seen_target || contract == NULL || c.end - c.p != 1 || *c.p != '\x1e')
         goto fallback;
+    /* the trader's symbol of a contract the codec already knows; a new contract is named
+     * (and remembered) by the general path */
+    PyObject *symbol = PyDict_GetItemWithError(symbols, contract);
+    if (symbol == NULL || !PyUnicode_CheckExact(symbol) || PyUnicode_GET_LENGTH(symbol) == 0)
+        goto fallback;
     PyObject *result = PyTuple_New(2);
     if (result == NULL)
         goto fallback;
-    PyTuple_SET_ITEM(result, 0, contract);
+    Py_INCREF(symbol);
+    Py_DECREF(contract);
+    PyTuple_SET_ITEM(result, 0, symbol);
     PyTuple_SET_ITEM(result, 1, prints);
     return result;
 fallback:
@@ -427,7 +438,67 @@ fallback:
     Py_XDECREF(prints);
     if (PyErr_Occurred())
         PyErr_Clear(); /* any failure here only means: take the general path */
-    Py_RETURN_NONE;
+    return NULL;
+}
+
+static PyObject *projectx_trades(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2 || !PyDict_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "projectx_trades(payload, symbols: dict)");
+        return NULL;
+    }
+    PyObject *scanned = scan_trade_frame(args[0], args[1]);
+    if (scanned == NULL)
+        Py_RETURN_NONE;
+    return scanned;
+}
+
+static PyObject *STR_PAYLOAD, *STR_RECV_NS, *STR_SEQ, *STR_TRADE, *STR_TRADES;
+
+/* projectx_decode(symbols, general, frame, sink): the codec's decode_into. A plain trade frame
+ * goes straight to sink.trade (one print) or sink.trades; any other to general(frame, sink). */
+static PyObject *projectx_decode(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 4 || !PyDict_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "projectx_decode(symbols: dict, general, frame, sink)");
+        return NULL;
+    }
+    PyObject *general = args[1], *frame = args[2], *sink = args[3];
+    PyObject *payload = PyObject_GetAttr(frame, STR_PAYLOAD);
+    if (payload == NULL)
+        return NULL;
+    PyObject *scanned = scan_trade_frame(payload, args[0]);
+    Py_DECREF(payload);
+    if (scanned == NULL)
+        return PyObject_Vectorcall(general, args + 2, 2, NULL);
+    PyObject *recv_ns = PyObject_GetAttr(frame, STR_RECV_NS);
+    PyObject *seq = recv_ns == NULL ? NULL : PyObject_GetAttr(frame, STR_SEQ);
+    PyObject *result = NULL;
+    if (seq != NULL) {
+        PyObject *symbol = PyTuple_GET_ITEM(scanned, 0);
+        PyObject *prints = PyTuple_GET_ITEM(scanned, 1);
+        if (PyList_GET_SIZE(prints) == 1) {
+            PyObject *item = PyList_GET_ITEM(prints, 0);
+            PyObject *call[8] = {sink,
+                                 symbol,
+                                 PyTuple_GET_ITEM(item, 0),
+                                 PyTuple_GET_ITEM(item, 1),
+                                 PyTuple_GET_ITEM(item, 2),
+                                 PyTuple_GET_ITEM(item, 3),
+                                 recv_ns,
+                                 seq};
+            result = PyObject_VectorcallMethod(
+                STR_TRADE, call, 8 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        } else {
+            PyObject *call[5] = {sink, symbol, prints, recv_ns, seq};
+            result = PyObject_VectorcallMethod(
+                STR_TRADES, call, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        }
+    }
+    Py_XDECREF(recv_ns);
+    Py_XDECREF(seq);
+    Py_DECREF(scanned);
+    return result;
 }
 
 
@@ -591,10 +662,15 @@ done:
 }
 
 static PyMethodDef methods[] = {
-    {"projectx_trades", projectx_trades, METH_O,
-     "projectx_trades(payload: bytes) -> (contract_id, [(price, volume, side, exch_ns), ...]) "
-     "| None\n\nThe prints of a frame holding exactly one plain GatewayTrade record; None "
-     "for any other frame (decode it with the general path)."},
+    {"projectx_trades", (PyCFunction)(void (*)(void))projectx_trades, METH_FASTCALL,
+     "projectx_trades(payload: bytes, symbols: dict) -> (symbol, [(price, volume, side, "
+     "exch_ns), ...]) | None\n\nThe prints of a frame holding exactly one plain GatewayTrade "
+     "record of a contract that symbols (contract id -> trader symbol) names; None for any "
+     "other frame (decode it with the general path)."},
+    {"projectx_decode", (PyCFunction)(void (*)(void))projectx_decode, METH_FASTCALL,
+     "projectx_decode(symbols, general, frame, sink) -> None\n\nDecode one frame into sink: "
+     "a frame projectx_trades reads becomes sink.trade(...) (one print) or "
+     "sink.trades(symbol, prints, recv_ns, seq); any other is general(frame, sink)."},
     {"frames_from_arrays", frames_from_arrays, METH_VARARGS,
      "frames_from_arrays(cls, start, length, specs) -> list | None\n\nInstances of the "
      "__slots__ class cls, one per row of rows start..start+length, each field set from its column's Arrow buffers. specs holds "
@@ -613,7 +689,13 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC PyInit__speedups(void) {
     SIDE_BUY = PyUnicode_InternFromString("buy");
     SIDE_SELL = PyUnicode_InternFromString("sell");
-    if (SIDE_BUY == NULL || SIDE_SELL == NULL)
+    STR_PAYLOAD = PyUnicode_InternFromString("payload");
+    STR_RECV_NS = PyUnicode_InternFromString("recv_ns");
+    STR_SEQ = PyUnicode_InternFromString("seq");
+    STR_TRADE = PyUnicode_InternFromString("trade");
+    STR_TRADES = PyUnicode_InternFromString("trades");
+    if (SIDE_BUY == NULL || SIDE_SELL == NULL || STR_PAYLOAD == NULL || STR_RECV_NS == NULL ||
+        STR_SEQ == NULL || STR_TRADE == NULL || STR_TRADES == NULL)
         return NULL;
     return PyModule_Create(&module_def);
 }

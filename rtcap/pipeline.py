@@ -53,6 +53,7 @@ from rtcap.models import (
     BINARY,
     CLOCK,
     CLOSE,
+    DATA_KINDS,
     ERROR,
     GAP,
     OPEN,
@@ -233,12 +234,12 @@ class Pipeline:
         stats = self.stats
         decoders = self._decoders
         sink = self._sink
+        out: list[Event] = []  # a frame's events; a new list only once one was yielded
         for frame in frames:
-            kind = frame.kind
             recv_ns = frame.recv_ns
             now = self.now_ns
             if (
-                kind in (TEXT, BINARY)
+                frame.kind in DATA_KINDS
                 and now is not None
                 and self._clock is None
                 and (recv_ns if recv_ns > now else now) < self._deadline
@@ -247,16 +248,18 @@ class Pipeline:
                     self.now_ns = recv_ns
                 stats["frames"] += 1
                 stats["data_frames"] += 1
-                out: list[Event] = []
                 self._out = out
                 decode = decoders.get(frame.stream) or self._decoder(frame.stream)
                 decode(frame, sink)
                 if self._touched:
                     self._book_events(out)
+                if out:
+                    yield out
+                    out = []
             else:
-                out = feed(frame)
-            if out:
-                yield out
+                events = feed(frame)
+                if events:
+                    yield events
 
     def _decoder(self, stream: str):
         """The decode function for a stream's data frames (an automatic codec's choice once it

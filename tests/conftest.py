@@ -75,6 +75,6 @@ def kernel_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
         if accel.speedups is None:
             pytest.skip(f"no compiled fast paths in this process: {accel.describe()}")
     else:
-        monkeypatch.setattr(projectx, "scan_trades", None)
+        monkeypatch.setattr(projectx, "decode_trades", None)
         monkeypatch.setattr(schema, "speedups", None)
     return request.param

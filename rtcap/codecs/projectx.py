@@ -7,6 +7,7 @@ missing. Every trade of a multi-trade message counts.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from orjson import JSONDecodeError, loads
@@ -52,8 +53,8 @@ DEPTH_SIDES = {1: "ask", 2: "bid", 3: "ask", 4: "bid", 5: "trade", 6: "reset", 9
 TRADE_SIDES = {0: "buy", 1: "sell"}
 
 _instrument_cache: dict[str, str] = {}
-# The compiled reader of a frame that is one plain GatewayTrade record (None: pure Python only).
-scan_trades = speedups.projectx_trades if speedups is not None else None
+# The compiled decoder of a frame that is one plain GatewayTrade record (None: pure Python only).
+decode_trades = speedups.projectx_decode if speedups is not None else None
 
 
 def instrument_of(contract_or_symbol: str) -> str:
@@ -105,26 +106,13 @@ class ProjectXCodec(SinkCodec):
 
     def __init__(self) -> None:
         self._symbols: dict[str, str] = {}  # contract id → trader symbol
+        if decode_trades is not None:
+            self.decode_into = partial(decode_trades, self._symbols, self.decode_into)
 
     def decode_into(self, frame: Frame, sink: DecodeSink) -> None:
-        if scan_trades is not None:
-            scanned = scan_trades(frame.payload)
-            if scanned is not None:
-                contract_id, prints = scanned
-                symbol = self._symbols.get(contract_id)
-                if symbol is None:
-                    symbol = self._symbols[contract_id] = instrument_of(contract_id)
-                if symbol:
-                    if len(prints) == 1:
-                        price, volume, side, exch_ns = prints[0]
-                        sink.trade(symbol, price, volume, side, exch_ns, frame.recv_ns, frame.seq)
-                    else:
-                        sink.trades(symbol, prints, frame.recv_ns, frame.seq)
-                    return
-        self.decode_general(frame, sink)
-
-    def decode_general(self, frame: Frame, sink: DecodeSink) -> None:
-        """The pure-Python decoder of any frame: the reference the compiled reader matches."""
+        """Decode any frame (the pure-Python reference). With the compiled fast paths, each
+        codec's ``decode_into`` is instead ``rtcap._speedups.projectx_decode``, which sends a
+        plain trade frame straight to the sink and every other frame here."""
         pieces = frame.payload.split(RS)
         if len(pieces) == 2 and not pieces[1]:
             # The common frame: one record. Trades take a fast path without helper calls.

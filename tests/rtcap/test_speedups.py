@@ -39,13 +39,14 @@ def test_the_compiled_fast_paths_are_built_where_required():
         pytest.skip(f"not required here and not built: {accel.describe()}")
     assert speedups is not None, accel.describe()
     assert accel.describe().startswith("compiled")
-    assert projectx.scan_trades is speedups.projectx_trades
+    assert projectx.decode_trades is speedups.projectx_decode
+    assert ProjectXCodec().decode_into.func is speedups.projectx_decode
 
 
 def test_rtcap_pure_selects_the_pure_python_modules():
     code = (
         "from rtcap import accel; from rtcap.codecs import projectx; "
-        "print(accel.speedups, projectx.scan_trades, accel.describe())"
+        "print(accel.speedups, projectx.decode_trades, accel.describe())"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -67,10 +68,13 @@ CANONICAL = (
 )
 
 
+SYMBOLS = {"CON.F.US.MNQ.U25": "MNQ", "CON.F.US.EP.Z25": "ES", "": ""}
+
+
 @needs_speedups
 def test_a_canonical_frame_is_read_by_the_compiled_path():
-    contract, prints = speedups.projectx_trades(CANONICAL)
-    assert contract == "CON.F.US.MNQ.U25"
+    symbol, prints = speedups.projectx_trades(CANONICAL, SYMBOLS)
+    assert symbol == "MNQ"
     assert prints == [
         (21071.25, 2, "sell", 1756819800033000000),
         (21071.0, 5, "buy", 1756819800034000000),
@@ -99,10 +103,11 @@ def test_a_canonical_frame_is_read_by_the_compiled_path():
         CANONICAL.replace(b'"type":0', b'"type":false'),
         b'{"type":1,"target":"GatewayTrade","arguments":["C",[]]}\x1e',
         b"",
+        CANONICAL.replace(b"MNQ.U25", b"MNQ.Z25"),  # a contract not named yet
     ],
 )
 def test_anything_outside_the_strict_shape_is_handed_back(payload):
-    assert speedups.projectx_trades(payload) is None
+    assert speedups.projectx_trades(payload, SYMBOLS) is None
 
 
 def _mostly(valid: st.SearchStrategy[str], edges: st.SearchStrategy[str]) -> st.SearchStrategy:
@@ -257,23 +262,27 @@ def canonical_payload(draw) -> bytes:
 ANY_TRADE_PAYLOAD = st.one_of(trade_payload(), canonical_payload())
 
 
-def _decoded(codec: ProjectXCodec, frame: Frame, compiled: bool) -> list[str]:
-    saved = projectx.scan_trades
-    projectx.scan_trades = saved if compiled else None
+def _pure_codec() -> ProjectXCodec:
+    saved = projectx.decode_trades
+    projectx.decode_trades = None
     try:
-        return [repr(item) for item in codec.decode(frame)]
+        return ProjectXCodec()
     finally:
-        projectx.scan_trades = saved
+        projectx.decode_trades = saved
+
+
+def _decoded(codec: ProjectXCodec, frame: Frame) -> list[str]:
+    return [repr(item) for item in codec.decode(frame)]
 
 
 @needs_speedups
 @settings(max_examples=EXAMPLES * 3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(ANY_TRADE_PAYLOAD, min_size=1, max_size=6))
 def test_every_trade_frame_decodes_as_the_pure_path_decodes_it(payloads):
-    fast, pure = ProjectXCodec(), ProjectXCodec()  # each keeps its own contract names
+    fast, pure = ProjectXCodec(), _pure_codec()  # each keeps its own contract names
     for seq, payload in enumerate(payloads):
         frame = Frame(seq, 1_756_819_800_000_000_000 + seq, payload=payload)
-        assert _decoded(fast, frame, True) == _decoded(pure, frame, False), payload
+        assert _decoded(fast, frame) == _decoded(pure, frame), payload
 
 
 @needs_speedups
@@ -282,7 +291,10 @@ def test_every_trade_frame_decodes_as_the_pure_path_decodes_it(payloads):
 def test_a_damaged_frame_decodes_as_the_pure_path_decodes_it(at, insert, cut):
     payload = CANONICAL[:at] + insert + CANONICAL[at + cut :]
     frame = Frame(3, 1_756_819_800_000_000_000, payload=payload)
-    assert _decoded(ProjectXCodec(), frame, True) == _decoded(ProjectXCodec(), frame, False)
+    fast, pure = ProjectXCodec(), _pure_codec()
+    fast.decode(Frame(0, 0, payload=CANONICAL))  # both now know the contract
+    pure.decode(Frame(0, 0, payload=CANONICAL))
+    assert _decoded(fast, frame) == _decoded(pure, frame)
 
 
 @needs_speedups
@@ -293,7 +305,7 @@ def test_the_generated_frames_exercise_both_the_fast_path_and_the_hand_off():
     @given(ANY_TRADE_PAYLOAD)
     def count(payload):
         nonlocal read, handed_back
-        if speedups.projectx_trades(payload) is None:
+        if speedups.projectx_trades(payload, SYMBOLS) is None:
             handed_back += 1
         else:
             read += 1
@@ -310,7 +322,7 @@ def test_prices_are_the_doubles_orjson_reads(value):
     if b"e" in text or b"inf" in text:
         return  # exponents go to the general parser, tested above
     payload = CANONICAL.replace(b"21071.25", text)
-    _, prints = speedups.projectx_trades(payload)
+    _, prints = speedups.projectx_trades(payload, SYMBOLS)
     expected = orjson.loads(text)
     assert struct.pack("<d", prints[0][0]) == struct.pack("<d", float(expected))
 
@@ -323,7 +335,7 @@ def test_timestamps_are_the_nanoseconds_parse_iso_ns_gives(moment):
     ns = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
     stamp = format_iso_ns(ns)
     payload = CANONICAL.replace(b"2025-09-02T13:30:00.033Z", stamp.encode())
-    _, prints = speedups.projectx_trades(payload)
+    _, prints = speedups.projectx_trades(payload, SYMBOLS)
     assert prints[0][3] == parse_iso_ns(stamp) == ns
 
 
