@@ -107,7 +107,19 @@ GOLDEN = {
 }
 
 
-@pytest.mark.parametrize("name,make_frames,options", list(pipelines()), ids=lambda v: str(v))
+def on_both_paths(cases):
+    """ProjectX cases on the compiled and the pure path; Binance's codec has no compiled path,
+    so its cases run once."""
+    return [
+        pytest.param(name, make_frames, options, path, id=f"{path}-{name}")
+        for name, make_frames, options in cases
+        for path in (["compiled", "pure"] if options["codec"] == "projectx" else ["pure"])
+    ]
+
+
+@pytest.mark.parametrize(
+    "name,make_frames,options,kernel_path", on_both_paths(pipelines()), indirect=["kernel_path"]
+)
 def test_event_stream_matches_the_committed_digest(name, make_frames, options, kernel_path):
     frames = make_frames()
     expected = GOLDEN[name]
@@ -130,7 +142,9 @@ SUBSET_CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,make_frames,options", SUBSET_CASES, ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    "name,make_frames,options,kernel_path", on_both_paths(SUBSET_CASES), indirect=["kernel_path"]
+)
 def test_a_subset_of_wanted_events_is_the_full_stream_filtered(
     name, make_frames, options, kernel_path
 ):

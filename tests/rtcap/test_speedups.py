@@ -276,7 +276,7 @@ def _decoded(codec: ProjectXCodec, frame: Frame) -> list[str]:
 
 
 @needs_speedups
-@settings(max_examples=EXAMPLES * 3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(ANY_TRADE_PAYLOAD, min_size=1, max_size=6))
 def test_every_trade_frame_decodes_as_the_pure_path_decodes_it(payloads):
     fast, pure = ProjectXCodec(), _pure_codec()  # each keeps its own contract names
