@@ -46,6 +46,14 @@ static inline int eat(Cursor *c, char ch) {
     return 0;
 }
 
+/* After a member of an object or array: 1 when a comma says another follows, 0 at the
+ * closing bracket, -1 for anything else. */
+static inline int next_member(Cursor *c, char close) {
+    if (eat(c, ','))
+        return 1;
+    return eat(c, close) ? 0 : -1;
+}
+
 /* A string without escapes, control characters or non-ASCII bytes; start and len: its body. */
 static int scan_string(Cursor *c, const char **start, Py_ssize_t *len) {
     skip_ws(c);
@@ -308,11 +316,11 @@ static PyObject *scan_print(Cursor *c) {
         } else if (!skip_scalar(c)) {
             goto fail;
         }
-        if (eat(c, ','))
-            continue;
-        if (eat(c, '}'))
+        int more = next_member(c, '}');
+        if (more < 0)
+            goto fail;
+        if (!more)
             break;
-        goto fail;
     }
     if (price == NULL || volume == NULL)
         goto fail;
@@ -362,11 +370,11 @@ static int scan_arguments(Cursor *c, PyObject **contract, PyObject **prints) {
         Py_DECREF(item);
         if (appended < 0)
             goto fail;
-        if (eat(c, ','))
-            continue;
-        if (eat(c, ']'))
+        int more = next_member(c, ']');
+        if (more < 0)
+            goto fail;
+        if (!more)
             break;
-        goto fail;
     }
     if (!eat(c, ']')) /* exactly two arguments */
         goto fail;
@@ -410,11 +418,11 @@ static PyObject *scan_trade_frame(PyObject *payload, PyObject *symbols) {
         } else if (!skip_scalar(&c)) {
             goto fallback;
         }
-        if (eat(&c, ','))
-            continue;
-        if (eat(&c, '}'))
+        int more = next_member(&c, '}');
+        if (more < 0)
+            goto fallback;
+        if (!more)
             break;
-        goto fallback;
     }
     /* the record must be the frame's only one: "...}\x1e" and nothing after */
     skip_ws(&c);

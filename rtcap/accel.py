@@ -11,8 +11,12 @@ import os
 from types import ModuleType
 
 
+def _pure_requested() -> bool:
+    return os.environ.get("RTCAP_PURE", "0") not in ("", "0")
+
+
 def _load() -> ModuleType | None:
-    if os.environ.get("RTCAP_PURE", "0") not in ("", "0"):
+    if _pure_requested():
         return None
     try:
         from rtcap import _speedups
@@ -28,6 +32,6 @@ def describe() -> str:
     """One line for ``--version``-style reports: which kernel this process runs."""
     if speedups is not None:
         return "compiled fast paths (rtcap._speedups)"
-    if os.environ.get("RTCAP_PURE", "0") not in ("", "0"):
+    if _pure_requested():
         return "pure Python (RTCAP_PURE is set)"
     return "pure Python (rtcap._speedups was not built)"
