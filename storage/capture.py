@@ -131,6 +131,9 @@ class OpenSegment:
     bars: JournalWriter | None = None
     fsync: str = "interval"
     last_block: tuple | None = None  # rows taken at rotation, not yet journaled
+    # blocks whose journal write failed, oldest first: retried before anything newer, so the
+    # journal holds every row in seq order or stops short, never with a hole
+    unwritten: list[tuple[FrameColumns, list[ClosedBar]]] = field(default_factory=list)
 
     def write_bars(self, table: pa.Table, now: float) -> None:
         if self.bars is None:
@@ -369,11 +372,21 @@ class CaptureWriter:
     def write_block(
         self, segment: OpenSegment, columns: FrameColumns, bars: list[ClosedBar] = ()
     ) -> int:
-        """Journal frames, then the bars they closed (so a bar on disk has its frames)."""
-        now = time.monotonic()
-        written = segment.frames.write(columns.to_table(), now) if len(columns) else 0
-        if bars:
-            segment.write_bars(bars_to_table(list(bars)), now)
+        """Journal frames, then the bars they closed (so a bar on disk has its frames).
+
+        Blocks an earlier call failed to write go first; if this one fails too (``OSError``)
+        it waits behind them for the next call, and nothing of it is on disk."""
+        segment.unwritten.append((columns, list(bars)))
+        written = 0
+        while segment.unwritten:
+            columns, bars = segment.unwritten[0]
+            now = time.monotonic()
+            if len(columns):
+                written += segment.frames.write(columns.to_table(), now)
+                segment.unwritten[0] = (FrameColumns(), bars)  # its frames are on disk
+            if bars:
+                segment.write_bars(bars_to_table(bars), now)
+            segment.unwritten.pop(0)
         return written
 
     def flush(self) -> int:

@@ -14,6 +14,7 @@ The same format holds frames (:data:`FRAME_SCHEMA`) and live bars (:data:`BAR_SC
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import zlib
@@ -44,34 +45,57 @@ def encode_block(table: pa.Table) -> bytes:
 
 
 class JournalWriter:
-    """Appends blocks to one segment's journal file and syncs it per the fsync policy."""
+    """Appends blocks to one segment's journal file and syncs it per the fsync policy.
+
+    A block is on disk whole or not at all: the file is unbuffered, and a write or sync that
+    fails (a full disk, an I/O error) cuts the file back to the end of the last whole block
+    before raising. Otherwise the torn bytes would stay and a later block written after them
+    (once space returns) would be read past the damage, dropping the failed block's rows from
+    the middle of the tape without anyone being told; the caller keeps them and retries."""
 
     def __init__(self, path: Path, *, fsync: str = "interval", fsync_interval_s: float = 1.0):
         if fsync not in FSYNC_POLICIES:
             raise ValueError(f"fsync policy must be one of {FSYNC_POLICIES}, got {fsync!r}")
         self.path = path
-        self._file = open(path, "ab")  # noqa: SIM115 - kept open for the segment's life
+        # kept open for the segment's life; unbuffered, so a failed write leaves no bytes
+        # behind in Python for a later flush to append
+        self._file = open(path, "ab", buffering=0)  # noqa: SIM115
         self.fsync = fsync
         self.fsync_interval_s = fsync_interval_s
         self._last_fsync = 0.0
+        self._end = os.fstat(self._file.fileno()).st_size  # just past the last whole block
         self.rows = 0
         self.written_bytes = 0
 
     def write(self, table: pa.Table, now: float) -> int:
-        """Append ``table`` as one block; returns the bytes written."""
+        """Append ``table`` as one block; returns the bytes written. On ``OSError`` the file
+        holds exactly the blocks it held before the call."""
         if table.num_rows == 0:
             return 0
         block = encode_block(table)
-        self._file.write(block)
-        self._file.flush()
-        if self.fsync == "always" or (
-            self.fsync == "interval" and now - self._last_fsync >= self.fsync_interval_s
-        ):
-            os.fsync(self._file.fileno())
-            self._last_fsync = now
+        fd = self._file.fileno()
+        try:
+            view = memoryview(block)
+            while view:
+                view = view[os.write(fd, view) :]
+            if self.fsync == "always" or (
+                self.fsync == "interval" and now - self._last_fsync >= self.fsync_interval_s
+            ):
+                os.fsync(fd)
+                self._last_fsync = now
+        except OSError:
+            self._cut_back()
+            raise
+        self._end += len(block)
         self.rows += table.num_rows
         self.written_bytes += len(block)
         return len(block)
+
+    def _cut_back(self) -> None:
+        """Drop whatever part of a failed block reached the file (freeing its space, too)."""
+        # if even that fails, readers skip the torn bytes as damage; the rows are retried
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._file.fileno(), self._end)
 
     @property
     def closed(self) -> bool:
@@ -80,7 +104,6 @@ class JournalWriter:
     def close(self) -> None:
         if not self._file.closed:
             try:
-                self._file.flush()
                 os.fsync(self._file.fileno())
             finally:
                 self._file.close()

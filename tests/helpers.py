@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import resource
+import signal
 from typing import Any
 
 import orjson
@@ -179,3 +182,17 @@ def downgrade(capture):
             entry["bytes"] = path.stat().st_size
     manifest.pop("schema", None)
     (capture / "manifest.json").write_bytes(orjson.dumps(manifest))
+
+
+@contextlib.contextmanager
+def file_size_limit(limit):
+    """Writes that would grow a file past ``limit`` bytes fail with EFBIG (a real failed
+    write, as a full disk gives, without needing a small filesystem)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)

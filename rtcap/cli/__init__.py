@@ -1,24 +1,37 @@
 """The ``rtcap`` command group (a face: it parses options and calls one subsystem each).
 
-Each command lives in its own module of this package and registers itself here.
+Each command lives in its own module of this package, named here and imported only when it
+runs: ``rtcap record`` must be journaling within moments of starting, not after loading DuckDB,
+plotly and pandas for commands it never calls.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import click
 
 from rtcap import __version__
-from rtcap.cli.analysis import export_command, info_command, plot_command
-from rtcap.cli.maintenance import import_command, migrate_command, recover_command
-from rtcap.cli.record import record
-from rtcap.cli.replay import replay, verify
-from rtcap.cli.sim import sim
-from rtcap.cli.simulate import simulate
-from rtcap.cli.spark import spark_bars, spark_sql
-from rtcap.cli.sql import sql
 from rtcap.storage.errors import CaptureError
+
+# command name -> "module:attribute" of its click command
+COMMANDS = {
+    "record": "rtcap.cli.record:record",
+    "replay": "rtcap.cli.replay:replay",
+    "verify": "rtcap.cli.replay:verify",
+    "recover": "rtcap.cli.maintenance:recover_command",
+    "import": "rtcap.cli.maintenance:import_command",
+    "migrate": "rtcap.cli.maintenance:migrate_command",
+    "spark-sql": "rtcap.cli.spark:spark_sql",
+    "spark-bars": "rtcap.cli.spark:spark_bars",
+    "sim": "rtcap.cli.sim:sim",
+    "sql": "rtcap.cli.sql:sql",
+    "export": "rtcap.cli.analysis:export_command",
+    "info": "rtcap.cli.analysis:info_command",
+    "plot": "rtcap.cli.analysis:plot_command",
+    "simulate": "rtcap.cli.simulate:simulate",
+}
 
 
 class OneLineErrors(click.Group):
@@ -45,6 +58,19 @@ class OneLineErrors(click.Group):
                 f"unexpected {type(exc).__name__}: {message} (set RTCAP_DEBUG=1 for details)"
             ) from None
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        command = getattr(importlib.import_module(module), attribute)
+        if command.name != name:
+            raise RuntimeError(f"{target} is the command {command.name!r}, listed as {name!r}")
+        return command
+
 
 @click.group(
     cls=OneLineErrors,
@@ -66,17 +92,3 @@ def main(endpoint_url: str | None) -> None:
         os.environ["AWS_ENDPOINT_URL"] = endpoint_url
 
 
-main.add_command(record)
-main.add_command(replay)
-main.add_command(verify)
-main.add_command(recover_command)
-main.add_command(import_command)
-main.add_command(migrate_command)
-main.add_command(spark_sql)
-main.add_command(spark_bars)
-main.add_command(sim)
-main.add_command(sql)
-main.add_command(export_command)
-main.add_command(info_command)
-main.add_command(plot_command)
-main.add_command(simulate)

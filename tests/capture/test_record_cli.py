@@ -50,9 +50,10 @@ def test_max_frames_stops_the_recording(tmp_path):
     assert 50 <= sum(f.kind == "text" for f in frames) <= 60
 
 
-async def serve_lines(lines, *, close_after=None):
+async def serve_lines(lines):
     """A websocket server replaying Binance frames to every client (and recording what
-    clients send)."""
+    clients send); it keeps each connection open until the client closes it, so a recorder
+    slower than the server (a loaded machine) still stops by --max-frames, not by a close."""
     received = []
 
     async def handler(ws):
@@ -65,9 +66,7 @@ async def serve_lines(lines, *, close_after=None):
             await ws.send(line)
             if index % 50 == 0:
                 await asyncio.sleep(0.001)
-            if close_after is not None and index == close_after:
-                break
-        await asyncio.sleep(0.2)
+        await ws.wait_closed()
         listener.cancel()
 
     server = await websockets.serve(handler, "127.0.0.1", 0)

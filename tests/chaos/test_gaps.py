@@ -20,10 +20,13 @@ def gap_rows(capture):
 
 
 def record_faulty_sim(capture, sim_faults, recorder_options, seconds):
-    """Record ``rtcap sim`` with these faults for ``seconds``; the recorder must exit 0."""
+    """Record ``rtcap sim`` with these faults for ``seconds`` after the first journal write (the
+    faults count from the connection, not from the recorder process starting); the recorder
+    must exit 0."""
     sim = harness.start_sim(rate=300, extra=sim_faults)
     try:
         process = harness.start_recorder(capture, sim, *recorder_options)
+        harness.wait_for_journal(capture, process)
         time.sleep(seconds)
         code, _, err = harness.stop(process)
     finally:

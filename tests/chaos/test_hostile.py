@@ -277,7 +277,7 @@ def test_options_that_make_no_sense_are_refused(capture, tmp_path, args, needle)
 
 
 def test_impossible_requests_are_one_line_errors(capture, tmp_path):
-    one_line_error(run("replay", capture, "--from", "-1s", "--to", "+1s"), "is not before --to")
+    one_line_error(run("replay", capture, "--from", "+1s", "--to", "+1s"), "is not before --to")
     one_line_error(run("export", capture, "--out", tmp_path / "o", "--from", "+2s", "--to", "+1s"))
     one_line_error(run("plot", capture, "--instrument", "ZZZ", "-o", tmp_path / "c.html"), "ZZZ")
     blocker = tmp_path / "file"

@@ -2,6 +2,7 @@ import helpers
 import orjson
 import pyarrow.parquet as pq
 import pytest
+from helpers import file_size_limit
 from rtcap.storage.capture import (
     CaptureBusy,
     CaptureError,
@@ -148,3 +149,29 @@ def test_missing_capture_and_non_capture_are_clear_errors(tmp_path):
         open_capture(tmp_path / "empty")
     with pytest.raises(CaptureError, match="not a capture"):
         recover(tmp_path / "empty")
+
+
+def test_a_block_the_journal_could_not_write_goes_first_once_it_can(tmp_path):
+    """A failed journal write (here EFBIG, as a full disk gives ENOSPC) keeps its rows; the
+    next write puts them down before anything newer, so the tape has no hole in its middle."""
+    frames = sim_frames(3000)
+    writer = CaptureWriter(tmp_path / "cap", source={"kind": "test"}, fsync="always")
+    writer.open()
+    for frame in frames[:1000]:
+        writer.append(frame)
+    writer.flush()
+    journal = writer.journal.path
+    whole = journal.stat().st_size
+    for frame in frames[1000:2000]:
+        writer.append(frame)
+    with file_size_limit(whole + 500), pytest.raises(OSError):
+        writer.flush()
+    assert journal.stat().st_size == whole
+    for frame in frames[2000:]:
+        writer.append(frame)
+    writer.close()
+    manifest = open_capture(tmp_path / "cap")
+    assert manifest["status"] == "closed" and not manifest["damage"]
+    back = list(read_frames(tmp_path / "cap"))
+    assert [f.seq for f in back] == list(range(len(frames)))
+    assert [f.payload for f in back] == [f.payload for f in frames]

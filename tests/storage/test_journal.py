@@ -1,6 +1,8 @@
+import errno
 import random
 
 import pytest
+from helpers import file_size_limit
 from rtcap.storage.journal import BLOCK_HEADER, JournalWriter, read_journal
 from rtcap.storage.schema import FrameColumns
 
@@ -133,3 +135,21 @@ def test_damage_in_several_blocks_and_garbage_between_them_is_skipped(tmp_path):
 def test_fsync_policy_is_validated(tmp_path):
     with pytest.raises(ValueError, match="fsync policy"):
         JournalWriter(tmp_path / "x.rtj", fsync="sometimes")
+
+
+def test_a_failed_write_leaves_no_torn_bytes_and_later_blocks_follow_the_last_whole_one(tmp_path):
+    frames = sample_frames()
+    path = tmp_path / "j.rtj"
+    journal = JournalWriter(path, fsync="always")
+    journal.write(FrameColumns.of(frames[:100]).to_table(), 0.0)
+    whole = path.stat().st_size
+    with file_size_limit(whole + 500), pytest.raises(OSError) as failed:
+        journal.write(FrameColumns.of(frames[100:200]).to_table(), 0.0)
+    assert failed.value.errno == errno.EFBIG
+    assert path.stat().st_size == whole  # the part that got in was cut off again
+    assert (journal.rows, journal.written_bytes) == (100, whole)
+    journal.write(FrameColumns.of(frames[100:]).to_table(), 0.0)  # space again: the retry
+    journal.close()
+    scan = read_journal(path)
+    assert scan.problem is None and scan.blocks == 2
+    assert scan.frames == frames
