@@ -1,7 +1,9 @@
 """Replay: throughput through the pipeline, raw passthrough, and pacing accuracy.
 
 1. Max speed through decode + 3 timeframes + the bus with one handler (a TradingSuite on a
-   Replay source), against bare ``orjson.loads`` of the same payloads in the same run.
+   Replay source), against bare ``orjson.loads`` of the same payloads in the same run; then
+   the whole simulated market (two instruments' trades, quotes and depth) the way
+   ``rtcap replay`` runs it.
 2. Raw passthrough (payloads out of the capture, undecoded), against reading the same
    payloads back from a zstd-3 line file.
 3. Pacing at 1x and 10x: lateness of each frame against its scheduled time (p50/p99/max) and
@@ -28,7 +30,9 @@ from rtcap.storage.capture import CaptureWriter, read_frames
 from timing import best_of_interleaved
 
 from rtcap import EventType, TradingSuite
+from rtcap.events import EventBus
 from rtcap.models import Frame
+from rtcap.pipeline import Pipeline
 from rtcap.simulator import MarketSimulator
 
 
@@ -69,6 +73,24 @@ async def through_suite(path: Path) -> int:
     await suite.on(EventType.NEW_BAR, on_bar)
     await suite.connect()
     await suite.wait_until_done()
+    return bars
+
+
+async def through_replay_command(path: Path) -> int:
+    """What ``rtcap replay --speed max`` does: every frame of the capture through the pipeline
+    in batches, the events of each frame dispatched on the bus to one BAR_CLOSED handler."""
+    bars = 0
+
+    def on_bar(event) -> None:
+        nonlocal bars
+        bars += 1
+
+    bus = EventBus()
+    await bus.on(EventType.BAR_CLOSED, on_bar)
+    pipeline = Pipeline(None, ["1min", "5min", "15min"], codec="auto", wanted=bus.wanted)
+    async for batch in Replay(path).batches():
+        for events in pipeline.feed_batch(batch):
+            await bus.dispatch(events)
     return bars
 
 
@@ -148,6 +170,27 @@ def main() -> None:
             f"  replay through the pipeline : {n / full:12,.0f} frames/s "
             f"({full / base:.2f}x baseline time; target >= 300,000)"
         )
+        market = list(MarketSimulator(17, ["MNQ", "ES"], rate=2000).frames(max_frames=args.frames))
+        build(work / "market", market)
+        records = [f.payload[:-1] for f in market if f.target]
+        counts = {t: sum(f.target == t for f in market) for t in ("GatewayTrade", "GatewayQuote")}
+        base, full = best_of_interleaved(
+            args.runs,
+            lambda: parse_all(records),
+            lambda: asyncio.run(through_replay_command(work / "market")),
+        )
+        n = len(market)
+        print(
+            f"replay at max speed, {n:,} frames of the simulated market (MNQ and ES: "
+            f"{counts['GatewayTrade']:,} trade, {counts['GatewayQuote']:,} quote, "
+            f"{n - sum(counts.values()):,} depth and other), as `rtcap replay` runs it:"
+        )
+        print(f"  baseline orjson.loads       : {n / base:12,.0f} frames/s")
+        print(
+            f"  replay through the pipeline : {n / full:12,.0f} frames/s "
+            f"({full / base:.2f}x baseline time)"
+        )
+        n = len(trades)
         lines = work / "lines.zst"
         with (
             open(lines, "wb") as raw_file,

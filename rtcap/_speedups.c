@@ -1,18 +1,21 @@
 /* rtcap._speedups: compiled fast paths of the kernel, each with a pure-Python reference.
  *
- * projectx_trades(payload, symbols) reads the commonest frame of all, one SignalR GatewayTrade record,
- * straight from its bytes into the prints the pure decoder would build, without making the
- * dicts of a general JSON parse. It accepts only a strict subset of what orjson accepts (no
- * escapes, no non-ASCII bytes, no duplicate known keys, canonical timestamps, numbers that
- * fit) and returns None for anything else, so the caller falls back to the pure-Python path
- * and every unusual frame, valid or not, is decoded (or refused) exactly as before.
- *
- * frames_from_arrays(cls, start, length, specs) builds the Frame objects of a capture slice straight
- * from its Arrow buffers, setting the __slots__ of each new object as its dataclass __init__
- * would, instead of turning every column into a list first and calling __init__ per row.
+ * scan_market_frame reads the commonest frames of all, one SignalR GatewayTrade, GatewayQuote
+ * or GatewayDepth record of a contract the codec already named, straight from its bytes into
+ * the prints, Quote or DepthUpdate the pure decoder would build, without making the dicts of a
+ * general JSON parse. It accepts only a strict subset of what orjson accepts (no escapes, no
+ * non-ASCII bytes, no duplicate known keys, no nested values it does not read, canonical
+ * timestamps, numbers that fit) and gives up on anything else, so the caller falls back to
+ * the pure-Python path and every unusual frame, valid or not, is decoded (or refused) exactly
+ * as before. projectx_trades(payload, symbols) exposes its trade half.
  *
  * projectx_decode(symbols, general, frame, sink) is the codec's decode_into around it: a frame
  * it reads goes straight to the sink, any other to the pure-Python decoder.
+ *
+ * frames_from_arrays(cls, start, length, specs) builds the Frame objects of a capture slice
+ * straight from its Arrow buffers, setting the __slots__ of each new object as its dataclass
+ * __init__ would, instead of turning every column into a list first and calling __init__ per
+ * row.
  *
  * Numbers go through PyOS_string_to_double, which is what float() uses: correctly rounded and
  * independent of the C locale, like orjson's own parser. Timestamps are the gateway's
@@ -348,20 +351,52 @@ fail:
     return NULL;
 }
 
-/* "[contract, [print, ...]]": sets *contract and *prints (new references). */
-static int scan_arguments(Cursor *c, PyObject **contract, PyObject **prints) {
+/* A number or null as optional_float gives it: a new float, or None. NULL to fall back. */
+static PyObject *scan_optional_float(Cursor *c) {
+    if (is_null(c)) {
+        Py_INCREF(Py_None);
+        return Py_None;
+    }
     const char *s;
     Py_ssize_t len;
-    if (!eat(c, '[') || !scan_string(c, &s, &len) || !eat(c, ',') || !eat(c, '['))
-        return 0;
-    PyObject *name = PyUnicode_DecodeASCII(s, len, NULL);
-    if (name == NULL)
-        return 0;
-    PyObject *list = PyList_New(0);
-    if (list == NULL) {
-        Py_DECREF(name);
-        return 0;
+    int is_int;
+    if (!scan_number(c, &s, &len, &is_int))
+        return NULL;
+    return number_to_float(s, len, is_int);
+}
+
+/* A number as to_number gives it (an integer stays int); NULL to fall back. */
+static PyObject *scan_count(Cursor *c) {
+    const char *s;
+    Py_ssize_t len;
+    int is_int;
+    if (!scan_number(c, &s, &len, &is_int))
+        return NULL;
+    if (!is_int)
+        return number_to_float(s, len, 0);
+    long long value;
+    if (!number_to_int64(s, len, &value))
+        return NULL;
+    return PyLong_FromLongLong(value);
+}
+
+/* A timestamp member: null or a string (*s NULL for null). 0 for anything else. */
+static int scan_stamp_member(Cursor *c, const char **s, Py_ssize_t *len) {
+    if (is_null(c)) {
+        *s = NULL;
+        *len = 0;
+        return 1;
     }
+    return scan_string(c, s, len);
+}
+
+/* "[print, ...]" of a GatewayTrade: a new list of (price, volume, side, exch_ns) tuples. */
+static PyObject *scan_prints(Cursor *c) {
+    if (!eat(c, '['))
+        return NULL;
+    PyObject *list = PyList_New(0);
+    if (list == NULL)
+        return NULL;
     for (;;) {
         PyObject *item = scan_print(c);
         if (item == NULL)
@@ -374,27 +409,240 @@ static int scan_arguments(Cursor *c, PyObject **contract, PyObject **prints) {
         if (more < 0)
             goto fail;
         if (!more)
-            break;
+            return list;
     }
-    if (!eat(c, ']')) /* exactly two arguments */
-        goto fail;
-    *contract = name;
-    *prints = list;
-    return 1;
 fail:
-    Py_DECREF(name);
     Py_DECREF(list);
-    return 0;
+    return NULL;
 }
 
-/* (symbol, prints) of a plain one-record GatewayTrade frame of a known contract; NULL, with
- * no exception set, for any other frame. */
-static PyObject *scan_trade_frame(PyObject *payload, PyObject *symbols) {
-    if (!PyBytes_CheckExact(payload))
+/* The object of a GatewayQuote: a new (bid, ask, last, volume, exch_ns) tuple, each as
+ * ProjectXCodec._quote reads it (the stamp is "timestamp", else "lastUpdated"). */
+static PyObject *scan_quote(Cursor *c) {
+    enum { BID, ASK, LAST, VOLUME, FIELDS };
+    static const char *names[FIELDS] = {"bestBid", "bestAsk", "lastPrice", "volume"};
+    PyObject *fields[FIELDS] = {NULL, NULL, NULL, NULL};
+    const char *stamps[2] = {NULL, NULL}; /* timestamp, lastUpdated */
+    Py_ssize_t stamp_lens[2] = {0, 0};
+    int seen_stamps[2] = {0, 0};
+    PyObject *result = NULL;
+    if (!eat(c, '{'))
         return NULL;
+    if (!eat(c, '}')) {
+        for (;;) {
+            const char *key;
+            Py_ssize_t key_len;
+            if (!scan_string(c, &key, &key_len) || !eat(c, ':'))
+                goto done;
+            int field = -1;
+            for (int i = 0; i < FIELDS; i++)
+                if (key_is(key, key_len, names[i]))
+                    field = i;
+            int stamp = key_is(key, key_len, "timestamp")     ? 0
+                        : key_is(key, key_len, "lastUpdated") ? 1
+                                                              : -1;
+            if (field >= 0) {
+                if (fields[field] != NULL || (fields[field] = scan_optional_float(c)) == NULL)
+                    goto done;
+            } else if (stamp >= 0) {
+                if (seen_stamps[stamp] ||
+                    !scan_stamp_member(c, &stamps[stamp], &stamp_lens[stamp]))
+                    goto done;
+                seen_stamps[stamp] = 1;
+            } else if (!skip_scalar(c)) {
+                goto done;
+            }
+            int more = next_member(c, '}');
+            if (more < 0)
+                goto done;
+            if (!more)
+                break;
+        }
+    }
+    /* payload.get("timestamp") or payload.get("lastUpdated"): the first non-empty string */
+    int chosen = stamp_lens[0] > 0 ? 0 : stamp_lens[1] > 0 ? 1 : -1;
+    PyObject *exch_ns;
+    if (chosen < 0) {
+        exch_ns = Py_None;
+        Py_INCREF(exch_ns);
+    } else {
+        long long ns;
+        if (!parse_stamp(stamps[chosen], stamp_lens[chosen], &ns))
+            goto done;
+        if ((exch_ns = PyLong_FromLongLong(ns)) == NULL)
+            goto done;
+    }
+    result = PyTuple_New(FIELDS + 1);
+    if (result == NULL) {
+        Py_DECREF(exch_ns);
+        goto done;
+    }
+    for (int i = 0; i < FIELDS; i++) {
+        if (fields[i] == NULL) {
+            Py_INCREF(Py_None);
+            fields[i] = Py_None;
+        }
+        PyTuple_SET_ITEM(result, i, fields[i]);
+        fields[i] = NULL;
+    }
+    PyTuple_SET_ITEM(result, FIELDS, exch_ns);
+done:
+    for (int i = 0; i < FIELDS; i++)
+        Py_XDECREF(fields[i]);
+    return result;
+}
+
+static PyObject *LEVEL_TYPE, *DEPTH_SIDES, *SIDE_OTHER, *QUOTE_TYPE, *UPDATE_TYPE;
+
+/* One level object of a GatewayDepth: a new DepthLevel as ProjectXCodec._depth builds it;
+ * a stamp it carries raises *latest (and sets *stamped). */
+static PyObject *scan_level(Cursor *c, long long *latest, int *stamped) {
+    PyObject *price = NULL, *volume = NULL, *size = NULL, *kind = NULL, *level = NULL;
+    int seen_volume = 0, seen_size = 0, seen_stamp = 0;
+    if (!eat(c, '{') || eat(c, '}'))
+        return NULL; /* {}: no price, the general path reports it */
+    for (;;) {
+        const char *key, *s;
+        Py_ssize_t key_len, len;
+        int is_int;
+        if (!scan_string(c, &key, &key_len) || !eat(c, ':'))
+            goto done;
+        if (key_is(key, key_len, "price")) {
+            if (price != NULL || !scan_number(c, &s, &len, &is_int) ||
+                (price = number_to_float(s, len, is_int)) == NULL)
+                goto done;
+        } else if (key_is(key, key_len, "volume") || key_is(key, key_len, "size")) {
+            int is_volume = key_len == 6;
+            if (is_volume ? seen_volume : seen_size)
+                goto done;
+            PyObject *value;
+            if (is_null(c)) {
+                value = Py_None;
+                Py_INCREF(value);
+            } else if ((value = scan_count(c)) == NULL) {
+                goto done;
+            }
+            if (is_volume) {
+                seen_volume = 1;
+                volume = value;
+            } else {
+                seen_size = 1;
+                size = value;
+            }
+        } else if (key_is(key, key_len, "type")) {
+            long long value;
+            if (kind != NULL)
+                goto done;
+            if (is_null(c)) {
+                kind = Py_None;
+                Py_INCREF(kind);
+            } else if (!scan_number(c, &s, &len, &is_int) || !is_int ||
+                       !number_to_int64(s, len, &value) ||
+                       (kind = PyLong_FromLongLong(value)) == NULL) {
+                goto done;
+            }
+        } else if (key_is(key, key_len, "timestamp")) {
+            if (seen_stamp || !scan_stamp_member(c, &s, &len))
+                goto done;
+            seen_stamp = 1;
+            if (len > 0) {
+                long long ns;
+                if (!parse_stamp(s, len, &ns))
+                    goto done;
+                long long floor = *stamped ? *latest : 0; /* latest = max(latest or 0, ns) */
+                *latest = ns > floor ? ns : floor;
+                *stamped = 1;
+            }
+        } else if (!skip_scalar(c)) {
+            goto done;
+        }
+        int more = next_member(c, '}');
+        if (more < 0)
+            goto done;
+        if (!more)
+            break;
+    }
+    if (price == NULL)
+        goto done;
+    /* item.get("volume", item.get("size")); a null (or absent) size is 0 */
+    PyObject *amount = seen_volume ? volume : size;
+    if (amount == NULL || amount == Py_None)
+        amount = PyLong_FromLong(0);
+    else
+        Py_INCREF(amount);
+    if (amount == NULL)
+        goto done;
+    if (kind == NULL) {
+        kind = Py_None;
+        Py_INCREF(kind);
+    }
+    PyObject *side = kind == Py_None ? NULL : PyDict_GetItemWithError(DEPTH_SIDES, kind);
+    if (side == NULL) {
+        if (PyErr_Occurred()) {
+            Py_DECREF(amount);
+            goto done;
+        }
+        side = SIDE_OTHER;
+    }
+    PyObject *call[4] = {price, amount, side, kind};
+    level = PyObject_Vectorcall(LEVEL_TYPE, call, 4, NULL);
+    Py_DECREF(amount);
+done:
+    Py_XDECREF(price);
+    Py_XDECREF(volume);
+    Py_XDECREF(size);
+    Py_XDECREF(kind);
+    return level;
+}
+
+/* "[level, ...]" of a GatewayDepth: a new (levels, exch_ns) tuple. */
+static PyObject *scan_levels(Cursor *c) {
+    if (!eat(c, '[') || eat(c, ']'))
+        return NULL;
+    PyObject *list = PyList_New(0);
+    if (list == NULL)
+        return NULL;
+    long long latest = 0;
+    int stamped = 0;
+    for (;;) {
+        PyObject *level = scan_level(c, &latest, &stamped);
+        if (level == NULL)
+            goto fail;
+        int appended = PyList_Append(list, level);
+        Py_DECREF(level);
+        if (appended < 0)
+            goto fail;
+        int more = next_member(c, ']');
+        if (more < 0)
+            goto fail;
+        if (!more)
+            break;
+    }
+    PyObject *exch_ns = stamped ? PyLong_FromLongLong(latest) : (Py_INCREF(Py_None), Py_None);
+    if (exch_ns == NULL)
+        goto fail;
+    PyObject *result = PyTuple_Pack(2, list, exch_ns);
+    Py_DECREF(list);
+    Py_DECREF(exch_ns);
+    return result;
+fail:
+    Py_DECREF(list);
+    return NULL;
+}
+
+enum { TARGET_NONE = 0, TARGET_TRADE, TARGET_QUOTE, TARGET_DEPTH };
+
+/* A plain one-record market frame of a known contract: its target, the trader's symbol
+ * (borrowed from symbols) and what its second argument holds (new): prints for a trade, the
+ * fields of a quote, (levels, exch_ns) for depth. TARGET_NONE, with no exception set, for any
+ * other frame. */
+static int scan_market_frame(PyObject *payload, PyObject *symbols, PyObject **symbol,
+                             PyObject **value) {
+    if (!PyBytes_CheckExact(payload))
+        return TARGET_NONE;
     Cursor c = {PyBytes_AS_STRING(payload), PyBytes_AS_STRING(payload) + PyBytes_GET_SIZE(payload)};
-    PyObject *contract = NULL, *prints = NULL;
-    int seen_type = 0, seen_target = 0;
+    PyObject *contract = NULL, *found = NULL;
+    int seen_type = 0, target = TARGET_NONE;
     if (!eat(&c, '{'))
         goto fallback;
     for (;;) {
@@ -409,11 +657,26 @@ static PyObject *scan_trade_frame(PyObject *payload, PyObject *symbols) {
                 goto fallback;
             seen_type = 1;
         } else if (key_is(key, key_len, "target")) {
-            if (seen_target || !scan_string(&c, &s, &len) || !key_is(s, len, "GatewayTrade"))
+            if (target != TARGET_NONE || !scan_string(&c, &s, &len))
                 goto fallback;
-            seen_target = 1;
+            target = key_is(s, len, "GatewayTrade")   ? TARGET_TRADE
+                     : key_is(s, len, "GatewayQuote") ? TARGET_QUOTE
+                     : key_is(s, len, "GatewayDepth") ? TARGET_DEPTH
+                                                      : -1;
+            if (target < 0)
+                goto fallback;
         } else if (key_is(key, key_len, "arguments")) {
-            if (contract != NULL || !scan_arguments(&c, &contract, &prints))
+            /* [contract, value]: exactly two arguments, read as the target says (so the
+             * target must come first, as the gateway sends it) */
+            if (contract != NULL || target == TARGET_NONE || !eat(&c, '[') ||
+                !scan_string(&c, &s, &len) || !eat(&c, ','))
+                goto fallback;
+            if ((contract = PyUnicode_DecodeASCII(s, len, NULL)) == NULL)
+                goto fallback;
+            found = target == TARGET_TRADE   ? scan_prints(&c)
+                    : target == TARGET_QUOTE ? scan_quote(&c)
+                                             : scan_levels(&c);
+            if (found == NULL || !eat(&c, ']'))
                 goto fallback;
         } else if (!skip_scalar(&c)) {
             goto fallback;
@@ -426,27 +689,23 @@ static PyObject *scan_trade_frame(PyObject *payload, PyObject *symbols) {
     }
     /* the record must be the frame's only one: "...}\x1e" and nothing after */
     skip_ws(&c);
-    if (!seen_type || !seen_target || contract == NULL || c.end - c.p != 1 || *c.p != '\x1e')
+    if (!seen_type || found == NULL || c.end - c.p != 1 || *c.p != '\x1e')
         goto fallback;
     /* the trader's symbol of a contract the codec already knows; a new contract is named
      * (and remembered) by the general path */
-    PyObject *symbol = PyDict_GetItemWithError(symbols, contract);
-    if (symbol == NULL || !PyUnicode_CheckExact(symbol) || PyUnicode_GET_LENGTH(symbol) == 0)
+    PyObject *name = PyDict_GetItemWithError(symbols, contract);
+    if (name == NULL || !PyUnicode_CheckExact(name) || PyUnicode_GET_LENGTH(name) == 0)
         goto fallback;
-    PyObject *result = PyTuple_New(2);
-    if (result == NULL)
-        goto fallback;
-    Py_INCREF(symbol);
     Py_DECREF(contract);
-    PyTuple_SET_ITEM(result, 0, symbol);
-    PyTuple_SET_ITEM(result, 1, prints);
-    return result;
+    *symbol = name;
+    *value = found;
+    return target;
 fallback:
     Py_XDECREF(contract);
-    Py_XDECREF(prints);
+    Py_XDECREF(found);
     if (PyErr_Occurred())
         PyErr_Clear(); /* any failure here only means: take the general path */
-    return NULL;
+    return TARGET_NONE;
 }
 
 static PyObject *projectx_trades(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -455,16 +714,41 @@ static PyObject *projectx_trades(PyObject *module, PyObject *const *args, Py_ssi
         PyErr_SetString(PyExc_TypeError, "projectx_trades(payload, symbols: dict)");
         return NULL;
     }
-    PyObject *scanned = scan_trade_frame(args[0], args[1]);
-    if (scanned == NULL)
+    PyObject *symbol, *value;
+    int target = scan_market_frame(args[0], args[1], &symbol, &value);
+    if (target == TARGET_NONE)
         Py_RETURN_NONE;
-    return scanned;
+    if (target != TARGET_TRADE) {
+        Py_DECREF(value);
+        Py_RETURN_NONE;
+    }
+    PyObject *result = PyTuple_Pack(2, symbol, value);
+    Py_DECREF(value);
+    return result;
 }
 
-static PyObject *STR_PAYLOAD, *STR_RECV_NS, *STR_SEQ, *STR_TRADE, *STR_TRADES;
+static PyObject *projectx_types(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 4 || !PyDict_CheckExact(args[3])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "projectx_types(Quote, DepthLevel, DepthUpdate, depth_sides: dict)");
+        return NULL;
+    }
+    PyObject **slots[4] = {&QUOTE_TYPE, &LEVEL_TYPE, &UPDATE_TYPE, &DEPTH_SIDES};
+    for (int i = 0; i < 4; i++) {
+        Py_INCREF(args[i]);
+        Py_XSETREF(*slots[i], args[i]);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *STR_PAYLOAD, *STR_RECV_NS, *STR_SEQ, *STR_TRADE, *STR_TRADES, *STR_QUOTE,
+    *STR_DEPTH;
 
 /* projectx_decode(symbols, general, frame, sink): the codec's decode_into. A plain trade frame
- * goes straight to sink.trade (one print) or sink.trades; any other to general(frame, sink). */
+ * goes straight to sink.trade (one print) or sink.trades, a plain quote or depth frame (once
+ * projectx_types named their classes) to sink.quote or sink.depth; any other frame to
+ * general(frame, sink). */
 static PyObject *projectx_decode(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
     if (nargs != 4 || !PyDict_CheckExact(args[0])) {
@@ -475,37 +759,63 @@ static PyObject *projectx_decode(PyObject *module, PyObject *const *args, Py_ssi
     PyObject *payload = PyObject_GetAttr(frame, STR_PAYLOAD);
     if (payload == NULL)
         return NULL;
-    PyObject *scanned = scan_trade_frame(payload, args[0]);
+    PyObject *symbol = NULL, *value = NULL;
+    int target = scan_market_frame(payload, args[0], &symbol, &value);
     Py_DECREF(payload);
-    if (scanned == NULL)
+    if (target != TARGET_NONE && target != TARGET_TRADE && QUOTE_TYPE == NULL) {
+        Py_DECREF(value);
+        target = TARGET_NONE;
+    }
+    if (target == TARGET_NONE)
         return PyObject_Vectorcall(general, args + 2, 2, NULL);
     PyObject *recv_ns = PyObject_GetAttr(frame, STR_RECV_NS);
     PyObject *seq = recv_ns == NULL ? NULL : PyObject_GetAttr(frame, STR_SEQ);
     PyObject *result = NULL;
-    if (seq != NULL) {
-        PyObject *symbol = PyTuple_GET_ITEM(scanned, 0);
-        PyObject *prints = PyTuple_GET_ITEM(scanned, 1);
-        if (PyList_GET_SIZE(prints) == 1) {
-            PyObject *item = PyList_GET_ITEM(prints, 0);
-            PyObject *call[8] = {sink,
-                                 symbol,
-                                 PyTuple_GET_ITEM(item, 0),
-                                 PyTuple_GET_ITEM(item, 1),
-                                 PyTuple_GET_ITEM(item, 2),
-                                 PyTuple_GET_ITEM(item, 3),
-                                 recv_ns,
-                                 seq};
-            result = PyObject_VectorcallMethod(
-                STR_TRADE, call, 8 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    if (seq == NULL) {
+        /* the error of the missing attribute propagates */
+    } else if (target == TARGET_TRADE && PyList_GET_SIZE(value) == 1) {
+        PyObject *item = PyList_GET_ITEM(value, 0);
+        PyObject *call[8] = {sink,
+                             symbol,
+                             PyTuple_GET_ITEM(item, 0),
+                             PyTuple_GET_ITEM(item, 1),
+                             PyTuple_GET_ITEM(item, 2),
+                             PyTuple_GET_ITEM(item, 3),
+                             recv_ns,
+                             seq};
+        result = PyObject_VectorcallMethod(STR_TRADE, call, 8 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                           NULL);
+    } else if (target == TARGET_TRADE) {
+        PyObject *call[5] = {sink, symbol, value, recv_ns, seq};
+        result = PyObject_VectorcallMethod(STR_TRADES, call, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                           NULL);
+    } else {
+        PyObject *event;
+        if (target == TARGET_QUOTE) {
+            PyObject *fields[8] = {symbol,
+                                   PyTuple_GET_ITEM(value, 0),
+                                   PyTuple_GET_ITEM(value, 1),
+                                   PyTuple_GET_ITEM(value, 2),
+                                   PyTuple_GET_ITEM(value, 3),
+                                   PyTuple_GET_ITEM(value, 4),
+                                   recv_ns,
+                                   seq};
+            event = PyObject_Vectorcall(QUOTE_TYPE, fields, 8, NULL);
         } else {
-            PyObject *call[5] = {sink, symbol, prints, recv_ns, seq};
-            result = PyObject_VectorcallMethod(
-                STR_TRADES, call, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            PyObject *fields[5] = {symbol, PyTuple_GET_ITEM(value, 0), PyTuple_GET_ITEM(value, 1),
+                                   recv_ns, seq};
+            event = PyObject_Vectorcall(UPDATE_TYPE, fields, 5, NULL);
+        }
+        if (event != NULL) {
+            PyObject *call[2] = {sink, event};
+            result = PyObject_VectorcallMethod(target == TARGET_QUOTE ? STR_QUOTE : STR_DEPTH,
+                                               call, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            Py_DECREF(event);
         }
     }
     Py_XDECREF(recv_ns);
     Py_XDECREF(seq);
-    Py_DECREF(scanned);
+    Py_DECREF(value);
     return result;
 }
 
@@ -678,7 +988,13 @@ static PyMethodDef methods[] = {
     {"projectx_decode", (PyCFunction)(void (*)(void))projectx_decode, METH_FASTCALL,
      "projectx_decode(symbols, general, frame, sink) -> None\n\nDecode one frame into sink: "
      "a frame projectx_trades reads becomes sink.trade(...) (one print) or "
-     "sink.trades(symbol, prints, recv_ns, seq); any other is general(frame, sink)."},
+     "sink.trades(symbol, prints, recv_ns, seq); a plain GatewayQuote or GatewayDepth record "
+     "of a known contract sink.quote(Quote(...)) or sink.depth(DepthUpdate(...)); any other is "
+     "general(frame, sink)."},
+    {"projectx_types", (PyCFunction)(void (*)(void))projectx_types, METH_FASTCALL,
+     "projectx_types(Quote, DepthLevel, DepthUpdate, depth_sides) -> None\n\nThe classes "
+     "projectx_decode builds quotes and depth updates with, and the depth type -> side map; "
+     "until this is called, quote and depth frames take the general path."},
     {"frames_from_arrays", frames_from_arrays, METH_VARARGS,
      "frames_from_arrays(cls, start, length, specs) -> list | None\n\nInstances of the "
      "__slots__ class cls, one per row of rows start..start+length, each field set from its column's Arrow buffers. specs holds "
@@ -702,8 +1018,12 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     STR_SEQ = PyUnicode_InternFromString("seq");
     STR_TRADE = PyUnicode_InternFromString("trade");
     STR_TRADES = PyUnicode_InternFromString("trades");
+    STR_QUOTE = PyUnicode_InternFromString("quote");
+    STR_DEPTH = PyUnicode_InternFromString("depth");
+    SIDE_OTHER = PyUnicode_InternFromString("other");
     if (SIDE_BUY == NULL || SIDE_SELL == NULL || STR_PAYLOAD == NULL || STR_RECV_NS == NULL ||
-        STR_SEQ == NULL || STR_TRADE == NULL || STR_TRADES == NULL)
+        STR_SEQ == NULL || STR_TRADE == NULL || STR_TRADES == NULL || STR_QUOTE == NULL ||
+        STR_DEPTH == NULL || SIDE_OTHER == NULL)
         return NULL;
     return PyModule_Create(&module_def);
 }

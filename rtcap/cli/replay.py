@@ -206,12 +206,15 @@ async def _print(
     started = time.monotonic()
     with progress:
         async for batch in source.batches():
-            for frame in batch:
-                if sampler is not None:
-                    print_book(sampler.before(frame))
-                events = pipeline.feed(frame)
-                if events:
+            if sampler is None:
+                for events in pipeline.feed_batch(batch):
                     await bus.dispatch(events)
+            else:  # a snapshot may fall due before any frame: per frame, then
+                for frame in batch:
+                    print_book(sampler.before(frame))
+                    events = pipeline.feed(frame)
+                    if events:
+                        await bus.dispatch(events)
             if source.last_recv_ns:
                 elapsed = time.monotonic() - started
                 achieved = (source.last_recv_ns - first) / 1e9 / max(elapsed, 1e-9)

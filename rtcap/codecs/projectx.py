@@ -53,8 +53,11 @@ DEPTH_SIDES = {1: "ask", 2: "bid", 3: "ask", 4: "bid", 5: "trade", 6: "reset", 9
 TRADE_SIDES = {0: "buy", 1: "sell"}
 
 _instrument_cache: dict[str, str] = {}
-# The compiled decoder of a frame that is one plain GatewayTrade record (None: pure Python only).
+# The compiled decoder of a frame that is one plain GatewayTrade, GatewayQuote or GatewayDepth
+# record (None: pure Python only).
 decode_trades = speedups.projectx_decode if speedups is not None else None
+if speedups is not None:
+    speedups.projectx_types(Quote, DepthLevel, DepthUpdate, DEPTH_SIDES)
 
 
 def instrument_of(contract_or_symbol: str) -> str:
@@ -112,7 +115,8 @@ class ProjectXCodec(SinkCodec):
     def decode_into(self, frame: Frame, sink: DecodeSink) -> None:
         """Decode any frame (the pure-Python reference). With the compiled fast paths, each
         codec's ``decode_into`` is instead ``rtcap._speedups.projectx_decode``, which sends a
-        plain trade frame straight to the sink and every other frame here."""
+        plain trade, quote or depth frame of a known contract straight to the sink and every
+        other frame here."""
         pieces = frame.payload.split(RS)
         if len(pieces) == 2 and not pieces[1]:
             # The common frame: one record. Trades take a fast path without helper calls.
@@ -198,6 +202,9 @@ class ProjectXCodec(SinkCodec):
             sink.error(DecodeError(frame.seq, frame.recv_ns, f"{target} without 2 args", record))
             return
         contract_id, payload = arguments[0], arguments[1]
+        if type(contract_id) is str and contract_id not in self._symbols:
+            # named once, so the compiled path knows this contract's next frames
+            self._symbols[contract_id] = instrument_of(contract_id)
         try:
             if target == TRADE:
                 self._trades(contract_id, payload, frame, sink)
@@ -281,6 +288,7 @@ class ProjectXCodec(SinkCodec):
         items = payload if isinstance(payload, list) else [payload]
         levels = []
         latest = None
+        last_stamp = stamp_ns = None
         for item in items:
             size = item.get("volume", item.get("size"))
             kind = item.get("type")
@@ -294,7 +302,9 @@ class ProjectXCodec(SinkCodec):
             )
             stamp = item.get("timestamp")
             if stamp:
-                latest = max(latest or 0, parse_iso_ns(stamp))
+                if stamp != last_stamp:  # the levels of one update usually share a stamp
+                    last_stamp, stamp_ns = stamp, parse_iso_ns(stamp)
+                latest = max(latest or 0, stamp_ns)
         key = contract_id if isinstance(contract_id, str) else ""
         return DepthUpdate(instrument_of(key), levels, latest, frame.recv_ns, frame.seq)
 

@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import orjson
 import pyarrow as pa
@@ -25,6 +26,7 @@ from rtcap import accel
 from rtcap.codecs import projectx
 from rtcap.codecs.projectx import ProjectXCodec
 from rtcap.models import Frame
+from rtcap.simulator import MarketSimulator
 from rtcap.timeutil import format_iso_ns, parse_iso_ns
 
 speedups = accel.speedups
@@ -218,6 +220,12 @@ def trade_payload(draw) -> bytes:
         if shape == "object"
         else "null"
     )
+    return _market_frame(draw, "GatewayTrade", "GatewayQuote", body)
+
+
+def _market_frame(draw, target: str, other_target: str, body: str) -> bytes:
+    """One SignalR invocation of ``target`` on a drawn contract with ``body`` as its second
+    argument, its envelope mostly as the gateway sends it and sometimes not."""
     arguments = f"[{draw(_CONTRACTS)},{draw(_SPACE)}{body}"
     if draw(st.integers(0, 9)) == 0:
         arguments += ',"more"'
@@ -226,7 +234,7 @@ def trade_payload(draw) -> bytes:
         _object(
             {
                 "type": st.sampled_from(["1"] * 12 + ["1.0", "true", "3", '"1"']),
-                "target": st.sampled_from(['"GatewayTrade"'] * 12 + ['"GatewayQuote"']),
+                "target": st.sampled_from([f'"{target}"'] * 12 + [f'"{other_target}"']),
                 "arguments": st.just(arguments),
             },
             ["invocationId"],
@@ -312,6 +320,216 @@ def test_the_generated_frames_exercise_both_the_fast_path_and_the_hand_off():
 
     count()
     assert read > 20 and handed_back > 20, (read, handed_back)
+
+
+# --- the GatewayQuote and GatewayDepth readers ---------------------------------------------
+
+_OPTIONAL_PRICES = _mostly(
+    _PRICE,
+    st.one_of(
+        st.integers(-(10**20), 10**20).map(str),
+        st.sampled_from(["null", '"21000.5"', "true", "1e3", "-0", "0", "[1]", '""']),
+    ),
+)
+_DEPTH_TYPES = _mostly(
+    st.sampled_from(["1", "2", "3", "4", "5", "6", "9", "10"]),
+    st.sampled_from(["0", "7", "-1", "null", "2.0", "true", '"2"', "12345678901234567890"]),
+)
+_QUOTE = _object(
+    {
+        "symbol": st.sampled_from(['"F.US.MNQ"', '"F.US.EP"', "null"]),
+        "symbolName": st.sampled_from(['"/MNQ"', '"/ES"']),
+        "lastPrice": _OPTIONAL_PRICES,
+        "bestBid": _OPTIONAL_PRICES,
+        "bestAsk": _OPTIONAL_PRICES,
+        "change": _PRICE,
+        "volume": _mostly(_VOLUME, _VOLUMES),
+        "lastUpdated": _STAMPS,
+        "timestamp": _STAMPS,
+    },
+    ["extra", "open"],
+)
+_LEVEL = _object(
+    {
+        "timestamp": _STAMPS,
+        "type": _DEPTH_TYPES,
+        "price": _PRICES,
+        "volume": _VOLUMES,
+        "currentVolume": _VOLUME,
+    },
+    ["size", "extra"],
+)
+
+
+@st.composite
+def book_payload(draw) -> bytes:
+    """A GatewayQuote or GatewayDepth frame, mostly of the shape the compiled reader takes."""
+    target = draw(st.sampled_from(["GatewayQuote", "GatewayDepth"]))
+    if target == "GatewayQuote":
+        body = draw(_mostly(_QUOTE, st.sampled_from(["[]", "null", "{}", "7"])))
+    else:
+        levels = draw(st.lists(_LEVEL, min_size=draw(st.sampled_from([1, 1, 1, 0])), max_size=6))
+        body = draw(
+            _mostly(
+                st.just("[" + ",".join(levels) + "]"),
+                st.sampled_from([levels[0] if levels else "{}", "null", "[[]]"]),
+            )
+        )
+    return _market_frame(draw, target, "GatewayTrade", body)
+
+
+@st.composite
+def canonical_book_payload(draw) -> bytes:
+    """A quote or depth frame of the shape the compiled readers take, fields in any order."""
+
+    def members(fields):
+        order = draw(st.permutations(list(fields)))
+        return "{" + ",".join(f'"{name}":{draw(fields[name])}' for name in order) + "}"
+
+    stamp = st.one_of(_STAMP, st.sampled_from(['""', "null"]))
+    optional = st.one_of(_PRICE, _VOLUME, st.just("null"))
+    if draw(st.booleans()):
+        target = "GatewayQuote"
+        body = members(
+            {
+                "symbol": st.just('"F.US.MNQ"'),
+                "bestBid": optional,
+                "bestAsk": optional,
+                "lastPrice": optional,
+                "volume": optional,
+                "timestamp": stamp,
+                "lastUpdated": stamp,
+            }
+        )
+    else:
+        target = "GatewayDepth"
+        count = draw(st.integers(1, 6))
+        level = {
+            "timestamp": stamp,
+            "type": st.sampled_from(["1", "2", "3", "4", "5", "6", "9", "10", "0", "null"]),
+            "price": _PRICE,
+            "volume": st.one_of(_VOLUME, _PRICE, st.just("null")),
+            "currentVolume": _VOLUME,
+        }
+        body = "[" + ",".join(members(level) for _ in range(count)) + "]"
+    return (
+        f'{{"type":1,"target":"{target}","arguments":["CON.F.US.MNQ.U25",{body}]}}\x1e'
+    ).encode()
+
+
+ANY_BOOK_PAYLOAD = st.one_of(book_payload(), canonical_book_payload())
+ANY_MARKET_PAYLOAD = st.one_of(ANY_BOOK_PAYLOAD, ANY_BOOK_PAYLOAD, ANY_TRADE_PAYLOAD)
+
+
+@needs_speedups
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(ANY_MARKET_PAYLOAD, min_size=1, max_size=6))
+def test_every_quote_and_depth_frame_decodes_as_the_pure_path_decodes_it(payloads):
+    fast, pure = ProjectXCodec(), _pure_codec()
+    for seq, payload in enumerate(payloads):
+        frame = Frame(seq, 1_756_819_800_000_000_000 + seq, payload=payload)
+        assert _decoded(fast, frame) == _decoded(pure, frame), payload
+
+
+def _depth(*levels: str) -> bytes:
+    body = ",".join(levels)
+    return f'{{"type":1,"target":"GatewayDepth","arguments":["CON.F.US.EP.Z25",[{body}]]}}\x1e'.encode()
+
+
+def _quote(fields: str) -> bytes:
+    return f'{{"type":1,"target":"GatewayQuote","arguments":["CON.F.US.EP.Z25",{{{fields}}}]}}\x1e'.encode()
+
+
+_AT = '"2025-09-02T13:30:00.033Z"'
+_LATER = '"2025-09-02T13:30:01.500Z"'
+
+
+@needs_speedups
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _depth(f'{{"price":1.5,"volume":null,"size":5,"type":2,"timestamp":{_AT}}}'),  # 0
+        _depth('{"price":1.5,"size":5,"type":1}'),  # size stands in for volume
+        _depth('{"price":1.5,"size":null,"type":1}', '{"price":2,"type":3}'),
+        _depth('{"price":1.5,"volume":2.5,"type":7}', '{"price":1,"volume":1,"type":null}'),
+        _depth('{"price":7,"volume":1,"type":6,"timestamp":"1960-05-01T00:00:00.000Z"}'),  # max 0
+        _depth(
+            f'{{"price":1,"volume":1,"type":2,"timestamp":{_LATER}}}',
+            f'{{"price":2,"volume":1,"type":1,"timestamp":{_AT}}}',  # earlier: latest stays
+            '{"price":3,"volume":1,"type":1,"timestamp":""}',
+        ),
+        _quote(f'"bestBid":1,"bestAsk":2.5,"timestamp":"","lastUpdated":{_AT}'),
+        _quote(f'"bestBid":null,"timestamp":null,"lastUpdated":{_LATER}'),
+        _quote(f'"lastUpdated":{_AT},"timestamp":{_LATER},"volume":12'),
+        _quote('"lastPrice":-0.0,"symbol":"F.US.EP"'),
+        _quote(""),
+    ],
+)
+def test_quote_and_depth_edge_cases_are_read_as_the_pure_path_reads_them(payload):
+    """Each of these the compiled readers take themselves (no hand-off), and must read as
+    ProjectXCodec._quote / _depth do: which stamp wins, a null volume beside a size, the
+    floor of 0 under the latest stamp, unknown depth types."""
+    handed_back = []
+    fast, pure = ProjectXCodec(), _pure_codec()
+    for codec in (fast, pure):  # both now know the contract
+        codec.decode(Frame(0, 0, payload=_depth('{"price":1,"volume":1,"type":1}')))
+    general = fast.decode_into.args[1]
+    fast.decode_into = partial(
+        speedups.projectx_decode,
+        fast._symbols,
+        lambda frame, sink: handed_back.append(frame) or general(frame, sink),
+    )
+    frame = Frame(1, 1_756_819_800_000_000_000, payload=payload)
+    assert _decoded(fast, frame) == _decoded(pure, frame)
+    assert not handed_back
+
+
+@needs_speedups
+def test_generated_quote_and_depth_frames_exercise_the_compiled_readers():
+    """Counts frames projectx_decode reads itself (it calls sink.quote/sink.depth without
+    handing the frame to the general decoder) and frames it hands back."""
+    read, handed_back = {"quote": 0, "depth": 0}, 0
+
+    class Sink:
+        def quote(self, quote):
+            read["quote"] += 1
+
+        def depth(self, update):
+            read["depth"] += 1
+
+        def __getattr__(self, name):
+            return lambda *args: None
+
+    def general(frame, sink):
+        nonlocal handed_back
+        handed_back += 1
+
+    @settings(max_examples=400, deadline=None, database=None)
+    @given(ANY_BOOK_PAYLOAD)
+    def count(payload):
+        speedups.projectx_decode(SYMBOLS, general, Frame(0, 0, payload=payload), Sink())
+
+    count()
+    assert read["quote"] > 20 and read["depth"] > 20 and handed_back > 20, (read, handed_back)
+
+
+@needs_speedups
+def test_the_simulator_s_quotes_and_depth_take_the_compiled_readers():
+    """The golden digests compare both paths on the simulator: that comparison must reach
+    the compiled quote and depth readers, not only the hand-off."""
+    codec, handed_back = ProjectXCodec(), []
+    general = codec.decode_into.args[1]
+    codec.decode_into = partial(
+        speedups.projectx_decode,
+        codec._symbols,
+        lambda frame, sink: handed_back.append(frame.target) or general(frame, sink),
+    )
+    frames = [f for f in MarketSimulator(3, ["MNQ", "ES"]).frames(max_frames=5000) if f.target]
+    items = [item for frame in frames for item in codec.decode(frame)]
+    quotes = sum(type(item).__name__ == "Quote" for item in items)
+    depth = sum(type(item).__name__ == "DepthUpdate" for item in items)
+    assert quotes > 500 and depth > 500
+    assert len(handed_back) <= 4, handed_back  # each contract's first frame names it
 
 
 @needs_speedups
