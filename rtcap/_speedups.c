@@ -390,15 +390,16 @@ static int scan_stamp_member(Cursor *c, const char **s, Py_ssize_t *len) {
     return scan_string(c, s, len);
 }
 
-/* "[print, ...]" of a GatewayTrade: a new list of (price, volume, side, exch_ns) tuples. */
-static PyObject *scan_prints(Cursor *c) {
+/* "[item, ...]" (at least one): a new list of what read_item makes of each item (NULL, to
+ * fall back, as soon as one fails). */
+static PyObject *scan_array(Cursor *c, PyObject *(*read_item)(Cursor *, void *), void *state) {
     if (!eat(c, '['))
         return NULL;
     PyObject *list = PyList_New(0);
     if (list == NULL)
         return NULL;
     for (;;) {
-        PyObject *item = scan_print(c);
+        PyObject *item = read_item(c, state);
         if (item == NULL)
             goto fail;
         int appended = PyList_Append(list, item);
@@ -414,6 +415,11 @@ static PyObject *scan_prints(Cursor *c) {
 fail:
     Py_DECREF(list);
     return NULL;
+}
+
+static PyObject *read_print(Cursor *c, void *state) {
+    (void)state;
+    return scan_print(c);
 }
 
 /* The object of a GatewayQuote: a new (bid, ask, last, volume, exch_ns) tuple, each as
@@ -494,9 +500,16 @@ done:
 
 static PyObject *LEVEL_TYPE, *DEPTH_SIDES, *SIDE_OTHER, *QUOTE_TYPE, *UPDATE_TYPE;
 
+typedef struct {
+    long long latest; /* max(latest or 0, stamp) over the stamped levels so far */
+    int stamped;
+} DepthStamp;
+
 /* One level object of a GatewayDepth: a new DepthLevel as ProjectXCodec._depth builds it;
- * a stamp it carries raises *latest (and sets *stamped). */
-static PyObject *scan_level(Cursor *c, long long *latest, int *stamped) {
+ * a stamp it carries raises the DepthStamp. */
+static PyObject *scan_level(Cursor *c, void *state) {
+    long long *latest = &((DepthStamp *)state)->latest;
+    int *stamped = &((DepthStamp *)state)->stamped;
     PyObject *price = NULL, *volume = NULL, *size = NULL, *kind = NULL, *level = NULL;
     int seen_volume = 0, seen_size = 0, seen_stamp = 0;
     if (!eat(c, '{') || eat(c, '}'))
@@ -597,37 +610,16 @@ done:
 
 /* "[level, ...]" of a GatewayDepth: a new (levels, exch_ns) tuple. */
 static PyObject *scan_levels(Cursor *c) {
-    if (!eat(c, '[') || eat(c, ']'))
-        return NULL;
-    PyObject *list = PyList_New(0);
+    DepthStamp stamp = {0, 0};
+    PyObject *list = scan_array(c, scan_level, &stamp);
     if (list == NULL)
         return NULL;
-    long long latest = 0;
-    int stamped = 0;
-    for (;;) {
-        PyObject *level = scan_level(c, &latest, &stamped);
-        if (level == NULL)
-            goto fail;
-        int appended = PyList_Append(list, level);
-        Py_DECREF(level);
-        if (appended < 0)
-            goto fail;
-        int more = next_member(c, ']');
-        if (more < 0)
-            goto fail;
-        if (!more)
-            break;
-    }
-    PyObject *exch_ns = stamped ? PyLong_FromLongLong(latest) : (Py_INCREF(Py_None), Py_None);
-    if (exch_ns == NULL)
-        goto fail;
-    PyObject *result = PyTuple_Pack(2, list, exch_ns);
+    PyObject *exch_ns = stamp.stamped ? PyLong_FromLongLong(stamp.latest)
+                                      : (Py_INCREF(Py_None), Py_None);
+    PyObject *result = exch_ns == NULL ? NULL : PyTuple_Pack(2, list, exch_ns);
     Py_DECREF(list);
-    Py_DECREF(exch_ns);
+    Py_XDECREF(exch_ns);
     return result;
-fail:
-    Py_DECREF(list);
-    return NULL;
 }
 
 enum { TARGET_NONE = 0, TARGET_TRADE, TARGET_QUOTE, TARGET_DEPTH };
@@ -673,7 +665,7 @@ static int scan_market_frame(PyObject *payload, PyObject *symbols, PyObject **sy
                 goto fallback;
             if ((contract = PyUnicode_DecodeASCII(s, len, NULL)) == NULL)
                 goto fallback;
-            found = target == TARGET_TRADE   ? scan_prints(&c)
+            found = target == TARGET_TRADE   ? scan_array(&c, read_print, NULL)
                     : target == TARGET_QUOTE ? scan_quote(&c)
                                              : scan_levels(&c);
             if (found == NULL || !eat(&c, ']'))
