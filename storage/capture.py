@@ -372,7 +372,12 @@ class CaptureWriter:
     def write_block(
         self, segment: OpenSegment, columns: FrameColumns, bars: list[ClosedBar] = ()
     ) -> int:
-        """Journal frames, then the bars they closed (so a bar on disk has its frames).
+        """Journal the bars, then the frames that closed them.
+
+        Two files cannot be written at once, and this order is the one a crash between the
+        writes leaves mendable: bars whose closing rows never reached the journal, which
+        recovery drops by their ``closed_seq``. The other order would leave rows whose live
+        bars were lost, and a replay of the tape would close bars the live record lacks.
 
         Blocks an earlier call failed to write go first; if this one fails too (``OSError``)
         it waits behind them for the next call, and nothing of it is on disk."""
@@ -381,11 +386,11 @@ class CaptureWriter:
         while segment.unwritten:
             columns, bars = segment.unwritten[0]
             now = time.monotonic()
-            if len(columns):
-                written += segment.frames.write(columns.to_table(), now)
-                segment.unwritten[0] = (FrameColumns(), bars)  # its frames are on disk
             if bars:
                 segment.write_bars(bars_to_table(bars), now)
+                segment.unwritten[0] = (columns, [])  # its bars are on disk
+            if len(columns):
+                written += segment.frames.write(columns.to_table(), now)
             segment.unwritten.pop(0)
         return written
 

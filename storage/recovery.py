@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,7 @@ class RecoveryReport:
     temporaries_removed: list[str] = field(default_factory=list)
     already_sealed: int = 0
     bars_recovered: int = 0
+    bars_dropped: int = 0  # closed by rows a crash kept out of the journal
     manifest_rebuilt: bool = False
 
 
@@ -88,16 +90,26 @@ class SeqCover:
 
     def uncovered(self, table: pa.Table) -> pa.Table:
         """Rows of ``table`` whose seq no listed file holds."""
+        mask = self._inside(table, "seq")
+        return table if mask is None else table.filter(pc.invert(mask))
+
+    def covered(self, table: pa.Table, column: str) -> pa.Table:
+        """Rows of ``table`` whose ``column`` names a seq some listed file holds."""
+        mask = self._inside(table, column)
+        return table.slice(0, 0) if mask is None else table.filter(mask)
+
+    def _inside(self, table: pa.Table, column: str) -> pa.ChunkedArray | None:
+        """Which rows' ``column`` lies in a listed range (``None``: no row does)."""
         if not table.num_rows or not self.ranges:
-            return table
-        seqs = table.column("seq")
+            return None
+        seqs = table.column(column)
         low, high = (v.as_py() for v in pc.min_max(seqs).values())
         mask = None
         for first, last in self.ranges:
             if first <= high and low <= last:
                 inside = pc.and_(pc.greater_equal(seqs, first), pc.less_equal(seqs, last))
                 mask = inside if mask is None else pc.or_(mask, inside)
-        return table if mask is None else table.filter(pc.invert(mask))
+        return mask
 
 
 def recover(path: str | Path, *, seal_level: int = SEAL_LEVEL) -> RecoveryReport:
@@ -118,7 +130,7 @@ def recover(path: str | Path, *, seal_level: int = SEAL_LEVEL) -> RecoveryReport
         for journal in journal_files(directory):
             _seal_journal(directory, manifest, cover, journal, seal_level, report)
         for journal in bar_journal_files(directory):
-            _seal_bar_journal(directory, manifest, journal, report)
+            _seal_bar_journal(directory, manifest, cover, journal, report)
         sessions = manifest.get("sessions") or []
         if sessions:
             sessions[-1]["last_seq"] = manifest.get("last_seq")
@@ -341,7 +353,13 @@ def _note_rows(manifest: dict, table: pa.Table) -> None:
         )
 
 
-def _seal_bar_journal(directory: Path, manifest: dict, journal: Path, report: RecoveryReport):
+def _seal_bar_journal(
+    directory: Path, manifest: dict, cover: SeqCover, journal: Path, report: RecoveryReport
+):
+    """Seal the live bars whose closing rows are on the tape. A recorder journals a block's
+    bars just before its frames, so a crash between the two writes leaves bars closed by rows
+    that were never journaled: those are dropped (and counted), and the live bars stay
+    exactly the ones a replay of the recovered tape closes."""
     reader = JournalReader(journal, BAR_SCHEMA)
     listed = {
         f["path"] if isinstance(f, dict) else f
@@ -351,7 +369,7 @@ def _seal_bar_journal(directory: Path, manifest: dict, journal: Path, report: Re
     if f"bars/bars-{number:06d}.parquet" in listed:
         journal.unlink()  # sealed before the crash; the journal was all that was left
         return
-    bars = write_bars_file(directory, number, reader)
+    bars = write_bars_file(directory, number, _on_tape(reader, cover, report))
     if bars is not None:
         sessions = manifest.get("sessions") or []
         session = _session_of(sessions, bars["first_seq"])
@@ -372,3 +390,13 @@ def _seal_bar_journal(directory: Path, manifest: dict, journal: Path, report: Re
 def _session_of(sessions: list[dict], seq: int) -> dict | None:
     candidates = [s for s in sessions if (s.get("first_seq") or 0) <= seq]
     return candidates[-1] if candidates else None
+
+
+def _on_tape(
+    tables: Iterable[pa.Table], cover: SeqCover, report: RecoveryReport
+) -> Iterator[pa.Table]:
+    """The rows of bar tables whose ``closed_seq`` a sealed frames file holds."""
+    for table in tables:
+        kept = cover.covered(table, "closed_seq")
+        report.bars_dropped += table.num_rows - kept.num_rows
+        yield kept

@@ -50,6 +50,11 @@ def recover_command(capture: Path | str, journal_dir: Path | None) -> None:
         click.echo(f"  {report.already_sealed} journal frames were already sealed (kept once)")
     if report.bars_recovered:
         click.echo(f"  {report.bars_recovered} live bars sealed from their journal")
+    if report.bars_dropped:
+        click.echo(
+            f"  {report.bars_dropped} live bars dropped: the rows that closed them never reached "
+            "the journal (the recorder stopped between the two writes)"
+        )
     if report.manifest_rebuilt:
         click.echo("  manifest.json was unreadable: kept as manifest.json.damaged and rebuilt")
     for problem in report.problems:

@@ -1,8 +1,11 @@
+import asyncio
+
 import helpers
 import orjson
 import pyarrow.parquet as pq
 import pytest
 from helpers import file_size_limit
+from rtcap.replay.verify import live_bar_lines, replay_digest
 from rtcap.storage.capture import (
     CaptureBusy,
     CaptureError,
@@ -15,7 +18,9 @@ from rtcap.storage.capture import (
 from rtcap.storage.recovery import recover
 from rtcap.storage.segments import sha256_file
 
+from rtcap.events import EventType
 from rtcap.models import Bar
+from rtcap.pipeline import Pipeline
 from rtcap.simulator import MarketSimulator
 
 DAY_NS = 86_400 * 10**9
@@ -175,3 +180,43 @@ def test_a_block_the_journal_could_not_write_goes_first_once_it_can(tmp_path):
     back = list(read_frames(tmp_path / "cap"))
     assert [f.seq for f in back] == list(range(len(frames)))
     assert [f.payload for f in back] == [f.payload for f in frames]
+
+
+def test_bars_whose_closing_rows_never_reached_the_journal_are_dropped_by_recovery(tmp_path):
+    """A block's live bars are journaled just before its frames. When the frames write fails
+    and the recorder dies there, recovery keeps exactly the live bars the recovered tape
+    closes, so verify still agrees (the other order lost bars a replay then closed)."""
+    path = tmp_path / "cap"
+    frames = sim_frames(4000)
+    writer = CaptureWriter(path, source={"kind": "test"}, fsync="always")
+    writer.open()
+    writer.set_bar_timeframes(["1sec"])
+    pipeline = Pipeline(None, ["1sec"], codec="auto")
+
+    def record(chunk):  # as the recorder's sink does
+        for frame in chunk:
+            writer.append(frame)
+            for event in pipeline.feed(frame):
+                if event.type is EventType.BAR_CLOSED:
+                    writer.add_bar(event.instrument, event.data["bar"], frame.seq)
+
+    record(frames[:2000])
+    writer.flush()
+    bars_journal = writer.segment.bars_path
+    bars_before = bars_journal.stat().st_size
+    whole = writer.journal.path.stat().st_size
+    record(frames[2000:])
+    unjournaled = len(writer._bars)
+    assert unjournaled > 0  # the failing block closes bars
+    with file_size_limit(whole + 500), pytest.raises(OSError):
+        writer.flush()
+    assert writer.journal.path.stat().st_size == whole
+    assert bars_journal.stat().st_size > bars_before  # its bars went down first
+    writer._unlock()  # the recorder dies here
+    report = recover(path)
+    assert report.frames_recovered == 2000
+    assert report.bars_dropped == unjournaled
+    live = live_bar_lines(path)
+    replayed = asyncio.run(replay_digest(path, None, ["1sec"])).bars
+    assert len(live) == report.bars_recovered > 0
+    assert live == replayed
