@@ -971,6 +971,236 @@ done:
     return result;
 }
 
+/* --- columns from frames (the journal's memtable) ----------------------------------------- */
+
+/* What frame_columns makes of one field: the Arrow buffers of an int64 or int32 column, of a
+ * binary column (int32 offsets), or of a dictionary-encoded string column (int32 indices into
+ * its distinct values in order of first appearance, as pyarrow's dictionary_encode gives). */
+enum { OUT_INT64 = 0, OUT_INT32 = 1, OUT_BINARY = 2, OUT_WORDS = 3 };
+
+#define FRAME_SLOT(frame, slot) (*(PyObject **)((char *)(frame) + (slot)))
+
+/* A validity bitmap for n rows, all clear (NULL with an exception set on failure). */
+static PyObject *new_bitmap(Py_ssize_t n) {
+    PyObject *bits = PyBytes_FromStringAndSize(NULL, (n + 7) / 8);
+    if (bits != NULL)
+        memset(PyBytes_AS_STRING(bits), 0, (n + 7) / 8);
+    return bits;
+}
+
+/* The (validity or None, null count) pair of a column: None when no row is null, as pyarrow
+ * leaves it, so both builds give the same buffers. Steals bits. */
+static PyObject *validity_of(PyObject *bits, Py_ssize_t nulls) {
+    if (bits == NULL || nulls == 0) {
+        Py_XDECREF(bits);
+        return Py_BuildValue("(On)", Py_None, nulls);
+    }
+    return Py_BuildValue("(Nn)", bits, nulls);
+}
+
+/* Returns a new reference, Py_None (a value of a kind it does not build: the caller uses the
+ * pure path) or NULL with an exception set. */
+static PyObject *int_column(PyObject **rows, Py_ssize_t n, Py_ssize_t slot, int wide,
+                            int nullable) {
+    int width = wide ? 8 : 4;
+    PyObject *values = PyBytes_FromStringAndSize(NULL, n * width);
+    PyObject *bits = nullable ? new_bitmap(n) : NULL;
+    if (values == NULL || (nullable && bits == NULL))
+        goto fail;
+    char *out = PyBytes_AS_STRING(values);
+    Py_ssize_t nulls = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *value = FRAME_SLOT(rows[i], slot);
+        long long number = 0;
+        if (value == Py_None && nullable) {
+            nulls++;
+        } else if (value != NULL && PyLong_CheckExact(value)) {
+            int overflow = 0;
+            number = PyLong_AsLongLongAndOverflow(value, &overflow);
+            if (overflow || (!wide && (number < INT32_MIN || number > INT32_MAX)))
+                goto other;
+            if (bits != NULL)
+                ((unsigned char *)PyBytes_AS_STRING(bits))[i >> 3] |= (unsigned char)(1 << (i & 7));
+        } else {
+            goto other;
+        }
+        if (wide) {
+            int64_t v = number;
+            memcpy(out + i * 8, &v, 8);
+        } else {
+            int32_t v = (int32_t)number;
+            memcpy(out + i * 4, &v, 4);
+        }
+    }
+    PyObject *validity = validity_of(bits, nulls);
+    if (validity == NULL) {
+        Py_DECREF(values);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", values, validity);
+other:
+    Py_XDECREF(values);
+    Py_XDECREF(bits);
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(values);
+    Py_XDECREF(bits);
+    return NULL;
+}
+
+static PyObject *binary_column(PyObject **rows, Py_ssize_t n, Py_ssize_t slot) {
+    Py_ssize_t total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *value = FRAME_SLOT(rows[i], slot);
+        if (value == NULL || !PyBytes_CheckExact(value))
+            Py_RETURN_NONE;
+        total += PyBytes_GET_SIZE(value);
+        if (total > INT32_MAX) /* past int32 offsets: pyarrow chunks it; the pure path does */
+            Py_RETURN_NONE;
+    }
+    PyObject *offsets = PyBytes_FromStringAndSize(NULL, (n + 1) * 4);
+    PyObject *data = PyBytes_FromStringAndSize(NULL, total);
+    if (offsets == NULL || data == NULL) {
+        Py_XDECREF(offsets);
+        Py_XDECREF(data);
+        return NULL;
+    }
+    char *at = PyBytes_AS_STRING(offsets), *bytes = PyBytes_AS_STRING(data);
+    int32_t end = 0;
+    memcpy(at, &end, 4);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *value = FRAME_SLOT(rows[i], slot);
+        Py_ssize_t size = PyBytes_GET_SIZE(value);
+        memcpy(bytes + end, PyBytes_AS_STRING(value), size);
+        end += (int32_t)size;
+        memcpy(at + (i + 1) * 4, &end, 4);
+    }
+    return Py_BuildValue("(NN)", offsets, data);
+}
+
+static PyObject *word_column(PyObject **rows, Py_ssize_t n, Py_ssize_t slot, int nullable) {
+    PyObject *indices = PyBytes_FromStringAndSize(NULL, n * 4);
+    PyObject *bits = nullable ? new_bitmap(n) : NULL;
+    PyObject *words = PyList_New(0);
+    PyObject *index_of = PyDict_New();
+    if (indices == NULL || (nullable && bits == NULL) || words == NULL || index_of == NULL)
+        goto fail;
+    char *out = PyBytes_AS_STRING(indices);
+    Py_ssize_t nulls = 0;
+    PyObject *last = NULL; /* most rows repeat the previous row's word: skip the lookup */
+    int32_t last_index = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *value = FRAME_SLOT(rows[i], slot);
+        int32_t index = 0;
+        if (value == Py_None && nullable) {
+            nulls++;
+        } else if (value != NULL && PyUnicode_CheckExact(value)) {
+            if (value == last) {
+                index = last_index;
+            } else {
+                PyObject *known = PyDict_GetItemWithError(index_of, value);
+                if (known != NULL) {
+                    index = (int32_t)PyLong_AsLong(known);
+                } else {
+                    if (PyErr_Occurred())
+                        goto fail;
+                    index = (int32_t)PyList_GET_SIZE(words);
+                    PyObject *number = PyLong_FromLong(index);
+                    if (number == NULL || PyDict_SetItem(index_of, value, number) < 0 ||
+                        PyList_Append(words, value) < 0) {
+                        Py_XDECREF(number);
+                        goto fail;
+                    }
+                    Py_DECREF(number);
+                }
+                last = value;
+                last_index = index;
+            }
+            if (bits != NULL)
+                ((unsigned char *)PyBytes_AS_STRING(bits))[i >> 3] |= (unsigned char)(1 << (i & 7));
+        } else {
+            Py_DECREF(indices);
+            Py_XDECREF(bits);
+            Py_DECREF(words);
+            Py_DECREF(index_of);
+            Py_RETURN_NONE;
+        }
+        memcpy(out + i * 4, &index, 4);
+    }
+    Py_DECREF(index_of);
+    PyObject *validity = validity_of(bits, nulls);
+    if (validity == NULL) {
+        Py_DECREF(indices);
+        Py_DECREF(words);
+        return NULL;
+    }
+    return Py_BuildValue("(NNN)", indices, validity, words);
+fail:
+    Py_XDECREF(indices);
+    Py_XDECREF(bits);
+    Py_XDECREF(words);
+    Py_XDECREF(index_of);
+    return NULL;
+}
+
+static PyObject *frame_columns(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *frames, *specs;
+    PyTypeObject *cls;
+    if (!PyArg_ParseTuple(args, "O!O!O!", &PyList_Type, &frames, &PyType_Type, &cls,
+                          &PyTuple_Type, &specs))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(frames), count = PyTuple_GET_SIZE(specs);
+    PyObject **rows = PySequence_Fast_ITEMS(frames);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!Py_IS_TYPE(rows[i], cls))
+            Py_RETURN_NONE;
+    PyObject *result = PyTuple_New(count);
+    if (result == NULL)
+        return NULL;
+    for (Py_ssize_t c = 0; c < count; c++) {
+        /* (field name, OUT_* kind, nullable) */
+        PyObject *name;
+        int kind, nullable;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(specs, c), "Uip", &name, &kind, &nullable))
+            goto fail;
+        Py_ssize_t slot = slot_offset(cls, name);
+        if (slot < (Py_ssize_t)sizeof(PyObject) ||
+            slot + (Py_ssize_t)sizeof(PyObject *) > cls->tp_basicsize) {
+            PyErr_Clear();
+            Py_DECREF(result);
+            Py_RETURN_NONE;
+        }
+        PyObject *column;
+        switch (kind) {
+        case OUT_INT64:
+        case OUT_INT32:
+            column = int_column(rows, n, slot, kind == OUT_INT64, nullable);
+            break;
+        case OUT_BINARY:
+            column = binary_column(rows, n, slot);
+            break;
+        case OUT_WORDS:
+            column = word_column(rows, n, slot, nullable);
+            break;
+        default:
+            PyErr_SetString(PyExc_ValueError, "unknown column kind");
+            column = NULL;
+        }
+        if (column == NULL)
+            goto fail;
+        if (column == Py_None) {
+            Py_DECREF(result);
+            return column;
+        }
+        PyTuple_SET_ITEM(result, c, column);
+    }
+    return result;
+fail:
+    Py_DECREF(result);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"projectx_trades", (PyCFunction)(void (*)(void))projectx_trades, METH_FASTCALL,
      "projectx_trades(payload: bytes, symbols: dict) -> (symbol, [(price, volume, side, "
@@ -993,6 +1223,13 @@ static PyMethodDef methods[] = {
      "one (field, kind, width, offset, validity, values, data_or_words) per field: kind 0 "
      "integers, 1 dictionary indices into the list data_or_words, 2 binary offsets into the "
      "bytes data_or_words. None when a column is not of a shape it reads."},
+    {"frame_columns", frame_columns, METH_VARARGS,
+     "frame_columns(frames, cls, specs) -> tuple | None\n\nThe Arrow buffers of the fields of "
+     "frames (a list of cls instances), one entry per (field, kind, nullable) in specs: kind 0 "
+     "int64 and 1 int32 give (values, (validity, nulls)); 2 binary gives (offsets, data); 3 "
+     "strings give (int32 indices, (validity, nulls), distinct values in order of first "
+     "appearance). validity is None when no row is null. None when a value is not of the kind "
+     "it builds (the caller then uses pyarrow on Python lists)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from rtcap.timeutil import NS, datetime_to_ns, zone
 
+_MAX_SHIFT_S = 2 * 3600  # the largest DST jump of any zone (Antarctica/Troll)
 _UNIT_SECONDS = {"sec": 1, "min": 60, "hr": 3600, "day": 86_400}
 _UNIT_ALIASES = {
     "s": "sec",
@@ -102,14 +103,56 @@ class Grid:
         self.anchor_seconds = parse_session_start(session_start)
 
     def bucket_start(self, ns: int) -> int:
-        """Start (epoch ns) of the bucket holding instant ``ns``."""
+        """Start (epoch ns) of the bucket holding instant ``ns``: the latest grid instant not
+        after it. The grid instants are those whose wall time is a grid time (both of them
+        for a wall time the autumn repeats), and the end of a spring gap that swallowed one."""
         seconds = ns // NS
-        local = datetime.fromtimestamp(seconds, self.tz).replace(tzinfo=None)
-        wall = self._floor_wall(local)
-        # The floored wall time may be ambiguous (autumn) or missing (spring): of its possible
-        # instants, the bucket starts at the latest one not after ns.
-        instants = [datetime_to_ns(wall.replace(fold=fold, tzinfo=self.tz)) for fold in (0, 1)]
-        return max((i for i in instants if i <= ns), default=min(instants))
+        local = datetime.fromtimestamp(seconds, self.tz)
+        wall = local.replace(tzinfo=None)
+        floor = self._floor_wall(wall)
+        start = self._latest_instant(floor, ns)
+        if start is None:  # the floored grid time fell in a spring gap, where the bucket starts
+            before_gap = seconds - int((wall - floor).total_seconds()) - _MAX_SHIFT_S
+            return self._transition(before_gap, seconds) * NS
+        if local.utcoffset() == self._offset(start // NS):
+            return start
+        # the clock jumped between that grid instant and ns
+        shift = self._transition(start // NS, seconds)
+        before = datetime.fromtimestamp(shift - 1, self.tz).replace(tzinfo=None)
+        after = datetime.fromtimestamp(shift, self.tz).replace(tzinfo=None)
+        if after < before:
+            # autumn: grid times between `after` and `before` came, the first time, after start
+            latest = self._latest_instant(self._floor_wall(before), ns)
+            return max(start, latest) if latest is not None else start
+        if self._floor_wall(after - timedelta(seconds=1)) > before:
+            return shift * NS  # spring: the gap swallowed a grid time
+        return start
+
+    def _latest_instant(self, wall: datetime, ns: int) -> int | None:
+        """The latest instant not after ``ns`` whose wall time is ``wall`` (``None``: none)."""
+        found = None
+        for fold in (0, 1):
+            instant = datetime_to_ns(wall.replace(fold=fold, tzinfo=self.tz))
+            if instant <= ns and self._wall_at(instant // NS) == wall:
+                found = instant if found is None else max(found, instant)
+        return found
+
+    def _wall_at(self, seconds: int) -> datetime:
+        return datetime.fromtimestamp(seconds, self.tz).replace(tzinfo=None)
+
+    def _offset(self, seconds: int) -> timedelta | None:
+        return datetime.fromtimestamp(seconds, self.tz).utcoffset()
+
+    def _transition(self, low: int, high: int) -> int:
+        """The first second of ``high``'s UTC offset after ``low`` (whose offset differs)."""
+        target = self._offset(high)
+        while high - low > 1:
+            middle = (low + high) // 2
+            if self._offset(middle) == target:
+                high = middle
+            else:
+                low = middle
+        return high
 
     def bucket_end(self, start_ns: int) -> int:
         """End of the bucket that starts at ``start_ns``: the next grid instant that exists."""
@@ -118,6 +161,9 @@ class Grid:
         while True:
             candidate = self.bucket_start(probe)
             if candidate > start_ns:
+                # a spring gap can put a grid instant between start_ns and that one
+                while (earlier := self.bucket_start(candidate - 1)) > start_ns:
+                    candidate = earlier
                 return candidate
             probe += step // 2 or NS
 

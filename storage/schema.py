@@ -181,66 +181,72 @@ ClosedBar = tuple[str, Bar, int]  # (instrument, bar, seq of the row that closed
 
 
 class FrameColumns:
-    """Frames kept column by column as they arrive: the open segment's memtable."""
+    """The open segment's memtable: the frames appended since the last flush, turned into
+    columns when their block is written.
 
-    __slots__ = (
-        "conn",
-        "exch",
-        "kind",
-        "mono",
-        "payload",
-        "recv",
-        "seq",
-        "stream",
-        "symbol",
-        "target",
-    )
+    The frames themselves are kept (one list append per frame on the recording thread); a
+    frame is not changed once appended. With the compiled fast paths the columns' Arrow
+    buffers are built in one pass over the frames; without them, or for a value of a kind the
+    compiled builder does not take, pyarrow builds them from Python lists, the reference."""
 
-    def __init__(self) -> None:
-        for name in self.__slots__:
-            setattr(self, name, [])
+    __slots__ = ("frames",)
+
+    def __init__(self, frames: list[Frame] | None = None) -> None:
+        self.frames: list[Frame] = [] if frames is None else frames
 
     def __len__(self) -> int:
-        return len(self.seq)
+        return len(self.frames)
 
     def append(self, frame: Frame) -> None:
-        self.seq.append(frame.seq)
-        self.recv.append(frame.recv_ns)
-        self.mono.append(frame.mono_ns)
-        self.conn.append(frame.conn)
-        self.stream.append(frame.stream)
-        self.kind.append(frame.kind)
-        self.payload.append(frame.payload)
-        self.target.append(frame.target)
-        self.symbol.append(frame.symbol)
-        self.exch.append(frame.exch_ns)
+        self.frames.append(frame)
 
     @classmethod
     def of(cls, frames: list[Frame]) -> FrameColumns:
-        columns = cls()
-        for frame in frames:
-            columns.append(frame)
-        return columns
+        return cls(list(frames))
 
     def to_table(self) -> pa.Table:
         """Columnar copy in :data:`FRAME_SCHEMA`."""
-        recv = pa.array(self.recv, pa.int64())
-        exch = pa.array(self.exch, pa.int64())
-        columns = {
-            "seq": pa.array(self.seq, pa.int64()),
-            "recv_ns": recv,
-            "recv_time": _micros(recv),
-            "mono_ns": pa.array(self.mono, pa.int64()),
-            "conn": pa.array(self.conn, pa.int32()),
-            "stream": pa.array(self.stream, pa.string()).dictionary_encode(),
-            "kind": pa.array(self.kind, pa.string()).dictionary_encode(),
-            "payload": pa.array(self.payload, pa.binary()),
-            "target": pa.array(self.target, pa.string()).dictionary_encode(),
-            "symbol": pa.array(self.symbol, pa.string()).dictionary_encode(),
-            "exch_ns": exch,
-            "exch_time": _micros(exch),
-        }
-        return pa.Table.from_pydict(columns, schema=FRAME_SCHEMA)
+        columns = self._compiled_columns() if speedups is not None else None
+        if columns is None:
+            columns = self._python_columns()
+        recv, exch = columns["recv_ns"], columns["exch_ns"]
+        columns.update(recv_time=_micros(recv), exch_time=_micros(exch))
+        return pa.Table.from_pydict({f.name: columns[f.name] for f in FRAME_SCHEMA}, FRAME_SCHEMA)
+
+    def _python_columns(self) -> dict[str, pa.Array]:
+        frames = self.frames
+        columns = {}
+        for name in FRAME_FIELDS:
+            values = [getattr(frame, name) for frame in frames]
+            kind = _MEMTABLE_TYPES[name]
+            if kind is DICT:
+                columns[name] = pa.array(values, pa.string()).dictionary_encode()
+            else:
+                columns[name] = pa.array(values, kind)
+        return columns
+
+    def _compiled_columns(self) -> dict[str, pa.Array] | None:
+        built = speedups.frame_columns(self.frames, Frame, _MEMTABLE_SPECS)
+        if built is None:
+            return None
+        rows = len(self.frames)
+        columns = {}
+        for (name, kind, _), parts in zip(_MEMTABLE_SPECS, built, strict=True):
+            if kind == _BINARY:
+                offsets, data = parts
+                buffers = [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+                columns[name] = pa.Array.from_buffers(pa.binary(), rows, buffers, 0)
+                continue
+            values, (validity, nulls) = parts[0], parts[1]
+            validity = None if validity is None else pa.py_buffer(validity)
+            value_type = pa.int64() if kind == _INT64 else pa.int32()
+            array = pa.Array.from_buffers(
+                value_type, rows, [validity, pa.py_buffer(values)], nulls
+            )
+            if kind == _WORDS:
+                array = pa.DictionaryArray.from_arrays(array, pa.array(parts[2], pa.string()))
+            columns[name] = array
+        return columns
 
 
 def frames_to_table(frames: list[Frame]) -> pa.Table:
@@ -260,6 +266,27 @@ FRAME_FIELDS = (
     "symbol",
     "exch_ns",
 )  # Frame's fields, in its constructor's order
+
+# how the memtable's columns are built: the Arrow type of each field, and the compiled
+# builder's (field, kind, nullable) for it (see rtcap._speedups.frame_columns)
+_INT64, _INT32, _BINARY, _WORDS = range(4)
+_MEMTABLE_TYPES = {
+    "seq": pa.int64(),
+    "recv_ns": pa.int64(),
+    "mono_ns": pa.int64(),
+    "conn": pa.int32(),
+    "stream": DICT,
+    "kind": DICT,
+    "payload": pa.binary(),
+    "target": DICT,
+    "symbol": DICT,
+    "exch_ns": pa.int64(),
+}
+_KINDS = {pa.int64(): _INT64, pa.int32(): _INT32, pa.binary(): _BINARY, DICT: _WORDS}
+_MEMTABLE_SPECS = tuple(
+    (name, _KINDS[_MEMTABLE_TYPES[name]], FRAME_SCHEMA.field(name).nullable)
+    for name in FRAME_FIELDS
+)
 
 
 def column_values(column: pa.Array | pa.ChunkedArray) -> list:

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rtcap.storage import schema
+from rtcap.storage.journal import encode_block
 
 from rtcap import accel
 from rtcap.codecs import projectx
@@ -627,3 +628,86 @@ def test_frames_from_buffers_refuse_what_they_do_not_read():
     assert speedups.frames_from_arrays(Frame, 1, 1, spec) is None  # past the buffers
     assert speedups.frames_from_arrays(Frame, 0, 1, [*spec[:3], ("nope", *spec[3][1:])]) is None
     assert schema.table_to_frames(table.slice(0, 0)) == []
+
+
+# --- the journal's memtable: columns from frames ------------------------------------------
+
+
+def _pure_block(frames: list[Frame]) -> bytes:
+    saved = schema.speedups
+    schema.speedups = None
+    try:
+        return encode_block(schema.FrameColumns.of(frames).to_table())
+    finally:
+        schema.speedups = saved
+
+
+class _Int(int):
+    pass
+
+
+class _Str(str):
+    __slots__ = ()
+
+
+# values the compiled builder does not take: each hands the whole block to pyarrow
+_ODD_VALUES = [
+    ("seq", True),
+    ("seq", _Int(3)),
+    ("seq", 2**63),
+    ("recv_ns", None),
+    ("conn", 2**31),
+    ("conn", -(2**31) - 1),
+    ("conn", 1.0),
+    ("payload", bytearray(b"ab")),
+    ("payload", "text"),
+    ("kind", _Str("text")),
+    ("stream", None),
+    ("symbol", 7),
+    ("exch_ns", 2.5),
+]
+
+
+@needs_speedups
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(
+    st.lists(_FRAME, max_size=60),
+    st.lists(st.tuples(st.integers(0, 59), st.sampled_from(_ODD_VALUES)), max_size=2),
+)
+def test_memtable_blocks_are_the_bytes_pyarrow_builds(frames, odd):
+    """The journal block of the compiled columns is byte for byte the pure one, and a value
+    it does not take gives what pyarrow gives (the same block, or the same error)."""
+    for at, (name, value) in odd:
+        if frames:
+            setattr(frames[at % len(frames)], name, value)
+    try:
+        expected = _pure_block(frames)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+        with pytest.raises(type(exc)):
+            schema.FrameColumns.of(frames).to_table()
+        return
+    assert encode_block(schema.FrameColumns.of(frames).to_table()) == expected
+
+
+@needs_speedups
+def test_the_memtable_builds_plain_frames_compiled_and_hands_odd_ones_back():
+    frames = list(MarketSimulator(5, ["MNQ", "ES"]).frames(max_frames=500))
+    frames += [Frame(500, 9, stream="market", kind="open"), Frame(501, 10, exch_ns=None)]
+    built = speedups.frame_columns(frames, Frame, schema._MEMTABLE_SPECS)
+    assert built is not None
+    by_name = dict(zip(schema.FRAME_FIELDS, built, strict=True))
+    offsets, data = by_name["payload"]
+    assert data == b"".join(f.payload for f in frames)
+    assert struct.unpack(f"<{len(frames) + 1}i", offsets)[-1] == len(data)
+    indices, (validity, nulls), words = by_name["target"]
+    assert nulls == 2 and validity is not None
+    assert [words[i] for i in struct.unpack(f"<{len(frames)}i", indices)[:500]] == [
+        f.target for f in frames[:500]
+    ]
+    assert by_name["seq"][1] == (None, 0)  # no nulls: no bitmap, as pyarrow leaves it
+    for name, value in _ODD_VALUES:
+        odd = [Frame(0, 1), Frame(1, 2)]
+        setattr(odd[1], name, value)
+        assert speedups.frame_columns(odd, Frame, schema._MEMTABLE_SPECS) is None, name
+    assert speedups.frame_columns([Frame(0, 1), object()], Frame, schema._MEMTABLE_SPECS) is None
+    assert speedups.frame_columns([], Frame, schema._MEMTABLE_SPECS) is not None

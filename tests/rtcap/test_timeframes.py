@@ -139,3 +139,48 @@ def test_buckets_tile_time_without_gaps_or_overlaps(instant, tf, tz, session):
     assert grid.bucket_start(end - 1) == start
     nominal = parse_timeframe(tf).seconds * NS
     assert end - start <= nominal + 2 * HOUR  # never more than a DST shift longer
+
+
+def test_a_half_past_grid_keeps_tiling_through_the_repeated_autumn_hour():
+    """With a 09:30 session, 1hr buckets start at :30. In the repeated hour 01:29 CST comes
+    after 01:30 CDT, so it belongs to the bucket that began then, not to 00:30's."""
+    grid = Grid("1hr", "America/Chicago", "09:30")
+    at = parse_iso_ns
+    first = grid.bucket_start(at("2025-11-02T06:30:00Z"))  # 01:30 CDT
+    assert first == at("2025-11-02T06:30:00Z")
+    assert grid.bucket_end(first) == at("2025-11-02T07:30:00Z")  # 01:30 CST
+    assert grid.bucket_start(at("2025-11-02T07:29:59Z")) == first  # 01:29:59 CST
+    assert grid.bucket_start(at("2025-11-02T07:30:00Z")) == at("2025-11-02T07:30:00Z")
+    assert grid.bucket_start(at("2025-11-02T05:59:59Z")) == at("2025-11-02T05:30:00Z")
+
+
+# the instants the clocks changed (first second of the new offset), 2025
+TRANSITIONS = [
+    ("America/Chicago", parse_iso_ns("2025-03-09T08:00:00Z")),
+    ("America/Chicago", parse_iso_ns("2025-11-02T07:00:00Z")),
+    ("Europe/London", parse_iso_ns("2025-03-30T01:00:00Z")),
+    ("Europe/London", parse_iso_ns("2025-10-26T01:00:00Z")),
+    ("Australia/Lord_Howe", parse_iso_ns("2025-04-05T15:00:00Z")),  # a 30-minute shift
+    ("Australia/Lord_Howe", parse_iso_ns("2025-10-04T15:30:00Z")),
+    ("Antarctica/Troll", parse_iso_ns("2025-03-30T01:00:00Z")),  # a 2-hour shift
+]
+
+
+@given(
+    change=st.sampled_from(TRANSITIONS),
+    offset=st.integers(-4 * HOUR, 4 * HOUR),
+    tf=st.sampled_from(["1sec", "1min", "7min", "15min", "45min", "1hr", "2hr", "4hr", "1day"]),
+    session=st.sampled_from(["00:00", "17:00", "09:30", "01:30", "02:45"]),
+)
+def test_buckets_tile_time_around_every_clock_change(change, offset, tf, session):
+    """The grid's instants around DST changes (where wall-clock arithmetic goes wrong)."""
+    tz, at = change
+    grid = Grid(tf, tz, session)
+    instant = at + offset
+    start = grid.bucket_start(instant)
+    end = grid.bucket_end(start)
+    assert start <= instant < end
+    assert grid.bucket_start(start) == start
+    assert grid.bucket_start(end) == end
+    assert grid.bucket_start(end - 1) == start
+    assert end - start <= parse_timeframe(tf).seconds * NS + 2 * HOUR
