@@ -235,31 +235,47 @@ class Pipeline:
         decoders = self._decoders
         sink = self._sink
         out: list[Event] = []  # a frame's events; a new list only once one was yielded
-        for frame in frames:
-            recv_ns = frame.recv_ns
-            now = self.now_ns
-            if (
-                frame.kind in DATA_KINDS
-                and now is not None
-                and self._clock is None
-                and (recv_ns if recv_ns > now else now) < self._deadline
-            ):
-                if recv_ns > now:
-                    self.now_ns = recv_ns
-                stats["frames"] += 1
-                stats["data_frames"] += 1
-                self._out = out
-                decode = decoders.get(frame.stream) or self._decoder(frame.stream)
-                decode(frame, sink)
-                if self._touched:
-                    self._book_events(out)
-                if out:
-                    yield out
-                    out = []
-            else:
-                events = feed(frame)
-                if events:
-                    yield events
+        self._out = out
+        fast = 0  # frames taken by the fast path, not yet counted in stats
+        stream = decode = None  # the last fast frame's stream and its (remembered) decoder
+        try:
+            for frame in frames:
+                recv_ns = frame.recv_ns
+                now = self.now_ns
+                if (
+                    frame.kind in DATA_KINDS
+                    and now is not None
+                    and self._clock is None
+                    and (recv_ns if recv_ns > now else now) < self._deadline
+                ):
+                    if recv_ns > now:
+                        self.now_ns = recv_ns
+                    fast += 1
+                    if frame.stream != stream:
+                        stream = frame.stream
+                        decode = decoders.get(stream)
+                        if decode is None:  # an automatic codec may not have chosen yet
+                            decode, stream = self._decoder(stream), None
+                    decode(frame, sink)
+                    if self._touched:
+                        self._book_events(out)
+                    if out:
+                        stats["frames"] += fast  # handlers run at the yield: counts are current
+                        stats["data_frames"] += fast
+                        fast = 0
+                        yield out
+                        out = self._out = []
+                else:
+                    events = feed(frame)  # which points self._out at its own list
+                    self._out = out
+                    if events:
+                        stats["frames"] += fast
+                        stats["data_frames"] += fast
+                        fast = 0
+                        yield events
+        finally:
+            stats["frames"] += fast
+            stats["data_frames"] += fast
 
     def _decoder(self, stream: str):
         """The decode function for a stream's data frames (an automatic codec's choice once it

@@ -158,3 +158,29 @@ def test_a_subset_of_wanted_events_is_the_full_stream_filtered(
     expected = [signature(e) for e in full if e.type in wanted]
     assert [signature(e) for e in subset] == expected
     assert len(expected) > 20
+
+
+@pytest.mark.parametrize("kernel_path", ["compiled", "pure"], indirect=True)
+def test_feed_batch_counts_are_current_at_every_yield_and_when_abandoned(kernel_path):
+    """Handlers run at feed_batch's yields: the counts they see are those feed gives."""
+    frames = with_clock(sim_frames())
+    reference = Pipeline(None, TIMEFRAMES, codec="projectx")
+    seen = {}
+    for index, frame in enumerate(frames):
+        if reference.feed(frame):
+            seen[index] = dict(reference.stats)
+    pipeline = Pipeline(None, TIMEFRAMES, codec="projectx")
+    yields = pipeline.feed_batch(frames)
+    at = []
+    for events, (index, stats) in zip(yields, seen.items(), strict=False):
+        assert events and pipeline.stats == stats, index
+        at.append(index)
+    assert len(at) == len(seen) > 20
+    assert pipeline.stats == reference.stats
+    # a batch given up half way counts exactly the frames it fed
+    pipeline = Pipeline(None, TIMEFRAMES, codec="projectx")
+    batch = pipeline.feed_batch(frames)
+    next(batch)
+    next(batch)
+    batch.close()
+    assert pipeline.stats == seen[list(seen)[1]]
