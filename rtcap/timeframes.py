@@ -118,8 +118,7 @@ class Grid:
             return start
         # the clock jumped between that grid instant and ns
         shift = self._transition(start // NS, seconds)
-        before = datetime.fromtimestamp(shift - 1, self.tz).replace(tzinfo=None)
-        after = datetime.fromtimestamp(shift, self.tz).replace(tzinfo=None)
+        before, after = self._wall_at(shift - 1), self._wall_at(shift)
         if after < before:
             # autumn: grid times between `after` and `before` came, the first time, after start
             latest = self._latest_instant(self._floor_wall(before), ns)

@@ -218,8 +218,8 @@ class FrameColumns:
         columns = {}
         for name in FRAME_FIELDS:
             values = [getattr(frame, name) for frame in frames]
-            kind = _MEMTABLE_TYPES[name]
-            if kind is DICT:
+            kind = FRAME_SCHEMA.field(name).type
+            if kind == DICT:
                 columns[name] = pa.array(values, pa.string()).dictionary_encode()
             else:
                 columns[name] = pa.array(values, kind)
@@ -267,24 +267,12 @@ FRAME_FIELDS = (
     "exch_ns",
 )  # Frame's fields, in its constructor's order
 
-# how the memtable's columns are built: the Arrow type of each field, and the compiled
-# builder's (field, kind, nullable) for it (see rtcap._speedups.frame_columns)
+# how the compiled builder makes each memtable column (see rtcap._speedups.frame_columns):
+# (field, kind, nullable), the kind read off the field's type in FRAME_SCHEMA
 _INT64, _INT32, _BINARY, _WORDS = range(4)
-_MEMTABLE_TYPES = {
-    "seq": pa.int64(),
-    "recv_ns": pa.int64(),
-    "mono_ns": pa.int64(),
-    "conn": pa.int32(),
-    "stream": DICT,
-    "kind": DICT,
-    "payload": pa.binary(),
-    "target": DICT,
-    "symbol": DICT,
-    "exch_ns": pa.int64(),
-}
 _KINDS = {pa.int64(): _INT64, pa.int32(): _INT32, pa.binary(): _BINARY, DICT: _WORDS}
 _MEMTABLE_SPECS = tuple(
-    (name, _KINDS[_MEMTABLE_TYPES[name]], FRAME_SCHEMA.field(name).nullable)
+    (name, _KINDS[FRAME_SCHEMA.field(name).type], FRAME_SCHEMA.field(name).nullable)
     for name in FRAME_FIELDS
 )
 
