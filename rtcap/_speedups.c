@@ -885,7 +885,8 @@ bounds:
     return NULL;
 }
 
-/* The offset at which instances of cls keep the slot `name` (an object slot), or -1. */
+/* The offset at which instances of cls keep the slot `name` (a writable object slot inside
+ * the instance), or -1 (perhaps with an exception set, which the caller clears). */
 static Py_ssize_t slot_offset(PyTypeObject *cls, PyObject *name) {
     PyObject *descr = PyObject_GetAttr((PyObject *)cls, name);
     if (descr == NULL)
@@ -893,7 +894,9 @@ static Py_ssize_t slot_offset(PyTypeObject *cls, PyObject *name) {
     Py_ssize_t offset = -1;
     if (Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
         PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-        if (member->type == T_OBJECT_EX && !(member->flags & READONLY))
+        if (member->type == T_OBJECT_EX && !(member->flags & READONLY) &&
+            member->offset >= (Py_ssize_t)sizeof(PyObject) &&
+            member->offset + (Py_ssize_t)sizeof(PyObject *) <= cls->tp_basicsize)
             offset = member->offset;
     }
     Py_DECREF(descr);
@@ -925,7 +928,7 @@ static PyObject *frames_from_arrays(PyObject *module, PyObject *args) {
             col->offset < 0 || col->kind < COL_INT || col->kind > COL_BINARY)
             goto fallback;
         col->slot = slot_offset(cls, name);
-        if (col->slot < (Py_ssize_t)sizeof(PyObject) || col->slot + (Py_ssize_t)sizeof(PyObject *) > cls->tp_basicsize)
+        if (col->slot < 0)
             goto fallback;
         if (validity != Py_None &&
             PyObject_GetBuffer(validity, &col->validity, PyBUF_SIMPLE) < 0)
@@ -988,6 +991,10 @@ static PyObject *new_bitmap(Py_ssize_t n) {
     return bits;
 }
 
+static inline void mark_valid(PyObject *bits, Py_ssize_t i) {
+    ((unsigned char *)PyBytes_AS_STRING(bits))[i >> 3] |= (unsigned char)(1 << (i & 7));
+}
+
 /* The (validity or None, null count) pair of a column: None when no row is null, as pyarrow
  * leaves it, so both builds give the same buffers. Steals bits. */
 static PyObject *validity_of(PyObject *bits, Py_ssize_t nulls) {
@@ -1003,6 +1010,7 @@ static PyObject *validity_of(PyObject *bits, Py_ssize_t nulls) {
 static PyObject *int_column(PyObject **rows, Py_ssize_t n, Py_ssize_t slot, int wide,
                             int nullable) {
     int width = wide ? 8 : 4;
+    PyObject *result = NULL;
     PyObject *values = PyBytes_FromStringAndSize(NULL, n * width);
     PyObject *bits = nullable ? new_bitmap(n) : NULL;
     if (values == NULL || (nullable && bits == NULL))
@@ -1020,7 +1028,7 @@ static PyObject *int_column(PyObject **rows, Py_ssize_t n, Py_ssize_t slot, int 
             if (overflow || (!wide && (number < INT32_MIN || number > INT32_MAX)))
                 goto other;
             if (bits != NULL)
-                ((unsigned char *)PyBytes_AS_STRING(bits))[i >> 3] |= (unsigned char)(1 << (i & 7));
+                mark_valid(bits, i);
         } else {
             goto other;
         }
@@ -1039,13 +1047,12 @@ static PyObject *int_column(PyObject **rows, Py_ssize_t n, Py_ssize_t slot, int 
     }
     return Py_BuildValue("(NN)", values, validity);
 other:
-    Py_XDECREF(values);
-    Py_XDECREF(bits);
-    Py_RETURN_NONE;
+    result = Py_None;
+    Py_INCREF(result);
 fail:
     Py_XDECREF(values);
     Py_XDECREF(bits);
-    return NULL;
+    return result;
 }
 
 static PyObject *binary_column(PyObject **rows, Py_ssize_t n, Py_ssize_t slot) {
@@ -1079,6 +1086,7 @@ static PyObject *binary_column(PyObject **rows, Py_ssize_t n, Py_ssize_t slot) {
 }
 
 static PyObject *word_column(PyObject **rows, Py_ssize_t n, Py_ssize_t slot, int nullable) {
+    PyObject *result = NULL;
     PyObject *indices = PyBytes_FromStringAndSize(NULL, n * 4);
     PyObject *bits = nullable ? new_bitmap(n) : NULL;
     PyObject *words = PyList_New(0);
@@ -1117,13 +1125,9 @@ static PyObject *word_column(PyObject **rows, Py_ssize_t n, Py_ssize_t slot, int
                 last_index = index;
             }
             if (bits != NULL)
-                ((unsigned char *)PyBytes_AS_STRING(bits))[i >> 3] |= (unsigned char)(1 << (i & 7));
+                mark_valid(bits, i);
         } else {
-            Py_DECREF(indices);
-            Py_XDECREF(bits);
-            Py_DECREF(words);
-            Py_DECREF(index_of);
-            Py_RETURN_NONE;
+            goto other;
         }
         memcpy(out + i * 4, &index, 4);
     }
@@ -1135,12 +1139,15 @@ static PyObject *word_column(PyObject **rows, Py_ssize_t n, Py_ssize_t slot, int
         return NULL;
     }
     return Py_BuildValue("(NNN)", indices, validity, words);
+other:
+    result = Py_None;
+    Py_INCREF(result);
 fail:
     Py_XDECREF(indices);
     Py_XDECREF(bits);
     Py_XDECREF(words);
     Py_XDECREF(index_of);
-    return NULL;
+    return result;
 }
 
 static PyObject *frame_columns(PyObject *module, PyObject *args) {
@@ -1165,8 +1172,7 @@ static PyObject *frame_columns(PyObject *module, PyObject *args) {
         if (!PyArg_ParseTuple(PyTuple_GET_ITEM(specs, c), "Uip", &name, &kind, &nullable))
             goto fail;
         Py_ssize_t slot = slot_offset(cls, name);
-        if (slot < (Py_ssize_t)sizeof(PyObject) ||
-            slot + (Py_ssize_t)sizeof(PyObject *) > cls->tp_basicsize) {
+        if (slot < 0) {
             PyErr_Clear();
             Py_DECREF(result);
             Py_RETURN_NONE;

@@ -259,20 +259,17 @@ class Pipeline:
                     decode(frame, sink)
                     if self._touched:
                         self._book_events(out)
-                    if out:
-                        stats["frames"] += fast  # handlers run at the yield: counts are current
-                        stats["data_frames"] += fast
-                        fast = 0
-                        yield out
-                        out = self._out = []
+                    if not out:
+                        continue
+                    events, out = out, []  # the yielded list is the caller's
                 else:
                     events = feed(frame)  # which points self._out at its own list
-                    self._out = out
-                    if events:
-                        stats["frames"] += fast
-                        stats["data_frames"] += fast
-                        fast = 0
-                        yield events
+                self._out = out
+                if events:
+                    stats["frames"] += fast  # handlers run at the yield: counts are current
+                    stats["data_frames"] += fast
+                    fast = 0
+                    yield events
         finally:
             stats["frames"] += fast
             stats["data_frames"] += fast
