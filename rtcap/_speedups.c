@@ -17,6 +17,14 @@
  * __init__ would, instead of turning every column into a list first and calling __init__ per
  * row.
  *
+ * frame_columns(frames, cls, specs) is the reverse for the journal: the Arrow buffers of a
+ * block of Frame objects in one pass.
+ *
+ * TradeFold is the pipeline's trade handler for the commonest call of all: prints that fall
+ * inside every forming bar of their instrument, which only move the bar builder's accumulator
+ * and the instrument's counters. It folds those without running Python, and hands every other
+ * call to the pure-Python handler it wraps.
+ *
  * Numbers go through PyOS_string_to_double, which is what float() uses: correctly rounded and
  * independent of the C locale, like orjson's own parser. Timestamps are the gateway's
  * "YYYY-MM-DDTHH:MM:SS.mmmZ", with every field checked against the calendar.
@@ -1207,6 +1215,271 @@ fail:
     return NULL;
 }
 
+/* --- prints folded inside the bar builder's window ----------------------------------------- */
+
+/* TradeFold(fallback, many, instruments, wanted, refused, state_cls, builder_cls): a callable
+ * that stands in for Pipeline._on_trade (many false) or Pipeline._on_trades (many true) as
+ * a decode sink's trade handler. When every print of the call falls inside its instrument's
+ * BarBuilder window (the bucket shared by every forming bar), no event can come of it: the
+ * prints are folded into the builder's accumulator and the instrument's counters right here,
+ * exactly as BarBuilder.add per print and the pipeline's bookkeeping would do. Any other call
+ * (a new instrument, a print outside the window, a trade id to check, an event type of refused
+ * in wanted, prints kept for the book, a value not of the plain types) goes to fallback, the
+ * pure-Python reference, untouched. */
+
+enum { S_BUILDER, S_RECENT, S_TRADES, S_VOLUME, S_LAST_PRICE, S_LAST_NS, STATE_SLOTS };
+static const char *const STATE_FIELDS[STATE_SLOTS] = {
+    "builder", "recent_trades", "trades", "volume", "last_trade_price", "last_event_ns"};
+enum { W_LO, W_HI, W_TICKS, W_HIGH, W_LOW, W_CLOSE, W_VOLUME, W_TRADES, WINDOW_SLOTS };
+static const char *const WINDOW_FIELDS[WINDOW_SLOTS] = {"_lo",  "_hi",    "_ticks",  "_high",
+                                                        "_low", "_close", "_volume", "_trades"};
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *fallback, *instruments, *wanted, *refused;
+    PyTypeObject *state_cls, *builder_cls;
+    int many;
+    Py_ssize_t state_slot[STATE_SLOTS], window_slot[WINDOW_SLOTS];
+} TradeFold;
+
+#define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
+
+static inline int is_amount(PyObject *v) { return PyLong_CheckExact(v) || PyFloat_CheckExact(v); }
+
+/* A Python int as a long long, 0 when it is not an exact int that fits. */
+static inline int exact_int(PyObject *v, long long *out) {
+    if (!PyLong_CheckExact(v))
+        return 0;
+    int overflow;
+    *out = PyLong_AsLongLongAndOverflow(v, &overflow);
+    return !overflow;
+}
+
+/* The i-th print's (price, volume, side, exch_ns): the call's own arguments for one print. */
+static inline PyObject *const *print_at(PyObject *const *args, PyObject *prints, Py_ssize_t i) {
+    return prints == NULL ? args + 1 : &PyTuple_GET_ITEM(PyList_GET_ITEM(prints, i), 0);
+}
+
+/* 1 when the call was folded, 0 when it is the fallback's, -1 on an error (memory only). */
+static int fold_prints(TradeFold *self, PyObject *const *args, Py_ssize_t nargs,
+                       PyObject *kwnames) {
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0)
+        return 0;
+    PyObject *prints = NULL, *recv_ns;
+    Py_ssize_t n = 1;
+    if (self->many) { /* symbol, prints, recv_ns, seq */
+        if (nargs != 4 || !PyList_CheckExact(args[1]) || PyList_GET_SIZE(args[1]) == 0)
+            return 0;
+        prints = args[1];
+        n = PyList_GET_SIZE(prints);
+        recv_ns = args[2];
+    } else { /* symbol, price, volume, side, exch_ns, recv_ns, seq[, trade_id[, aggregated]] */
+        if (nargs < 7 || nargs > 9 || (nargs > 7 && args[7] != Py_None))
+            return 0;
+        recv_ns = args[5];
+    }
+    long long recv, lo, hi, t;
+    if (!PyUnicode_CheckExact(args[0]) || !exact_int(recv_ns, &recv))
+        return 0;
+    PyObject *state = PyDict_GetItemWithError(self->instruments, args[0]);
+    if (state == NULL || !Py_IS_TYPE(state, self->state_cls)) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *s[STATE_SLOTS], *w[WINDOW_SLOTS];
+    for (int i = 0; i < STATE_SLOTS; i++)
+        if ((s[i] = SLOT(state, self->state_slot[i])) == NULL)
+            return 0;
+    PyObject *builder = s[S_BUILDER];
+    if (s[S_RECENT] != Py_None || !Py_IS_TYPE(builder, self->builder_cls) ||
+        !PyLong_CheckExact(s[S_TRADES]) || !is_amount(s[S_VOLUME]))
+        return 0;
+    for (int i = 0; i < WINDOW_SLOTS; i++)
+        if ((w[i] = SLOT(builder, self->window_slot[i])) == NULL)
+            return 0;
+    Py_ssize_t ticks = PyLong_CheckExact(w[W_TICKS]) ? PyLong_AsSsize_t(w[W_TICKS]) : -1;
+    if (!exact_int(w[W_LO], &lo) || !exact_int(w[W_HI], &hi) || ticks < 0 ||
+        !PyLong_CheckExact(w[W_TRADES]) || !is_amount(w[W_VOLUME]) ||
+        (ticks > 0 && (!PyFloat_CheckExact(w[W_HIGH]) || !PyFloat_CheckExact(w[W_LOW])))) {
+        PyErr_Clear();
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (prints != NULL) {
+            PyObject *item = PyList_GET_ITEM(prints, i);
+            if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 4)
+                return 0;
+        }
+        PyObject *const *p = print_at(args, prints, i);
+        if (!PyFloat_CheckExact(p[0]) || !is_amount(p[1]))
+            return 0;
+        if (p[3] == Py_None)
+            t = recv;
+        else if (!exact_int(p[3], &t))
+            return 0;
+        if (t < lo || t >= hi)
+            return 0;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(self->refused); i++) {
+        int wanted = PySequence_Contains(self->wanted, PyTuple_GET_ITEM(self->refused, i));
+        if (wanted != 0) {
+            PyErr_Clear();
+            return 0;
+        }
+    }
+    /* every print folds: the new values first, so a failure leaves everything as it was */
+    PyObject *high = w[W_HIGH], *low = w[W_LOW], *close = NULL;
+    double top = ticks > 0 ? PyFloat_AS_DOUBLE(high) : 0;
+    double bottom = ticks > 0 ? PyFloat_AS_DOUBLE(low) : 0;
+    PyObject *traded = Py_NewRef(w[W_VOLUME]), *volume = Py_NewRef(s[S_VOLUME]);
+    for (Py_ssize_t i = 0; i < n && traded != NULL && volume != NULL; i++) {
+        PyObject *const *p = print_at(args, prints, i);
+        double price = PyFloat_AS_DOUBLE(p[0]);
+        if (ticks == 0) {
+            high = low = p[0];
+            top = bottom = price;
+        } else if (price > top) {
+            high = p[0];
+            top = price;
+        } else if (price < bottom) {
+            low = p[0];
+            bottom = price;
+        }
+        close = p[0];
+        ticks++;
+        Py_SETREF(traded, PyNumber_Add(traded, p[1]));
+        if (traded != NULL)
+            Py_SETREF(volume, PyNumber_Add(volume, p[1]));
+    }
+    PyObject *new_ticks = PyLong_FromSsize_t(ticks), *folded = PyLong_FromSsize_t(n);
+    PyObject *new_trades = folded == NULL ? NULL : PyNumber_Add(w[W_TRADES], folded);
+    PyObject *state_trades = folded == NULL ? NULL : PyNumber_Add(s[S_TRADES], folded);
+    Py_XDECREF(folded);
+    if (traded == NULL || volume == NULL || new_ticks == NULL || new_trades == NULL ||
+        state_trades == NULL) {
+        Py_XDECREF(traded);
+        Py_XDECREF(volume);
+        Py_XDECREF(new_ticks);
+        Py_XDECREF(new_trades);
+        Py_XDECREF(state_trades);
+        return -1;
+    }
+    Py_SETREF(SLOT(builder, self->window_slot[W_HIGH]), Py_NewRef(high));
+    Py_SETREF(SLOT(builder, self->window_slot[W_LOW]), Py_NewRef(low));
+    Py_SETREF(SLOT(builder, self->window_slot[W_CLOSE]), Py_NewRef(close));
+    Py_SETREF(SLOT(builder, self->window_slot[W_TICKS]), new_ticks);
+    Py_SETREF(SLOT(builder, self->window_slot[W_VOLUME]), traded);
+    Py_SETREF(SLOT(builder, self->window_slot[W_TRADES]), new_trades);
+    Py_SETREF(SLOT(state, self->state_slot[S_TRADES]), state_trades);
+    Py_SETREF(SLOT(state, self->state_slot[S_VOLUME]), volume);
+    Py_SETREF(SLOT(state, self->state_slot[S_LAST_PRICE]), Py_NewRef(close));
+    Py_SETREF(SLOT(state, self->state_slot[S_LAST_NS]), Py_NewRef(recv_ns));
+    return 1;
+}
+
+static PyObject *trade_fold_call(PyObject *callable, PyObject *const *args, size_t nargsf,
+                                 PyObject *kwnames) {
+    TradeFold *self = (TradeFold *)callable;
+    int folded = fold_prints(self, args, PyVectorcall_NARGS(nargsf), kwnames);
+    if (folded < 0)
+        return NULL;
+    if (folded)
+        Py_RETURN_NONE;
+    return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+}
+
+static int find_slots(PyTypeObject *cls, const char *const *names, int count, Py_ssize_t *out) {
+    for (int i = 0; i < count; i++) {
+        PyObject *name = PyUnicode_FromString(names[i]);
+        out[i] = name == NULL ? -1 : slot_offset(cls, name);
+        Py_XDECREF(name);
+        if (out[i] < 0) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "%s has no writable __slots__ field %s", cls->tp_name,
+                         names[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *trade_fold_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    PyObject *fallback, *instruments, *wanted, *refused;
+    PyTypeObject *state_cls, *builder_cls;
+    int many;
+    static char *keywords[] = {"fallback", "many",      "instruments", "wanted",
+                               "refused",  "state_cls", "builder_cls", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OpO!OO!O!O!:TradeFold", keywords, &fallback,
+                                     &many, &PyDict_Type, &instruments, &wanted, &PyTuple_Type,
+                                     &refused, &PyType_Type, &state_cls, &PyType_Type,
+                                     &builder_cls))
+        return NULL;
+    if (!PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_TypeError, "TradeFold: fallback must be callable");
+        return NULL;
+    }
+    TradeFold *self = (TradeFold *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->vectorcall = trade_fold_call;
+    self->many = many;
+    self->fallback = Py_NewRef(fallback);
+    self->instruments = Py_NewRef(instruments);
+    self->wanted = Py_NewRef(wanted);
+    self->refused = Py_NewRef(refused);
+    self->state_cls = (PyTypeObject *)Py_NewRef(state_cls);
+    self->builder_cls = (PyTypeObject *)Py_NewRef(builder_cls);
+    if (find_slots(state_cls, STATE_FIELDS, STATE_SLOTS, self->state_slot) < 0 ||
+        find_slots(builder_cls, WINDOW_FIELDS, WINDOW_SLOTS, self->window_slot) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static int trade_fold_traverse(TradeFold *self, visitproc visit, void *arg) {
+    Py_VISIT(self->fallback);
+    Py_VISIT(self->instruments);
+    Py_VISIT(self->wanted);
+    Py_VISIT(self->refused);
+    Py_VISIT(self->state_cls);
+    Py_VISIT(self->builder_cls);
+    return 0;
+}
+
+static int trade_fold_clear(TradeFold *self) {
+    Py_CLEAR(self->fallback);
+    Py_CLEAR(self->instruments);
+    Py_CLEAR(self->wanted);
+    Py_CLEAR(self->refused);
+    Py_CLEAR(self->state_cls);
+    Py_CLEAR(self->builder_cls);
+    return 0;
+}
+
+static void trade_fold_dealloc(TradeFold *self) {
+    PyObject_GC_UnTrack(self);
+    trade_fold_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject TradeFoldType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rtcap._speedups.TradeFold",
+    .tp_basicsize = sizeof(TradeFold),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "TradeFold(fallback, many, instruments, wanted, refused, state_cls, builder_cls)\n\n"
+              "A trade handler for a decode sink: calls whose prints all fall inside their "
+              "instrument's bar window fold here, exactly as the pure-Python handler would; "
+              "every other call goes to fallback.",
+    .tp_new = trade_fold_new,
+    .tp_dealloc = (destructor)trade_fold_dealloc,
+    .tp_traverse = (traverseproc)trade_fold_traverse,
+    .tp_clear = (inquiry)trade_fold_clear,
+    .tp_vectorcall_offset = offsetof(TradeFold, vectorcall),
+    .tp_call = PyVectorcall_Call,
+};
+
 static PyMethodDef methods[] = {
     {"projectx_trades", (PyCFunction)(void (*)(void))projectx_trades, METH_FASTCALL,
      "projectx_trades(payload: bytes, symbols: dict) -> (symbol, [(price, volume, side, "
@@ -1260,5 +1533,10 @@ PyMODINIT_FUNC PyInit__speedups(void) {
         STR_SEQ == NULL || STR_TRADE == NULL || STR_TRADES == NULL || STR_QUOTE == NULL ||
         STR_DEPTH == NULL || SIDE_OTHER == NULL)
         return NULL;
-    return PyModule_Create(&module_def);
+    if (PyType_Ready(&TradeFoldType) < 0)
+        return NULL;
+    PyObject *module = PyModule_Create(&module_def);
+    if (module != NULL && PyModule_AddObjectRef(module, "TradeFold", (PyObject *)&TradeFoldType) < 0)
+        Py_CLEAR(module);
+    return module;
 }

@@ -93,8 +93,29 @@ class BarBuilder:
     While a tick falls inside every timeframe's forming bar (the common case), it only updates
     one shared accumulator; the accumulator is folded into each forming bar before any boundary
     is crossed and before anyone reads the bars (:meth:`flush`). Reads therefore always see
-    exactly what per-tick updates would have produced.
+    exactly what per-tick updates would have produced. (The compiled trade handler,
+    ``rtcap._speedups.TradeFold``, folds in-window prints into the same fields.)
     """
+
+    __slots__ = (
+        "_close",
+        "_hi",
+        "_high",
+        "_lo",
+        "_low",
+        "_series",
+        "_ticks",
+        "_trades",
+        "_volume",
+        "disconnected_since",
+        "fill_flat",
+        "gap_window",
+        "grace_ns",
+        "instrument",
+        "late_policy",
+        "series",
+        "tz",
+    )
 
     def __init__(
         self,

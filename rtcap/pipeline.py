@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from rtcap.accel import speedups
 from rtcap.bars import BarBuilder
 from rtcap.book import Book, BookChange, book_for
 from rtcap.clock import Clock, TimerHandle
@@ -73,6 +74,8 @@ SOURCE = "Pipeline"
 NEVER = 1 << 62
 DEFAULT_EXCHANGE_GRACE_NS = NS
 RECENT_TRADES = 10_000  # prints kept per instrument for order-book analytics
+# The compiled stand-in for the trade handlers (None: the pure-Python handlers take every call)
+trade_fold = speedups.TradeFold if speedups is not None else None
 
 
 class _Sink:
@@ -189,6 +192,24 @@ class Pipeline:
         self._sink = _Sink()
         self._sink.trade = self._on_trade
         self._sink.trades = self._on_trades
+        if trade_fold is not None and self._auto_time:
+            # Prints inside every forming bar (most of them) fold in C; whatever could cause
+            # an event, or is not of the plain types, reaches the handlers above unchanged.
+            refused = (EV_TRADE_TICK, EV_DATA_UPDATE)
+            for name, handler, many in (
+                ("trade", self._on_trade, False),
+                ("trades", self._on_trades, True),
+            ):
+                fold = trade_fold(
+                    handler,
+                    many,
+                    self.instruments,
+                    self.wanted,
+                    refused,
+                    InstrumentState,
+                    BarBuilder,
+                )
+                setattr(self._sink, name, fold)
         self._sink.quote = self._on_quote
         self._sink.depth = self._on_depth
         self._sink.error = self._on_error

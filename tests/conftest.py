@@ -68,7 +68,7 @@ def kernel_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     with ``RTCAP_REQUIRE_SPEEDUPS=1`` (CI) test_speedups fails instead."""
     from rtcap.storage import schema
 
-    from rtcap import accel
+    from rtcap import accel, pipeline
     from rtcap.codecs import projectx
 
     if request.param == "compiled":
@@ -76,5 +76,6 @@ def kernel_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
             pytest.skip(f"no compiled fast paths in this process: {accel.describe()}")
     else:
         monkeypatch.setattr(projectx, "decode_trades", None)
+        monkeypatch.setattr(pipeline, "trade_fold", None)
         monkeypatch.setattr(schema, "speedups", None)
     return request.param

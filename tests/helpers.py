@@ -22,6 +22,15 @@ ES = "CON.F.US.EP.Z25"
 LATENCY_NS = 1_000_000
 
 
+def event_signature(event) -> str:
+    """One event as comparable text: type, source, instrument, time and data (by ``repr``)."""
+    return f"{event.type.value}|{event.source}|{event.instrument}|{event.timestamp}|{event.data!r}"
+
+
+def event_signatures(events) -> list[str]:
+    return [event_signature(event) for event in events]
+
+
 def ns(text: str) -> int:
     """ISO time (UTC when no suffix) → epoch ns."""
     return parse_iso_ns(text)

@@ -14,8 +14,9 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from helpers import event_signature
 
-from rtcap.events import Event, EventType
+from rtcap.events import EventType
 from rtcap.models import CLOCK, Frame
 from rtcap.pipeline import Pipeline
 from rtcap.simulator import MarketSimulator
@@ -24,10 +25,6 @@ BINANCE_SLICE = (
     Path(__file__).resolve().parents[2] / "fixtures" / "binance-spot" / "ethusdt_20240808_3min.gz"
 )
 TIMEFRAMES = ["15sec", "1min", "5min"]
-
-
-def signature(event: Event) -> str:
-    return f"{event.type.value}|{event.source}|{event.instrument}|{event.timestamp}|{event.data!r}"
 
 
 def sim_frames(count: int = 40_000) -> list[Frame]:
@@ -73,7 +70,7 @@ def digest(pipeline: Pipeline, frames: list[Frame], how: str) -> tuple[str, int]
         else:
             events = pipeline.feed_many(batch)
         for event in events:
-            sha.update(signature(event).encode() + b"\n")
+            sha.update(event_signature(event).encode() + b"\n")
         count += len(events)
     return sha.hexdigest(), count
 
@@ -108,12 +105,12 @@ GOLDEN = {
 
 
 def on_both_paths(cases):
-    """ProjectX cases on the compiled and the pure path; Binance's codec has no compiled path,
-    so its cases run once."""
+    """Every case on the compiled and the pure path (Binance's codec has no compiled decoder,
+    but its prints reach the pipeline's compiled trade fold)."""
     return [
         pytest.param(name, make_frames, options, path, id=f"{path}-{name}")
         for name, make_frames, options in cases
-        for path in (["compiled", "pure"] if options["codec"] == "projectx" else ["pure"])
+        for path in ("compiled", "pure")
     ]
 
 
@@ -155,8 +152,8 @@ def test_a_subset_of_wanted_events_is_the_full_stream_filtered(
     full = Pipeline(None, TIMEFRAMES, **options).feed_many(frames)
     pipeline = Pipeline(None, TIMEFRAMES, wanted=wanted, **options)
     subset = [event for events in pipeline.feed_batch(frames) for event in events]
-    expected = [signature(e) for e in full if e.type in wanted]
-    assert [signature(e) for e in subset] == expected
+    expected = [event_signature(e) for e in full if e.type in wanted]
+    assert [event_signature(e) for e in subset] == expected
     assert len(expected) > 20
 
 

@@ -3,6 +3,7 @@ clock advances are interleaved (as long as the clock never runs ahead of the nex
 
 import itertools
 
+from helpers import event_signatures
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -37,10 +38,6 @@ def build(ticks) -> list[Frame]:
     return frames
 
 
-def signature(events):
-    return [(e.type, e.instrument, e.timestamp, repr(e.data)) for e in events]
-
-
 def make(fill_flat, source):
     return Pipeline(
         ["MNQ", "ES"],
@@ -64,13 +61,13 @@ def test_same_events_for_any_batching_and_clock_interleaving(
 ):
     frames = build(ticks)
     reference = make(fill_flat, source)
-    expected = signature(reference.feed_many(frames))
+    expected = event_signatures(reference.feed_many(frames))
 
     batched = make(fill_flat, source)
     bounds = sorted({0, len(frames), *(c % (len(frames) + 1) for c in cuts)})
     got = []
     for lo, hi in itertools.pairwise(bounds):
-        got += signature(batched.feed_many(frames[lo:hi]))
+        got += event_signatures(batched.feed_many(frames[lo:hi]))
     assert got == expected
 
     clocked = make(fill_flat, source)
@@ -81,10 +78,10 @@ def test_same_events_for_any_batching_and_clock_interleaving(
     for index, frame in enumerate(frames):
         previous = frames[index - 1].recv_ns if index else frame.recv_ns
         for fraction in sorted(plan.get(index, [])):  # clock ticks before this frame arrives
-            got += signature(
+            got += event_signatures(
                 clocked.advance_to(previous + int((frame.recv_ns - previous) * fraction))
             )
-        got += signature(clocked.feed(frame))
+        got += event_signatures(clocked.feed(frame))
     assert got == expected
     assert [b.__repr__() for b in clocked.instrument("MNQ").builder.bars("1min")] == [
         b.__repr__() for b in reference.instrument("MNQ").builder.bars("1min")

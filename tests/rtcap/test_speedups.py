@@ -18,15 +18,19 @@ from functools import partial
 import orjson
 import pyarrow as pa
 import pytest
+from helpers import event_signature
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rtcap.storage import schema
 from rtcap.storage.journal import encode_block
 
 from rtcap import accel
+from rtcap.bars import BarBuilder
 from rtcap.codecs import projectx
 from rtcap.codecs.projectx import ProjectXCodec
+from rtcap.events import EventType
 from rtcap.models import Frame
+from rtcap.pipeline import InstrumentState, Pipeline
 from rtcap.simulator import MarketSimulator
 from rtcap.timeutil import format_iso_ns, parse_iso_ns
 
@@ -711,3 +715,163 @@ def test_the_memtable_builds_plain_frames_compiled_and_hands_odd_ones_back():
         assert speedups.frame_columns(odd, Frame, schema._MEMTABLE_SPECS) is None, name
     assert speedups.frame_columns([Frame(0, 1), object()], Frame, schema._MEMTABLE_SPECS) is None
     assert speedups.frame_columns([], Frame, schema._MEMTABLE_SPECS) is not None
+
+
+# --- the in-window trade fold ---------------------------------------------------------------
+
+T0 = 1_756_819_800_000_000_000  # a minute boundary
+SECOND = 1_000_000_000
+FOLD_WANTED = [
+    {EventType.NEW_BAR},
+    {EventType.NEW_BAR, EventType.BAR_CLOSED, EventType.GAP},
+    {EventType.NEW_BAR, EventType.TRADE_TICK},
+    {EventType.BAR_CLOSED, EventType.DATA_UPDATE},
+]
+# mostly what decoders send, sometimes what only the pure handlers take
+_fold_price = st.one_of(
+    st.floats(100.0, 101.0).map(lambda p: round(p, 2)),
+    st.sampled_from([100, float("nan"), -0.0]),
+)
+_fold_volume = st.one_of(st.integers(1, 9), st.sampled_from([0.5, 2.0, True, 10**30]))
+
+
+@st.composite
+def _fold_calls(draw) -> list[tuple]:
+    """Trade-handler calls of a few instruments, times moving forward over a few minutes, with
+    exchange times that are sometimes missing and sometimes out of order."""
+    calls, now = [], T0
+    for _ in range(draw(st.integers(1, 60))):
+        now += draw(st.sampled_from([0, 1, SECOND, 20 * SECOND, 61 * SECOND]))
+        symbol = draw(st.sampled_from(["MNQ", "ES", "NEWSYM"]))
+
+        exch = partial(draw, st.one_of(st.none(), st.integers(now - 90 * SECOND, now + SECOND)))
+        kind = draw(st.sampled_from(["trade", "trade", "trades", "advance", "odd"]))
+        if kind == "trade":
+            trade_id = draw(st.one_of(st.none(), st.integers(1, 5)))
+            args = (symbol, draw(_fold_price), draw(_fold_volume), "buy", exch(), now, 1)
+            calls.append(("trade", (*args, trade_id) if trade_id is not None else args))
+        elif kind == "trades":
+            prints = [
+                (draw(_fold_price), draw(_fold_volume), "sell", exch())
+                for _ in range(draw(st.integers(1, 4)))
+            ]
+            calls.append(("trades", (symbol, prints, now, 2)))
+        elif kind == "advance":
+            calls.append(("advance", (now,)))
+        else:  # shapes only the pure handlers take (or refuse)
+            odd = draw(
+                st.sampled_from(
+                    [
+                        ("trades", (symbol, [], now, 3)),
+                        ("trades", (symbol, [(100.5, 1, "buy")], now, 3)),
+                        ("trades", (symbol, ((100.5, 1, "buy", None),), now, 3)),
+                        ("trade", (symbol, 100.5, 1, "buy", None, float(now), 4)),
+                        ("trade", (symbol, 100.5, 1, "buy", None, now)),
+                    ]
+                )
+            )
+            calls.append(odd)
+    return calls
+
+
+def _run_fold_calls(pipeline, calls) -> list:
+    """What each call gave: its events, or the error it raised."""
+    results = []
+    for handler, args in calls:
+        pipeline._out = out = []
+        try:
+            if handler == "advance":
+                out.extend(pipeline.advance_to(*args))
+            else:
+                getattr(pipeline._sink, handler)(*args)
+            results.append([event_signature(event) for event in out])
+        except Exception as error:  # the error itself is what is compared
+            results.append(f"{type(error).__name__}: {error}")
+    return results
+
+
+def _instrument_states(pipeline) -> list:
+    return [
+        (
+            symbol,
+            repr((state.trades, state.volume, state.last_trade_price, state.last_event_ns)),
+            {label: repr(state.builder.bars(label)) for label in state.builder.series},
+        )
+        for symbol, state in sorted(pipeline.instruments.items())
+    ]
+
+
+@needs_speedups
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_fold_calls(), st.sampled_from(FOLD_WANTED), st.booleans())
+def test_the_trade_fold_leaves_what_the_pure_handlers_leave(calls, wanted, books):
+    def pipeline(compiled: bool) -> Pipeline:
+        made = Pipeline(
+            ["MNQ", "ES"], ["1min", "5min"], codec="projectx", wanted=set(wanted), books=books
+        )
+        assert isinstance(made._sink.trade, speedups.TradeFold)
+        if not compiled:
+            made._sink.trade, made._sink.trades = made._on_trade, made._on_trades
+        return made
+
+    compiled, pure = pipeline(True), pipeline(False)
+    assert _run_fold_calls(compiled, calls) == _run_fold_calls(pure, calls)
+    assert _instrument_states(compiled) == _instrument_states(pure)
+
+
+class _Counting:
+    """A fallback handler that counts the calls it was given."""
+
+    def __init__(self, handler) -> None:
+        self.handler, self.calls = handler, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.handler(*args, **kwargs)
+
+
+@needs_speedups
+def test_the_trade_fold_folds_in_window_prints_and_hands_the_rest_back():
+    wanted = {EventType.NEW_BAR}
+    pipeline = Pipeline(["MNQ"], ["1min", "5min"], codec="projectx", wanted=wanted)
+    single, many = _Counting(pipeline._on_trade), _Counting(pipeline._on_trades)
+    fold = partial(
+        speedups.TradeFold,
+        instruments=pipeline.instruments,
+        wanted=wanted,
+        refused=(EventType.TRADE_TICK, EventType.DATA_UPDATE),
+        state_cls=InstrumentState,
+        builder_cls=BarBuilder,
+    )
+    trade, trades = fold(single, many=False), fold(many, many=True)
+    pipeline._out = out = []
+    trade("MNQ", 100.25, 2, "buy", None, T0 + SECOND, 1)  # opens the bars: the pure handler
+    assert (single.calls, len(out)) == (1, 2)
+    trade("MNQ", 100.5, 1, "sell", T0 + 2 * SECOND, T0 + 3 * SECOND, 2)  # in the window
+    trades(
+        "MNQ", [(99.75, 3, "buy", None), (100.0, 1.5, "sell", T0 + 4 * SECOND)], T0 + 5 * SECOND, 3
+    )
+    trade("MNQ", 100.0, 1, "buy", None, T0 + 6 * SECOND, 4, None, False)  # no trade id to check
+    assert (single.calls, many.calls, len(out)) == (1, 0, 2)
+    state = pipeline.instruments["MNQ"]
+    assert (state.trades, state.volume, state.last_trade_price) == (5, 8.5, 100.0)
+    assert state.last_event_ns == T0 + 6 * SECOND
+    bar = state.builder.forming("1min")
+    assert (bar.open, bar.high, bar.low, bar.close, bar.volume, bar.trades) == (
+        100.25,
+        100.5,
+        99.75,
+        100.0,
+        8.5,
+        5,
+    )
+    trade("MNQ", 100.0, 1, "buy", None, T0 + 7 * SECOND, 5, 77)  # a trade id: the pure check
+    trade("MNQ", 100.0, True, "buy", None, T0 + 7 * SECOND, 6)  # a bool volume
+    trades("MNQ", [(100.0, 1, "buy", T0 - SECOND)], T0 + 8 * SECOND, 7)  # before the window
+    trade("ES", 5000.0, 1, "buy", None, T0 + 8 * SECOND, 8)  # an instrument not made yet
+    wanted.add(EventType.TRADE_TICK)  # the bus's set grew: ticks are events now
+    trade("MNQ", 100.0, 1, "buy", None, T0 + 9 * SECOND, 9)
+    assert (single.calls, many.calls) == (5, 1)
+    assert [event.type for event in out[2:]] == [EventType.TRADE_TICK]
+    with pytest.raises(TypeError, match="no writable __slots__ field builder"):
+        fold(single, many=False, state_cls=Frame)
