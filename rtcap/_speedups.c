@@ -25,6 +25,8 @@
  * and the instrument's counters. It folds those without running Python, and hands every other
  * call to the pure-Python handler it wraps.
  *
+ * apply_levels is OrderBook.apply_levels, the per-level loop of every depth message.
+ *
  * Numbers go through PyOS_string_to_double, which is what float() uses: correctly rounded and
  * independent of the C locale, like orjson's own parser. Timestamps are the gateway's
  * "YYYY-MM-DDTHH:MM:SS.mmmZ", with every field checked against the calendar.
@@ -1222,14 +1224,15 @@ fail:
  * a decode sink's trade handler. When every print of the call falls inside its instrument's
  * BarBuilder window (the bucket shared by every forming bar), no event can come of it: the
  * prints are folded into the builder's accumulator and the instrument's counters right here,
- * exactly as BarBuilder.add per print and the pipeline's bookkeeping would do. Any other call
- * (a new instrument, a print outside the window, a trade id to check, an event type of refused
- * in wanted, prints kept for the book, a value not of the plain types) goes to fallback, the
- * pure-Python reference, untouched. */
+ * exactly as BarBuilder.add per print and the pipeline's bookkeeping would do (with a book
+ * that keeps levels, each print is noted in recent_trades with the touch it traded against).
+ * Any other call (a new instrument, a print outside the window, a trade id to check, an event
+ * type of refused in wanted, a value not of the plain types) goes to fallback, the pure-Python
+ * reference, untouched. */
 
-enum { S_BUILDER, S_RECENT, S_TRADES, S_VOLUME, S_LAST_PRICE, S_LAST_NS, STATE_SLOTS };
+enum { S_BUILDER, S_RECENT, S_BOOK, S_TRADES, S_VOLUME, S_LAST_PRICE, S_LAST_NS, STATE_SLOTS };
 static const char *const STATE_FIELDS[STATE_SLOTS] = {
-    "builder", "recent_trades", "trades", "volume", "last_trade_price", "last_event_ns"};
+    "builder", "recent_trades", "book", "trades", "volume", "last_trade_price", "last_event_ns"};
 enum { W_LO, W_HI, W_TICKS, W_HIGH, W_LOW, W_CLOSE, W_VOLUME, W_TRADES, WINDOW_SLOTS };
 static const char *const WINDOW_FIELDS[WINDOW_SLOTS] = {"_lo",  "_hi",    "_ticks",  "_high",
                                                         "_low", "_close", "_volume", "_trades"};
@@ -1259,6 +1262,44 @@ static inline int exact_int(PyObject *v, long long *out) {
 /* The i-th print's (price, volume, side, exch_ns): the call's own arguments for one print. */
 static inline PyObject *const *print_at(PyObject *const *args, PyObject *prints, Py_ssize_t i) {
     return prints == NULL ? args + 1 : &PyTuple_GET_ITEM(PyList_GET_ITEM(prints, i), 0);
+}
+
+static PyObject *STR_BOOK, *STR_BEST_BID, *STR_BEST_ASK, *STR_APPEND;
+
+/* The price of levels.best_bid() (or best_ask()), None without levels or with that side
+ * empty: what Pipeline._note_trade records. NULL with an exception on any error. */
+static PyObject *touch_price(PyObject *levels, PyObject *method) {
+    if (levels == Py_None)
+        return Py_NewRef(Py_None);
+    PyObject *best = PyObject_CallMethodNoArgs(levels, method);
+    if (best == NULL)
+        return NULL;
+    int truth = PyObject_IsTrue(best);
+    PyObject *price = truth > 0 ? PySequence_GetItem(best, 0) : truth == 0 ? Py_NewRef(Py_None) : NULL;
+    Py_DECREF(best);
+    return price;
+}
+
+/* The (t, price, volume, side, bid, ask) notes of the call's prints for recent_trades, bid and
+ * ask read off the instrument's book (None: no book yet). NULL with an exception on an error. */
+static PyObject *trade_notes(PyObject *const *args, PyObject *prints, Py_ssize_t n,
+                             PyObject *recv_ns, PyObject *book) {
+    PyObject *levels = book == Py_None ? Py_NewRef(Py_None) : PyObject_GetAttr(book, STR_BOOK);
+    PyObject *bid = levels == NULL ? NULL : touch_price(levels, STR_BEST_BID);
+    PyObject *ask = bid == NULL ? NULL : touch_price(levels, STR_BEST_ASK);
+    PyObject *notes = ask == NULL ? NULL : PyList_New(n);
+    for (Py_ssize_t i = 0; notes != NULL && i < n; i++) {
+        PyObject *const *p = print_at(args, prints, i);
+        PyObject *note = PyTuple_Pack(6, p[3] == Py_None ? recv_ns : p[3], p[0], p[1], p[2], bid, ask);
+        if (note == NULL)
+            Py_CLEAR(notes);
+        else
+            PyList_SET_ITEM(notes, i, note);
+    }
+    Py_XDECREF(levels);
+    Py_XDECREF(bid);
+    Py_XDECREF(ask);
+    return notes;
 }
 
 /* 1 when the call was folded, 0 when it is the fallback's, -1 on an error (memory only). */
@@ -1292,7 +1333,7 @@ static int fold_prints(TradeFold *self, PyObject *const *args, Py_ssize_t nargs,
         if ((s[i] = SLOT(state, self->state_slot[i])) == NULL)
             return 0;
     PyObject *builder = s[S_BUILDER];
-    if (s[S_RECENT] != Py_None || !Py_IS_TYPE(builder, self->builder_cls) ||
+    if (!Py_IS_TYPE(builder, self->builder_cls) ||
         !PyLong_CheckExact(s[S_TRADES]) || !is_amount(s[S_VOLUME]))
         return 0;
     for (int i = 0; i < WINDOW_SLOTS; i++)
@@ -1329,6 +1370,11 @@ static int fold_prints(TradeFold *self, PyObject *const *args, Py_ssize_t nargs,
         }
     }
     /* every print folds: the new values first, so a failure leaves everything as it was */
+    PyObject *notes = NULL;
+    if (s[S_RECENT] != Py_None && (notes = trade_notes(args, prints, n, recv_ns, s[S_BOOK])) == NULL) {
+        PyErr_Clear(); /* the book misbehaved: the pure handler meets the same error */
+        return 0;
+    }
     PyObject *high = w[W_HIGH], *low = w[W_LOW], *close = NULL;
     double top = ticks > 0 ? PyFloat_AS_DOUBLE(high) : 0;
     double bottom = ticks > 0 ? PyFloat_AS_DOUBLE(low) : 0;
@@ -1363,6 +1409,7 @@ static int fold_prints(TradeFold *self, PyObject *const *args, Py_ssize_t nargs,
         Py_XDECREF(new_ticks);
         Py_XDECREF(new_trades);
         Py_XDECREF(state_trades);
+        Py_XDECREF(notes);
         return -1;
     }
     Py_SETREF(SLOT(builder, self->window_slot[W_HIGH]), Py_NewRef(high));
@@ -1375,7 +1422,16 @@ static int fold_prints(TradeFold *self, PyObject *const *args, Py_ssize_t nargs,
     Py_SETREF(SLOT(state, self->state_slot[S_VOLUME]), volume);
     Py_SETREF(SLOT(state, self->state_slot[S_LAST_PRICE]), Py_NewRef(close));
     Py_SETREF(SLOT(state, self->state_slot[S_LAST_NS]), Py_NewRef(recv_ns));
-    return 1;
+    if (notes == NULL)
+        return 1;
+    int failed = 0;
+    for (Py_ssize_t i = 0; i < n && !failed; i++) {
+        PyObject *done = PyObject_CallMethodOneArg(s[S_RECENT], STR_APPEND, PyList_GET_ITEM(notes, i));
+        failed = done == NULL;
+        Py_XDECREF(done);
+    }
+    Py_DECREF(notes);
+    return failed ? -1 : 1;
 }
 
 static PyObject *trade_fold_call(PyObject *callable, PyObject *const *args, size_t nargsf,
@@ -1480,6 +1536,183 @@ static PyTypeObject TradeFoldType = {
     .tp_call = PyVectorcall_Call,
 };
 
+/* --- order-book levels -------------------------------------------------------------------- */
+
+/* apply_levels(bids, asks, bid_ns, ask_ns, bid_prices, ask_prices, levels, ns, changed, sides):
+ * OrderBook.apply_levels over the book's own dicts and sorted price lists, level by level with
+ * the same Python operations in the same order (so any object behaves as it does there: a
+ * TypeError refuses the level, any other error propagates), with the plain float and int
+ * cases decided in C. */
+
+static PyObject *STR_SIDE, *STR_TYPE, *STR_PRICE, *STR_VOLUME, *STR_BID, *STR_ASK, *FLOAT_INF,
+    *FLOAT_NEG_INF, *INT_ZERO;
+
+/* a < b as Python decides it (1, 0, or -1 with an exception) */
+static inline int less(PyObject *a, PyObject *b) {
+    if (PyFloat_CheckExact(a) && PyFloat_CheckExact(b))
+        return PyFloat_AS_DOUBLE(a) < PyFloat_AS_DOUBLE(b);
+    return PyObject_RichCompareBool(a, b, Py_LT);
+}
+
+/* bisect.bisect_right (right) or bisect_left over a list, the comparisons bisect makes */
+static Py_ssize_t bisect_list(PyObject *list, PyObject *x, int right) {
+    Py_ssize_t lo = 0, hi = PyList_GET_SIZE(list);
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        PyObject *item = PyList_GET_ITEM(list, mid);
+        Py_INCREF(item); /* a comparison may run Python code that changes the list */
+        int below = right ? less(x, item) : less(item, x);
+        Py_DECREF(item);
+        if (below < 0)
+            return -1;
+        if (right ? below : !below)
+            hi = mid;
+        else
+            lo = mid + 1;
+        if (hi > PyList_GET_SIZE(list))
+            hi = PyList_GET_SIZE(list);
+    }
+    return lo;
+}
+
+/* 0 < size < inf: 1, 0, or -1 with an exception */
+static int positive_finite(PyObject *size) {
+    if (PyFloat_CheckExact(size)) {
+        double d = PyFloat_AS_DOUBLE(size);
+        return d > 0 && d < Py_HUGE_VAL;
+    }
+    int above = PyObject_RichCompareBool(INT_ZERO, size, Py_LT);
+    return above <= 0 ? above : PyObject_RichCompareBool(size, FLOAT_INF, Py_LT);
+}
+
+/* -inf < price < inf: 1, 0, or -1 with an exception */
+static int finite_price(PyObject *price) {
+    if (PyFloat_CheckExact(price)) {
+        double d = PyFloat_AS_DOUBLE(price);
+        return d > -Py_HUGE_VAL && d < Py_HUGE_VAL;
+    }
+    int above = PyObject_RichCompareBool(FLOAT_NEG_INF, price, Py_LT);
+    return above <= 0 ? above : PyObject_RichCompareBool(price, FLOAT_INF, Py_LT);
+}
+
+/* One level into one side: 1 applied, 0 refused, -1 error (a TypeError also means refused). */
+static int apply_level(PyObject *book, PyObject *prices, PyObject *stamps, PyObject *price,
+                       PyObject *size, PyObject *ns) {
+    int nonzero = PyFloat_CheckExact(size) ? PyFloat_AS_DOUBLE(size) != 0 : PyObject_IsTrue(size);
+    if (nonzero < 0)
+        return -1;
+    int present = PyDict_Contains(book, price);
+    if (present < 0)
+        return -1;
+    if (nonzero) {
+        if (!present) {
+            int ok = positive_finite(size);
+            if (ok > 0)
+                ok = finite_price(price);
+            if (ok <= 0)
+                return ok;
+            Py_ssize_t at = bisect_list(prices, price, 1);
+            if (at < 0 || PyList_Insert(prices, at, price) < 0)
+                return -1;
+        } else {
+            int ok = positive_finite(size);
+            if (ok <= 0)
+                return ok;
+        }
+        if (PyDict_SetItem(book, price, size) < 0 || PyDict_SetItem(stamps, price, ns) < 0)
+            return -1;
+    } else if (present) {
+        if (PyDict_DelItem(book, price) < 0 || PyDict_DelItem(stamps, price) < 0)
+            return -1;
+        Py_ssize_t at = bisect_list(prices, price, 0);
+        if (at < 0)
+            return -1;
+        if (at >= PyList_GET_SIZE(prices)) {
+            PyErr_SetString(PyExc_IndexError, "list assignment index out of range");
+            return -1;
+        }
+        if (PyList_SetSlice(prices, at, at + 1, NULL) < 0)
+            return -1;
+    }
+    return 1;
+}
+
+static PyObject *apply_levels(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 10 || !PyDict_CheckExact(args[0]) || !PyDict_CheckExact(args[1]) ||
+        !PyDict_CheckExact(args[2]) || !PyDict_CheckExact(args[3]) ||
+        !PyList_CheckExact(args[4]) || !PyList_CheckExact(args[5]) ||
+        (args[9] != Py_None && !PyDict_CheckExact(args[9]))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "apply_levels(bids: dict, asks: dict, bid_ns: dict, ask_ns: dict, "
+                        "bid_prices: list, ask_prices: list, levels, ns, changed, sides: dict | "
+                        "None)");
+        return NULL;
+    }
+    PyObject *ns = args[7], *changed = args[8], *sides = args[9];
+    PyObject *iterator = PyObject_GetIter(args[6]);
+    if (iterator == NULL)
+        return NULL;
+    Py_ssize_t rejected = 0;
+    PyObject *level;
+    while ((level = PyIter_Next(iterator)) != NULL) {
+        PyObject *side, *price = NULL, *size = NULL;
+        if (sides == Py_None) {
+            side = PyObject_GetAttr(level, STR_SIDE);
+        } else {
+            PyObject *type = PyObject_GetAttr(level, STR_TYPE);
+            side = type == NULL ? NULL : PyDict_GetItemWithError(sides, type);
+            side = side != NULL ? Py_NewRef(side) : PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+            Py_XDECREF(type);
+        }
+        int is_bid = side == NULL ? -1 : PyObject_RichCompareBool(side, STR_BID, Py_EQ);
+        int is_ask = is_bid != 0 ? 0 : PyObject_RichCompareBool(side, STR_ASK, Py_EQ);
+        int outcome = 1; /* 1 applied, 0 refused, 2 skipped, -1 error */
+        if (is_bid < 0 || is_ask < 0) {
+            outcome = -1;
+        } else if (!is_bid && !is_ask) {
+            outcome = 2;
+        } else if ((price = PyObject_GetAttr(level, STR_PRICE)) == NULL ||
+                   (size = PyObject_GetAttr(level, STR_VOLUME)) == NULL) {
+            outcome = -1;
+        } else {
+            outcome = apply_level(is_bid ? args[0] : args[1], is_bid ? args[4] : args[5],
+                                  is_bid ? args[2] : args[3], price, size, ns);
+            if (outcome < 0 && PyErr_ExceptionMatches(PyExc_TypeError)) {
+                PyErr_Clear(); /* a price or size that is not a number */
+                outcome = 0;
+            }
+        }
+        if (outcome == 0)
+            rejected++;
+        if (outcome == 1 && changed != Py_None) {
+            PyObject *item = PyTuple_Pack(3, side, price, size);
+            if (item == NULL) {
+                outcome = -1;
+            } else {
+                PyObject *done = PyList_CheckExact(changed)
+                                     ? (PyList_Append(changed, item) < 0 ? NULL : Py_NewRef(Py_None))
+                                     : PyObject_CallMethodOneArg(changed, STR_APPEND, item);
+                outcome = done == NULL ? -1 : 1;
+                Py_XDECREF(done);
+                Py_DECREF(item);
+            }
+        }
+        Py_XDECREF(side);
+        Py_XDECREF(price);
+        Py_XDECREF(size);
+        Py_DECREF(level);
+        if (outcome < 0) {
+            Py_DECREF(iterator);
+            return NULL;
+        }
+    }
+    Py_DECREF(iterator);
+    if (PyErr_Occurred())
+        return NULL;
+    return PyLong_FromSsize_t(rejected);
+}
+
 static PyMethodDef methods[] = {
     {"projectx_trades", (PyCFunction)(void (*)(void))projectx_trades, METH_FASTCALL,
      "projectx_trades(payload: bytes, symbols: dict) -> (symbol, [(price, volume, side, "
@@ -1509,6 +1742,12 @@ static PyMethodDef methods[] = {
      "strings give (int32 indices, (validity, nulls), distinct values in order of first "
      "appearance). validity is None when no row is null. None when a value is not of the kind "
      "it builds (the caller then uses pyarrow on Python lists)."},
+    {"apply_levels", (PyCFunction)(void (*)(void))apply_levels, METH_FASTCALL,
+     "apply_levels(bids, asks, bid_ns, ask_ns, bid_prices, ask_prices, levels, ns, changed, "
+     "sides) -> int\n\nOrderBook.apply_levels on the book's dicts and sorted price lists: "
+     "each level's side (or sides[level.type] when sides is a dict) picks the side, the level "
+     "is set, removed or refused, and (side, price, size) appended to changed unless it is "
+     "None. Returns how many levels were refused."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1529,6 +1768,25 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     STR_QUOTE = PyUnicode_InternFromString("quote");
     STR_DEPTH = PyUnicode_InternFromString("depth");
     SIDE_OTHER = PyUnicode_InternFromString("other");
+    STR_BOOK = PyUnicode_InternFromString("book");
+    STR_BEST_BID = PyUnicode_InternFromString("best_bid");
+    STR_BEST_ASK = PyUnicode_InternFromString("best_ask");
+    STR_APPEND = PyUnicode_InternFromString("append");
+    if (STR_BOOK == NULL || STR_BEST_BID == NULL || STR_BEST_ASK == NULL || STR_APPEND == NULL)
+        return NULL;
+    STR_SIDE = PyUnicode_InternFromString("side");
+    STR_TYPE = PyUnicode_InternFromString("type");
+    STR_PRICE = PyUnicode_InternFromString("price");
+    STR_VOLUME = PyUnicode_InternFromString("volume");
+    STR_BID = PyUnicode_InternFromString("bid");
+    STR_ASK = PyUnicode_InternFromString("ask");
+    FLOAT_INF = PyFloat_FromDouble(Py_HUGE_VAL);
+    FLOAT_NEG_INF = PyFloat_FromDouble(-Py_HUGE_VAL);
+    INT_ZERO = PyLong_FromLong(0);
+    if (STR_SIDE == NULL || STR_TYPE == NULL || STR_PRICE == NULL || STR_VOLUME == NULL ||
+        STR_BID == NULL || STR_ASK == NULL || FLOAT_INF == NULL || FLOAT_NEG_INF == NULL ||
+        INT_ZERO == NULL)
+        return NULL;
     if (SIDE_BUY == NULL || SIDE_SELL == NULL || STR_PAYLOAD == NULL || STR_RECV_NS == NULL ||
         STR_SEQ == NULL || STR_TRADE == NULL || STR_TRADES == NULL || STR_QUOTE == NULL ||
         STR_DEPTH == NULL || SIDE_OTHER == NULL)

@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from rtcap.accel import speedups
 from rtcap.models import DepthLevel, DepthUpdate
 
 Level = tuple[float, float]  # (price, size)
@@ -46,6 +47,8 @@ _DOM_SIDE = {
     DOM_BEST_BID: "bid",
     DOM_NEW_BEST_BID: "bid",
 }
+# The compiled per-level loop (None: OrderBook.apply_levels runs its own, the reference)
+apply_levels_compiled = speedups.apply_levels if speedups is not None else None
 
 
 class OrderBook:
@@ -68,18 +71,28 @@ class OrderBook:
         return not self.apply_levels((DepthLevel(price, size, side),), ns)
 
     def apply_levels(
-        self, levels: Iterable[DepthLevel], ns: int, changed: list | None = None
+        self,
+        levels: Iterable[DepthLevel],
+        ns: int,
+        changed: list | None = None,
+        sides: dict[Any, str] | None = None,
     ) -> int:
         """:meth:`set_level` for each ``bid``/``ask`` level (others are skipped), appending
         ``(side, price, size)`` to ``changed`` when given; returns how many levels were refused
-        (negative or non-finite size, non-finite or non-numeric price). One loop with the
-        lookups hoisted: this is the per-level hot path of every depth message."""
-        rejected = 0
+        (negative or non-finite size, non-finite or non-numeric price). With ``sides``, a
+        level's side is ``sides.get(level.type)`` instead of ``level.side``. One loop with the
+        lookups hoisted: this is the per-level hot path of every depth message (compiled in
+        ``rtcap._speedups.apply_levels``, which makes the same Python operations)."""
         bids, asks, bid_ns, ask_ns = self.bids, self.asks, self.bid_ns, self.ask_ns
         bid_prices, ask_prices = self._bid_prices, self._ask_prices
+        if apply_levels_compiled is not None:
+            return apply_levels_compiled(
+                bids, asks, bid_ns, ask_ns, bid_prices, ask_prices, levels, ns, changed, sides
+            )
+        rejected = 0
         insort, locate = bisect.insort, bisect.bisect_left
         for level in levels:
-            side = level.side
+            side = level.side if sides is None else sides.get(level.type)
             if side == "bid":
                 book, prices, stamps = bids, bid_prices, bid_ns
             elif side == "ask":
@@ -264,23 +277,24 @@ class ProjectXBook:
         change = BookChange(True, True, None, changed)
         if not self.levels:
             return [change]
-        ns, book = update.event_ns, self.book
-        sided: list[DepthLevel] = []  # runs of book levels between Resets, applied together
-        for level in update.levels:
+        ns, book, levels = update.event_ns, self.book, update.levels
+        start = 0  # the run of levels since the last Reset, applied together (its book levels)
+        for index, level in enumerate(levels):
             kind = level.type
-            side = _DOM_SIDE.get(kind)
-            if side is not None:
-                sided.append(DepthLevel(level.price, level.volume, side))
-            elif kind == DOM_RESET:
-                change.rejected += book.apply_levels(sided, ns, changed)
-                sided = []
+            if kind in _DOM_SIDE:
+                continue
+            if kind == DOM_RESET:
+                change.rejected += book.apply_levels(levels[start:index], ns, changed, _DOM_SIDE)
+                start = index + 1
                 book.clear()
                 if track:
                     changed.append(("reset", level.price, 0.0))
             elif kind != DOM_TRADE and kind not in DOM_IGNORED:
                 self.unknown_types += 1
                 change.rejected += 1
-        change.rejected += book.apply_levels(sided, ns, changed)
+        change.rejected += book.apply_levels(
+            levels[start:] if start else levels, ns, changed, _DOM_SIDE
+        )
         return [change]
 
 

@@ -68,7 +68,7 @@ def kernel_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     with ``RTCAP_REQUIRE_SPEEDUPS=1`` (CI) test_speedups fails instead."""
     from rtcap.storage import schema
 
-    from rtcap import accel, pipeline
+    from rtcap import accel, book, pipeline
     from rtcap.codecs import projectx
 
     if request.param == "compiled":
@@ -77,5 +77,6 @@ def kernel_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     else:
         monkeypatch.setattr(projectx, "decode_trades", None)
         monkeypatch.setattr(pipeline, "trade_fold", None)
+        monkeypatch.setattr(book, "apply_levels_compiled", None)
         monkeypatch.setattr(schema, "speedups", None)
     return request.param

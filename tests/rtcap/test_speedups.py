@@ -25,11 +25,12 @@ from rtcap.storage import schema
 from rtcap.storage.journal import encode_block
 
 from rtcap import accel
+from rtcap import book as book_module
 from rtcap.bars import BarBuilder
 from rtcap.codecs import projectx
 from rtcap.codecs.projectx import ProjectXCodec
 from rtcap.events import EventType
-from rtcap.models import Frame
+from rtcap.models import DepthLevel, DepthUpdate, Frame
 from rtcap.pipeline import InstrumentState, Pipeline
 from rtcap.simulator import MarketSimulator
 from rtcap.timeutil import format_iso_ns, parse_iso_ns
@@ -737,15 +738,16 @@ _fold_volume = st.one_of(st.integers(1, 9), st.sampled_from([0.5, 2.0, True, 10*
 
 @st.composite
 def _fold_calls(draw) -> list[tuple]:
-    """Trade-handler calls of a few instruments, times moving forward over a few minutes, with
-    exchange times that are sometimes missing and sometimes out of order."""
+    """Trade-handler calls of a few instruments (and depth between them), times moving forward
+    over a few minutes, with exchange times that are sometimes missing and sometimes out of
+    order."""
     calls, now = [], T0
     for _ in range(draw(st.integers(1, 60))):
         now += draw(st.sampled_from([0, 1, SECOND, 20 * SECOND, 61 * SECOND]))
         symbol = draw(st.sampled_from(["MNQ", "ES", "NEWSYM"]))
 
         exch = partial(draw, st.one_of(st.none(), st.integers(now - 90 * SECOND, now + SECOND)))
-        kind = draw(st.sampled_from(["trade", "trade", "trades", "advance", "odd"]))
+        kind = draw(st.sampled_from(["trade", "trade", "trades", "depth", "advance", "odd"]))
         if kind == "trade":
             trade_id = draw(st.one_of(st.none(), st.integers(1, 5)))
             args = (symbol, draw(_fold_price), draw(_fold_volume), "buy", exch(), now, 1)
@@ -756,6 +758,12 @@ def _fold_calls(draw) -> list[tuple]:
                 for _ in range(draw(st.integers(1, 4)))
             ]
             calls.append(("trades", (symbol, prints, now, 2)))
+        elif kind == "depth":  # ProjectX levels: the touch that later prints are noted with
+            levels = [
+                DepthLevel(draw(_fold_price), draw(st.integers(0, 3)), "other", dom)
+                for dom in draw(st.lists(st.sampled_from([1, 2, 6]), min_size=1, max_size=4))
+            ]
+            calls.append(("depth", (DepthUpdate(symbol, levels, exch(), now, 5),)))
         elif kind == "advance":
             calls.append(("advance", (now,)))
         else:  # shapes only the pure handlers take (or refuse)
@@ -796,6 +804,7 @@ def _instrument_states(pipeline) -> list:
             symbol,
             repr((state.trades, state.volume, state.last_trade_price, state.last_event_ns)),
             {label: repr(state.builder.bars(label)) for label in state.builder.series},
+            repr(state.recent_trades),
         )
         for symbol, state in sorted(pipeline.instruments.items())
     ]
@@ -875,3 +884,77 @@ def test_the_trade_fold_folds_in_window_prints_and_hands_the_rest_back():
     assert [event.type for event in out[2:]] == [EventType.TRADE_TICK]
     with pytest.raises(TypeError, match="no writable __slots__ field builder"):
         fold(single, many=False, state_cls=Frame)
+
+
+# --- order-book levels ----------------------------------------------------------------------
+
+_book_price = st.one_of(
+    st.sampled_from([99.5, 100.0, 100.25, 100.5, 101.0, 101.25]),
+    st.sampled_from([100, float("nan"), float("inf"), -0.0, "100.0", None]),
+)
+_book_size = st.one_of(
+    st.sampled_from([0.0, 0, 1.5, 2, 3.0]),
+    st.sampled_from([-1.0, float("nan"), float("inf"), True, "2", None]),
+)
+_book_level = st.builds(
+    DepthLevel,
+    _book_price,
+    _book_size,
+    st.sampled_from(["bid", "ask", "bid", "ask", "trade", "reset", "other"]),
+    st.sampled_from([1, 2, 3, 4, 5, 6, 9, 10, 7, None]),
+)
+
+
+def _apply_all(updates, sides, track) -> list:
+    """What each update did to a fresh book: refused count or error, then the book itself."""
+    book, results = book_module.OrderBook(), []
+    for ns, levels in enumerate(updates):
+        changed = [] if track else None
+        try:
+            results.append((book.apply_levels(levels, ns, changed, sides), repr(changed)))
+        except Exception as error:  # the error itself is what is compared
+            results.append(f"{type(error).__name__}: {error}")
+    results.append(
+        repr((book.bids, book.asks, book.bid_ns, book.ask_ns, book._bid_prices, book._ask_prices))
+    )
+    return results
+
+
+@needs_speedups
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(
+    st.lists(st.lists(_book_level, max_size=8), min_size=1, max_size=8),
+    st.sampled_from([None, book_module._DOM_SIDE]),
+    st.booleans(),
+)
+def test_compiled_book_levels_leave_the_book_the_pure_loop_leaves(updates, sides, track):
+    compiled = _apply_all(updates, sides, track)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(book_module, "apply_levels_compiled", None)
+        pure = _apply_all(updates, sides, track)
+    assert compiled == pure
+
+
+@needs_speedups
+def test_compiled_book_levels_set_remove_and_refuse_levels():
+    book, changed = book_module.OrderBook(), []
+    levels = [
+        DepthLevel(100.0, 2.0, "bid"),
+        DepthLevel(99.5, 1, "bid"),
+        DepthLevel(100.5, 3.0, "ask"),
+        DepthLevel(101.0, float("nan"), "ask"),  # refused
+        DepthLevel("x", 1.0, "ask"),  # refused: not a number
+        DepthLevel(100.0, 0.0, "bid"),  # removed
+        DepthLevel(100.25, 1.0, "trade"),  # not a book level
+    ]
+    assert book.apply_levels(levels, 7, changed) == 2
+    assert book.bids == {99.5: 1} and book.asks == {100.5: 3.0}
+    assert (book._bid_prices, book._ask_prices, book.bid_ns) == ([99.5], [100.5], {99.5: 7})
+    assert changed == [
+        ("bid", 100.0, 2.0),
+        ("bid", 99.5, 1),
+        ("ask", 100.5, 3.0),
+        ("bid", 100.0, 0.0),
+    ]
+    assert book.apply_levels([DepthLevel(100.75, 4.0, "other", 1)], 8, None, {1: "ask"}) == 0
+    assert book.best_ask() == (100.5, 3.0) and book._ask_prices == [100.5, 100.75]
