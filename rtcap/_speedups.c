@@ -1302,39 +1302,19 @@ static PyObject *trade_notes(PyObject *const *args, PyObject *prints, Py_ssize_t
     return notes;
 }
 
-/* 1 when the call was folded, 0 when it is the fallback's, -1 on an error (memory only). */
-static int fold_prints(TradeFold *self, PyObject *const *args, Py_ssize_t nargs,
-                       PyObject *kwnames) {
-    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0)
-        return 0;
-    PyObject *prints = NULL, *recv_ns;
-    Py_ssize_t n = 1;
-    if (self->many) { /* symbol, prints, recv_ns, seq */
-        if (nargs != 4 || !PyList_CheckExact(args[1]) || PyList_GET_SIZE(args[1]) == 0)
-            return 0;
-        prints = args[1];
-        n = PyList_GET_SIZE(prints);
-        recv_ns = args[2];
-    } else { /* symbol, price, volume, side, exch_ns, recv_ns, seq[, trade_id[, aggregated]] */
-        if (nargs < 7 || nargs > 9 || (nargs > 7 && args[7] != Py_None))
-            return 0;
-        recv_ns = args[5];
-    }
-    long long recv, lo, hi, t;
-    if (!PyUnicode_CheckExact(args[0]) || !exact_int(recv_ns, &recv))
-        return 0;
-    PyObject *state = PyDict_GetItemWithError(self->instruments, args[0]);
-    if (state == NULL || !Py_IS_TYPE(state, self->state_cls)) {
-        PyErr_Clear();
-        return 0;
-    }
+/* The part of fold_prints that runs no Python code, entered once everything that may (wanted's
+ * membership test, the book's touch) is behind it: checks the instrument's fields and the
+ * prints' times against its window, then writes the folded values. */
+static int fold_into(TradeFold *self, PyObject *state, PyObject *const *args, PyObject *prints,
+                     Py_ssize_t n, PyObject *recv_ns, long long recv) {
+    long long lo, hi, t;
     PyObject *s[STATE_SLOTS], *w[WINDOW_SLOTS];
     for (int i = 0; i < STATE_SLOTS; i++)
         if ((s[i] = SLOT(state, self->state_slot[i])) == NULL)
             return 0;
     PyObject *builder = s[S_BUILDER];
-    if (!Py_IS_TYPE(builder, self->builder_cls) ||
-        !PyLong_CheckExact(s[S_TRADES]) || !is_amount(s[S_VOLUME]))
+    if (!Py_IS_TYPE(builder, self->builder_cls) || !PyLong_CheckExact(s[S_TRADES]) ||
+        !is_amount(s[S_VOLUME]))
         return 0;
     for (int i = 0; i < WINDOW_SLOTS; i++)
         if ((w[i] = SLOT(builder, self->window_slot[i])) == NULL)
@@ -1347,14 +1327,7 @@ static int fold_prints(TradeFold *self, PyObject *const *args, Py_ssize_t nargs,
         return 0;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (prints != NULL) {
-            PyObject *item = PyList_GET_ITEM(prints, i);
-            if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 4)
-                return 0;
-        }
         PyObject *const *p = print_at(args, prints, i);
-        if (!PyFloat_CheckExact(p[0]) || !is_amount(p[1]))
-            return 0;
         if (p[3] == Py_None)
             t = recv;
         else if (!exact_int(p[3], &t))
@@ -1362,19 +1335,7 @@ static int fold_prints(TradeFold *self, PyObject *const *args, Py_ssize_t nargs,
         if (t < lo || t >= hi)
             return 0;
     }
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(self->refused); i++) {
-        int wanted = PySequence_Contains(self->wanted, PyTuple_GET_ITEM(self->refused, i));
-        if (wanted != 0) {
-            PyErr_Clear();
-            return 0;
-        }
-    }
     /* every print folds: the new values first, so a failure leaves everything as it was */
-    PyObject *notes = NULL;
-    if (s[S_RECENT] != Py_None && (notes = trade_notes(args, prints, n, recv_ns, s[S_BOOK])) == NULL) {
-        PyErr_Clear(); /* the book misbehaved: the pure handler meets the same error */
-        return 0;
-    }
     PyObject *high = w[W_HIGH], *low = w[W_LOW], *close = NULL;
     double top = ticks > 0 ? PyFloat_AS_DOUBLE(high) : 0;
     double bottom = ticks > 0 ? PyFloat_AS_DOUBLE(low) : 0;
@@ -1409,29 +1370,88 @@ static int fold_prints(TradeFold *self, PyObject *const *args, Py_ssize_t nargs,
         Py_XDECREF(new_ticks);
         Py_XDECREF(new_trades);
         Py_XDECREF(state_trades);
-        Py_XDECREF(notes);
         return -1;
     }
+    /* the replaced values are ints, floats and the caller's prices: freeing them runs no code */
+    Py_INCREF(builder);
     Py_SETREF(SLOT(builder, self->window_slot[W_HIGH]), Py_NewRef(high));
     Py_SETREF(SLOT(builder, self->window_slot[W_LOW]), Py_NewRef(low));
     Py_SETREF(SLOT(builder, self->window_slot[W_CLOSE]), Py_NewRef(close));
     Py_SETREF(SLOT(builder, self->window_slot[W_TICKS]), new_ticks);
     Py_SETREF(SLOT(builder, self->window_slot[W_VOLUME]), traded);
     Py_SETREF(SLOT(builder, self->window_slot[W_TRADES]), new_trades);
+    Py_DECREF(builder);
     Py_SETREF(SLOT(state, self->state_slot[S_TRADES]), state_trades);
     Py_SETREF(SLOT(state, self->state_slot[S_VOLUME]), volume);
     Py_SETREF(SLOT(state, self->state_slot[S_LAST_PRICE]), Py_NewRef(close));
     Py_SETREF(SLOT(state, self->state_slot[S_LAST_NS]), Py_NewRef(recv_ns));
-    if (notes == NULL)
-        return 1;
-    int failed = 0;
-    for (Py_ssize_t i = 0; i < n && !failed; i++) {
-        PyObject *done = PyObject_CallMethodOneArg(s[S_RECENT], STR_APPEND, PyList_GET_ITEM(notes, i));
-        failed = done == NULL;
+    return 1;
+}
+
+/* 1 when the call was folded, 0 when it is the fallback's, -1 on an error (memory only). */
+static int fold_prints(TradeFold *self, PyObject *const *args, Py_ssize_t nargs,
+                       PyObject *kwnames) {
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0)
+        return 0;
+    PyObject *prints = NULL, *recv_ns;
+    Py_ssize_t n = 1;
+    if (self->many) { /* symbol, prints, recv_ns, seq */
+        if (nargs != 4 || !PyList_CheckExact(args[1]) || PyList_GET_SIZE(args[1]) == 0)
+            return 0;
+        prints = args[1];
+        n = PyList_GET_SIZE(prints);
+        recv_ns = args[2];
+    } else { /* symbol, price, volume, side, exch_ns, recv_ns, seq[, trade_id[, aggregated]] */
+        if (nargs < 7 || nargs > 9 || (nargs > 7 && args[7] != Py_None))
+            return 0;
+        recv_ns = args[5];
+    }
+    long long recv;
+    if (!PyUnicode_CheckExact(args[0]) || !exact_int(recv_ns, &recv))
+        return 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (prints != NULL) {
+            PyObject *item = PyList_GET_ITEM(prints, i);
+            if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 4)
+                return 0;
+        }
+        PyObject *const *p = print_at(args, prints, i);
+        if (!PyFloat_CheckExact(p[0]) || !is_amount(p[1]))
+            return 0;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(self->refused); i++) {
+        int wanted = PySequence_Contains(self->wanted, PyTuple_GET_ITEM(self->refused, i));
+        if (wanted != 0) {
+            PyErr_Clear();
+            return 0;
+        }
+    }
+    PyObject *state = PyDict_GetItemWithError(self->instruments, args[0]);
+    if (state == NULL || !Py_IS_TYPE(state, self->state_cls)) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *recent = SLOT(state, self->state_slot[S_RECENT]);
+    PyObject *book = SLOT(state, self->state_slot[S_BOOK]);
+    if (recent == NULL || book == NULL)
+        return 0;
+    Py_INCREF(state);
+    Py_INCREF(recent);
+    PyObject *notes = NULL; /* with a book that keeps levels, made before anything changes */
+    if (recent != Py_None && (notes = trade_notes(args, prints, n, recv_ns, book)) == NULL)
+        PyErr_Clear(); /* the book misbehaved: the pure handler meets the same error */
+    int folded = recent != Py_None && notes == NULL ? 0
+                                                    : fold_into(self, state, args, prints, n,
+                                                                recv_ns, recv);
+    for (Py_ssize_t i = 0; folded > 0 && notes != NULL && i < n; i++) {
+        PyObject *done = PyObject_CallMethodOneArg(recent, STR_APPEND, PyList_GET_ITEM(notes, i));
+        folded = done == NULL ? -1 : 1;
         Py_XDECREF(done);
     }
-    Py_DECREF(notes);
-    return failed ? -1 : 1;
+    Py_XDECREF(notes);
+    Py_DECREF(recent);
+    Py_DECREF(state);
+    return folded;
 }
 
 static PyObject *trade_fold_call(PyObject *callable, PyObject *const *args, size_t nargsf,
