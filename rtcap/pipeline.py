@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -195,21 +196,16 @@ class Pipeline:
         if trade_fold is not None and self._auto_time:
             # Prints inside every forming bar (most of them) fold in C; whatever could cause
             # an event, or is not of the plain types, reaches the handlers above unchanged.
-            refused = (EV_TRADE_TICK, EV_DATA_UPDATE)
-            for name, handler, many in (
-                ("trade", self._on_trade, False),
-                ("trades", self._on_trades, True),
-            ):
-                fold = trade_fold(
-                    handler,
-                    many,
-                    self.instruments,
-                    self.wanted,
-                    refused,
-                    InstrumentState,
-                    BarBuilder,
-                )
-                setattr(self._sink, name, fold)
+            fold = partial(
+                trade_fold,
+                instruments=self.instruments,
+                wanted=self.wanted,
+                refused=(EV_TRADE_TICK, EV_DATA_UPDATE),
+                state_cls=InstrumentState,
+                builder_cls=BarBuilder,
+            )
+            self._sink.trade = fold(self._on_trade, many=False)
+            self._sink.trades = fold(self._on_trades, many=True)
         self._sink.quote = self._on_quote
         self._sink.depth = self._on_depth
         self._sink.error = self._on_error
