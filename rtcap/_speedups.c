@@ -895,6 +895,18 @@ bounds:
     return NULL;
 }
 
+/* The object field at a byte offset of an object (a __slots__ member, found once). */
+#define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
+
+/* A Python int as a long long, 0 when it is not an exact int that fits. */
+static inline int exact_int(PyObject *v, long long *out) {
+    if (!PyLong_CheckExact(v))
+        return 0;
+    int overflow;
+    *out = PyLong_AsLongLongAndOverflow(v, &overflow);
+    return !overflow;
+}
+
 /* The offset at which instances of cls keep the slot `name` (a writable object slot inside
  * the instance), or -1 (perhaps with an exception set, which the caller clears). */
 static Py_ssize_t slot_offset(PyTypeObject *cls, PyObject *name) {
@@ -970,7 +982,7 @@ static PyObject *frames_from_arrays(PyObject *module, PyObject *args) {
                 Py_CLEAR(result);
                 goto fallback;
             }
-            *(PyObject **)((char *)frame + columns[c].slot) = value;
+            SLOT(frame, columns[c].slot) = value;
         }
     }
     goto done;
@@ -990,8 +1002,6 @@ done:
  * binary column (int32 offsets), or of a dictionary-encoded string column (int32 indices into
  * its distinct values in order of first appearance, as pyarrow's dictionary_encode gives). */
 enum { OUT_INT64 = 0, OUT_INT32 = 1, OUT_BINARY = 2, OUT_WORDS = 3 };
-
-#define FRAME_SLOT(frame, slot) (*(PyObject **)((char *)(frame) + (slot)))
 
 /* A validity bitmap for n rows, all clear (NULL with an exception set on failure). */
 static PyObject *new_bitmap(Py_ssize_t n) {
@@ -1028,14 +1038,12 @@ static PyObject *int_column(PyObject **rows, Py_ssize_t n, Py_ssize_t slot, int 
     char *out = PyBytes_AS_STRING(values);
     Py_ssize_t nulls = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *value = FRAME_SLOT(rows[i], slot);
+        PyObject *value = SLOT(rows[i], slot);
         long long number = 0;
         if (value == Py_None && nullable) {
             nulls++;
-        } else if (value != NULL && PyLong_CheckExact(value)) {
-            int overflow = 0;
-            number = PyLong_AsLongLongAndOverflow(value, &overflow);
-            if (overflow || (!wide && (number < INT32_MIN || number > INT32_MAX)))
+        } else if (value != NULL && exact_int(value, &number)) {
+            if (!wide && (number < INT32_MIN || number > INT32_MAX))
                 goto other;
             if (bits != NULL)
                 mark_valid(bits, i);
@@ -1068,7 +1076,7 @@ fail:
 static PyObject *binary_column(PyObject **rows, Py_ssize_t n, Py_ssize_t slot) {
     Py_ssize_t total = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *value = FRAME_SLOT(rows[i], slot);
+        PyObject *value = SLOT(rows[i], slot);
         if (value == NULL || !PyBytes_CheckExact(value))
             Py_RETURN_NONE;
         total += PyBytes_GET_SIZE(value);
@@ -1086,7 +1094,7 @@ static PyObject *binary_column(PyObject **rows, Py_ssize_t n, Py_ssize_t slot) {
     int32_t end = 0;
     memcpy(at, &end, 4);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *value = FRAME_SLOT(rows[i], slot);
+        PyObject *value = SLOT(rows[i], slot);
         Py_ssize_t size = PyBytes_GET_SIZE(value);
         memcpy(bytes + end, PyBytes_AS_STRING(value), size);
         end += (int32_t)size;
@@ -1108,7 +1116,7 @@ static PyObject *word_column(PyObject **rows, Py_ssize_t n, Py_ssize_t slot, int
     PyObject *last = NULL; /* most rows repeat the previous row's word: skip the lookup */
     int32_t last_index = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *value = FRAME_SLOT(rows[i], slot);
+        PyObject *value = SLOT(rows[i], slot);
         int32_t index = 0;
         if (value == Py_None && nullable) {
             nulls++;
@@ -1246,18 +1254,7 @@ typedef struct {
     Py_ssize_t state_slot[STATE_SLOTS], window_slot[WINDOW_SLOTS];
 } TradeFold;
 
-#define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
-
 static inline int is_amount(PyObject *v) { return PyLong_CheckExact(v) || PyFloat_CheckExact(v); }
-
-/* A Python int as a long long, 0 when it is not an exact int that fits. */
-static inline int exact_int(PyObject *v, long long *out) {
-    if (!PyLong_CheckExact(v))
-        return 0;
-    int overflow;
-    *out = PyLong_AsLongLongAndOverflow(v, &overflow);
-    return !overflow;
-}
 
 /* The i-th print's (price, volume, side, exch_ns): the call's own arguments for one print. */
 static inline PyObject *const *print_at(PyObject *const *args, PyObject *prints, Py_ssize_t i) {
@@ -1562,10 +1559,11 @@ static PyTypeObject TradeFoldType = {
  * OrderBook.apply_levels over the book's own dicts and sorted price lists, level by level with
  * the same Python operations in the same order (so any object behaves as it does there: a
  * TypeError refuses the level, any other error propagates), with the plain float and int
- * cases decided in C. */
+ * cases decided in C. A reset level clears the book there too, so a ProjectX depth message's
+ * levels, Resets and all, take one call. */
 
-static PyObject *STR_SIDE, *STR_TYPE, *STR_PRICE, *STR_VOLUME, *STR_BID, *STR_ASK, *FLOAT_INF,
-    *FLOAT_NEG_INF, *INT_ZERO;
+static PyObject *STR_SIDE, *STR_TYPE, *STR_PRICE, *STR_VOLUME, *STR_BID, *STR_ASK, *STR_RESET,
+    *FLOAT_INF, *FLOAT_NEG_INF, *FLOAT_ZERO, *INT_ZERO;
 
 /* a < b as Python decides it (1, 0, or -1 with an exception) */
 static inline int less(PyObject *a, PyObject *b) {
@@ -1657,6 +1655,15 @@ static int apply_level(PyObject *book, PyObject *prices, PyObject *stamps, PyObj
     return 1;
 }
 
+/* OrderBook.clear(): both sides' sizes, stamps and sorted prices (0, or -1 with an exception) */
+static int clear_book(PyObject *const *args) {
+    for (int i = 0; i < 4; i++)
+        PyDict_Clear(args[i]);
+    if (PyList_SetSlice(args[4], 0, PY_SSIZE_T_MAX, NULL) < 0)
+        return -1;
+    return PyList_SetSlice(args[5], 0, PY_SSIZE_T_MAX, NULL);
+}
+
 static PyObject *apply_levels(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
     if (nargs != 10 || !PyDict_CheckExact(args[0]) || !PyDict_CheckExact(args[1]) ||
@@ -1677,21 +1684,29 @@ static PyObject *apply_levels(PyObject *module, PyObject *const *args, Py_ssize_
     PyObject *level;
     while ((level = PyIter_Next(iterator)) != NULL) {
         PyObject *side, *price = NULL, *size = NULL;
+        int unnamed = 0; /* a type sides does not name: refused */
         if (sides == Py_None) {
             side = PyObject_GetAttr(level, STR_SIDE);
         } else {
             PyObject *type = PyObject_GetAttr(level, STR_TYPE);
             side = type == NULL ? NULL : PyDict_GetItemWithError(sides, type);
-            side = side != NULL ? Py_NewRef(side) : PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+            if (side != NULL)
+                Py_INCREF(side);
+            else if (!PyErr_Occurred())
+                side = Py_NewRef(Py_None), unnamed = 1;
             Py_XDECREF(type);
         }
         int is_bid = side == NULL ? -1 : PyObject_RichCompareBool(side, STR_BID, Py_EQ);
         int is_ask = is_bid != 0 ? 0 : PyObject_RichCompareBool(side, STR_ASK, Py_EQ);
-        int outcome = 1; /* 1 applied, 0 refused, 2 skipped, -1 error */
-        if (is_bid < 0 || is_ask < 0) {
+        int is_reset =
+            is_bid != 0 || is_ask != 0 ? 0 : PyObject_RichCompareBool(side, STR_RESET, Py_EQ);
+        int outcome = 1; /* 1 applied, 0 refused, 2 skipped, 3 reset, -1 error */
+        if (is_bid < 0 || is_ask < 0 || is_reset < 0) {
             outcome = -1;
+        } else if (is_reset) {
+            outcome = clear_book(args) < 0 ? -1 : 3;
         } else if (!is_bid && !is_ask) {
-            outcome = 2;
+            outcome = unnamed ? 0 : 2;
         } else if ((price = PyObject_GetAttr(level, STR_PRICE)) == NULL ||
                    (size = PyObject_GetAttr(level, STR_VOLUME)) == NULL) {
             outcome = -1;
@@ -1705,8 +1720,12 @@ static PyObject *apply_levels(PyObject *module, PyObject *const *args, Py_ssize_
         }
         if (outcome == 0)
             rejected++;
-        if (outcome == 1 && changed != Py_None) {
-            PyObject *item = PyTuple_Pack(3, side, price, size);
+        if ((outcome == 1 || outcome == 3) && changed != Py_None) {
+            PyObject *item = NULL;
+            if (outcome == 1)
+                item = PyTuple_Pack(3, side, price, size);
+            else if ((price = PyObject_GetAttr(level, STR_PRICE)) != NULL)
+                item = PyTuple_Pack(3, STR_RESET, price, FLOAT_ZERO);
             if (item == NULL) {
                 outcome = -1;
             } else {
@@ -1765,9 +1784,10 @@ static PyMethodDef methods[] = {
     {"apply_levels", (PyCFunction)(void (*)(void))apply_levels, METH_FASTCALL,
      "apply_levels(bids, asks, bid_ns, ask_ns, bid_prices, ask_prices, levels, ns, changed, "
      "sides) -> int\n\nOrderBook.apply_levels on the book's dicts and sorted price lists: "
-     "each level's side (or sides[level.type] when sides is a dict) picks the side, the level "
-     "is set, removed or refused, and (side, price, size) appended to changed unless it is "
-     "None. Returns how many levels were refused."},
+     "each level's side (or sides[level.type] when sides is a dict, a type it does not name "
+     "refused) picks the side, the level is set, removed or refused, and (side, price, size) "
+     "appended to changed unless it is None; a reset level clears both sides and appends "
+     "('reset', price, 0.0). Returns how many levels were refused."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1800,12 +1820,14 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     STR_VOLUME = PyUnicode_InternFromString("volume");
     STR_BID = PyUnicode_InternFromString("bid");
     STR_ASK = PyUnicode_InternFromString("ask");
+    STR_RESET = PyUnicode_InternFromString("reset");
     FLOAT_INF = PyFloat_FromDouble(Py_HUGE_VAL);
     FLOAT_NEG_INF = PyFloat_FromDouble(-Py_HUGE_VAL);
+    FLOAT_ZERO = PyFloat_FromDouble(0.0);
     INT_ZERO = PyLong_FromLong(0);
     if (STR_SIDE == NULL || STR_TYPE == NULL || STR_PRICE == NULL || STR_VOLUME == NULL ||
-        STR_BID == NULL || STR_ASK == NULL || FLOAT_INF == NULL || FLOAT_NEG_INF == NULL ||
-        INT_ZERO == NULL)
+        STR_BID == NULL || STR_ASK == NULL || STR_RESET == NULL || FLOAT_INF == NULL ||
+        FLOAT_NEG_INF == NULL || FLOAT_ZERO == NULL || INT_ZERO == NULL)
         return NULL;
     if (SIDE_BUY == NULL || SIDE_SELL == NULL || STR_PAYLOAD == NULL || STR_RECV_NS == NULL ||
         STR_SEQ == NULL || STR_TRADE == NULL || STR_TRADES == NULL || STR_QUOTE == NULL ||

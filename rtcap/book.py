@@ -39,14 +39,20 @@ INF = math.inf
 DOM_ASK, DOM_BID, DOM_BEST_ASK, DOM_BEST_BID, DOM_TRADE, DOM_RESET = 1, 2, 3, 4, 5, 6
 DOM_NEW_BEST_BID, DOM_NEW_BEST_ASK = 9, 10
 DOM_IGNORED = frozenset({0, 7, 8, 11})  # unknown, session low/high, fill
-_DOM_SIDE = {
+# What each DOM type does to the book (OrderBook.apply_levels' ``sides``): a side, a reset, or
+# nothing (None: a print or a session figure); a type not named here is refused.
+_DOM_ACTION: dict[int, str | None] = {
     DOM_ASK: "ask",
     DOM_BEST_ASK: "ask",
     DOM_NEW_BEST_ASK: "ask",
     DOM_BID: "bid",
     DOM_BEST_BID: "bid",
     DOM_NEW_BEST_BID: "bid",
+    DOM_RESET: "reset",
+    DOM_TRADE: None,
+    **dict.fromkeys(DOM_IGNORED),
 }
+_UNNAMED = object()  # a DOM type _DOM_ACTION does not name
 # The compiled per-level loop (None: OrderBook.apply_levels runs its own, the reference)
 apply_levels_compiled = speedups.apply_levels if speedups is not None else None
 
@@ -75,13 +81,15 @@ class OrderBook:
         levels: Iterable[DepthLevel],
         ns: int,
         changed: list | None = None,
-        sides: dict[Any, str] | None = None,
+        sides: dict[Any, str | None] | None = None,
     ) -> int:
-        """:meth:`set_level` for each ``bid``/``ask`` level (others are skipped), appending
-        ``(side, price, size)`` to ``changed`` when given; returns how many levels were refused
+        """:meth:`set_level` for each ``bid``/``ask`` level, and :meth:`clear` for each
+        ``reset`` level (others are skipped), appending ``(side, price, size)`` (``("reset",
+        price, 0.0)``) to ``changed`` when given; returns how many levels were refused
         (negative or non-finite size, non-finite or non-numeric price). With ``sides``, a
-        level's side is ``sides.get(level.type)`` instead of ``level.side``. One loop with the
-        lookups hoisted: this is the per-level hot path of every depth message (compiled in
+        level's side is ``sides[level.type]`` instead of ``level.side``, and a level of a type
+        ``sides`` does not name is refused. One loop with the lookups hoisted: this is the
+        per-level hot path of every depth message (compiled in
         ``rtcap._speedups.apply_levels``, which makes the same Python operations)."""
         bids, asks, bid_ns, ask_ns = self.bids, self.asks, self.bid_ns, self.ask_ns
         bid_prices, ask_prices = self._bid_prices, self._ask_prices
@@ -92,12 +100,18 @@ class OrderBook:
         rejected = 0
         insort, locate = bisect.insort, bisect.bisect_left
         for level in levels:
-            side = level.side if sides is None else sides.get(level.type)
+            side = level.side if sides is None else sides.get(level.type, _UNNAMED)
             if side == "bid":
                 book, prices, stamps = bids, bid_prices, bid_ns
             elif side == "ask":
                 book, prices, stamps = asks, ask_prices, ask_ns
+            elif side == "reset":
+                self.clear()
+                if changed is not None:
+                    changed.append(("reset", level.price, 0.0))
+                continue
             else:
+                rejected += side is _UNNAMED
                 continue
             price, size = level.price, level.volume
             try:
@@ -277,24 +291,10 @@ class ProjectXBook:
         change = BookChange(True, True, None, changed)
         if not self.levels:
             return [change]
-        ns, book, levels = update.event_ns, self.book, update.levels
-        start = 0  # the run of levels since the last Reset, applied together (its book levels)
-        for index, level in enumerate(levels):
-            kind = level.type
-            if kind in _DOM_SIDE:
-                continue
-            if kind == DOM_RESET:
-                change.rejected += book.apply_levels(levels[start:index], ns, changed, _DOM_SIDE)
-                start = index + 1
-                book.clear()
-                if track:
-                    changed.append(("reset", level.price, 0.0))
-            elif kind != DOM_TRADE and kind not in DOM_IGNORED:
-                self.unknown_types += 1
-                change.rejected += 1
-        change.rejected += book.apply_levels(
-            levels[start:] if start else levels, ns, changed, _DOM_SIDE
-        )
+        levels = update.levels
+        change.rejected = self.book.apply_levels(levels, update.event_ns, changed, _DOM_ACTION)
+        if change.rejected:  # rare: only then is it worth telling unknown types from bad levels
+            self.unknown_types += sum(level.type not in _DOM_ACTION for level in levels)
         return [change]
 
 

@@ -103,7 +103,7 @@ def test_futures_sequencing_follows_pu():
     assert gap.gap["kind"] == "book" and gap.gap["received"] == 106 and not book.valid
 
 
-def test_projectx_dom_types_reset_and_bad_levels():
+def test_projectx_dom_types_reset_and_bad_levels(kernel_path):
     book = ProjectXBook("MNQ")
 
     def update(*levels):
@@ -116,7 +116,8 @@ def test_projectx_dom_types_reset_and_bad_levels():
     (change,) = book.apply(update((1, 100.5, 0), (2, 100.0, -1), (2, float("nan"), 1), (42, 1, 1)))
     assert change.rejected == 3 and book.unknown_types == 1
     assert book.book.best_ask() == (100.75, 7)
-    book.apply(update((6, 0.0, 0), (9, 99.75, 4), (10, 100.0, 6)))  # reset, then new bests
+    (change,) = book.apply(update((6, 0.0, 0), (9, 99.75, 4), (10, 100.0, 6)))  # reset, bests
+    assert change.changed == [("reset", 0.0, 0.0), ("bid", 99.75, 4), ("ask", 100.0, 6)]
     assert book.book.top(5) == ([(99.75, 4)], [(100.0, 6)])
     book.apply(update((2, 100.5, 1)))  # a crossed book is kept as sent, and flagged
     assert book.book.crossed

@@ -924,7 +924,7 @@ def _apply_all(updates, sides, track) -> list:
 @settings(max_examples=EXAMPLES, deadline=None)
 @given(
     st.lists(st.lists(_book_level, max_size=8), min_size=1, max_size=8),
-    st.sampled_from([None, book_module._DOM_SIDE]),
+    st.sampled_from([None, book_module._DOM_ACTION]),
     st.booleans(),
 )
 def test_compiled_book_levels_leave_the_book_the_pure_loop_leaves(updates, sides, track):
@@ -958,3 +958,16 @@ def test_compiled_book_levels_set_remove_and_refuse_levels():
     ]
     assert book.apply_levels([DepthLevel(100.75, 4.0, "other", 1)], 8, None, {1: "ask"}) == 0
     assert book.best_ask() == (100.5, 3.0) and book._ask_prices == [100.5, 100.75]
+    # A type sides does not name is refused; a reset clears both sides, noted with its price.
+    levels = [
+        DepthLevel(99.0, 1.0, "x", 2),
+        DepthLevel(98.0, 1.0, "x", 42),
+        DepthLevel(97.5, 0, "x", 6),
+        DepthLevel(101.5, 2.0, "x", 1),
+        DepthLevel(101.0, 1.0, "x", 5),
+    ]
+    changed = []
+    assert book.apply_levels(levels, 9, changed, book_module._DOM_ACTION) == 1
+    assert changed == [("bid", 99.0, 1.0), ("reset", 97.5, 0.0), ("ask", 101.5, 2.0)]
+    assert (book.bids, book.asks, book.bid_ns, book.ask_ns) == ({}, {101.5: 2.0}, {}, {101.5: 9})
+    assert (book._bid_prices, book._ask_prices) == ([], [101.5])
