@@ -40,6 +40,7 @@ def __getattr__(name: str) -> object:
     globals()[name] = value
     return value
 
+
 __all__ = [
     "Bar",
     "Event",

@@ -90,5 +90,3 @@ def main(endpoint_url: str | None) -> None:
     environment or profile and are never written anywhere."""
     if endpoint_url:
         os.environ["AWS_ENDPOINT_URL"] = endpoint_url
-
-
