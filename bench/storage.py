@@ -2,9 +2,11 @@
 
 1. Frames/s from memory into the journal and sealed Parquet (what ``rtcap record`` does per
    frame, minus the network), against writing the same payloads as plain newline-delimited
-   lines through a zstd-3 stream in the same run; split into journaling (the recording
-   thread's share) and sealing (a worker thread's, in a live recorder), with the cost of
-   zstd-6 over the bare payload bytes for scale.
+   lines through a zstd-3 stream in the same run. The writer's sealer thread seals the blocks
+   as they are journaled, as in a live recorder; the time is split into journaling (appends
+   and flushes, with the sealer running beside them) and what is left to seal at close. The
+   cost of zstd-6 over the bare payload bytes is printed for scale: Parquet compresses a
+   column on one thread, so no ingest that seals at zstd-6 can take less.
 2. Bytes per frame of the real Binance capture (``../shared/data``) sealed by rtcap, against
    gzip-6 and zstd-3 files of the same ``<ns> <frame>`` lines written in the same run.
 
@@ -34,8 +36,8 @@ BINANCE = (
 
 
 def ingest(frames: list[Frame], directory: Path, seal_level: int) -> tuple[float, float]:
-    """Seconds spent journaling (appends and flushes: the recording thread's share) and then
-    sealing the segment at close."""
+    """Seconds spent journaling (appends and flushes, while the sealer thread seals what is
+    journaled) and then finishing the seal at close."""
     writer = CaptureWriter(
         directory, source={"kind": "bench"}, fsync="never", seal_level=seal_level
     )

@@ -9,12 +9,14 @@
     <capture>/bars/bars-N.parquet            bars the live pipeline emitted, per segment
 
 Rows are journaled every flush, always: when a segment is full its journals are closed, the
-next segment's journals are opened at once, and a background sealer turns the closed journals
-into Parquet by streaming them back from disk (bounded memory). A seal that fails is retried
-with backoff while recording goes on; its journal is deleted only after the manifest lists
-the sealed files, so a crash or a failed seal at any point loses nothing journaled. Nothing
-already sealed is ever rewritten: new data goes to new files, and a segment becomes visible
-only when its Parquet files are complete and renamed into place.
+next segment's journals are opened at once, and a background sealer turns the journaled rows
+into Parquet as they come (bounded memory). Each block the journal has just written is handed
+to the sealer in memory, so sealing does not pay to read it back; a block the sealer was not
+handed (it fell too far behind, or a seal starts afresh) is streamed back from the journal.
+A seal that fails is retried with backoff while recording goes on; its journal is deleted
+only after the manifest lists the sealed files, so a crash or a failed seal at any point loses
+nothing journaled. Nothing already sealed is ever rewritten: new data goes to new files, and a
+segment becomes visible only when its Parquet files are complete and renamed into place.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import os
 import queue
 import threading
 import time
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +48,7 @@ from rtcap.storage.integrity import (
     read_table,
     sealed_files,
 )
-from rtcap.storage.journal import JournalReader, JournalWriter
+from rtcap.storage.journal import Damage, JournalReader, JournalWriter
 from rtcap.storage.schema import (
     BAR_SCHEMA,
     ClosedBar,
@@ -75,17 +79,31 @@ __all__ = [
 LOCK = "capture.lock"
 SEAL_RETRY_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # then every 30 s while recording goes on
 SEAL_ATTEMPTS_AT_CLOSE = 3
-TAIL_EVERY_S = 1.0  # how often the sealer turns the open journal's new blocks into row groups
+TAIL_EVERY_S = 1.0  # how often the sealer looks for journal blocks it was not handed
+HANDOFF_MAX_BYTES = 64 * 1024 * 1024  # blocks waiting for the sealer in memory, at most
+_TAIL = object()  # on the seal queue: blocks were handed over, seal them into row groups
 
 
 @dataclass
 class _Tail:
-    """The open segment's seal in progress: how far into its journal it has read."""
+    """A segment's seal in progress: how far into its journal it has sealed."""
 
     number: int
     path: Path
     sealer: SegmentSealer
     offset: int = 0
+
+
+@dataclass(frozen=True)
+class _Written:
+    """A block just written whole to a segment's journal (bytes ``start``–``end``), handed to
+    the sealer as the table it was encoded from."""
+
+    segment: int
+    start: int
+    end: int
+    table: pa.Table
+    nbytes: int
 
 
 def lock_capture(directory: Path, *, purpose: str):
@@ -216,6 +234,12 @@ class CaptureWriter:
         self._closing = threading.Event()
         self._tail: _Tail | None = None
         self._tail_failed: int | None = None
+        # one seal at a time, whichever thread runs it (the sealer, or seal_now's caller)
+        self._seal_lock = threading.RLock()
+        self._handed: deque[_Written] = deque()
+        self._handed_bytes = 0
+        self._handed_lock = threading.Lock()
+        self._tail_wanted = False  # a _TAIL is on the seal queue already
         self.session: dict[str, Any] = {}
 
     # --- opening -------------------------------------------------------------------------
@@ -390,9 +414,59 @@ class CaptureWriter:
                 segment.write_bars(bars_to_table(bars), now)
                 segment.unwritten[0] = (columns, [])  # its bars are on disk
             if len(columns):
-                written += segment.frames.write(columns.to_table(), now)
+                table = columns.to_table()
+                start = segment.frames.end
+                size = segment.frames.write(table, now)
+                written += size
+                self._hand_to_sealer(segment.number, start, start + size, table)
             segment.unwritten.pop(0)
         return written
+
+    def _hand_to_sealer(self, segment: int, start: int, end: int, table: pa.Table) -> None:
+        """Give the sealer a block now whole in the journal, unless too much already waits (it
+        then reads that block back from the journal instead)."""
+        nbytes = table.nbytes
+        with self._handed_lock:
+            if self._handed_bytes + nbytes > HANDOFF_MAX_BYTES:
+                return
+            self._handed.append(_Written(segment, start, end, table, nbytes))
+            self._handed_bytes += nbytes
+            wake, self._tail_wanted = not self._tail_wanted, True
+        if wake:
+            self._seal_queue.put(_TAIL)
+
+    def _take_handed(self, tail: _Tail) -> _Written | None:
+        """The next handed block of ``tail``'s segment at or after its offset (``None`` when
+        none waits); blocks of earlier segments, or ones already read from disk, are dropped."""
+        with self._handed_lock:
+            while self._handed:
+                block = self._handed[0]
+                if block.segment > tail.number:
+                    return None
+                self._handed.popleft()
+                self._handed_bytes -= block.nbytes
+                if block.segment == tail.number and block.start >= tail.offset:
+                    return block
+            return None
+
+    def _journal_tables(
+        self, tail: _Tail, end: int | None, damage: list[Damage]
+    ) -> Iterator[pa.Table]:
+        """The tables of ``tail``'s journal from its offset up to ``end`` (``None``: the end of
+        the file), in order, advancing the offset: each handed block from memory, anything
+        between them read back from the journal (damage found there goes to ``damage``)."""
+        while True:
+            block = self._take_handed(tail)
+            stop = end if block is None else block.start
+            if stop is None or tail.offset < stop:
+                reader = JournalReader(tail.path, start=tail.offset, end=stop)
+                yield from reader
+                tail.offset = reader.offset
+                damage.extend(reader.damage)
+            if block is None:
+                return
+            yield block.table
+            tail.offset = block.end
 
     def flush(self) -> int:
         """Write pending rows as one journal block (same thread as appends)."""
@@ -442,6 +516,11 @@ class CaptureWriter:
             except queue.Empty:
                 self._advance_tail()
                 continue
+            if segment is _TAIL:
+                with self._handed_lock:
+                    self._tail_wanted = False
+                self._advance_tail()
+                continue
             if segment is None:
                 return
             attempt = 0
@@ -465,26 +544,26 @@ class CaptureWriter:
         """Seal the open segment as it grows: journal blocks already flushed become row groups
         now, so sealing a full segment later only finishes its last row group. Any trouble
         (a failed write, damage) drops this head start; the full seal then starts afresh."""
-        segment = self.segment
-        if segment is None or self._tail_failed == segment.number:
-            return
-        tail = self._tail
-        if tail is None or tail.number != segment.number:
-            if tail is not None:
+        with self._seal_lock:
+            segment = self.segment
+            if segment is None or self._tail_failed == segment.number:
+                return
+            tail = self._tail
+            if tail is not None and tail.number < segment.number:
+                return  # a rotated segment's seal is coming, and will finish this tail
+            if tail is None:
+                tail = self._tail = _Tail(
+                    segment.number, segment.frames.path, self._new_sealer(segment)
+                )
+            damage: list[Damage] = []
+            try:
+                for table in self._journal_tables(tail, segment.frames.end, damage):
+                    tail.sealer.add(table)
+                if damage:
+                    raise CaptureDamaged(f"{tail.path}: {damage[0]}")
+            except Exception:  # the full seal will redo it and report
                 tail.sealer.abort()
-            tail = self._tail = _Tail(
-                segment.number, segment.frames.path, self._new_sealer(segment)
-            )
-        reader = JournalReader(tail.path, start=tail.offset, end=segment.frames.written_bytes)
-        try:
-            for table in reader:
-                tail.sealer.add(table)
-            tail.offset = reader.offset
-            if reader.damage:
-                raise CaptureDamaged(f"{tail.path}: {reader.damage[0]}")
-        except Exception:  # the full seal will redo it and report
-            tail.sealer.abort()
-            self._tail, self._tail_failed = None, segment.number
+                self._tail, self._tail_failed = None, segment.number
 
     def _new_sealer(self, segment: OpenSegment) -> SegmentSealer:
         return SegmentSealer(
@@ -492,17 +571,21 @@ class CaptureWriter:
         )
 
     def _seal(self, segment: OpenSegment) -> dict | None:
-        """Stream a closed segment's journals into Parquet, list them in the manifest, then
-        delete the journals. Any failure leaves the journals and the manifest as they were."""
+        """Seal a closed segment's rows into Parquet, list them in the manifest, then delete
+        the journals. Any failure leaves the journals and the manifest as they were."""
+        with self._seal_lock:
+            return self._seal_locked(segment)
+
+    def _seal_locked(self, segment: OpenSegment) -> dict | None:
         segment.close()
         tail, self._tail = self._tail, None
         if tail is None or tail.number != segment.number:
             if tail is not None:
                 tail.sealer.abort()
             tail = _Tail(segment.number, segment.frames.path, self._new_sealer(segment))
-        frames = JournalReader(segment.frames.path, start=tail.offset)
+        damage: list[Damage] = []
         try:
-            for table in frames:
+            for table in self._journal_tables(tail, None, damage):
                 tail.sealer.add(table)
             entry = tail.sealer.finish()
         except BaseException:
@@ -523,11 +606,11 @@ class CaptureWriter:
                     session["last_seq"] = updated["last_seq"]
                 if bar_file is not None:
                     add_bar_file(self.path, updated, session, bar_file)
-                if frames.damage:
+                if damage:
                     updated["damage"].append(
                         {
                             "journal": segment.frames.path.name,
-                            "problem": "; ".join(map(str, frames.damage)),
+                            "problem": "; ".join(map(str, damage)),
                         }
                     )
                 self._save(updated)
@@ -545,7 +628,7 @@ class CaptureWriter:
         # Sealed and listed: from here on nothing may make it seal again. A journal that cannot
         # be removed stays for `rtcap recover`, which finds all its rows sealed and removes it.
         with contextlib.suppress(OSError):
-            if frames.damage:
+            if damage:
                 keep_damaged(self.path, segment.frames.path)
             else:
                 segment.frames.path.unlink()

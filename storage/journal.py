@@ -102,6 +102,11 @@ class JournalWriter:
             os.ftruncate(self._file.fileno(), self._end)
 
     @property
+    def end(self) -> int:
+        """Offset just past the last whole block: where the next block will start."""
+        return self._end
+
+    @property
     def closed(self) -> bool:
         return self._file.closed
 

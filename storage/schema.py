@@ -240,9 +240,7 @@ class FrameColumns:
             values, (validity, nulls) = parts[0], parts[1]
             validity = None if validity is None else pa.py_buffer(validity)
             value_type = pa.int64() if kind == _INT64 else pa.int32()
-            array = pa.Array.from_buffers(
-                value_type, rows, [validity, pa.py_buffer(values)], nulls
-            )
+            array = pa.Array.from_buffers(value_type, rows, [validity, pa.py_buffer(values)], nulls)
             if kind == _WORDS:
                 array = pa.DictionaryArray.from_arrays(array, pa.array(parts[2], pa.string()))
             columns[name] = array

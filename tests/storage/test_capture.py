@@ -1,9 +1,12 @@
 import asyncio
+import time
+from pathlib import Path
 
 import helpers
 import orjson
 import pyarrow.parquet as pq
 import pytest
+import rtcap.storage.capture as capture_module
 from helpers import file_size_limit
 from rtcap.replay.verify import live_bar_lines, replay_digest
 from rtcap.storage.capture import (
@@ -16,7 +19,8 @@ from rtcap.storage.capture import (
     read_live_bars,
 )
 from rtcap.storage.recovery import recover
-from rtcap.storage.segments import sha256_file
+from rtcap.storage.schema import FRAME_SCHEMA, FrameColumns
+from rtcap.storage.segments import PART_TMP_NAME, sha256_file
 
 from rtcap.events import EventType
 from rtcap.models import Bar
@@ -102,7 +106,10 @@ def test_recover_cuts_a_torn_tail_keeps_sealed_segments_and_adopts_orphans(tmp_p
     (path / "frames" / "date=2025-09-02" / ".part-000099.parquet.tmp").write_bytes(b"PAR1junk")
     report = recover(path)
     assert report.problems and "torn" in report.problems[0]
-    assert report.temporaries_removed == ["frames/date=2025-09-02/.part-000099.parquet.tmp"]
+    # the planted orphan, and the open segment's seal in progress if the sealer had begun it
+    assert "frames/date=2025-09-02/.part-000099.parquet.tmp" in report.temporaries_removed
+    assert all(PART_TMP_NAME.match(Path(p).name) for p in report.temporaries_removed)
+    assert not list(path.rglob("*.tmp"))
     manifest = open_capture(path)
     for file in (f for s in manifest["segments"] for f in s["files"]):
         if file["path"] in sealed_before:
@@ -220,3 +227,78 @@ def test_bars_whose_closing_rows_never_reached_the_journal_are_dropped_by_recove
     replayed = asyncio.run(replay_digest(path, None, ["1sec"])).bars
     assert len(live) == report.bars_recovered > 0
     assert live == replayed
+
+
+# --- the sealer's hand-off: blocks from memory, the rest read back from the journal ---------
+
+
+@pytest.fixture
+def read_back(monkeypatch):
+    """The seqs of frame rows the writer's sealer reads back from a journal on disk."""
+    seqs: list[int] = []
+
+    class CountingReader(capture_module.JournalReader):
+        def __iter__(self):
+            for table in super().__iter__():
+                if self.schema is FRAME_SCHEMA:
+                    seqs.extend(table.column("seq").to_pylist())
+                yield table
+
+    monkeypatch.setattr(capture_module, "JournalReader", CountingReader)
+    return seqs
+
+
+def sealed_digests(path):
+    return [f["sha256"] for s in open_capture(path)["segments"] for f in s["files"]]
+
+
+def test_handed_blocks_seal_to_the_bytes_read_back_blocks_do(tmp_path, monkeypatch, read_back):
+    frames = sim_frames(3000)
+    write_capture(tmp_path / "handed", frames).close()
+    assert read_back == []  # every block came from memory
+    monkeypatch.setattr(capture_module, "HANDOFF_MAX_BYTES", 0)
+    write_capture(tmp_path / "read", frames).close()
+    assert read_back == list(range(len(frames)))  # every block came from the journal
+    assert sealed_digests(tmp_path / "handed") == sealed_digests(tmp_path / "read")
+    back = list(read_frames(tmp_path / "handed"))
+    assert [(f.seq, f.payload) for f in back] == [(i, f.payload) for i, f in enumerate(frames)]
+
+
+def wait_until_sealer_is_level(writer):
+    for _ in range(1000):
+        tail = writer._tail
+        if tail is not None and tail.offset == writer.journal.end and not writer._handed:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the sealer did not catch up with the journal in 10 s")
+
+
+def test_blocks_the_sealer_was_not_handed_are_read_back_in_their_place(
+    tmp_path, monkeypatch, read_back
+):
+    """While the sealer is busy, blocks wait for it in memory up to a bound; the ones past it
+    are read back from the journal, between the handed ones, each row once and in seq order."""
+    frames = sim_frames(1750)
+    blocks = [frames[i : i + 250] for i in range(0, len(frames), 250)]
+    sizes = [FrameColumns.of(block).to_table().nbytes for block in blocks]
+    assert max(sizes) < sizes[0] + sizes[1]
+    monkeypatch.setattr(capture_module, "HANDOFF_MAX_BYTES", sizes[0] + sizes[1])
+    writer = CaptureWriter(tmp_path / "cap", source={"kind": "test"}, fsync="never")
+    writer.open()
+
+    def journal(chunk):
+        with writer._seal_lock:  # the sealer is busy meanwhile
+            for block in chunk:
+                for frame in block:
+                    writer.append(frame)
+                writer.flush()
+        wait_until_sealer_is_level(writer)
+
+    journal(blocks[:5])  # the first two wait in memory, the next three do not fit
+    assert read_back == list(range(500, 1250))
+    journal(blocks[5:])  # memory again: the sealer caught up
+    writer.close()
+    assert read_back == list(range(500, 1250))
+    back = list(read_frames(tmp_path / "cap"))
+    assert [(f.seq, f.payload) for f in back] == [(i, f.payload) for i, f in enumerate(frames)]
+    assert not list((tmp_path / "cap" / "journal").glob("*.rtj"))
