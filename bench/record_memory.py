@@ -2,9 +2,9 @@
 
 Runs ``rtcap sim`` in its own process at ``--rate`` messages/s and records it with
 ``rtcap record --source projectx`` (so the curve is the recorder's alone), sampling the
-recorder's RSS every second from /proc. Sealing streams the closed journal back from disk,
-so memory must not grow with the open segment; the seal of a full segment must not stop the
-journal either. Also reports how long the final seal takes after SIGTERM.
+recorder's RSS every second from /proc. The sealer folds journal blocks into row groups as
+they are written, so memory must not grow with the open segment; the seal of a full segment
+must not stop the journal either. Also reports how long the final seal takes after SIGTERM.
 
 Figures are ratios within the run: peak RSS over the RSS after warm-up (flat is about 1.0x),
 and the RSS at the end over the RSS after warm-up.
