@@ -152,6 +152,9 @@ class OpenSegment:
     # blocks whose journal write failed, oldest first: retried before anything newer, so the
     # journal holds every row in seq order or stops short, never with a hole
     unwritten: list[tuple[FrameColumns, list[ClosedBar]]] = field(default_factory=list)
+    # the journal's blocks up to here were handed to the sealer, or it was told to read them
+    # back; the sealer's tail reads no further, so it never reads a block about to be handed
+    handed_end: int = 0
 
     def write_bars(self, table: pa.Table, now: float) -> None:
         if self.bars is None:
@@ -240,6 +243,7 @@ class CaptureWriter:
         self._handed_bytes = 0
         self._handed_lock = threading.Lock()
         self._tail_wanted = False  # a _TAIL is on the seal queue already
+        self._awaiting_seal: set[int] = set()  # rotated segments not sealed yet
         self.session: dict[str, Any] = {}
 
     # --- opening -------------------------------------------------------------------------
@@ -418,20 +422,21 @@ class CaptureWriter:
                 start = segment.frames.end
                 size = segment.frames.write(table, now)
                 written += size
-                self._hand_to_sealer(segment.number, start, start + size, table)
+                self._hand_to_sealer(segment, start, start + size, table)
             segment.unwritten.pop(0)
         return written
 
-    def _hand_to_sealer(self, segment: int, start: int, end: int, table: pa.Table) -> None:
+    def _hand_to_sealer(self, segment: OpenSegment, start: int, end: int, table: pa.Table) -> None:
         """Give the sealer a block now whole in the journal, unless too much already waits (it
         then reads that block back from the journal instead)."""
         nbytes = table.nbytes
+        wake = False
         with self._handed_lock:
-            if self._handed_bytes + nbytes > HANDOFF_MAX_BYTES:
-                return
-            self._handed.append(_Written(segment, start, end, table, nbytes))
-            self._handed_bytes += nbytes
-            wake, self._tail_wanted = not self._tail_wanted, True
+            if self._handed_bytes + nbytes <= HANDOFF_MAX_BYTES:
+                self._handed.append(_Written(segment.number, start, end, table, nbytes))
+                self._handed_bytes += nbytes
+                wake, self._tail_wanted = not self._tail_wanted, True
+            segment.handed_end = end
         if wake:
             self._seal_queue.put(_TAIL)
 
@@ -484,6 +489,8 @@ class CaptureWriter:
         :meth:`seal_later` or :meth:`seal_now`."""
         closed = self.segment
         closed.last_block = self.take_block()[1:]
+        with self._handed_lock:
+            self._awaiting_seal.add(closed.number)
         if start_next:
             self._start_segment()
         else:
@@ -534,6 +541,7 @@ class CaptureWriter:
                     self.stats.seal_failures.append(problem)  # the recorder reports it
                     if self._closing.is_set() and attempt >= SEAL_ATTEMPTS_AT_CLOSE:
                         self.stats.unsealed.append(segment.number)
+                        self._sealed_or_given_up(segment.number)
                         break
                     delay = SEAL_RETRY_S[min(attempt - 1, len(SEAL_RETRY_S) - 1)]
                     if self._closing.is_set():
@@ -548,22 +556,30 @@ class CaptureWriter:
             segment = self.segment
             if segment is None or self._tail_failed == segment.number:
                 return
+            with self._handed_lock:
+                if any(number < segment.number for number in self._awaiting_seal):
+                    # a rotated segment's seal is coming: it finishes that segment's tail and
+                    # takes its handed blocks, which a tail begun here would drop
+                    return
+                end = segment.handed_end
             tail = self._tail
-            if tail is not None and tail.number < segment.number:
-                return  # a rotated segment's seal is coming, and will finish this tail
             if tail is None:
                 tail = self._tail = _Tail(
                     segment.number, segment.frames.path, self._new_sealer(segment)
                 )
             damage: list[Damage] = []
             try:
-                for table in self._journal_tables(tail, segment.frames.end, damage):
+                for table in self._journal_tables(tail, end, damage):
                     tail.sealer.add(table)
                 if damage:
                     raise CaptureDamaged(f"{tail.path}: {damage[0]}")
             except Exception:  # the full seal will redo it and report
                 tail.sealer.abort()
                 self._tail, self._tail_failed = None, segment.number
+
+    def _sealed_or_given_up(self, number: int) -> None:
+        with self._handed_lock:
+            self._awaiting_seal.discard(number)
 
     def _new_sealer(self, segment: OpenSegment) -> SegmentSealer:
         return SegmentSealer(
@@ -625,6 +641,7 @@ class CaptureWriter:
         if entry is not None:
             self.sealed_bytes += sum(f["bytes"] for f in entry["files"])
         self.stats.seals += 1
+        self._sealed_or_given_up(segment.number)
         # Sealed and listed: from here on nothing may make it seal again. A journal that cannot
         # be removed stays for `rtcap recover`, which finds all its rows sealed and removes it.
         with contextlib.suppress(OSError):

@@ -302,3 +302,27 @@ def test_blocks_the_sealer_was_not_handed_are_read_back_in_their_place(
     back = list(read_frames(tmp_path / "cap"))
     assert [(f.seq, f.payload) for f in back] == [(i, f.payload) for i, f in enumerate(frames)]
     assert not list((tmp_path / "cap" / "journal").glob("*.rtj"))
+
+
+def test_rotated_segments_seal_from_memory_in_the_recorders_order(tmp_path, read_back):
+    """As the recorder rotates: appends switch to the next segment, the closed one's journal
+    is finished and its seal queued, while the next one's blocks keep coming. The closed
+    segment's seal finishes what its tail began, and no block is read back from disk."""
+    frames = sim_frames(3000)
+    path = tmp_path / "cap"
+    writer = CaptureWriter(path, source={"kind": "test"}, fsync="never", segment_max_bytes=200_000)
+    writer.open()
+    for frame in frames:
+        writer.append(frame)
+        if writer.pending >= 250:
+            writer.flush()
+        if writer.should_rotate():
+            closed = writer.rotate()
+            writer.finish_segment(closed)
+            writer.seal_later(closed)
+    writer.close()
+    segments = open_capture(path)["segments"]
+    assert len(segments) >= 3 and not writer.stats.seal_failures
+    assert read_back == []
+    back = list(read_frames(path))
+    assert [(f.seq, f.payload) for f in back] == [(i, f.payload) for i, f in enumerate(frames)]
