@@ -563,6 +563,9 @@ class CaptureWriter:
                     return
                 end = segment.handed_end
             tail = self._tail
+            if tail is not None and tail.number != segment.number:
+                tail.sealer.abort()  # another segment's rows must never reach this file
+                tail = self._tail = None
             if tail is None:
                 tail = self._tail = _Tail(
                     segment.number, segment.frames.path, self._new_sealer(segment)
