@@ -92,6 +92,7 @@ class _Tail:
     path: Path
     sealer: SegmentSealer
     offset: int = 0
+    damage: list[Damage] = field(default_factory=list)  # found reading its journal back
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,6 @@ class _Written:
     start: int
     end: int
     table: pa.Table
-    nbytes: int
 
 
 def lock_capture(directory: Path, *, purpose: str):
@@ -242,7 +242,6 @@ class CaptureWriter:
         self._handed: deque[_Written] = deque()
         self._handed_bytes = 0
         self._handed_lock = threading.Lock()
-        self._tail_wanted = False  # a _TAIL is on the seal queue already
         self._awaiting_seal: set[int] = set()  # rotated segments not sealed yet
         self.session: dict[str, Any] = {}
 
@@ -429,15 +428,13 @@ class CaptureWriter:
     def _hand_to_sealer(self, segment: OpenSegment, start: int, end: int, table: pa.Table) -> None:
         """Give the sealer a block now whole in the journal, unless too much already waits (it
         then reads that block back from the journal instead)."""
-        nbytes = table.nbytes
-        wake = False
         with self._handed_lock:
-            if self._handed_bytes + nbytes <= HANDOFF_MAX_BYTES:
-                self._handed.append(_Written(segment.number, start, end, table, nbytes))
-                self._handed_bytes += nbytes
-                wake, self._tail_wanted = not self._tail_wanted, True
+            handed = self._handed_bytes + table.nbytes <= HANDOFF_MAX_BYTES
+            if handed:
+                self._handed.append(_Written(segment.number, start, end, table))
+                self._handed_bytes += table.nbytes
             segment.handed_end = end
-        if wake:
+        if handed:
             self._seal_queue.put(_TAIL)
 
     def _take_handed(self, tail: _Tail) -> _Written | None:
@@ -449,17 +446,15 @@ class CaptureWriter:
                 if block.segment > tail.number:
                     return None
                 self._handed.popleft()
-                self._handed_bytes -= block.nbytes
+                self._handed_bytes -= block.table.nbytes
                 if block.segment == tail.number and block.start >= tail.offset:
                     return block
             return None
 
-    def _journal_tables(
-        self, tail: _Tail, end: int | None, damage: list[Damage]
-    ) -> Iterator[pa.Table]:
+    def _journal_tables(self, tail: _Tail, end: int | None) -> Iterator[pa.Table]:
         """The tables of ``tail``'s journal from its offset up to ``end`` (``None``: the end of
         the file), in order, advancing the offset: each handed block from memory, anything
-        between them read back from the journal (damage found there goes to ``damage``)."""
+        between them read back from the journal (damage found there goes to ``tail.damage``)."""
         while True:
             block = self._take_handed(tail)
             stop = end if block is None else block.start
@@ -467,7 +462,7 @@ class CaptureWriter:
                 reader = JournalReader(tail.path, start=tail.offset, end=stop)
                 yield from reader
                 tail.offset = reader.offset
-                damage.extend(reader.damage)
+                tail.damage.extend(reader.damage)
             if block is None:
                 return
             yield block.table
@@ -524,8 +519,6 @@ class CaptureWriter:
                 self._advance_tail()
                 continue
             if segment is _TAIL:
-                with self._handed_lock:
-                    self._tail_wanted = False
                 self._advance_tail()
                 continue
             if segment is None:
@@ -562,23 +555,25 @@ class CaptureWriter:
                     # takes its handed blocks, which a tail begun here would drop
                     return
                 end = segment.handed_end
-            tail = self._tail
-            if tail is not None and tail.number != segment.number:
-                tail.sealer.abort()  # another segment's rows must never reach this file
-                tail = self._tail = None
-            if tail is None:
-                tail = self._tail = _Tail(
-                    segment.number, segment.frames.path, self._new_sealer(segment)
-                )
-            damage: list[Damage] = []
+            tail = self._tail = self._tail_for(segment)
             try:
-                for table in self._journal_tables(tail, end, damage):
+                for table in self._journal_tables(tail, end):
                     tail.sealer.add(table)
-                if damage:
-                    raise CaptureDamaged(f"{tail.path}: {damage[0]}")
+                if tail.damage:
+                    raise CaptureDamaged(f"{tail.path}: {tail.damage[0]}")
             except Exception:  # the full seal will redo it and report
                 tail.sealer.abort()
                 self._tail, self._tail_failed = None, segment.number
+
+    def _tail_for(self, segment: OpenSegment) -> _Tail:
+        """The seal in progress of ``segment``: the one begun, or a new one. A tail left from
+        another segment is dropped, so its rows can never reach this segment's file."""
+        tail = self._tail
+        if tail is not None and tail.number == segment.number:
+            return tail
+        if tail is not None:
+            tail.sealer.abort()
+        return _Tail(segment.number, segment.frames.path, self._new_sealer(segment))
 
     def _sealed_or_given_up(self, number: int) -> None:
         with self._handed_lock:
@@ -597,14 +592,10 @@ class CaptureWriter:
 
     def _seal_locked(self, segment: OpenSegment) -> dict | None:
         segment.close()
-        tail, self._tail = self._tail, None
-        if tail is None or tail.number != segment.number:
-            if tail is not None:
-                tail.sealer.abort()
-            tail = _Tail(segment.number, segment.frames.path, self._new_sealer(segment))
-        damage: list[Damage] = []
+        tail, self._tail = self._tail_for(segment), None
+        damage = tail.damage
         try:
-            for table in self._journal_tables(tail, None, damage):
+            for table in self._journal_tables(tail, None):
                 tail.sealer.add(table)
             entry = tail.sealer.finish()
         except BaseException:
