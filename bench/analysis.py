@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 import polars as pl
-from rtcap.replay.export import export_bars
+
+from rtcap.analysis.export import export_bars
+from rtcap.analysis.views import connect
 from rtcap.storage.importer import import_lines
-from rtcap.storage.views import connect
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 BINANCE = SHARED / "data" / "binance-spot" / "ethusdt_20240808.gz"

@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 
 from click.testing import CliRunner
-from rtcap.replay.source import Replay
 
 from rtcap.cli import main as cli
 from rtcap.events import EventType
 from rtcap.models import DepthUpdate, Frame
 from rtcap.pipeline import Pipeline
+from rtcap.replay.source import Replay
 from rtcap.simulator import MarketSimulator
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "chaos"))
 
 import harness
 from rss import rss_mb, trend
+
 from rtcap.storage.capture import read_frames
 
 

@@ -25,15 +25,15 @@ from pathlib import Path
 
 import orjson
 import zstandard
-from rtcap.replay.source import Replay
-from rtcap.storage.capture import CaptureWriter, read_frames
 from timing import best_of_interleaved
 
 from rtcap import EventType, TradingSuite
 from rtcap.events import EventBus
 from rtcap.models import Frame
 from rtcap.pipeline import Pipeline
+from rtcap.replay.source import Replay
 from rtcap.simulator import MarketSimulator
+from rtcap.storage.capture import CaptureWriter, read_frames
 
 
 def build(path: Path, frames: list[Frame]) -> None:

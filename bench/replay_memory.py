@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 
 from rss import rss_mb, trend
-from rtcap.storage.capture import CaptureWriter
 
 from rtcap.simulator import MarketSimulator
+from rtcap.storage.capture import CaptureWriter
 
 
 def build(path: Path, frames: int, rate: float) -> None:

@@ -110,7 +110,7 @@ def main() -> None:
         exports = timed(lambda: [invoke("export", c, "--out", folder / "exports" / c.name,
                                         "--timeframes", "1min,5min", "--format", "parquet")
                                  for c in sorted(dataset.iterdir())])  # fmt: skip
-        from rtcap import spark as rtcap_spark
+        from rtcap.analysis import spark as rtcap_spark
 
         spark = rtcap_spark.session(master="local[2]")
         spark.sparkContext.setLogLevel("ERROR")

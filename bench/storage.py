@@ -24,11 +24,11 @@ import time
 from pathlib import Path
 
 import zstandard
-from rtcap.storage.capture import CaptureWriter, open_capture
-from rtcap.storage.importer import import_lines
 
 from rtcap.models import Frame
 from rtcap.simulator import MarketSimulator
+from rtcap.storage.capture import CaptureWriter, open_capture
+from rtcap.storage.importer import import_lines
 
 BINANCE = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / "binance-spot" / "ethusdt_20240808.gz"

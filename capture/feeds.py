@@ -16,10 +16,10 @@ from typing import Any
 
 import aiohttp
 import orjson
+
 from rtcap.capture.redact import redact_message
 from rtcap.capture.session import FatalFeedError
 from rtcap.capture.snapshots import DepthSnapshots, is_futures, rest_url_for
-
 from rtcap.codecs import projectx, signalr
 from rtcap.models import Bar
 from rtcap.timeframes import parse_timeframe

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from rtcap.capture.recorder import Recorder
-from rtcap.storage.capture import CaptureWriter
-
 from rtcap.models import CLOCK, Bar, Frame
+from rtcap.storage.capture import CaptureWriter
 
 
 class Live:

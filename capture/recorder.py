@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from rtcap.capture.session import SILENCE_AFTER_S, Backoff, FatalFeedError, Session
-from rtcap.storage.capture import CaptureError, CaptureWriter, describe_os_error
 
+from rtcap.capture.session import SILENCE_AFTER_S, Backoff, FatalFeedError, Session
 from rtcap.events import EventType
 from rtcap.models import CLOCK, DATA_KINDS, Frame
 from rtcap.pipeline import Pipeline, sequence_gap_row
+from rtcap.storage.capture import CaptureError, CaptureWriter, describe_os_error
 
 log = logging.getLogger("rtcap.capture")
 

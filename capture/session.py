@@ -30,11 +30,11 @@ from typing import Any, Protocol
 
 import orjson
 import websockets
-from rtcap.capture.connection import StampedConnection
-from rtcap.capture.redact import redact_json, redact_text, redact_url
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 from websockets.frames import CloseCode
 
+from rtcap.capture.connection import StampedConnection
+from rtcap.capture.redact import redact_json, redact_text, redact_url
 from rtcap.codecs import frame_hints
 from rtcap.models import Frame
 

@@ -52,16 +52,28 @@ class Pacer:
     """Maps receive times to wall deadlines and waits for them."""
 
     def __init__(
-        self, speed: float | None, max_gap_ns: int | None = None, *, keep_lateness: bool = False
+        self,
+        speed: float | None,
+        max_gap_ns: int | None = None,
+        *,
+        keep_lateness: bool = False,
+        spin: bool = True,
     ) -> None:
         self.speed = speed
         self.max_gap_ns = max_gap_ns
         self.stats = PacingStats()
         self._keep = keep_lateness
+        # A source sharing its event loop with others (the simulated feed) sleeps instead.
+        self._spin = spin
         self._wall0: int | None = None
         self._virtual0 = 0
         self._last_recv: int | None = None
         self._virtual = 0  # compressed virtual time of the last frame
+
+    def anchor(self, recv_ns: int) -> None:
+        """Start the schedule now at ``recv_ns`` (instead of at the first frame's time)."""
+        self.virtual(recv_ns)
+        self._wall0 = time.monotonic_ns()
 
     def virtual(self, recv_ns: int) -> int:
         """Schedule time of a frame received at ``recv_ns`` (gaps compressed)."""
@@ -100,6 +112,10 @@ class Pacer:
 
     async def wait_until(self, deadline: int) -> None:
         now = time.monotonic_ns()
+        if not self._spin:
+            if deadline > now:
+                await asyncio.sleep((deadline - now) / NS)
+            return
         if deadline - now > SPIN_NS:
             await asyncio.sleep((deadline - now - SPIN_NS) / NS)
         while time.monotonic_ns() < deadline:

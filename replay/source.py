@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from rtcap.models import CLOCK, DATA_KINDS, Frame
 from rtcap.replay.pacing import Pacer, parse_speed
 from rtcap.storage.dataset import open_reader
 from rtcap.storage.reader import FrameFilter, resolve_time
 from rtcap.storage.schema import frame_chunks
-
-from rtcap.models import CLOCK, DATA_KINDS, Frame
 
 CHUNK = 512  # frames converted at a time: short enough not to hold up a paced schedule
 _DATA_KINDS = pa.array(sorted(DATA_KINDS), pa.string())

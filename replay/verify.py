@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rtcap.replay.source import Replay
-from rtcap.storage.integrity import live_bars
-
 from rtcap.bars import bar_line
 from rtcap.events import Event, EventType
 from rtcap.pipeline import Pipeline
+from rtcap.replay.source import Replay
+from rtcap.storage.integrity import live_bars
 
 
 @dataclass

@@ -7,33 +7,15 @@ boundary not after that frame. Intervals in which nothing arrived repeat nothing
 not have changed). Clock advances are ignored, so the snapshots are the same at every replay
 speed and however the capture is cut into segments.
 
-Rows use the portable schema of exports: signed integers, ``ts_ns`` (int64 epoch ns) beside a
-``ts`` column of ``TIMESTAMP(MICROS, UTC)`` that any engine reads.
+Their table form (the portable schema of exports) lives in :mod:`rtcap.analysis.booktable`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pyarrow as pa
-
 from rtcap.models import CLOCK, Frame
 from rtcap.pipeline import Pipeline
-from rtcap.storage.schema import MICROS_UTC, rows_table
-
-BOOK_SCHEMA = pa.schema(
-    [
-        ("ts_ns", pa.int64()),
-        ("ts", MICROS_UTC),
-        ("instrument", pa.string()),
-        ("level", pa.int32()),
-        ("bid_px", pa.float64()),
-        ("bid_sz", pa.float64()),
-        ("ask_px", pa.float64()),
-        ("ask_sz", pa.float64()),
-        ("valid", pa.bool_()),
-    ]
-)
 
 
 @dataclass(slots=True)
@@ -48,7 +30,8 @@ class BookSnapshot:
     crossed: bool
 
     def rows(self) -> list[tuple]:
-        """One row per level (BOOK_SCHEMA order); a side shorter than the other is null."""
+        """One row per level, in ``BOOK_SCHEMA`` order (:mod:`rtcap.analysis.booktable`); a side
+        shorter than the other is null."""
         depth = max(len(self.bids), len(self.asks))
         rows = []
         for index in range(depth):
@@ -105,8 +88,3 @@ class BookSampler:
             bids, asks = levels.top(self.levels)
             out.append(BookSnapshot(ns, symbol, bids, asks, state.book.valid, levels.crossed))
         return out
-
-
-def snapshots_table(snapshots: list[BookSnapshot]) -> pa.Table:
-    """Snapshots as a BOOK_SCHEMA table, one row per instrument, time and level."""
-    return rows_table([row for snapshot in snapshots for row in snapshot.rows()], BOOK_SCHEMA)

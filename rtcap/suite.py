@@ -31,7 +31,7 @@ async def default_live_source(symbols: list[str], record_to: str | None = None):
     """ProjectX when credentials are in the environment, else the embedded simulated market."""
     from rtcap.capture.feeds import ProjectXAuth, ProjectXMarketFeed
     from rtcap.capture.live import Live
-    from rtcap.embedded import projectx_credentials, projectx_urls, start_embedded_market
+    from rtcap.gateway.embedded import projectx_credentials, projectx_urls, start_embedded_market
 
     credentials = projectx_credentials()
     if credentials is not None:

@@ -37,6 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+
+from rtcap.bars import bar_line
+from rtcap.models import Bar, Frame
 from rtcap.storage import manifest as manifests
 from rtcap.storage.errors import CaptureBusy, CaptureDamaged, CaptureError, RecoveryNeeded
 from rtcap.storage.integrity import (
@@ -57,9 +60,6 @@ from rtcap.storage.schema import (
     table_to_bars,
 )
 from rtcap.storage.segments import SEAL_LEVEL, SegmentSealer, write_bars_file
-
-from rtcap.bars import bar_line
-from rtcap.models import Bar, Frame
 
 __all__ = [
     "LOCK",

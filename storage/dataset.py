@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.integrity import journal_files, open_capture
 from rtcap.storage.reader import CaptureReader, FrameFilter

@@ -32,13 +32,13 @@ from pathlib import Path
 
 import orjson
 import zstandard
-from rtcap.storage.capture import CaptureWriter
-from rtcap.storage.segments import SEAL_LEVEL
 
 from rtcap.codecs import frame_hints
 from rtcap.events import EventType
 from rtcap.models import Frame
 from rtcap.pipeline import Pipeline, sequence_gap_row
+from rtcap.storage.capture import CaptureWriter
+from rtcap.storage.segments import SEAL_LEVEL
 from rtcap.timeutil import NS, parse_iso_ns
 
 FORMATS = ("hftbacktest", "tardis", "jsonl")

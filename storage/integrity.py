@@ -16,12 +16,12 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from rtcap.models import Frame
 from rtcap.storage import manifest as manifests
 from rtcap.storage.errors import CaptureDamaged, CaptureError, RecoveryNeeded, first_line
 from rtcap.storage.schema import ClosedBar, bars_v2, table_to_bars, table_to_frames
 from rtcap.storage.segments import sha256_file
-
-from rtcap.models import Frame
 
 JOURNAL_NAME = re.compile(r"^segment-(\d{6})\.rtj$")
 BAR_JOURNAL_NAME = re.compile(r"^bars-(\d{6})\.rtj$")

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-from rtcap.storage.schema import FRAME_SCHEMA, readable_as, table_to_frames
 
 from rtcap.models import Frame
+from rtcap.storage.schema import FRAME_SCHEMA, readable_as, table_to_frames
 
 MAGIC = b"RTJ2"
 BLOCK_HEADER = struct.Struct("<4sIII")

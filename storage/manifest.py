@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from rtcap.storage.errors import CaptureError
 
 MANIFEST = "manifest.json"

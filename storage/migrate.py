@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+
 from rtcap.storage import manifest as manifests
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.integrity import check_file, open_capture, read_table

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from rtcap.models import Frame
 from rtcap.storage import manifest as manifests
 from rtcap.storage.errors import CaptureDamaged
 from rtcap.storage.integrity import journal_files, open_capture, open_segment, segment_files
 from rtcap.storage.journal import read_journal
 from rtcap.storage.schema import frame_chunks, frames_v2
-
-from rtcap.models import Frame
 from rtcap.timeutil import NS, parse_iso_ns
 
 _RELATIVE = re.compile(r"^([+-])\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|hr)$")

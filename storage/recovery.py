@@ -28,6 +28,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
 from rtcap.storage import manifest as manifests
 from rtcap.storage.capture import (
     add_bar_file,

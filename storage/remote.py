@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import orjson
 import pyarrow as pa
 import pyarrow.fs as pafs
+
 from rtcap.storage.errors import CaptureError, first_line
 from rtcap.storage.manifest import _shape_problem, listed_files
 from rtcap.storage.segments import sha256_file

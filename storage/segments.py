@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
 from rtcap.storage.manifest import fsync_dir
 from rtcap.storage.schema import (
     BAR_SCHEMA,

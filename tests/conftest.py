@@ -66,10 +66,9 @@ def kernel_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     """Run a test once on the compiled fast paths and once on the pure-Python reference
     (``rtcap.accel``). The compiled run skips, saying why, where the extension was not built;
     with ``RTCAP_REQUIRE_SPEEDUPS=1`` (CI) test_speedups fails instead."""
-    from rtcap.storage import schema
-
     from rtcap import accel, book, pipeline
     from rtcap.codecs import projectx
+    from rtcap.storage import schema
 
     if request.param == "compiled":
         if accel.speedups is None:

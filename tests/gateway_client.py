@@ -9,12 +9,12 @@ import time
 import aiohttp
 import orjson
 import websockets
-from rtcap.replay.faults import FaultPlan
-from rtcap.replay.gateway import GatewayServer, simulated_history
-from rtcap.replay.simfeed import SimulatedFeed
-from rtcap.replay.tokens import TokenIssuer
 
 from rtcap.codecs import signalr
+from rtcap.gateway.faults import FaultPlan
+from rtcap.gateway.server import GatewayServer, simulated_history
+from rtcap.gateway.simfeed import SimulatedFeed
+from rtcap.gateway.tokens import TokenIssuer
 
 
 @contextlib.asynccontextmanager

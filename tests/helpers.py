@@ -10,11 +10,11 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
-from rtcap.storage.schema import BAR_SCHEMA_V1, FRAME_SCHEMA_V1
-from rtcap.storage.segments import sha256_file
 
 from rtcap.codecs import projectx, signalr
 from rtcap.models import Frame
+from rtcap.storage.schema import BAR_SCHEMA_V1, FRAME_SCHEMA_V1
+from rtcap.storage.segments import sha256_file
 from rtcap.timeutil import format_iso_ns, parse_iso_ns
 
 MNQ = "CON.F.US.MNQ.Z25"

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import click
 
+from rtcap.analysis.charts import write_chart
+from rtcap.analysis.export import export_bars
+from rtcap.analysis.views import connect
 from rtcap.cli.options import (
     CAPTURE,
     book_options,
@@ -17,11 +20,8 @@ from rtcap.cli.options import (
     timeframes_option,
 )
 from rtcap.cli.output import refuse_output_inside_captures
-from rtcap.replay.charts import write_chart
-from rtcap.replay.export import export_bars
 from rtcap.storage.capture import CaptureError, open_capture
 from rtcap.storage.integrity import check_file
-from rtcap.storage.views import connect
 from rtcap.timeutil import ns_to_datetime
 
 

@@ -25,18 +25,16 @@ from rtcap.cli.options import (
 )
 from rtcap.cli.serving import stop_on_signals
 from rtcap.events import Event, EventBus, EventType
+from rtcap.gateway.build import capture_contracts, capture_gateway, endpoint_lines
 from rtcap.pipeline import Pipeline
-from rtcap.replay.gateway import GatewayServer, simulated_history
 from rtcap.replay.pacing import parse_speed
 from rtcap.replay.source import Replay
 from rtcap.replay.verify import first_difference, live_bar_lines, replay_digest
-from rtcap.simulator import MarketSimulator
 from rtcap.storage.capture import CaptureError
 from rtcap.storage.integrity import open_capture, sessions
 from rtcap.storage.manifest import gap_summary
 from rtcap.timeutil import ns_to_datetime
 
-HISTORY_DAYS = 5.0  # as rtcap sim serves by default
 CSV_HEADER = "timestamp,instrument,timeframe,open,high,low,close,volume,trades,gap"
 
 
@@ -267,20 +265,7 @@ def _write_book(out, snapshot: BookSnapshot, fmt: str) -> None:
 
 
 async def _serve(source: Replay, host: str, port: int) -> None:
-    manifest = source.manifest
-    contracts = dict(manifest.get("source", {}).get("contracts") or {})
-    for stream in manifest.get("subscriptions") or []:
-        for entry in stream.get("subscriptions") or []:
-            if isinstance(entry, dict) and entry.get("contract"):
-                contracts[entry.get("symbol") or entry["contract"]] = entry["contract"]
-    server = GatewayServer(
-        source,
-        contracts,
-        host=host,
-        port=port,
-        history=_simulated_history(manifest, source),
-        wait_for_client=True,
-    )
+    server = capture_gateway(source, host=host, port=port)
     try:
         await server.start()
     except OSError as exc:
@@ -289,13 +274,10 @@ async def _serve(source: Replay, host: str, port: int) -> None:
         ) from None
     stop = asyncio.Event()
     stop_on_signals(stop)
-    urls = server.urls
+    contracts = capture_contracts(source.manifest)
     click.echo(f"rtcap replay: {source.describe()} on {server.host}:{server.port}")
-    click.echo(f"  REST base   {urls['api']}")
-    click.echo(f"  market hub  {urls['market_hub']}")
-    click.echo(f"  user hub    {urls['user_hub']}")
-    click.echo(f"  raw frames  ws://{server.host}:{server.port}/ws")
-    click.echo(f"  SDK         PROJECTX_API_URL={urls['api']} python -m rtcap.sdk_shim strategy.py")
+    for line in endpoint_lines(server):
+        click.echo(line)
     click.echo(f"  contracts   {' '.join(f'{k}={v}' for k, v in contracts.items()) or 'none'}")
     click.echo("the replay starts when the first client subscribes (or connects to /ws)")
     done = asyncio.create_task(server.feed_done.wait())
@@ -309,22 +291,6 @@ async def _serve(source: Replay, host: str, port: int) -> None:
         f"served {server.stats['records_routed']} records to "
         f"{server.stats['connections']} connections"
     )
-
-
-def _simulated_history(manifest: dict, source: Replay) -> dict:
-    """For a capture of rtcap's simulated market, the same seeded history the live gateway
-    served (it ends where the recorded walk began), so SDK clients load history on replay too.
-    Captures of real feeds have no history before their first frame."""
-    info = manifest.get("source") or {}
-    if info.get("kind") != "sim" or not isinstance(info.get("seed"), int):
-        return {}
-    instruments = info.get("instruments") or list(info.get("contracts") or {})
-    start_ns = info.get("start_ns") or source.reader.span[0]
-    try:
-        market = MarketSimulator(info["seed"], instruments, start_ns=start_ns)
-    except (KeyError, ValueError):
-        return {}
-    return simulated_history(market, HISTORY_DAYS, start_ns, info["seed"])
 
 
 def _paced_speed(ctx, param, value):

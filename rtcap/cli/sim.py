@@ -8,10 +8,11 @@ import click
 
 from rtcap.cli.options import DURATION, Duration, instruments_option
 from rtcap.cli.serving import stop_on_signals
-from rtcap.replay.faults import FaultPlan
-from rtcap.replay.gateway import GatewayServer, simulated_history
-from rtcap.replay.simfeed import SimulatedFeed
-from rtcap.replay.tokens import TokenIssuer
+from rtcap.gateway.build import endpoint_lines, simulated_gateway
+from rtcap.gateway.faults import FaultPlan
+from rtcap.gateway.server import GatewayServer
+from rtcap.gateway.simfeed import SimulatedFeed
+from rtcap.gateway.tokens import TokenIssuer
 
 
 @click.command()
@@ -146,20 +147,19 @@ def sim(
             burst_every_s=burst_every,
             burst_for_s=burst_for,
         )
-        feed = SimulatedFeed(seed, instruments, rate, faults=faults)
+        server, feed = simulated_gateway(
+            seed,
+            instruments,
+            rate,
+            faults=faults,
+            history_days=history_days,
+            host=host,
+            port=port,
+            tokens=TokenIssuer(api_key),
+            keepalive_s=keepalive,
+        )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    history = simulated_history(feed.market, history_days, feed.start_ns, seed)
-    server = GatewayServer(
-        feed,
-        feed.contracts,
-        host=host,
-        port=port,
-        faults=faults,
-        tokens=TokenIssuer(api_key),
-        history=history,
-        keepalive_s=keepalive,
-    )
     try:
         asyncio.run(_serve(server, feed, api_key is not None))
     except OSError as exc:
@@ -171,15 +171,12 @@ async def _serve(server: GatewayServer, feed: SimulatedFeed, key_required: bool)
     await server.start()
     stop = asyncio.Event()
     stop_on_signals(stop)
-    urls = server.urls
     contracts = " ".join(f"{symbol}={cid}" for symbol, cid in feed.contracts.items())
     click.echo(f"rtcap sim: {feed.describe()} on {server.host}:{server.port}")
-    click.echo(f"  REST base   {urls['api']}")
-    click.echo(f"  market hub  {urls['market_hub']}")
-    click.echo(f"  user hub    {urls['user_hub']}")
+    for line in endpoint_lines(server):
+        click.echo(line)
     click.echo(f"  contracts   {contracts}")
     click.echo(f"  API key     {'the one given with --api-key' if key_required else 'any'}")
-    click.echo(f"  SDK         PROJECTX_API_URL={urls['api']} python -m rtcap.sdk_shim strategy.py")
     if server.faults.any:
         click.echo(f"  faults      {server.faults}")
     click.echo("Ctrl+C to stop.", nl=True)

@@ -1,4 +1,4 @@
-"""``rtcap spark-sql`` and ``rtcap spark-bars``: rtcap.spark as commands."""
+"""``rtcap spark-sql`` and ``rtcap spark-bars``: rtcap.analysis.spark as commands."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rtcap.storage.capture import CaptureError
 
 
 def _spark(master: str):
-    from rtcap import spark as rtcap_spark  # imports pyspark: only for these commands
+    from rtcap.analysis import spark as rtcap_spark  # imports pyspark: only for these commands
 
     session = rtcap_spark.session(master=master)
     session.sparkContext.setLogLevel("ERROR")

@@ -9,6 +9,7 @@ import time
 
 import orjson
 import pytest
+
 from rtcap.storage.capture import open_capture, read_frames
 from rtcap.storage.segments import sha256_file
 

@@ -11,12 +11,12 @@ import random
 
 import orjson
 from click.testing import CliRunner
-from rtcap.storage.capture import open_capture, read_frames
 from websockets.asyncio.server import serve
 
 from rtcap.cli import main
 from rtcap.events import EventType
 from rtcap.pipeline import Pipeline
+from rtcap.storage.capture import open_capture, read_frames
 
 SYMBOL = "ETHUSDT"
 

@@ -1,9 +1,9 @@
 """TradingSuite on a live source: the embedded simulated market, recorded as it streams."""
 
 import orjson
-from rtcap.storage.capture import open_capture, read_frames
 
 from rtcap import EventType, TradingSuite
+from rtcap.storage.capture import open_capture, read_frames
 
 
 async def test_suite_without_source_streams_the_embedded_market_with_history_and_records(

@@ -9,12 +9,12 @@ import orjson
 import pytest
 import websockets
 from click.testing import CliRunner
-from rtcap.replay.gateway import GatewayServer
-from rtcap.replay.simfeed import SimulatedFeed
-from rtcap.replay.tokens import TokenIssuer
-from rtcap.storage.capture import open_capture, read_frames, read_live_bars
 
 from rtcap.cli import main
+from rtcap.gateway.server import GatewayServer
+from rtcap.gateway.simfeed import SimulatedFeed
+from rtcap.gateway.tokens import TokenIssuer
+from rtcap.storage.capture import open_capture, read_frames, read_live_bars
 
 
 def run(*args):
@@ -232,7 +232,7 @@ def test_the_sdk_spelling_of_the_credential_variables_works_too(tmp_path, monkey
     manifest = open_capture(tmp_path / "px")
     assert manifest["source"]["username"] == "sdk-user"
     assert sum(f.kind == "text" for f in read_frames(tmp_path / "px")) >= 20
-    from rtcap.embedded import projectx_credentials
+    from rtcap.gateway.embedded import projectx_credentials
 
     assert projectx_credentials() == ("sdk-user", "right")
     monkeypatch.setenv("PROJECTX_USERNAME", "rtcap-user")  # rtcap's own name wins

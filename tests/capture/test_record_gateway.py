@@ -3,13 +3,13 @@ capture, every disconnect is a gap row, and every subscription is restored after
 
 import orjson
 import pytest
+
 from rtcap.capture.recorder import Recorder
 from rtcap.capture.session import Backoff
-from rtcap.replay.faults import FaultPlan
-from rtcap.storage.capture import CaptureWriter, open_capture, read_frames
-
 from rtcap.codecs.signalr import RS
-from rtcap.embedded import start_embedded_market
+from rtcap.gateway.embedded import start_embedded_market
+from rtcap.gateway.faults import FaultPlan
+from rtcap.storage.capture import CaptureWriter, open_capture, read_frames
 
 SUBSCRIBE = {"SubscribeContractQuotes", "SubscribeContractTrades", "SubscribeContractMarketDepth"}
 

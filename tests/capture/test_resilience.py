@@ -1,13 +1,14 @@
 """Expiring tokens: the recorder logs in again (full disks: tests/chaos/test_io_faults.py)."""
 
 import orjson
+
 from rtcap.capture.feeds import ProjectXAuth, ProjectXMarketFeed
 from rtcap.capture.recorder import Recorder
 from rtcap.capture.session import Backoff
-from rtcap.replay.faults import FaultPlan
-from rtcap.replay.gateway import GatewayServer
-from rtcap.replay.simfeed import SimulatedFeed
-from rtcap.replay.tokens import TokenIssuer
+from rtcap.gateway.faults import FaultPlan
+from rtcap.gateway.server import GatewayServer
+from rtcap.gateway.simfeed import SimulatedFeed
+from rtcap.gateway.tokens import TokenIssuer
 from rtcap.storage.capture import CaptureWriter, read_frames
 
 

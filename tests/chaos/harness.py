@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-from rtcap.storage.capture import read_frames
 
 from rtcap.codecs.signalr import RS
+from rtcap.storage.capture import read_frames
 
 RTCAP = [sys.executable, "-m", "rtcap"]
 CREDENTIALS = {"PROJECTX_USERNAME": "chaos", "PROJECTX_API_KEY": "chaos-key"}

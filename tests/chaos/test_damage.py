@@ -18,9 +18,9 @@ from pathlib import Path
 import orjson
 import pytest
 from click.testing import CliRunner
-from rtcap.storage.capture import open_capture
 
 from rtcap.cli import main
+from rtcap.storage.capture import open_capture
 
 READERS = {
     "replay": ["replay", "{cap}", "--timeframes", "1sec", "--format", "csv"],
@@ -235,9 +235,9 @@ def test_directories_where_files_belong_are_clear_errors(intact, tmp_path):
 
 def test_damaged_journal_blocks_cost_only_themselves(tmp_path):
     import helpers
-    from rtcap.storage.recovery import recover
 
     from rtcap.simulator import MarketSimulator
+    from rtcap.storage.recovery import recover
 
     frames = list(MarketSimulator(5, ["MNQ", "ES"]).frames(max_frames=3000))
     writer = helpers.write_capture(tmp_path / "cap", frames, flush_every=100)

@@ -10,17 +10,17 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from rtcap.codecs import CODEC_NAMES, codec_for, frame_hints
+from rtcap.models import Frame
+from rtcap.pipeline import Pipeline
+from rtcap.simulator import MarketSimulator
 from rtcap.storage import manifest as manifests
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.importer import FORMATS, _parse
 from rtcap.storage.integrity import segment_files, sessions
 from rtcap.storage.journal import JournalWriter, read_journal
 from rtcap.storage.schema import FrameColumns
-
-from rtcap.codecs import CODEC_NAMES, codec_for, frame_hints
-from rtcap.models import Frame
-from rtcap.pipeline import Pipeline
-from rtcap.simulator import MarketSimulator
 
 pytestmark = pytest.mark.slow
 EXAMPLES = int(os.environ.get("RTCAP_FUZZ_EXAMPLES", "150"))  # make test-slow: 3,000

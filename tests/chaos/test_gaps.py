@@ -10,9 +10,9 @@ import time
 import harness
 import orjson
 from click.testing import CliRunner
-from rtcap.storage.capture import open_capture, read_frames
 
 from rtcap.cli import main
+from rtcap.storage.capture import open_capture, read_frames
 
 
 def gap_rows(capture):

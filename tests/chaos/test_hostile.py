@@ -17,10 +17,10 @@ import pytest
 import websockets
 import zstandard
 from click.testing import CliRunner
-from rtcap.storage.capture import open_capture, read_frames
-from rtcap.storage.journal import read_journal
 
 from rtcap.cli import main
+from rtcap.storage.capture import open_capture, read_frames
+from rtcap.storage.journal import read_journal
 
 
 def run(*args, **kwargs):

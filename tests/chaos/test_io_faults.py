@@ -11,6 +11,7 @@ import time
 import harness
 import orjson
 import pytest
+
 from rtcap.storage.capture import open_capture, read_frames
 from rtcap.storage.journal import read_journal
 from rtcap.storage.segments import sha256_file

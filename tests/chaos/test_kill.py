@@ -12,6 +12,7 @@ import time
 
 import harness
 import pytest
+
 from rtcap.storage.capture import open_capture, read_frames
 from rtcap.storage.segments import sha256_file
 

@@ -5,16 +5,16 @@ injected (drops and malformed records), so reconnects and decode errors are part
 import asyncio
 
 from helpers import write_capture
-from rtcap.capture.live import Live
-from rtcap.capture.session import Backoff
-from rtcap.replay.faults import FaultPlan
-from rtcap.replay.source import Replay
-from rtcap.replay.verify import live_bar_lines
-from rtcap.storage.capture import read_frames
 
 from rtcap import EventType, TradingSuite
 from rtcap.bars import bar_line
-from rtcap.embedded import start_embedded_market
+from rtcap.capture.live import Live
+from rtcap.capture.session import Backoff
+from rtcap.gateway.embedded import start_embedded_market
+from rtcap.gateway.faults import FaultPlan
+from rtcap.replay.source import Replay
+from rtcap.replay.verify import live_bar_lines
+from rtcap.storage.capture import read_frames
 
 TIMEFRAMES = ["1sec", "5sec"]
 SYMBOLS = ["MNQ", "ES"]

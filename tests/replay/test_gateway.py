@@ -389,8 +389,7 @@ async def test_history_exists_at_every_unit_and_every_resolution_folds_into_the_
 
 
 def test_second_history_is_the_same_from_the_same_seed_whatever_the_window():
-    from rtcap.replay.history import SyntheticHistory
-
+    from rtcap.gateway.history import SyntheticHistory
     from rtcap.instruments import spec_for
 
     end = 1_764_000_000 * 10**9

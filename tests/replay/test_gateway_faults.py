@@ -9,9 +9,9 @@ import orjson
 import pytest
 import websockets
 from gateway_client import collect, connect, invoke, login, pushes, running_gateway
-from rtcap.replay.faults import FaultPlan
 
 from rtcap.codecs.signalr import BadRecord
+from rtcap.gateway.faults import FaultPlan
 
 
 async def subscribed(server, channels=("Trades", "Quotes"), **options):

@@ -6,13 +6,13 @@ import subprocess
 
 import pytest
 from click.testing import CliRunner
+
 from rtcap.capture.recorder import Recorder
 from rtcap.capture.session import Backoff
-from rtcap.replay.faults import FaultPlan
-from rtcap.storage.capture import CaptureWriter
-
 from rtcap.cli import main
-from rtcap.embedded import start_embedded_market
+from rtcap.gateway.embedded import start_embedded_market
+from rtcap.gateway.faults import FaultPlan
+from rtcap.storage.capture import CaptureWriter
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

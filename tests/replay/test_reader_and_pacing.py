@@ -5,12 +5,12 @@ import time
 
 import pytest
 from helpers import write_capture
-from rtcap.replay.pacing import parse_speed
-from rtcap.replay.source import Replay
-from rtcap.storage.reader import CaptureReader, FrameFilter, resolve_time
 
 from rtcap.models import Frame
+from rtcap.replay.pacing import parse_speed
+from rtcap.replay.source import Replay
 from rtcap.simulator import MarketSimulator
+from rtcap.storage.reader import CaptureReader, FrameFilter, resolve_time
 
 S = 1_000_000_000
 

@@ -12,12 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 import websockets
 from click.testing import CliRunner
-from rtcap.replay.source import Replay
-from rtcap.storage.capture import read_frames
-from rtcap.storage.segments import sha256_file
 
 from rtcap.cli import main
 from rtcap.pipeline import Pipeline
+from rtcap.replay.source import Replay
+from rtcap.storage.capture import read_frames
+from rtcap.storage.segments import sha256_file
 
 
 def run(*args):

@@ -10,12 +10,12 @@ import pytest
 from helpers import event_signatures, write_capture
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rtcap.replay.source import Replay
 
 from rtcap import EventType, ListSource, TradingSuite
 from rtcap.codecs import projectx
 from rtcap.models import Frame
 from rtcap.pipeline import Pipeline
+from rtcap.replay.source import Replay
 from rtcap.simulator import MarketSimulator
 
 CONTRACT = "CON.F.US.MNQ.Z25"

@@ -21,8 +21,6 @@ import pytest
 from helpers import event_signature
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rtcap.storage import schema
-from rtcap.storage.journal import encode_block
 
 from rtcap import accel
 from rtcap import book as book_module
@@ -33,6 +31,8 @@ from rtcap.events import EventType
 from rtcap.models import DepthLevel, DepthUpdate, Frame
 from rtcap.pipeline import InstrumentState, Pipeline
 from rtcap.simulator import MarketSimulator
+from rtcap.storage import schema
+from rtcap.storage.journal import encode_block
 from rtcap.timeutil import format_iso_ns, parse_iso_ns
 
 speedups = accel.speedups

@@ -10,17 +10,17 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from helpers import downgrade, write_capture
-from rtcap.storage.capture import read_frames
-from rtcap.storage.views import connect
 
+from rtcap.analysis.views import connect
 from rtcap.cli import main
 from rtcap.instruments import default_session
 from rtcap.models import Frame
 from rtcap.pipeline import Pipeline
 from rtcap.simulator import MarketSimulator
+from rtcap.storage.capture import read_frames
 from rtcap.timeutil import NS, ns_to_datetime, zone
 
-spark_module = pytest.importorskip("rtcap.spark")
+spark_module = pytest.importorskip("rtcap.analysis.spark")
 
 
 def run(*args):

@@ -6,9 +6,14 @@ import helpers
 import orjson
 import pyarrow.parquet as pq
 import pytest
-import rtcap.storage.capture as capture_module
 from helpers import file_size_limit
+
+import rtcap.storage.capture as capture_module
+from rtcap.events import EventType
+from rtcap.models import Bar
+from rtcap.pipeline import Pipeline
 from rtcap.replay.verify import live_bar_lines, replay_digest
+from rtcap.simulator import MarketSimulator
 from rtcap.storage.capture import (
     CaptureBusy,
     CaptureError,
@@ -21,11 +26,6 @@ from rtcap.storage.capture import (
 from rtcap.storage.recovery import recover
 from rtcap.storage.schema import FRAME_SCHEMA, FrameColumns
 from rtcap.storage.segments import PART_TMP_NAME, sha256_file
-
-from rtcap.events import EventType
-from rtcap.models import Bar
-from rtcap.pipeline import Pipeline
-from rtcap.simulator import MarketSimulator
 
 DAY_NS = 86_400 * 10**9
 

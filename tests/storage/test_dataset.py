@@ -8,11 +8,11 @@ from pathlib import Path
 import orjson
 from click.testing import CliRunner
 from helpers import write_capture
-from rtcap.storage.capture import read_frames
-from rtcap.storage.dataset import DatasetReader, capture_path, find_captures
 
 from rtcap.cli import main
 from rtcap.simulator import MarketSimulator
+from rtcap.storage.capture import read_frames
+from rtcap.storage.dataset import DatasetReader, capture_path, find_captures
 
 
 def run(*args):

@@ -2,6 +2,7 @@ import gzip
 
 import orjson
 import pytest
+
 from rtcap.storage.capture import open_capture, read_frames
 from rtcap.storage.importer import import_lines
 

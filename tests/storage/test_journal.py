@@ -3,10 +3,10 @@ import random
 
 import pytest
 from helpers import file_size_limit
-from rtcap.storage.journal import BLOCK_HEADER, JournalWriter, read_journal
-from rtcap.storage.schema import FrameColumns
 
 from rtcap.models import Frame
+from rtcap.storage.journal import BLOCK_HEADER, JournalWriter, read_journal
+from rtcap.storage.schema import FrameColumns
 
 
 def sample_frames(count=300):
@@ -52,6 +52,7 @@ def test_journals_with_other_buffer_codecs_read_the_same(tmp_path, monkeypatch, 
     """Arrow names the buffer codec in every batch: a journal written with another codec (zstd,
     as journals were before lz4, or none) reads row for row like an lz4 one."""
     import pyarrow as pa
+
     from rtcap.storage import journal
 
     monkeypatch.setattr(journal, "_IPC_OPTIONS", pa.ipc.IpcWriteOptions(compression=codec))

@@ -15,11 +15,11 @@ import orjson
 import pyarrow.fs as pafs
 import pytest
 from click.testing import CliRunner
+
+from rtcap.cli import main
 from rtcap.storage.capture import read_frames
 from rtcap.storage.journal import read_journal
 from rtcap.storage.remote import mirror_path, pull, staging_path
-
-from rtcap.cli import main
 
 RTCAP = [sys.executable, "-m", "rtcap"]
 

@@ -10,6 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from click.testing import CliRunner
 from helpers import as_v1, downgrade, write_capture
+
+from rtcap.cli import main
+from rtcap.simulator import MarketSimulator
 from rtcap.storage.capture import open_capture, read_frames
 from rtcap.storage.journal import encode_block
 from rtcap.storage.migrate import frames_digest
@@ -18,9 +21,6 @@ from rtcap.storage.schema import (
     FRAME_SCHEMA,
     frames_to_table,
 )
-
-from rtcap.cli import main
-from rtcap.simulator import MarketSimulator
 
 
 def run(*args):

@@ -8,15 +8,15 @@ import hashlib
 import orjson
 import pytest
 from click.testing import CliRunner
+
+from rtcap.analysis.views import connect
 from rtcap.capture.recorder import Recorder
 from rtcap.capture.session import Backoff
-from rtcap.replay.faults import FaultPlan
+from rtcap.cli import main
+from rtcap.gateway.embedded import start_embedded_market
+from rtcap.gateway.faults import FaultPlan
 from rtcap.storage.capture import CaptureWriter, read_frames
 from rtcap.storage.importer import import_lines
-from rtcap.storage.views import connect
-
-from rtcap.cli import main
-from rtcap.embedded import start_embedded_market
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,14 @@ from pathlib import Path
 import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
-from rtcap.replay.source import Replay
-from rtcap.storage.capture import CaptureError
 
 from rtcap.booksnap import BookSampler, BookSnapshot
 from rtcap.dataview import bars_to_frame
 from rtcap.events import EventType
 from rtcap.indicators import apply_indicator, parse_indicator_spec
 from rtcap.pipeline import Pipeline
+from rtcap.replay.source import Replay
+from rtcap.storage.capture import CaptureError
 from rtcap.timeframes import parse_timeframe
 from rtcap.timeutil import ns_to_datetime
 

@@ -1,4 +1,4 @@
-"""Face: the embedded simulated market, a ProjectX-compatible gateway started in-process on
+"""The embedded simulated market, a ProjectX-compatible gateway started in-process on
 loopback, with ProjectX feeds pointed at it. What ``rtcap record`` and ``TradingSuite`` use when
 no real feed is configured, so rtcap runs with no account and no internet."""
 
@@ -13,9 +13,10 @@ from rtcap.capture.feeds import (
     ProjectXAuth,
     ProjectXMarketFeed,
 )
-from rtcap.replay.faults import FaultPlan
-from rtcap.replay.gateway import GatewayServer, simulated_history
-from rtcap.replay.simfeed import SimulatedFeed
+from rtcap.gateway.build import simulated_gateway
+from rtcap.gateway.faults import FaultPlan
+from rtcap.gateway.server import GatewayServer
+from rtcap.gateway.simfeed import SimulatedFeed
 
 EMBEDDED_USER = "rtcap-embedded"
 EMBEDDED_KEY = "embedded-simulated-market"
@@ -62,12 +63,8 @@ async def start_embedded_market(
     faults: FaultPlan | None = None,
     history_days: float = 5.0,
 ) -> EmbeddedMarket:
-    feed = SimulatedFeed(seed, list(instruments), rate, faults=faults)
-    server = GatewayServer(
-        feed,
-        feed.contracts,
-        faults=faults,
-        history=simulated_history(feed.market, history_days, feed.start_ns, seed),
+    server, feed = simulated_gateway(
+        seed, instruments, rate, faults=faults, history_days=history_days
     )
     await server.start()
     return EmbeddedMarket(server, feed)

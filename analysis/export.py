@@ -8,7 +8,7 @@ Files written into the output folder (``<stamp>`` is the export time, UTC):
 * ``snapshot_<stamp>.json`` — ``export_timestamp``, ``data_summary`` (bar counts) and
   ``recent_data.bars`` (the last 5 bars of each instrument and timeframe);
 * with ``--book N --every 1s``: ``book_<stamp>.csv`` (or ``.parquet``) — top-N order-book
-  snapshots, one row per time, instrument and level (:data:`rtcap.booksnap.BOOK_SCHEMA`).
+  snapshots, one row per time, instrument and level (:data:`rtcap.analysis.booktable.BOOK_SCHEMA`).
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ import orjson
 import polars as pl
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
-from rtcap.replay.source import Replay
 
+from rtcap.analysis.booktable import snapshots_table
 from rtcap.bars import bar_record
-from rtcap.booksnap import BookSampler, BookSnapshot, snapshots_table
+from rtcap.booksnap import BookSampler, BookSnapshot
 from rtcap.events import EventType
 from rtcap.models import Bar
 from rtcap.pipeline import Pipeline
+from rtcap.replay.source import Replay
 from rtcap.timeutil import ns_to_datetime
 
 RECENT = 5

@@ -1,18 +1,17 @@
 """The seeded simulated market paced in real time: the gateway's default frame source.
 
 Message times are wall-clock times (the simulated market starts now), and messages are released
-in batches as their time comes, against the monotonic clock.
+in batches as their time comes, by replay's own :class:`~rtcap.replay.pacing.Pacer` at 1x.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from rtcap.replay.faults import FaultPlan
-
+from rtcap.gateway.faults import FaultPlan
 from rtcap.models import Frame
+from rtcap.replay.pacing import Pacer
 from rtcap.simulator import MarketSimulator
 from rtcap.timeutil import NS
 
@@ -45,22 +44,21 @@ class SimulatedFeed:
         return self.market.contracts
 
     async def batches(self) -> AsyncIterator[list[Frame]]:
+        pacer = Pacer(1.0, spin=False)
+        pacer.anchor(self.start_ns)
         started = time.monotonic_ns()
         bursting = False
         batch: list[Frame] = []
         for frame in self.market.frames(max_frames=1 << 62):
             if self.closed:
                 return
-            due = started + (frame.exch_ns - self.start_ns)
-            now = time.monotonic_ns()
-            if due > now:
+            due = pacer.due(frame.exch_ns)
+            if due > time.monotonic_ns():
                 if batch:
                     self.sent += len(batch)
                     yield batch
                     batch = []
-                    now = time.monotonic_ns()
-                if due > now:
-                    await asyncio.sleep((due - now) / NS)
+                await pacer.wait_until(due)
             batch.append(frame)
             burst = self.faults.in_burst((time.monotonic_ns() - started) / NS)
             if burst != bursting:

@@ -31,12 +31,12 @@ import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
+
+from rtcap.analysis.booktable import BOOK_SCHEMA
 from rtcap.storage.dataset import find_captures, is_capture, label
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.integrity import check_file, open_capture, segment_files
 from rtcap.storage.schema import BAR_SCHEMA, FRAME_SCHEMA, MICROS_UTC, written_as
-
-from rtcap.booksnap import BOOK_SCHEMA
 
 VIEW_NAMES = (
     "frames",

@@ -1,7 +1,7 @@
 """Spark over rtcap captures: the views ``rtcap sql`` has, and bars computed by the kernel on
 Spark executors.
 
-    from rtcap.spark import session, register_views, bars_job
+    from rtcap.analysis.spark import session, register_views, bars_job
     spark = session()                         # local[*]; or pass your own SparkSession
     register_views(spark, "captures/")        # frames, lifecycle, gaps, trades, quotes, bars
     spark.sql("select symbol, count(*) from trades group by 1").show()
@@ -31,6 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from rtcap.analysis.views import discover
 from rtcap.codecs import codec_for
 from rtcap.events import EventType
 from rtcap.models import Quote, Trade
@@ -45,7 +46,6 @@ from rtcap.storage.schema import (
     table_to_frames,
     written_as,
 )
-from rtcap.storage.views import discover
 from rtcap.timeframes import parse_timeframe
 
 VIEWS = ("frames", "lifecycle", "gaps", "trades", "quotes", "bars")

@@ -1,0 +1,223 @@
+"""A ProjectX-compatible gateway on loopback: REST under ``/api`` (:mod:`rtcap.gateway.rest`),
+SignalR hubs (:mod:`rtcap.gateway.hubs`) and raw ``/ws`` frames, on one port.
+
+It serves any frame source — the simulated market paced in real time, or a capture — to any
+number of clients, each getting only the contracts and channels it subscribed to. Faults can be
+injected into every connection (:mod:`rtcap.gateway.faults`).
+
+Tokens travel in ``?access_token=`` query strings, so the access log is off: nothing here ever
+writes a token or API key to a log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from rtcap.codecs import projectx, signalr
+from rtcap.gateway.faults import FaultPlan
+from rtcap.gateway.history import SyntheticHistory
+from rtcap.gateway.hubs import MAX_MESSAGE, Connection, Hubs
+from rtcap.gateway.rest import Contract, RestApi
+from rtcap.gateway.tokens import TokenIssuer
+from rtcap.instruments import CME_FUTURES
+from rtcap.models import Bar, Frame
+from rtcap.pipeline import Pipeline
+
+
+class GatewayServer:
+    """Serve ``source`` (an object with ``async batches()`` of frames) on ``host:port``."""
+
+    def __init__(
+        self,
+        source: Any,
+        contracts: dict[str, str],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tokens: TokenIssuer | None = None,
+        faults: FaultPlan | None = None,
+        history: dict[str, SyntheticHistory] | None = None,
+        keepalive_s: float = 15.0,
+        max_pending: int = 500_000,
+        wait_for_client: bool = False,
+    ) -> None:
+        self.source = source
+        # A replay should start when someone is listening, not play to an empty room.
+        self.wait_for_client = wait_for_client
+        self.first_client = asyncio.Event()
+        self.contracts = {
+            cid: Contract(cid, CME_FUTURES.get(symbol), symbol) for symbol, cid in contracts.items()
+        }
+        self.host, self.port = host, port
+        self.tokens = tokens or TokenIssuer()
+        self.faults = faults or FaultPlan()
+        self.history = history or {}
+        self.raw_clients: dict[web.WebSocketResponse, asyncio.Queue] = {}
+        self.pipeline = Pipeline(
+            None, ["1sec", "1min"], codec="projectx", max_bars=86_400, wanted=set()
+        )
+        self.stats = {"frames_in": 0, "records_routed": 0, "connections": 0, "problems": 0}
+        self.rest = RestApi(self.contracts, self.tokens, self.stats, self.history, self.pipeline)
+        self.hubs = Hubs(
+            self.contracts,
+            self.tokens,
+            self.faults,
+            self.stats,
+            keepalive_s=keepalive_s,
+            max_pending=max_pending,
+            on_subscribe=self.first_client.set,
+        )
+        self._runner: web.AppRunner | None = None
+        self._feed_task: asyncio.Task | None = None
+        self.feed_done = asyncio.Event()
+
+    @property
+    def connections(self) -> set[Connection]:
+        return self.hubs.connections
+
+    @property
+    def closed_connections(self) -> list[Connection]:
+        return self.hubs.closed_connections
+
+    def bars_for(self, body: dict[str, Any]) -> list[Bar]:
+        """Bars answering a ``retrieveBars`` request body, oldest first."""
+        return self.rest.bars_for(body)
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=1024 * 1024)
+        app.add_routes(
+            [
+                *self.rest.routes(),
+                *self.hubs.routes(),
+                web.get("/ws", self._raw),
+                web.get("/stream", self._raw),
+            ]
+        )
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        self._feed_task = asyncio.create_task(self._feed(), name="rtcap-gateway-feed")
+
+    async def stop(self) -> None:
+        if self._feed_task is not None:
+            self._feed_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._feed_task
+        close = getattr(self.source, "close", None)
+        if close is not None:
+            await close()
+        await self.hubs.close_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> GatewayServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def urls(self) -> dict[str, str]:
+        return {
+            "api": f"{self.base}/api",
+            "market_hub": f"{self.base}/hubs/market",
+            "user_hub": f"{self.base}/hubs/user",
+        }
+
+    # --- feed --------------------------------------------------------------------------
+
+    async def _feed(self) -> None:
+        try:
+            if self.wait_for_client:
+                await self.first_client.wait()
+            async for batch in _batches(self.source):
+                for frame in batch:
+                    self._route(frame)
+                await asyncio.sleep(0)
+        finally:
+            self.feed_done.set()
+
+    def _route(self, frame: Frame) -> None:
+        if frame.kind not in ("text", "binary"):
+            return
+        self.stats["frames_in"] += 1
+        for queue in self.raw_clients.values():
+            queue.put_nowait(frame)
+        self.pipeline.feed(frame)
+        target, contract = frame.target, frame.symbol
+        payload = frame.payload
+        if target in projectx.CHANNEL_OF_TARGET and contract and payload.count(signalr.RS) == 1:
+            self.hubs.deliver(projectx.CHANNEL_OF_TARGET[target], contract, payload)
+            return
+        for record in signalr.split_records(payload):
+            message = signalr.parse_record(record)
+            if not isinstance(message, dict) or message.get("type") != signalr.INVOCATION:
+                continue  # pings, completions: the server makes its own
+            channel = projectx.CHANNEL_OF_TARGET.get(message.get("target"))
+            arguments = message.get("arguments")
+            if channel and isinstance(arguments, list) and arguments:
+                self.hubs.deliver(channel, str(arguments[0]), record + signalr.RS)
+
+    # --- raw frames (captures of any feed) ----------------------------------------------
+
+    async def _raw(self, request: web.Request) -> web.StreamResponse:
+        """Every data frame of the source, exactly as recorded and in order (any feed)."""
+        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE, compress=False)
+        await ws.prepare(request)
+        queue: asyncio.Queue = asyncio.Queue()
+        self.raw_clients[ws] = queue
+        self.stats["connections"] += 1
+        self.first_client.set()
+
+        async def write() -> None:
+            while not ws.closed:
+                frame = await queue.get()
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    if frame.kind == "text":
+                        await ws.send_str(frame.payload.decode("utf-8", "replace"))
+                    else:
+                        await ws.send_bytes(frame.payload)
+
+        writer = asyncio.create_task(write())
+        try:
+            async for _ in ws:
+                pass  # the raw endpoint ignores what clients send
+        finally:
+            self.raw_clients.pop(ws, None)
+            writer.cancel()
+        return ws
+
+
+async def _batches(source: Any) -> AsyncIterator[list[Frame]]:
+    batches = getattr(source, "batches", None)
+    if batches is not None:
+        async for batch in batches():
+            yield batch
+    else:
+        async for frame in source:
+            yield [frame]
+
+
+def simulated_history(market, days: float, end_ns: int, seed: int) -> dict[str, SyntheticHistory]:
+    """Seeded history for every simulated instrument, ending where its live walk starts."""
+    return {
+        spec.symbol: SyntheticHistory(seed, spec, end_ns, market.start_price(spec.symbol), days)
+        for spec in market.specs
+    }
+
+
+__all__ = ["Connection", "Contract", "GatewayServer", "simulated_history"]
