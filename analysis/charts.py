@@ -21,7 +21,7 @@ from rtcap.events import EventType
 from rtcap.indicators import apply_indicator, parse_indicator_spec
 from rtcap.pipeline import Pipeline
 from rtcap.replay.source import Replay
-from rtcap.storage.capture import CaptureError
+from rtcap.storage.errors import CaptureError
 from rtcap.timeframes import parse_timeframe
 from rtcap.timeutil import ns_to_datetime
 

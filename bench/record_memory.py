@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "chaos"))
 import harness
 from rss import rss_mb, trend
 
-from rtcap.storage.capture import read_frames
+from rtcap.storage.integrity import read_frames
 
 
 def main() -> None:

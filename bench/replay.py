@@ -33,7 +33,8 @@ from rtcap.models import Frame
 from rtcap.pipeline import Pipeline
 from rtcap.replay.source import Replay
 from rtcap.simulator import MarketSimulator
-from rtcap.storage.capture import CaptureWriter, read_frames
+from rtcap.storage.integrity import read_frames
+from rtcap.storage.writer import CaptureWriter
 
 
 def build(path: Path, frames: list[Frame]) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from rss import rss_mb, trend
 
 from rtcap.simulator import MarketSimulator
-from rtcap.storage.capture import CaptureWriter
+from rtcap.storage.writer import CaptureWriter
 
 
 def build(path: Path, frames: int, rate: float) -> None:

@@ -27,8 +27,9 @@ import zstandard
 
 from rtcap.models import Frame
 from rtcap.simulator import MarketSimulator
-from rtcap.storage.capture import CaptureWriter, open_capture
 from rtcap.storage.importer import import_lines
+from rtcap.storage.integrity import open_capture
+from rtcap.storage.writer import CaptureWriter
 
 BINANCE = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / "binance-spot" / "ethusdt_20240808.gz"

@@ -17,7 +17,7 @@ from typing import Any
 
 from rtcap.capture.recorder import Recorder
 from rtcap.models import CLOCK, Bar, Frame
-from rtcap.storage.capture import CaptureWriter
+from rtcap.storage.writer import CaptureWriter
 
 
 class Live:

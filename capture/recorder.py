@@ -21,7 +21,8 @@ from rtcap.capture.session import SILENCE_AFTER_S, Backoff, FatalFeedError, Sess
 from rtcap.events import EventType
 from rtcap.models import CLOCK, DATA_KINDS, Frame
 from rtcap.pipeline import Pipeline, sequence_gap_row
-from rtcap.storage.capture import CaptureError, CaptureWriter, describe_os_error
+from rtcap.storage.errors import CaptureError, describe_os_error
+from rtcap.storage.writer import CaptureWriter
 
 log = logging.getLogger("rtcap.capture")
 

@@ -37,8 +37,8 @@ from rtcap.codecs import frame_hints
 from rtcap.events import EventType
 from rtcap.models import Frame
 from rtcap.pipeline import Pipeline, sequence_gap_row
-from rtcap.storage.capture import CaptureWriter
 from rtcap.storage.segments import SEAL_LEVEL
+from rtcap.storage.writer import CaptureWriter
 from rtcap.timeutil import NS, parse_iso_ns
 
 FORMATS = ("hftbacktest", "tardis", "jsonl")

@@ -30,18 +30,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rtcap.storage import manifest as manifests
-from rtcap.storage.capture import (
-    add_bar_file,
-    add_segment,
-    describe_os_error,
-    keep_damaged,
-    lock_capture,
-    unlock_capture,
-)
-from rtcap.storage.errors import CaptureError
+from rtcap.storage.errors import CaptureError, describe_os_error
 from rtcap.storage.integrity import bar_journal_files, journal_files, journal_number
 from rtcap.storage.journal import JournalReader
+from rtcap.storage.lock import lock_capture, unlock_capture
 from rtcap.storage.schema import BAR_SCHEMA, FRAME_SCHEMA, FRAME_SCHEMAS, frames_v2
+from rtcap.storage.sealer import keep_damaged
 from rtcap.storage.segments import (
     BARS_TMP_NAME,
     PART_NAME,
@@ -51,6 +45,7 @@ from rtcap.storage.segments import (
     sha256_file,
     write_bars_file,
 )
+from rtcap.storage.writer import add_bar_file, add_segment
 
 LIFECYCLE = ("open", "close", "gap")
 

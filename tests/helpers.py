@@ -108,7 +108,7 @@ def record(message: dict) -> bytes:
 
 def write_capture(path, frames, *, flush_every=333, source=None, **options):
     """Copy ``frames`` (their seq renumbered) into a new, closed capture at ``path``."""
-    from rtcap.storage.capture import CaptureWriter
+    from rtcap.storage.writer import CaptureWriter
 
     source = source or {"kind": "test"}
     writer = CaptureWriter(path, source=source, fsync="never", **options)

@@ -20,8 +20,8 @@ from rtcap.cli.options import (
     timeframes_option,
 )
 from rtcap.cli.output import refuse_output_inside_captures
-from rtcap.storage.capture import CaptureError, open_capture
-from rtcap.storage.integrity import check_file
+from rtcap.storage.errors import CaptureError
+from rtcap.storage.integrity import check_file, open_capture
 from rtcap.timeutil import ns_to_datetime
 
 

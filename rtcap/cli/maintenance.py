@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from rtcap.cli.options import CAPTURE
-from rtcap.storage.capture import CaptureError
+from rtcap.storage.errors import CaptureError
 from rtcap.storage.importer import FORMATS, TS_UNITS, import_lines
 from rtcap.storage.migrate import migrate
 from rtcap.storage.recovery import recover

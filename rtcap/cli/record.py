@@ -29,9 +29,10 @@ from rtcap.capture.session import Backoff
 from rtcap.cli.options import CAPTURE, DURATION, Duration, split_list, timeframes_option
 from rtcap.cli.serving import stop_on_signals
 from rtcap.gateway.embedded import API_KEY_VARS, USERNAME_VARS, start_embedded_market
-from rtcap.storage.capture import CaptureError, CaptureWriter
 from rtcap.storage.dataset import capture_path
+from rtcap.storage.errors import CaptureError
 from rtcap.storage.remote import Uploader, staging_path
+from rtcap.storage.writer import CaptureWriter
 
 
 def _bars(ctx, param, value):

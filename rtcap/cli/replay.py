@@ -30,7 +30,7 @@ from rtcap.pipeline import Pipeline
 from rtcap.replay.pacing import parse_speed
 from rtcap.replay.source import Replay
 from rtcap.replay.verify import first_difference, live_bar_lines, replay_digest
-from rtcap.storage.capture import CaptureError
+from rtcap.storage.errors import CaptureError
 from rtcap.storage.integrity import open_capture, sessions
 from rtcap.storage.manifest import gap_summary
 from rtcap.timeutil import ns_to_datetime

@@ -10,7 +10,7 @@ import polars as pl
 
 from rtcap.cli.options import timeframes_option
 from rtcap.cli.output import refuse_output_inside_captures, table_text
-from rtcap.storage.capture import CaptureError
+from rtcap.storage.errors import CaptureError
 
 
 def _spark(master: str):

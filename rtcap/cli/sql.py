@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from rtcap.analysis.views import VIEW_NAMES, connect
 from rtcap.cli.options import CAPTURE, readable
 from rtcap.cli.output import refuse_output_inside_captures, table_text
-from rtcap.storage.capture import CaptureError
+from rtcap.storage.errors import CaptureError
 
 
 @click.command()

@@ -10,7 +10,7 @@ import time
 import orjson
 import pytest
 
-from rtcap.storage.capture import open_capture, read_frames
+from rtcap.storage.integrity import open_capture, read_frames
 from rtcap.storage.segments import sha256_file
 
 FLUSH_MS = 100

@@ -16,7 +16,7 @@ from websockets.asyncio.server import serve
 from rtcap.cli import main
 from rtcap.events import EventType
 from rtcap.pipeline import Pipeline
-from rtcap.storage.capture import open_capture, read_frames
+from rtcap.storage.integrity import open_capture, read_frames
 
 SYMBOL = "ETHUSDT"
 

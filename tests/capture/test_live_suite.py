@@ -3,7 +3,7 @@
 import orjson
 
 from rtcap import EventType, TradingSuite
-from rtcap.storage.capture import open_capture, read_frames
+from rtcap.storage.integrity import open_capture, read_frames
 
 
 async def test_suite_without_source_streams_the_embedded_market_with_history_and_records(

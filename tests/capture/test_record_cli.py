@@ -14,7 +14,7 @@ from rtcap.cli import main
 from rtcap.gateway.server import GatewayServer
 from rtcap.gateway.simfeed import SimulatedFeed
 from rtcap.gateway.tokens import TokenIssuer
-from rtcap.storage.capture import open_capture, read_frames, read_live_bars
+from rtcap.storage.integrity import open_capture, read_frames, read_live_bars
 
 
 def run(*args):

@@ -9,7 +9,8 @@ from rtcap.capture.session import Backoff
 from rtcap.codecs.signalr import RS
 from rtcap.gateway.embedded import start_embedded_market
 from rtcap.gateway.faults import FaultPlan
-from rtcap.storage.capture import CaptureWriter, open_capture, read_frames
+from rtcap.storage.integrity import open_capture, read_frames
+from rtcap.storage.writer import CaptureWriter
 
 SUBSCRIBE = {"SubscribeContractQuotes", "SubscribeContractTrades", "SubscribeContractMarketDepth"}
 

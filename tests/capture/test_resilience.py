@@ -9,7 +9,8 @@ from rtcap.gateway.faults import FaultPlan
 from rtcap.gateway.server import GatewayServer
 from rtcap.gateway.simfeed import SimulatedFeed
 from rtcap.gateway.tokens import TokenIssuer
-from rtcap.storage.capture import CaptureWriter, read_frames
+from rtcap.storage.integrity import read_frames
+from rtcap.storage.writer import CaptureWriter
 
 
 def test_expired_tokens_are_refused_by_the_gateway():

@@ -22,7 +22,7 @@ from pathlib import Path
 import orjson
 
 from rtcap.codecs.signalr import RS
-from rtcap.storage.capture import read_frames
+from rtcap.storage.integrity import read_frames
 
 RTCAP = [sys.executable, "-m", "rtcap"]
 CREDENTIALS = {"PROJECTX_USERNAME": "chaos", "PROJECTX_API_KEY": "chaos-key"}

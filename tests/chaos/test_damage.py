@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from rtcap.cli import main
-from rtcap.storage.capture import open_capture
+from rtcap.storage.integrity import open_capture
 
 READERS = {
     "replay": ["replay", "{cap}", "--timeframes", "1sec", "--format", "csv"],

@@ -12,7 +12,7 @@ import orjson
 from click.testing import CliRunner
 
 from rtcap.cli import main
-from rtcap.storage.capture import open_capture, read_frames
+from rtcap.storage.integrity import open_capture, read_frames
 
 
 def gap_rows(capture):

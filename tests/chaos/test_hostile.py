@@ -19,7 +19,7 @@ import zstandard
 from click.testing import CliRunner
 
 from rtcap.cli import main
-from rtcap.storage.capture import open_capture, read_frames
+from rtcap.storage.integrity import open_capture, read_frames
 from rtcap.storage.journal import read_journal
 
 

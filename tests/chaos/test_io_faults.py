@@ -12,7 +12,7 @@ import harness
 import orjson
 import pytest
 
-from rtcap.storage.capture import open_capture, read_frames
+from rtcap.storage.integrity import open_capture, read_frames
 from rtcap.storage.journal import read_journal
 from rtcap.storage.segments import sha256_file
 

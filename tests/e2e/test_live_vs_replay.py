@@ -14,7 +14,7 @@ from rtcap.gateway.embedded import start_embedded_market
 from rtcap.gateway.faults import FaultPlan
 from rtcap.replay.source import Replay
 from rtcap.replay.verify import live_bar_lines
-from rtcap.storage.capture import read_frames
+from rtcap.storage.integrity import read_frames
 
 TIMEFRAMES = ["1sec", "5sec"]
 SYMBOLS = ["MNQ", "ES"]

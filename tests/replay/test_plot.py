@@ -12,7 +12,7 @@ from rtcap.capture.session import Backoff
 from rtcap.cli import main
 from rtcap.gateway.embedded import start_embedded_market
 from rtcap.gateway.faults import FaultPlan
-from rtcap.storage.capture import CaptureWriter
+from rtcap.storage.writer import CaptureWriter
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

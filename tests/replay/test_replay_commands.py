@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from rtcap.cli import main
 from rtcap.pipeline import Pipeline
 from rtcap.replay.source import Replay
-from rtcap.storage.capture import read_frames
+from rtcap.storage.integrity import read_frames
 from rtcap.storage.segments import sha256_file
 
 

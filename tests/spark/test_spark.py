@@ -17,7 +17,7 @@ from rtcap.instruments import default_session
 from rtcap.models import Frame
 from rtcap.pipeline import Pipeline
 from rtcap.simulator import MarketSimulator
-from rtcap.storage.capture import read_frames
+from rtcap.storage.integrity import read_frames
 from rtcap.timeutil import NS, ns_to_datetime, zone
 
 spark_module = pytest.importorskip("rtcap.analysis.spark")

@@ -8,24 +8,18 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import file_size_limit
 
-import rtcap.storage.capture as capture_module
+import rtcap.storage.sealer as sealer_module
 from rtcap.events import EventType
 from rtcap.models import Bar
 from rtcap.pipeline import Pipeline
 from rtcap.replay.verify import live_bar_lines, replay_digest
 from rtcap.simulator import MarketSimulator
-from rtcap.storage.capture import (
-    CaptureBusy,
-    CaptureError,
-    CaptureWriter,
-    RecoveryNeeded,
-    open_capture,
-    read_frames,
-    read_live_bars,
-)
+from rtcap.storage.errors import CaptureBusy, CaptureError, RecoveryNeeded
+from rtcap.storage.integrity import open_capture, read_frames, read_live_bars
 from rtcap.storage.recovery import recover
 from rtcap.storage.schema import FRAME_SCHEMA, FrameColumns
 from rtcap.storage.segments import PART_TMP_NAME, sha256_file
+from rtcap.storage.writer import CaptureWriter
 
 DAY_NS = 86_400 * 10**9
 
@@ -237,14 +231,14 @@ def read_back(monkeypatch):
     """The seqs of frame rows the writer's sealer reads back from a journal on disk."""
     seqs: list[int] = []
 
-    class CountingReader(capture_module.JournalReader):
+    class CountingReader(sealer_module.JournalReader):
         def __iter__(self):
             for table in super().__iter__():
                 if self.schema is FRAME_SCHEMA:
                     seqs.extend(table.column("seq").to_pylist())
                 yield table
 
-    monkeypatch.setattr(capture_module, "JournalReader", CountingReader)
+    monkeypatch.setattr(sealer_module, "JournalReader", CountingReader)
     return seqs
 
 
@@ -256,7 +250,7 @@ def test_handed_blocks_seal_to_the_bytes_read_back_blocks_do(tmp_path, monkeypat
     frames = sim_frames(3000)
     write_capture(tmp_path / "handed", frames).close()
     assert read_back == []  # every block came from memory
-    monkeypatch.setattr(capture_module, "HANDOFF_MAX_BYTES", 0)
+    monkeypatch.setattr(sealer_module, "HANDOFF_MAX_BYTES", 0)
     write_capture(tmp_path / "read", frames).close()
     assert read_back == list(range(len(frames)))  # every block came from the journal
     assert sealed_digests(tmp_path / "handed") == sealed_digests(tmp_path / "read")
@@ -266,8 +260,8 @@ def test_handed_blocks_seal_to_the_bytes_read_back_blocks_do(tmp_path, monkeypat
 
 def wait_until_sealer_is_level(writer):
     for _ in range(1000):
-        tail = writer._tail
-        if tail is not None and tail.offset == writer.journal.end and not writer._handed:
+        tail = writer.sealer._tail
+        if tail is not None and tail.offset == writer.journal.end and not writer.sealer._handed:
             return
         time.sleep(0.01)
     raise AssertionError("the sealer did not catch up with the journal in 10 s")
@@ -282,12 +276,12 @@ def test_blocks_the_sealer_was_not_handed_are_read_back_in_their_place(
     blocks = [frames[i : i + 250] for i in range(0, len(frames), 250)]
     sizes = [FrameColumns.of(block).to_table().nbytes for block in blocks]
     assert max(sizes) < sizes[0] + sizes[1]
-    monkeypatch.setattr(capture_module, "HANDOFF_MAX_BYTES", sizes[0] + sizes[1])
+    monkeypatch.setattr(sealer_module, "HANDOFF_MAX_BYTES", sizes[0] + sizes[1])
     writer = CaptureWriter(tmp_path / "cap", source={"kind": "test"}, fsync="never")
     writer.open()
 
     def journal(chunk):
-        with writer._seal_lock:  # the sealer is busy meanwhile
+        with writer.sealer._seal_lock:  # the sealer is busy meanwhile
             for block in chunk:
                 for frame in block:
                     writer.append(frame)

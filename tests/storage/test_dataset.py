@@ -11,8 +11,8 @@ from helpers import write_capture
 
 from rtcap.cli import main
 from rtcap.simulator import MarketSimulator
-from rtcap.storage.capture import read_frames
 from rtcap.storage.dataset import DatasetReader, capture_path, find_captures
+from rtcap.storage.integrity import read_frames
 
 
 def run(*args):

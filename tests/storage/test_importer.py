@@ -3,8 +3,8 @@ import gzip
 import orjson
 import pytest
 
-from rtcap.storage.capture import open_capture, read_frames
 from rtcap.storage.importer import import_lines
+from rtcap.storage.integrity import open_capture, read_frames
 
 
 def test_import_real_hftbacktest_capture(binance_capture, binance_counts, tmp_path):

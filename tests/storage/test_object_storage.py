@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from rtcap.cli import main
-from rtcap.storage.capture import read_frames
+from rtcap.storage.integrity import read_frames
 from rtcap.storage.journal import read_journal
 from rtcap.storage.remote import mirror_path, pull, staging_path
 

@@ -13,7 +13,7 @@ from helpers import as_v1, downgrade, write_capture
 
 from rtcap.cli import main
 from rtcap.simulator import MarketSimulator
-from rtcap.storage.capture import open_capture, read_frames
+from rtcap.storage.integrity import open_capture, read_frames
 from rtcap.storage.journal import encode_block
 from rtcap.storage.migrate import frames_digest
 from rtcap.storage.schema import (

@@ -15,8 +15,9 @@ from rtcap.capture.session import Backoff
 from rtcap.cli import main
 from rtcap.gateway.embedded import start_embedded_market
 from rtcap.gateway.faults import FaultPlan
-from rtcap.storage.capture import CaptureWriter, read_frames
 from rtcap.storage.importer import import_lines
+from rtcap.storage.integrity import read_frames
+from rtcap.storage.writer import CaptureWriter
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Writing a capture directory: journal → sealed segments → manifest, without ever stopping.
 
     <capture>/manifest.json                  written last, atomically
-    <capture>/capture.lock                   held while a recorder writes
+    <capture>/capture.lock                   held while a recorder writes (:mod:`.lock`)
     <capture>/journal/segment-N.rtj          write-ahead log of segment N's frames
     <capture>/journal/bars-N.rtj             write-ahead log of the bars closed live in it
     <capture>/journal/damaged/               journals recovery could not read whole (kept)
@@ -9,29 +9,20 @@
     <capture>/bars/bars-N.parquet            bars the live pipeline emitted, per segment
 
 Rows are journaled every flush, always: when a segment is full its journals are closed, the
-next segment's journals are opened at once, and a background sealer turns the journaled rows
-into Parquet as they come (bounded memory). Each block the journal has just written is handed
-to the sealer in memory, so sealing does not pay to read it back; a block the sealer was not
-handed (it fell too far behind, or a seal starts afresh) is streamed back from the journal.
-A seal that fails is retried with backoff while recording goes on; its journal is deleted
-only after the manifest lists the sealed files, so a crash or a failed seal at any point loses
+next segment's journals are opened at once, and the :class:`~rtcap.storage.sealer.Sealer`
+turns the journaled rows into Parquet as they come (bounded memory). Its journal is deleted only
+after the manifest lists the sealed files, so a crash or a failed seal at any point loses
 nothing journaled. Nothing already sealed is ever rewritten: new data goes to new files, and a
 segment becomes visible only when its Parquet files are complete and renamed into place.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import errno
-import fcntl
 import hashlib
 import os
-import queue
 import threading
 import time
-from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,102 +32,13 @@ import pyarrow as pa
 from rtcap.bars import bar_line
 from rtcap.models import Bar, Frame
 from rtcap.storage import manifest as manifests
-from rtcap.storage.errors import CaptureBusy, CaptureDamaged, CaptureError, RecoveryNeeded
-from rtcap.storage.integrity import (
-    bar_journal_files,
-    journal_files,
-    open_capture,
-    read_frames,
-    read_live_bars,
-    read_table,
-    sealed_files,
-)
-from rtcap.storage.journal import Damage, JournalReader, JournalWriter
-from rtcap.storage.schema import (
-    BAR_SCHEMA,
-    ClosedBar,
-    FrameColumns,
-    bars_to_table,
-    table_to_bars,
-)
-from rtcap.storage.segments import SEAL_LEVEL, SegmentSealer, write_bars_file
-
-__all__ = [
-    "LOCK",
-    "CaptureBusy",
-    "CaptureDamaged",
-    "CaptureError",
-    "CaptureWriter",
-    "RecoveryNeeded",
-    "bars_digest",
-    "journal_files",
-    "open_capture",
-    "read_frames",
-    "read_live_bars",
-    "sealed_files",
-]
-
-LOCK = "capture.lock"
-SEAL_RETRY_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # then every 30 s while recording goes on
-SEAL_ATTEMPTS_AT_CLOSE = 3
-TAIL_EVERY_S = 1.0  # how often the sealer looks for journal blocks it was not handed
-HANDOFF_MAX_BYTES = 64 * 1024 * 1024  # blocks waiting for the sealer in memory, at most
-_TAIL = object()  # on the seal queue: blocks were handed over, seal them into row groups
-
-
-@dataclass
-class _Tail:
-    """A segment's seal in progress: how far into its journal it has sealed."""
-
-    number: int
-    path: Path
-    sealer: SegmentSealer
-    offset: int = 0
-    damage: list[Damage] = field(default_factory=list)  # found reading its journal back
-
-
-@dataclass(frozen=True)
-class _Written:
-    """A block just written whole to a segment's journal (bytes ``start``–``end``), handed to
-    the sealer as the table it was encoded from."""
-
-    segment: int
-    start: int
-    end: int
-    table: pa.Table
-
-
-def lock_capture(directory: Path, *, purpose: str):
-    """The capture's lock file, held exclusively (``CaptureBusy`` if someone holds it)."""
-    lock_path = directory / LOCK
-    if lock_path.is_dir():
-        raise CaptureError(
-            f"{lock_path} is a directory: rtcap keeps a lock file there; move it away"
-        )
-    try:
-        lock = open(lock_path, "a+")  # noqa: SIM115 - held until released
-    except OSError as exc:
-        raise CaptureError(
-            f"cannot write capture directory {directory}: {exc.strerror or exc}; "
-            "choose a writable location"
-        ) from None
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.seek(0)
-        owner = lock.read().strip() or "another process"
-        lock.close()
-        raise CaptureBusy(
-            f"capture directory {directory} is in use by a recorder ({owner}); stop it "
-            f"before {purpose}"
-        ) from None
-    return lock
-
-
-def unlock_capture(lock) -> None:
-    with contextlib.suppress(OSError, ValueError):
-        fcntl.flock(lock, fcntl.LOCK_UN)
-    lock.close()
+from rtcap.storage.errors import CaptureError, RecoveryNeeded
+from rtcap.storage.integrity import bar_journal_files, journal_files, read_table
+from rtcap.storage.journal import JournalWriter
+from rtcap.storage.lock import lock_capture, unlock_capture
+from rtcap.storage.schema import ClosedBar, FrameColumns, bars_to_table, table_to_bars
+from rtcap.storage.sealer import Sealer, SealerStats
+from rtcap.storage.segments import SEAL_LEVEL
 
 
 @dataclass
@@ -165,35 +67,6 @@ class OpenSegment:
         self.frames.close()
         if self.bars is not None:
             self.bars.close()
-
-
-@dataclass
-class SealProblem:
-    """A seal that failed (and will be retried, or left for ``rtcap recover``)."""
-
-    segment: int
-    error: BaseException
-    attempts: int
-
-    def __str__(self) -> str:
-        return f"segment {self.segment}: {describe_os_error(self.error, 'sealing a segment')}"
-
-
-@dataclass
-class WriterStats:
-    seals: int = 0
-    seal_failures: list[SealProblem] = field(default_factory=list)
-    unsealed: list[int] = field(default_factory=list)
-
-
-def describe_os_error(exc: BaseException, doing: str) -> str:
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return f"disk full while {doing}"
-    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return f"no permission while {doing} ({exc.strerror})"
-    if isinstance(exc, OSError):
-        return f"I/O error while {doing} ({exc.strerror or exc})"
-    return f"{type(exc).__name__} while {doing}: {exc}"
 
 
 class CaptureWriter:
@@ -230,19 +103,13 @@ class CaptureWriter:
         self.segment_started = 0.0
         self.segment_payload = 0
         self.next_seq = 0
-        self.sealed_bytes = 0
-        self.stats = WriterStats()
-        self._seal_queue: queue.Queue[OpenSegment | None] = queue.Queue()
-        self._sealer: threading.Thread | None = None
-        self._closing = threading.Event()
-        self._tail: _Tail | None = None
-        self._tail_failed: int | None = None
-        # one seal at a time, whichever thread runs it (the sealer, or seal_now's caller)
-        self._seal_lock = threading.RLock()
-        self._handed: deque[_Written] = deque()
-        self._handed_bytes = 0
-        self._handed_lock = threading.Lock()
-        self._awaiting_seal: set[int] = set()  # rotated segments not sealed yet
+        self.sealer = Sealer(
+            self.path,
+            level=seal_level,
+            row_group_rows=row_group_rows,
+            list_sealed=self._list_sealed,
+            open_segment=lambda: self.segment,
+        )
         self.session: dict[str, Any] = {}
 
     # --- opening -------------------------------------------------------------------------
@@ -274,8 +141,7 @@ class CaptureWriter:
         except BaseException:
             self._unlock()
             raise
-        self._sealer = threading.Thread(target=self._seal_loop, name="rtcap-sealer", daemon=True)
-        self._sealer.start()
+        self.sealer.start()
 
     def _open_manifest(self) -> None:
         if journal_files(self.path) or bar_journal_files(self.path):
@@ -421,52 +287,9 @@ class CaptureWriter:
                 start = segment.frames.end
                 size = segment.frames.write(table, now)
                 written += size
-                self._hand_to_sealer(segment, start, start + size, table)
+                self.sealer.hand(segment, start, start + size, table)
             segment.unwritten.pop(0)
         return written
-
-    def _hand_to_sealer(self, segment: OpenSegment, start: int, end: int, table: pa.Table) -> None:
-        """Give the sealer a block now whole in the journal, unless too much already waits (it
-        then reads that block back from the journal instead)."""
-        with self._handed_lock:
-            handed = self._handed_bytes + table.nbytes <= HANDOFF_MAX_BYTES
-            if handed:
-                self._handed.append(_Written(segment.number, start, end, table))
-                self._handed_bytes += table.nbytes
-            segment.handed_end = end
-        if handed:
-            self._seal_queue.put(_TAIL)
-
-    def _take_handed(self, tail: _Tail) -> _Written | None:
-        """The next handed block of ``tail``'s segment at or after its offset (``None`` when
-        none waits); blocks of earlier segments, or ones already read from disk, are dropped."""
-        with self._handed_lock:
-            while self._handed:
-                block = self._handed[0]
-                if block.segment > tail.number:
-                    return None
-                self._handed.popleft()
-                self._handed_bytes -= block.table.nbytes
-                if block.segment == tail.number and block.start >= tail.offset:
-                    return block
-            return None
-
-    def _journal_tables(self, tail: _Tail, end: int | None) -> Iterator[pa.Table]:
-        """The tables of ``tail``'s journal from its offset up to ``end`` (``None``: the end of
-        the file), in order, advancing the offset: each handed block from memory, anything
-        between them read back from the journal (damage found there goes to ``tail.damage``)."""
-        while True:
-            block = self._take_handed(tail)
-            stop = end if block is None else block.start
-            if stop is None or tail.offset < stop:
-                reader = JournalReader(tail.path, start=tail.offset, end=stop)
-                yield from reader
-                tail.offset = reader.offset
-                tail.damage.extend(reader.damage)
-            if block is None:
-                return
-            yield block.table
-            tail.offset = block.end
 
     def flush(self) -> int:
         """Write pending rows as one journal block (same thread as appends)."""
@@ -484,8 +307,7 @@ class CaptureWriter:
         :meth:`seal_later` or :meth:`seal_now`."""
         closed = self.segment
         closed.last_block = self.take_block()[1:]
-        with self._handed_lock:
-            self._awaiting_seal.add(closed.number)
+        self.sealer.awaiting(closed.number)
         if start_next:
             self._start_segment()
         else:
@@ -502,151 +324,44 @@ class CaptureWriter:
 
     def seal_later(self, segment: OpenSegment) -> None:
         """Queue a closed segment for the sealer thread; recording does not wait for it."""
-        self._seal_queue.put(segment)
+        self.sealer.seal_later(segment)
 
     def seal_now(self, segment: OpenSegment) -> dict | None:
         """Seal a closed segment on this thread (raises on failure; the journal stays)."""
         self.finish_segment(segment)
-        return self._seal(segment)
+        return self.sealer.seal(segment)
 
-    # --- sealing -------------------------------------------------------------------------
+    @property
+    def stats(self) -> SealerStats:
+        return self.sealer.stats
 
-    def _seal_loop(self) -> None:
-        while True:
-            try:
-                segment = self._seal_queue.get(timeout=TAIL_EVERY_S)
-            except queue.Empty:
-                self._advance_tail()
-                continue
-            if segment is _TAIL:
-                self._advance_tail()
-                continue
-            if segment is None:
-                return
-            attempt = 0
-            while True:
-                try:
-                    self._seal(segment)
-                    break
-                except Exception as exc:  # any failure is retried or reported
-                    attempt += 1
-                    problem = SealProblem(segment.number, exc, attempt)
-                    self.stats.seal_failures.append(problem)  # the recorder reports it
-                    if self._closing.is_set() and attempt >= SEAL_ATTEMPTS_AT_CLOSE:
-                        self.stats.unsealed.append(segment.number)
-                        self._sealed_or_given_up(segment.number)
-                        break
-                    delay = SEAL_RETRY_S[min(attempt - 1, len(SEAL_RETRY_S) - 1)]
-                    if self._closing.is_set():
-                        delay = min(delay, 1.0)
-                    self._closing.wait(delay)
+    @property
+    def sealed_bytes(self) -> int:
+        return self.sealer.sealed_bytes
 
-    def _advance_tail(self) -> None:
-        """Seal the open segment as it grows: journal blocks already flushed become row groups
-        now, so sealing a full segment later only finishes its last row group. Any trouble
-        (a failed write, damage) drops this head start; the full seal then starts afresh."""
-        with self._seal_lock:
-            segment = self.segment
-            if segment is None or self._tail_failed == segment.number:
-                return
-            with self._handed_lock:
-                if any(number < segment.number for number in self._awaiting_seal):
-                    # a rotated segment's seal is coming: it finishes that segment's tail and
-                    # takes its handed blocks, which a tail begun here would drop
-                    return
-                end = segment.handed_end
-            tail = self._tail = self._tail_for(segment)
-            try:
-                for table in self._journal_tables(tail, end):
-                    tail.sealer.add(table)
-                if tail.damage:
-                    raise CaptureDamaged(f"{tail.path}: {tail.damage[0]}")
-            except Exception:  # the full seal will redo it and report
-                tail.sealer.abort()
-                self._tail, self._tail_failed = None, segment.number
-
-    def _tail_for(self, segment: OpenSegment) -> _Tail:
-        """The seal in progress of ``segment``: the one begun, or a new one. A tail left from
-        another segment is dropped, so its rows can never reach this segment's file."""
-        tail = self._tail
-        if tail is not None and tail.number == segment.number:
-            return tail
-        if tail is not None:
-            tail.sealer.abort()
-        return _Tail(segment.number, segment.frames.path, self._new_sealer(segment))
-
-    def _sealed_or_given_up(self, number: int) -> None:
-        with self._handed_lock:
-            self._awaiting_seal.discard(number)
-
-    def _new_sealer(self, segment: OpenSegment) -> SegmentSealer:
-        return SegmentSealer(
-            self.path, segment.number, level=self.seal_level, row_group_rows=self.row_group_rows
-        )
-
-    def _seal(self, segment: OpenSegment) -> dict | None:
-        """Seal a closed segment's rows into Parquet, list them in the manifest, then delete
-        the journals. Any failure leaves the journals and the manifest as they were."""
-        with self._seal_lock:
-            return self._seal_locked(segment)
-
-    def _seal_locked(self, segment: OpenSegment) -> dict | None:
-        segment.close()
-        tail, self._tail = self._tail_for(segment), None
-        damage = tail.damage
-        try:
-            for table in self._journal_tables(tail, None):
-                tail.sealer.add(table)
-            entry = tail.sealer.finish()
-        except BaseException:
-            tail.sealer.abort()
-            raise
-        bar_file = None
-        try:
-            if segment.bars is not None:
-                bars = JournalReader(segment.bars_path, BAR_SCHEMA)
-                bar_file = write_bars_file(self.path, segment.number, bars)
-            with self._manifest_lock:
-                updated = copy.deepcopy(self.manifest)
-                session = next(
-                    s for s in updated["sessions"] if s["number"] == self.session["number"]
-                )
-                if entry is not None:
-                    add_segment(updated, entry)
-                    session["last_seq"] = updated["last_seq"]
-                if bar_file is not None:
-                    add_bar_file(self.path, updated, session, bar_file)
-                if damage:
-                    updated["damage"].append(
-                        {
-                            "journal": segment.frames.path.name,
-                            "problem": "; ".join(map(str, damage)),
-                        }
-                    )
-                self._save(updated)
-                self.manifest = updated
-                self.session = session
-        except BaseException:
-            tail.sealer.abort()  # its files are unlisted: the journal still holds every row
+    def _list_sealed(
+        self, segment: OpenSegment, entry: dict | None, bar_file: dict | None, damage: list
+    ) -> None:
+        """List a sealed segment and its live-bars file in the manifest (on the sealer's
+        thread); the manifest on disk changes in one atomic write or not at all."""
+        with self._manifest_lock:
+            updated = copy.deepcopy(self.manifest)
+            session = next(s for s in updated["sessions"] if s["number"] == self.session["number"])
+            if entry is not None:
+                add_segment(updated, entry)
+                session["last_seq"] = updated["last_seq"]
             if bar_file is not None:
-                with contextlib.suppress(OSError):
-                    (self.path / bar_file["path"]).unlink()
-            raise
-        if entry is not None:
-            self.sealed_bytes += sum(f["bytes"] for f in entry["files"])
-        self.stats.seals += 1
-        self._sealed_or_given_up(segment.number)
-        # Sealed and listed: from here on nothing may make it seal again. A journal that cannot
-        # be removed stays for `rtcap recover`, which finds all its rows sealed and removes it.
-        with contextlib.suppress(OSError):
+                add_bar_file(self.path, updated, session, bar_file)
             if damage:
-                keep_damaged(self.path, segment.frames.path)
-            else:
-                segment.frames.path.unlink()
-        if segment.bars is not None:
-            with contextlib.suppress(OSError):
-                segment.bars_path.unlink()
-        return entry
+                updated["damage"].append(
+                    {
+                        "journal": segment.frames.path.name,
+                        "problem": "; ".join(map(str, damage)),
+                    }
+                )
+            self._save(updated)
+            self.manifest = updated
+            self.session = session
 
     # --- closing -------------------------------------------------------------------------
 
@@ -660,11 +375,7 @@ class CaptureWriter:
                 closed = self.rotate(start_next=False)
                 self.finish_segment(closed)
                 self.seal_later(closed)
-            self._closing.set()
-            if self._sealer is not None:
-                self._seal_queue.put(None)
-                self._sealer.join()
-                self._sealer = None
+            self.sealer.stop()
             with self._manifest_lock:
                 unsealed = sorted(self.stats.unsealed)
                 self.manifest["status"] = "closed" if not unsealed else "unsealed"
@@ -725,17 +436,3 @@ def bars_digest(directory: Path, files: list) -> tuple[int, str]:
             digest.update(bar_line(instrument, bar))
             count += 1
     return count, digest.hexdigest()
-
-
-def keep_damaged(directory: Path, journal: Path) -> Path:
-    """Move a journal that held damage into ``journal/damaged/`` (never delete it)."""
-    folder = directory / "journal" / "damaged"
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / journal.name
-    suffix = 0
-    while target.exists():
-        suffix += 1
-        target = folder / f"{journal.stem}.{suffix}{journal.suffix}"
-    os.replace(journal, target)
-    manifests.fsync_dir(folder)
-    return target
