@@ -33,6 +33,7 @@ import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 
 from rtcap.analysis.booktable import BOOK_SCHEMA
+from rtcap.instruments import sql_symbol_case
 from rtcap.storage.dataset import find_captures, is_capture, label
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.integrity import check_file, open_capture, segment_files
@@ -195,10 +196,6 @@ def _frames(con: duckdb.DuckDBPyConnection, captures: list[Labelled]) -> None:
     """)
 
 
-_INSTRUMENT = """CASE split_part({cid}, '.', 4) WHEN 'EP' THEN 'ES' WHEN 'ENQ' THEN 'NQ'
-                 ELSE coalesce(nullif(split_part({cid}, '.', 4), ''), {cid}) END"""
-
-
 def _market_views(con: duckdb.DuckDBPyConnection) -> None:
     # Every SignalR record of every text frame (one frame may hold several), and every
     # Binance message (unwrapped from combined-stream envelopes).
@@ -223,7 +220,7 @@ def _market_views(con: duckdb.DuckDBPyConnection) -> None:
         WHERE kind = 'text' AND NOT ends_with(payload_text, chr(30))
           AND starts_with(ltrim(payload_text), '{') AND json_valid(payload_text)
     """)
-    instrument = _INSTRUMENT.format(cid="contract")
+    instrument = sql_symbol_case("contract")
     con.execute(f"""
         CREATE VIEW trades AS
         SELECT capture, seq, record_index, print_index, recv_time, 'projectx' AS source,

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from rtcap import instruments
 from rtcap.capture.redact import redact_message
 from rtcap.capture.session import FatalFeedError
 from rtcap.capture.snapshots import DepthSnapshots, is_futures, rest_url_for
@@ -122,27 +123,41 @@ class ProjectXMarketFeed:
         self.channels = channels
         self.stream = stream
         self.contracts: dict[str, str] = {}
+        self.contract_info: dict[str, dict[str, str]] = {}
         self._invocations = 0
 
     async def prepare(self) -> None:
         """Log in and resolve symbols to contract ids (errors here are final)."""
         for symbol in self.symbols:
             answer = await self.auth.post("/Contract/search", {"searchText": symbol, "live": False})
-            root = projectx.gateway_root(symbol)
+            root = instruments.gateway_root(symbol)
             candidates = [
                 c
                 for c in answer.get("contracts") or []
-                if isinstance(c, dict) and str(c.get("id", "")).split(".")[3:4] == [root]
+                if isinstance(c, dict) and instruments.root_of(str(c.get("id", ""))) == root
             ]
             active = [c for c in candidates if c.get("activeContract", True)] or candidates
             if not active:
-                raise FatalFeedError(f"no ProjectX contract found for {symbol!r}")
-            self.contracts[symbol] = active[0]["id"]
+                raise FatalFeedError(
+                    f"no ProjectX contract found for {symbol!r} (looked for contract ids "
+                    f"CON.F.US.{root}.*): check the symbol, e.g. MNQ, ES, CL, GC"
+                )
+            chosen = active[0]
+            self.contracts[symbol] = chosen["id"]
+            # the gateway's own names, recorded so replay names this contract as it did
+            self.contract_info[symbol] = {
+                key: chosen[key] for key in ("name", "symbolId") if isinstance(chosen.get(key), str)
+            }
 
     @property
     def subscriptions(self) -> list[dict[str, Any]]:
         return [
-            {"symbol": s, "contract": c, "channels": list(self.channels)}
+            {
+                "symbol": s,
+                "contract": c,
+                **self.contract_info.get(s, {}),
+                "channels": list(self.channels),
+            }
             for s, c in self.contracts.items()
         ]
 

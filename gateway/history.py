@@ -21,10 +21,8 @@ import itertools
 import random
 from datetime import datetime, timedelta
 
-from rtcap.bars import resample
 from rtcap.instruments import CME_TIMEZONE, InstrumentSpec
 from rtcap.models import Bar
-from rtcap.timeframes import Grid
 from rtcap.timeutil import NS, zone
 
 MINUTE = 60 * NS
@@ -72,7 +70,7 @@ class SyntheticHistory:
 
     def _split_minute(self, minute: Bar) -> list[Bar]:
         """Second bars whose fold is exactly ``minute`` (its own seed: any window agrees)."""
-        tick = self.spec.tick_size
+        tick, price = self.spec.tick_size, self.spec.price
         rng = random.Random(f"{self._seed_text}:{minute.start_ns}")
         volume = int(minute.volume)
         active = min(60, max(1, volume))
@@ -108,10 +106,10 @@ class SyntheticHistory:
                     "1sec",
                     start,
                     start + SECOND,
-                    previous * tick,
-                    top * tick,
-                    bottom * tick,
-                    close * tick,
+                    price(previous),
+                    price(top),
+                    price(bottom),
+                    price(close),
                     volumes[index],
                     trades[index],
                 )
@@ -120,10 +118,10 @@ class SyntheticHistory:
         return bars
 
     def _generate(self) -> list[Bar]:
-        rng, tick = self._rng, self.spec.tick_size
+        rng, price = self._rng, self.spec.price
         chicago = zone(CME_TIMEZONE)
         count = int(self.days * 24 * 60)
-        price = self._end_ticks
+        ticks = self._end_ticks
         bars: list[Bar] = []
         volatility = 2
         for index in range(1, count + 1):
@@ -132,7 +130,7 @@ class SyntheticHistory:
                 continue
             if rng.random() < 0.02:
                 volatility = rng.choice((1, 2, 2, 3, 6))
-            close = price
+            close = ticks
             opening = close - rng.randint(-volatility * 3, volatility * 3)
             high = max(opening, close) + rng.randint(0, volatility * 2)
             low = min(opening, close) - rng.randint(0, volatility * 2)
@@ -143,23 +141,17 @@ class SyntheticHistory:
                     "1min",
                     start,
                     start + MINUTE,
-                    opening * tick,
-                    high * tick,
-                    low * tick,
-                    close * tick,
+                    price(opening),
+                    price(high),
+                    price(low),
+                    price(close),
                     volume,
                     trades,
                 )
             )
-            price = opening
+            ticks = self.spec.keep_in_range(opening)
         bars.reverse()
         return bars
-
-
-def window(bars: list[Bar], grid: Grid, start_ns: int, end_ns: int) -> list[Bar]:
-    """Bars of ``grid`` built from finer ``bars`` whose start lies in ``[start_ns, end_ns)``."""
-    inside = [bar for bar in bars if start_ns <= bar.start_ns < end_ns]
-    return [bar for bar in resample(inside, grid) if start_ns <= bar.start_ns < end_ns]
 
 
 def _split(total: int, parts: int, rng: random.Random) -> list[int]:

@@ -1,17 +1,31 @@
-"""What the kernel knows about instruments: sessions, ticks and ProjectX contract naming.
+"""The one registry of instruments: trader symbols, ProjectX gateway roots, contract ids and
+``symbolId``s, tick sizes and values, listing cycles and trading sessions.
 
-CME futures bucket their days (and 4hr grid) from the 17:00 America/Chicago session open;
-everything else defaults to UTC midnight. Contract ids follow ``CON.F.US.<ROOT>.<month><yy>``.
+Every place that names an instrument asks this module: the ProjectX codec (contract id →
+symbol), the feeds (symbol → the root a ``Contract/search`` answer must carry), the gateway and
+the simulator (what they serve), the SQL views and the suite. A capture of a real gateway also
+records the gateway's own answer (``id``, ``name``, ``symbolId``); :class:`ContractNames` puts
+that first and this table second, so products the table lacks still replay under their names.
+
+CME futures bucket their days (and 4hr grid) from their session open in America/Chicago;
+everything else defaults to UTC midnight. Contract ids follow ``CON.F.US.<ROOT>.<month><yy>``
+and payloads carry ``F.US.<ROOT>``; the gateway's roots often differ from the symbol traders
+type (ES → ``EP``, NQ → ``ENQ``, CL → ``CLE``, ZN → ``TYA``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
 from rtcap.timeutil import ns_to_datetime
 
 MONTH_CODES = "FGHJKMNQUVXZ"
-QUARTERLY = (3, 6, 9, 12)  # H M U Z
+QUARTERLY = "HMUZ"
+ALL_MONTHS = MONTH_CODES
+CME_TIMEZONE = "America/Chicago"
+CME_SESSION_START = "17:00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,21 +34,60 @@ class InstrumentSpec:
 
     symbol: str  # what traders type: MNQ, ES
     root: str  # gateway root in ids: MNQ, EP
-    name: str
     description: str
+    sector: str
     tick_size: float
     tick_value: float
     base_price: float  # where the simulator starts
+    months: str = QUARTERLY  # listed contract months (CME month codes)
+    # Trading stops this many months before the contract month (energy: the month before).
+    expires_months_before: int = 0
+    roll_day: int = 12  # the front contract rolls on this day of its last trading month
+    session_start: str = CME_SESSION_START  # America/Chicago: the trading day starts here
+
+    @property
+    def name(self) -> str:
+        return self.symbol
+
+    @property
+    def timezone(self) -> str:
+        return CME_TIMEZONE
+
+    @property
+    def decimals(self) -> int:
+        """Decimal places of a price on this product's tick grid (0.25 → 2, 0.0000005 → 7)."""
+        exponent = Decimal(repr(self.tick_size)).normalize().as_tuple().exponent
+        return max(0, -int(exponent))
+
+    def price(self, ticks: int) -> float:
+        """The price ``ticks`` ticks above zero, without float noise (70.13, not 70.130000001)."""
+        return round(ticks * self.tick_size, self.decimals)
+
+    def keep_in_range(self, ticks: int) -> int:
+        """``ticks`` reflected into the simulator's range (a quarter to four times the base
+        price), so a long random walk on a coarse tick grid never goes negative."""
+        base = round(self.base_price / self.tick_size)
+        low, high = base // 4, base * 4
+        if ticks < low:
+            return min(2 * low - ticks, high)
+        if ticks > high:
+            return max(2 * high - ticks, low)
+        return ticks
 
     def contract_id(self, at_ns: int) -> str:
-        """Front quarterly contract id at ``at_ns`` (rolls in the expiry month)."""
-        moment = ns_to_datetime(at_ns, "America/Chicago")
-        year, month = moment.year, moment.month
-        for quarter in QUARTERLY:
-            if month < quarter or (month == quarter and moment.day < 12):
-                code = MONTH_CODES[quarter - 1]
+        """Front contract id at ``at_ns``: the first listed month still trading."""
+        moment = ns_to_datetime(at_ns, CME_TIMEZONE)
+        for ahead in range(0, 25):
+            index = moment.month - 1 + ahead
+            year, month = moment.year + index // 12, index % 12 + 1
+            code = MONTH_CODES[month - 1]
+            if code not in self.months:
+                continue
+            last_index = month - 1 - self.expires_months_before
+            last_year, last_month = year + last_index // 12, last_index % 12 + 1
+            if (last_year, last_month, self.roll_day) > (moment.year, moment.month, moment.day):
                 return f"CON.F.US.{self.root}.{code}{year % 100:02d}"
-        return f"CON.F.US.{self.root}.H{(year + 1) % 100:02d}"
+        raise AssertionError(f"{self.symbol} lists no month")  # every spec lists some
 
     @property
     def symbol_id(self) -> str:
@@ -42,24 +95,109 @@ class InstrumentSpec:
         return f"F.US.{self.root}"
 
 
+def _spec(symbol, root, description, sector, tick, value, base, **more) -> InstrumentSpec:
+    return InstrumentSpec(symbol, root, description, sector, tick, value, base, **more)
+
+
+_ENERGY = {"months": ALL_MONTHS, "expires_months_before": 1, "roll_day": 15}
+_AGS = {"session_start": "19:00"}
+
 CME_FUTURES: dict[str, InstrumentSpec] = {
     spec.symbol: spec
     for spec in (
-        InstrumentSpec("MNQ", "MNQ", "MNQ", "Micro E-mini Nasdaq-100", 0.25, 0.5, 21000.0),
-        InstrumentSpec("NQ", "ENQ", "NQ", "E-mini Nasdaq-100", 0.25, 5.0, 21000.0),
-        InstrumentSpec("ES", "EP", "ES", "E-mini S&P 500", 0.25, 12.5, 6000.0),
-        InstrumentSpec("MES", "MES", "MES", "Micro E-mini S&P 500", 0.25, 1.25, 6000.0),
-        InstrumentSpec("YM", "YM", "YM", "E-mini Dow", 1.0, 5.0, 44000.0),
-        InstrumentSpec("MYM", "MYM", "MYM", "Micro E-mini Dow", 1.0, 0.5, 44000.0),
-        InstrumentSpec("RTY", "RTY", "RTY", "E-mini Russell 2000", 0.1, 5.0, 2300.0),
-        InstrumentSpec("M2K", "M2K", "M2K", "Micro E-mini Russell 2000", 0.1, 0.5, 2300.0),
-        InstrumentSpec("CL", "CLE", "CL", "Crude Oil", 0.01, 10.0, 70.0),
-        InstrumentSpec("GC", "GCE", "GC", "Gold", 0.1, 10.0, 2600.0),
+        # equity index
+        _spec("ES", "EP", "E-mini S&P 500", "equity", 0.25, 12.5, 6000.0),
+        _spec("MES", "MES", "Micro E-mini S&P 500", "equity", 0.25, 1.25, 6000.0),
+        _spec("NQ", "ENQ", "E-mini Nasdaq-100", "equity", 0.25, 5.0, 21000.0),
+        _spec("MNQ", "MNQ", "Micro E-mini Nasdaq-100", "equity", 0.25, 0.5, 21000.0),
+        _spec("YM", "YM", "E-mini Dow", "equity", 1.0, 5.0, 44000.0),
+        _spec("MYM", "MYM", "Micro E-mini Dow", "equity", 1.0, 0.5, 44000.0),
+        _spec("RTY", "RTY", "E-mini Russell 2000", "equity", 0.1, 5.0, 2300.0),
+        _spec("M2K", "M2K", "Micro E-mini Russell 2000", "equity", 0.1, 0.5, 2300.0),
+        _spec("NKD", "NKD", "Nikkei 225 (USD)", "equity", 5.0, 25.0, 38000.0),
+        # energy
+        _spec("CL", "CLE", "Crude Oil", "energy", 0.01, 10.0, 70.0, **_ENERGY),
+        _spec("MCL", "MCLE", "Micro Crude Oil", "energy", 0.01, 1.0, 70.0, **_ENERGY),
+        _spec("QM", "NQM", "E-mini Crude Oil", "energy", 0.025, 12.5, 70.0, **_ENERGY),
+        _spec("NG", "NGE", "Natural Gas", "energy", 0.001, 10.0, 3.0, **_ENERGY),
+        _spec("MNG", "MNG", "Micro Natural Gas", "energy", 0.001, 1.0, 3.0, **_ENERGY),
+        _spec("QG", "NQG", "E-mini Natural Gas", "energy", 0.005, 12.5, 3.0, **_ENERGY),
+        _spec("HO", "HOE", "NY Harbor ULSD", "energy", 0.0001, 4.2, 2.3, **_ENERGY),
+        _spec("RB", "RBE", "RBOB Gasoline", "energy", 0.0001, 4.2, 2.1, **_ENERGY),
+        # metals
+        _spec("GC", "GCE", "Gold", "metals", 0.1, 10.0, 2600.0, months="GJMQVZ"),
+        _spec("MGC", "MGC", "Micro Gold", "metals", 0.1, 1.0, 2600.0, months="GJMQVZ"),
+        _spec("SI", "SIE", "Silver", "metals", 0.005, 25.0, 31.0, months="HKNUZ"),
+        _spec("SIL", "SIL", "Micro Silver", "metals", 0.005, 5.0, 31.0, months="HKNUZ"),
+        _spec("HG", "CPE", "Copper", "metals", 0.0005, 12.5, 4.2, months="HKNUZ"),
+        _spec("MHG", "MHG", "Micro Copper", "metals", 0.0005, 1.25, 4.2, months="HKNUZ"),
+        _spec("PL", "PLE", "Platinum", "metals", 0.1, 5.0, 950.0, months="FJNV"),
+        # currencies
+        _spec("6E", "EU6", "Euro FX", "currencies", 0.00005, 6.25, 1.08),
+        _spec("M6E", "M6E", "Micro Euro FX", "currencies", 0.0001, 1.25, 1.08),
+        _spec("6B", "BP6", "British Pound", "currencies", 0.0001, 6.25, 1.27),
+        _spec("M6B", "M6B", "Micro British Pound", "currencies", 0.0001, 0.625, 1.27),
+        _spec("6J", "JY6", "Japanese Yen", "currencies", 0.0000005, 6.25, 0.0065),
+        _spec("6A", "DA6", "Australian Dollar", "currencies", 0.00005, 5.0, 0.65),
+        _spec("M6A", "M6A", "Micro Australian Dollar", "currencies", 0.0001, 1.0, 0.65),
+        _spec("6C", "CA6", "Canadian Dollar", "currencies", 0.00005, 5.0, 0.72),
+        _spec("6S", "SF6", "Swiss Franc", "currencies", 0.00005, 6.25, 1.13),
+        _spec("6N", "NE6", "New Zealand Dollar", "currencies", 0.00005, 5.0, 0.59),
+        _spec("6M", "MX6", "Mexican Peso", "currencies", 0.00001, 5.0, 0.05),
+        _spec("E7", "EEU", "E-mini Euro FX", "currencies", 0.0001, 6.25, 1.08),
+        # rates
+        _spec("ZT", "TUA", "2-Year T-Note", "rates", 0.00390625, 7.8125, 103.0),
+        _spec("ZF", "FVA", "5-Year T-Note", "rates", 0.0078125, 7.8125, 107.0),
+        _spec("ZN", "TYA", "10-Year T-Note", "rates", 0.015625, 15.625, 110.0),
+        _spec("TN", "TNA", "Ultra 10-Year T-Note", "rates", 0.015625, 15.625, 113.0),
+        _spec("ZB", "USA", "30-Year T-Bond", "rates", 0.03125, 31.25, 118.0),
+        _spec("UB", "ULA", "Ultra T-Bond", "rates", 0.03125, 31.25, 122.0),
+        # agriculture
+        _spec("ZC", "ZCE", "Corn", "agriculture", 0.25, 12.5, 430.0, months="HKNUZ", **_AGS),
+        _spec("ZS", "ZSE", "Soybeans", "agriculture", 0.25, 12.5, 1000.0, months="FHKNQUX", **_AGS),
+        _spec(
+            "ZW",
+            "ZWA",
+            "Chicago SRW Wheat",
+            "agriculture",
+            0.25,
+            12.5,
+            550.0,
+            months="HKNUZ",
+            **_AGS,
+        ),
+        _spec(
+            "ZL", "ZLE", "Soybean Oil", "agriculture", 0.01, 6.0, 42.0, months="FHKNQUVZ", **_AGS
+        ),
+        _spec(
+            "ZM", "ZME", "Soybean Meal", "agriculture", 0.1, 10.0, 300.0, months="FHKNQUVZ", **_AGS
+        ),
+        _spec(
+            "HE",
+            "HE",
+            "Lean Hogs",
+            "agriculture",
+            0.00025,
+            10.0,
+            0.8,
+            months="GJKMNQVZ",
+            session_start="08:30",
+        ),
+        _spec(
+            "LE",
+            "GLE",
+            "Live Cattle",
+            "agriculture",
+            0.00025,
+            10.0,
+            1.85,
+            months="GJMQVZ",
+            session_start="08:30",
+        ),
     )
 }
 
-CME_TIMEZONE = "America/Chicago"
-CME_SESSION_START = "17:00"
+_BY_ROOT: dict[str, InstrumentSpec] = {spec.root: spec for spec in CME_FUTURES.values()}
 
 
 def spec_for(symbol: str) -> InstrumentSpec:
@@ -67,12 +205,78 @@ def spec_for(symbol: str) -> InstrumentSpec:
     spec = CME_FUTURES.get(symbol.upper())
     if spec is None:
         known = ", ".join(CME_FUTURES)
-        raise ValueError(f"unknown instrument {symbol!r}: the simulator knows {known}")
+        raise ValueError(f"unknown instrument {symbol!r}: rtcap knows {known}")
     return spec
 
 
-def default_session(symbol: str) -> tuple[str, str]:
+def spec_of_root(root: str) -> InstrumentSpec | None:
+    """The product whose gateway root is ``root`` (``EP`` → ES), if the table has it."""
+    return _BY_ROOT.get(root.upper())
+
+
+def gateway_root(symbol: str) -> str:
+    """``ES`` → ``EP``: the root of ``symbol`` in contract ids and ``F.US.*`` symbol ids (a
+    symbol the table lacks is taken as its own root)."""
+    spec = CME_FUTURES.get(symbol.upper())
+    return spec.root if spec is not None else symbol.upper()
+
+
+def root_of(contract_or_symbol_id: str) -> str:
+    """``CON.F.US.EP.Z25`` or ``F.US.EP`` → ``EP``; anything else is returned whole."""
+    parts = contract_or_symbol_id.split(".")
+    if parts[0] == "CON" and len(parts) >= 5:
+        return parts[3]
+    if len(parts) >= 3:
+        return parts[2]
+    return contract_or_symbol_id
+
+
+def symbol_of(contract_or_symbol_id: str) -> str:
+    """The trader symbol of a contract id or ``symbolId`` by the table (``CON.F.US.CLE.Z25`` →
+    ``CL``); an unknown root is its own symbol."""
+    root = root_of(contract_or_symbol_id).upper()
+    spec = _BY_ROOT.get(root)
+    return spec.symbol if spec is not None else root
+
+
+def session_of(symbol: str) -> tuple[str, str]:
     """(timezone, session start) in which ``symbol``'s bars align by default."""
-    if symbol.upper() in CME_FUTURES:
-        return CME_TIMEZONE, CME_SESSION_START
+    spec = CME_FUTURES.get(symbol.upper())
+    if spec is not None:
+        return spec.timezone, spec.session_start
     return "UTC", "00:00"
+
+
+default_session = session_of  # the name the pipeline and the gateway know it by
+
+
+class ContractNames:
+    """Contract id (or ``symbolId``) → trader symbol: what the gateway itself answered first
+    (recorded in the capture), the table second. Answers are remembered: the codec asks once
+    per contract."""
+
+    def __init__(self, recorded: Mapping[str, str] | None = None) -> None:
+        self._names: dict[str, str] = {}
+        for contract, symbol in (recorded or {}).items():
+            self._names[contract] = symbol.upper()
+            root = root_of(contract)
+            if root != contract:  # payloads name the contract by F.US.<ROOT> too
+                self._names.setdefault(f"F.US.{root}", symbol.upper())
+
+    def __call__(self, contract_or_symbol_id: str) -> str:
+        name = self._names.get(contract_or_symbol_id)
+        if name is None:
+            name = self._names[contract_or_symbol_id] = symbol_of(contract_or_symbol_id)
+        return name
+
+
+def sql_symbol_case(column: str) -> str:
+    """A SQL expression naming the trader symbol of the contract id in ``column`` (by the
+    table), for engines that read captures without rtcap's codecs."""
+    root = f"split_part({column}, '.', 4)"
+    whens = " ".join(
+        f"WHEN '{spec.root}' THEN '{spec.symbol}'"
+        for spec in CME_FUTURES.values()
+        if spec.root != spec.symbol
+    )
+    return f"CASE {root} {whens} ELSE coalesce(nullif({root}, ''), {column}) END"

@@ -19,7 +19,6 @@ ERROR = "error"
 CLOCK = "clock"
 
 DATA_KINDS = frozenset({TEXT, BINARY})
-FRAME_KINDS = frozenset({TEXT, BINARY, SENT, OPEN, CLOSE, GAP, ERROR, CLOCK})
 
 
 @dataclass(slots=True)

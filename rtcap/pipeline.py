@@ -23,7 +23,7 @@ rows only advance time.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from zoneinfo import ZoneInfo
@@ -33,7 +33,6 @@ import orjson
 from rtcap.accel import speedups
 from rtcap.bars import BarBuilder
 from rtcap.book import Book, BookChange, book_for
-from rtcap.clock import Clock, TimerHandle
 from rtcap.codecs import AutoCodec, Codec, DecodeError, Notice, codec_for
 from rtcap.events import (
     EV_CONNECTED,
@@ -50,7 +49,7 @@ from rtcap.events import (
     Event,
     EventType,
 )
-from rtcap.instruments import default_session
+from rtcap.instruments import ContractNames, default_session
 from rtcap.models import (
     BINARY,
     CLOCK,
@@ -131,7 +130,10 @@ class Pipeline:
         wanted: Collection[EventType] | None = None,
         books: bool = False,
         book_levels: bool = True,
+        contracts: Mapping[str, str] | None = None,
     ) -> None:
+        """``contracts``: contract id → trader symbol as the gateway itself named them (a
+        capture records it); contracts not in it are named by :mod:`rtcap.instruments`."""
         if price_source not in PRICE_SOURCES:
             raise ValueError(f"price_source must be one of {PRICE_SOURCES}, got {price_source!r}")
         if time_source not in TIME_SOURCES:
@@ -145,7 +147,8 @@ class Pipeline:
             raise ValueError("at least one timeframe is needed, e.g. '1min'")
         if isinstance(instruments, str):
             instruments = [instruments]
-        self.codec = codec_for(codec) if isinstance(codec, str) else codec
+        names = ContractNames(contracts)
+        self.codec = codec_for(codec, names) if isinstance(codec, str) else codec
         self.timezone = timezone
         self.session_start = session_start
         self.price_source = price_source
@@ -185,10 +188,6 @@ class Pipeline:
         }
         self.stream_connected: dict[str, bool] = {}
         self._data_streams: set[str] = set()
-        self._clock: Clock | None = None
-        self._timer: TimerHandle | None = None
-        self._timer_deadline: int | None = None
-        self._outbox: list[Event] = []
         self._out: list[Event] = []  # events of the frame being fed
         self._sink = _Sink()
         self._sink.trade = self._on_trade
@@ -235,8 +234,6 @@ class Pipeline:
             stats["clock_advances"] += 1
         elif kind in (OPEN, CLOSE, GAP, ERROR):
             self._lifecycle(frame, out)
-        if self._clock is not None:
-            self._reschedule()
         return out
 
     def feed_batch(self, frames: Iterable[Frame]) -> Iterator[list[Event]]:
@@ -244,8 +241,8 @@ class Pipeline:
         lists :meth:`feed` would return, skipping empty ones).
 
         Callers may run handlers at each yield: the pipeline's state is then exactly what it
-        is after that frame. Data frames that arrive before the next bar deadline (with no
-        clock attached) go straight to their decoder, with the lookups hoisted out of the loop.
+        is after that frame. Data frames that arrive before the next bar deadline go straight
+        to their decoder, with the lookups hoisted out of the loop.
         """
         feed = self.feed
         stats = self.stats
@@ -262,7 +259,6 @@ class Pipeline:
                 if (
                     frame.kind in DATA_KINDS
                     and now is not None
-                    and self._clock is None
                     and (recv_ns if recv_ns > now else now) < self._deadline
                 ):
                     if recv_ns > now:
@@ -323,34 +319,6 @@ class Pipeline:
     def next_deadline(self) -> int | None:
         """The clock time at which :meth:`advance_to` would next produce something."""
         return None if self._deadline == NEVER else self._deadline
-
-    # --- clock binding -----------------------------------------------------------------
-
-    def attach_clock(self, clock: Clock) -> None:
-        """Ask ``clock`` for a timer at each deadline; fired timers queue events for
-        :meth:`drain`."""
-        self._clock = clock
-        self._reschedule()
-
-    def drain(self) -> list[Event]:
-        """Events produced by clock timers since the last call."""
-        out, self._outbox = self._outbox, []
-        return out
-
-    def _reschedule(self) -> None:
-        deadline = self.next_deadline()
-        if deadline == self._timer_deadline:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_deadline = deadline
-        self._timer = None if deadline is None else self._clock.call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_deadline = None
-        self._outbox.extend(self.advance_to(self._clock.now_ns()))
-        self._reschedule()
 
     # --- history -----------------------------------------------------------------------
 

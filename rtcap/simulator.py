@@ -65,11 +65,13 @@ class _Walk:
         # same with and without depth.
         self.book_rng = random.Random(f"rtcap-sim-book:{seed}:{spec.symbol}")
         self.contract_id = spec.contract_id(start_ns)
-        self.price_ticks = round(spec.base_price / spec.tick_size) + self.rng.randint(-400, 400)
+        base = round(spec.base_price / spec.tick_size)
+        # up to 400 ticks from the base, less where 400 ticks are a large part of the price
+        self.price_ticks = base + self.rng.randint(-400, 400) * base // max(base, 20_000)
         self.bid_ticks = self.price_ticks  # the touch: best bid here, best ask one tick above
         self.book: dict[str, dict[int, int]] = {"bid": {}, "ask": {}}
         self.next_reset_ns = start_ns
-        self.start_price = self.price_ticks * spec.tick_size
+        self.start_price = spec.price(self.price_ticks)
         self.open_ticks = self.high_ticks = self.low_ticks = self.price_ticks
         self.session_volume = 0
         self.rate = rate
@@ -85,7 +87,7 @@ class _Walk:
         return int(self.rng.expovariate(rate) * NS)
 
     def price(self, ticks: int) -> float:
-        return ticks * self.spec.tick_size
+        return self.spec.price(ticks)
 
     def step(self, depth: bool) -> tuple[int, str, bytes]:
         """Produce the message due at ``next_ns``; returns (exch_ns, target, record).
@@ -117,7 +119,7 @@ class _Walk:
     def _move(self) -> int:
         scale = REGIMES[self.regime][1]
         move = self.rng.choice((-1, 0, 0, 1)) * self.rng.randint(1, scale)
-        self.price_ticks += move
+        self.price_ticks = self.spec.keep_in_range(self.price_ticks + move)
         self.high_ticks = max(self.high_ticks, self.price_ticks)
         self.low_ticks = min(self.low_ticks, self.price_ticks)
         return move

@@ -247,11 +247,6 @@ class FrameColumns:
         return columns
 
 
-def frames_to_table(frames: list[Frame]) -> pa.Table:
-    """Columnar copy of ``frames`` in :data:`FRAME_SCHEMA`."""
-    return FrameColumns.of(frames).to_table()
-
-
 FRAME_FIELDS = (
     "seq",
     "recv_ns",

@@ -19,6 +19,7 @@ from rtcap.codecs.base import (
 )
 from rtcap.codecs.binance import BinanceCodec, binance_hints
 from rtcap.codecs.projectx import ProjectXCodec
+from rtcap.instruments import ContractNames
 from rtcap.models import Frame
 
 CODEC_NAMES = ("auto", "projectx", "binance", "raw")
@@ -41,8 +42,9 @@ class AutoCodec(SinkCodec):
 
     name = "auto"
 
-    def __init__(self) -> None:
+    def __init__(self, names: ContractNames | None = None) -> None:
         self._by_stream: dict[str, Codec] = {}
+        self._names = names
 
     def chosen(self, stream: str) -> Codec | None:
         """The codec picked for ``stream``, once a data frame has decided it."""
@@ -54,7 +56,7 @@ class AutoCodec(SinkCodec):
             guessed = sniff(frame.payload)
             if guessed == "raw":
                 return  # undecided: try again on the next frame
-            codec = codec_for(guessed)
+            codec = codec_for(guessed, self._names)
             self._by_stream[frame.stream] = codec
         codec.decode_into(frame, sink)
 
@@ -71,17 +73,18 @@ def frame_hints(payload: bytes) -> tuple[str | None, str | None, int | None]:
     return None, None, None
 
 
-def codec_for(name: str) -> Codec:
-    """A fresh codec by name; ``ValueError`` lists the names that exist."""
-    factories = {
-        "auto": AutoCodec,
-        "projectx": ProjectXCodec,
-        "binance": BinanceCodec,
-        "raw": NullCodec,
-    }
-    if name not in factories:
-        raise ValueError(f"unknown codec {name!r}: choose one of {', '.join(CODEC_NAMES)}")
-    return factories[name]()
+def codec_for(name: str, names: ContractNames | None = None) -> Codec:
+    """A fresh codec by name (``names``: how ProjectX contract ids are named, when a capture
+    recorded the gateway's own answer); ``ValueError`` lists the names that exist."""
+    if name == "auto":
+        return AutoCodec(names)
+    if name == "projectx":
+        return ProjectXCodec(names)
+    if name == "binance":
+        return BinanceCodec()
+    if name == "raw":
+        return NullCodec()
+    raise ValueError(f"unknown codec {name!r}: choose one of {', '.join(CODEC_NAMES)}")
 
 
 __all__ = [

@@ -23,6 +23,7 @@ from rtcap.codecs.base import (
     to_float,
     to_number,
 )
+from rtcap.instruments import ContractNames
 from rtcap.models import DepthLevel, DepthUpdate, Frame, Quote
 from rtcap.timeutil import format_iso_ns, parse_iso_ns
 
@@ -45,40 +46,14 @@ _METHOD_TO_CHANNEL = {
     for action, method in zip(("subscribe", "unsubscribe"), pair, strict=True)
 }
 
-# Exchange roots whose gateway symbol differs from the name traders use.
-ROOT_ALIASES = {"EP": "ES", "ENQ": "NQ", "MES": "MES", "MNQ": "MNQ"}
-SYMBOL_ROOTS = {value: key for key, value in ROOT_ALIASES.items()}
-
 DEPTH_SIDES = {1: "ask", 2: "bid", 3: "ask", 4: "bid", 5: "trade", 6: "reset", 9: "bid", 10: "ask"}
 TRADE_SIDES = {0: "buy", 1: "sell"}
 
-_instrument_cache: dict[str, str] = {}
 # The compiled decoder of a frame that is one plain GatewayTrade, GatewayQuote or GatewayDepth
 # record (None: pure Python only).
 decode_trades = speedups.projectx_decode if speedups is not None else None
 if speedups is not None:
     speedups.projectx_types(Quote, DepthLevel, DepthUpdate, DEPTH_SIDES)
-
-
-def instrument_of(contract_or_symbol: str) -> str:
-    """``CON.F.US.EP.Z25`` or ``F.US.EP`` → ``ES``; ``CON.F.US.MNQ.Z25`` → ``MNQ``."""
-    name = _instrument_cache.get(contract_or_symbol)
-    if name is None:
-        parts = contract_or_symbol.split(".")
-        if parts[0] == "CON" and len(parts) >= 5:
-            root = parts[3]
-        elif len(parts) >= 3:
-            root = parts[2]
-        else:
-            root = contract_or_symbol
-        name = ROOT_ALIASES.get(root, root).upper()
-        _instrument_cache[contract_or_symbol] = name
-    return name
-
-
-def gateway_root(instrument: str) -> str:
-    """``ES`` → ``EP``: the root used in contract ids and ``F.US.*`` symbol ids."""
-    return SYMBOL_ROOTS.get(instrument.upper(), instrument.upper())
 
 
 def subscription_messages(
@@ -107,7 +82,8 @@ class ProjectXCodec(SinkCodec):
 
     name = "projectx"
 
-    def __init__(self) -> None:
+    def __init__(self, names: ContractNames | None = None) -> None:
+        self._name = names or ContractNames()
         self._symbols: dict[str, str] = {}  # contract id → trader symbol
         if decode_trades is not None:
             self.decode_into = partial(decode_trades, self._symbols, self.decode_into)
@@ -204,7 +180,7 @@ class ProjectXCodec(SinkCodec):
         contract_id, payload = arguments[0], arguments[1]
         if type(contract_id) is str and contract_id not in self._symbols:
             # named once, so the compiled path knows this contract's next frames
-            self._symbols[contract_id] = instrument_of(contract_id)
+            self._symbols[contract_id] = self._name(contract_id)
         try:
             if target == TRADE:
                 self._trades(contract_id, payload, frame, sink)
@@ -220,7 +196,7 @@ class ProjectXCodec(SinkCodec):
         if type(contract_id) is str:
             symbol = self._symbols.get(contract_id)
             if symbol is None:
-                symbol = self._symbols[contract_id] = instrument_of(contract_id)
+                symbol = self._symbols[contract_id] = self._name(contract_id)
         seq, recv_ns = frame.seq, frame.recv_ns
         if type(payload) is not list:
             payload = [payload]
@@ -230,7 +206,7 @@ class ProjectXCodec(SinkCodec):
             price = item["price"]
             volume = item["volume"]
             sink.trade(
-                symbol or instrument_of(item["symbolId"]),
+                symbol or self._name(item["symbolId"]),
                 price if type(price) is float else to_float(price),
                 volume if type(volume) is int else to_number(volume),
                 TRADE_SIDES.get(item.get("type")),
@@ -260,7 +236,7 @@ class ProjectXCodec(SinkCodec):
                 )
             )
             if names is not None:
-                names.append(instrument_of(item["symbolId"]))
+                names.append(self._name(item["symbolId"]))
         if names is None:
             sink.trades(symbol, prints, recv_ns, seq)
             return
@@ -268,12 +244,11 @@ class ProjectXCodec(SinkCodec):
         for name, (price, volume, side, exch_ns) in zip(names, prints, strict=True):
             trade(name, price, volume, side, exch_ns, recv_ns, seq)
 
-    @staticmethod
-    def _quote(contract_id: Any, payload: dict, frame: Frame) -> Quote:
+    def _quote(self, contract_id: Any, payload: dict, frame: Frame) -> Quote:
         key = contract_id if isinstance(contract_id, str) else payload["symbol"]
         stamp = payload.get("timestamp") or payload.get("lastUpdated")
         return Quote(
-            instrument_of(key),
+            self._name(key),
             optional_float(payload.get("bestBid")),
             optional_float(payload.get("bestAsk")),
             optional_float(payload.get("lastPrice")),
@@ -283,8 +258,7 @@ class ProjectXCodec(SinkCodec):
             frame.seq,
         )
 
-    @staticmethod
-    def _depth(contract_id: Any, payload: Any, frame: Frame) -> DepthUpdate:
+    def _depth(self, contract_id: Any, payload: Any, frame: Frame) -> DepthUpdate:
         items = payload if isinstance(payload, list) else [payload]
         levels = []
         latest = None
@@ -306,7 +280,7 @@ class ProjectXCodec(SinkCodec):
                     last_stamp, stamp_ns = stamp, parse_iso_ns(stamp)
                 latest = max(latest or 0, stamp_ns)
         key = contract_id if isinstance(contract_id, str) else ""
-        return DepthUpdate(instrument_of(key), levels, latest, frame.recv_ns, frame.seq)
+        return DepthUpdate(self._name(key), levels, latest, frame.recv_ns, frame.seq)
 
 
 def record_target_and_contract(payload: bytes) -> tuple[str | None, str | None]:

@@ -152,22 +152,17 @@ def test_clock_closes_bars_after_grace_when_bucketing_by_exchange_time():
     assert event.data["bar"].close == 99.0
 
 
-def test_clock_frames_and_attached_virtual_clock_advance_time_too():
-    from rtcap.clock import VirtualClock
-
+def test_clock_frames_advance_time_too():
     tape = minute_tape()
     tape.frames = tape.frames[:4]
     tape.clock("2025-09-02T10:01:02Z")
     assert len(closed(pipeline().feed_many(tape.frames))) == 1
     p = pipeline()
-    clock = VirtualClock(ns("2025-09-02T10:00:00Z"))
-    p.attach_clock(clock)
     p.feed_many(minute_tape().frames[:4])
     assert p.next_deadline() == ns("2025-09-02T10:01:01Z")
-    clock.advance_to(ns("2025-09-02T10:05:00Z"))
-    (event,) = closed(p.drain())
+    (event,) = closed(p.advance_to(ns("2025-09-02T10:05:00Z")))
     assert event.timestamp == ns("2025-09-02T10:01:00Z")
-    assert p.drain() == []
+    assert p.advance_to(ns("2025-09-02T10:06:00Z")) == []
 
 
 def test_exchange_and_receive_time_sources_bucket_differently():

@@ -2,6 +2,7 @@ import orjson
 import pytest
 from helpers import ES, MNQ, record
 
+from rtcap import instruments
 from rtcap.codecs import (
     AutoCodec,
     BinanceCodec,
@@ -197,10 +198,15 @@ def test_subscription_invocations_round_trip():
         ("F.US.ENQ", "NQ"),
         ("CON.F.US.MNQ.H26", "MNQ"),
         ("F.US.MES", "MES"),
+        ("CON.F.US.CLE.Z25", "CL"),
+        ("F.US.GCE", "GC"),
+        ("CON.F.US.TYA.H26", "ZN"),
+        ("CON.F.US.EU6.H26", "6E"),
+        ("CON.F.US.NEW.H26", "NEW"),  # not in the table: its root is its name
     ],
 )
 def test_instrument_names_use_trader_symbols(key, name):
-    assert projectx.instrument_of(key) == name
+    assert instruments.symbol_of(key) == name
 
 
 # --- Binance -----------------------------------------------------------------------------

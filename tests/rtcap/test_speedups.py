@@ -599,7 +599,7 @@ _FRAME = st.builds(
     st.sampled_from(["frames/2", "large_binary", "int8_index", "chunked", "unsigned"]),
 )
 def test_frames_from_buffers_equal_the_frames_from_lists(frames, skip, chunk, layout):
-    table = schema.frames_to_table(frames).slice(skip)  # a non-zero array offset
+    table = schema.FrameColumns.of(frames).to_table().slice(skip)  # a non-zero array offset
     if layout == "large_binary":
         table = table.set_column(
             table.schema.get_field_index("payload"),
@@ -627,7 +627,7 @@ def test_frames_from_buffers_equal_the_frames_from_lists(frames, skip, chunk, la
 @needs_speedups
 def test_frames_from_buffers_refuse_what_they_do_not_read():
     frame = Frame(1, 2, payload=b"x")
-    table = schema.frames_to_table([frame])
+    table = schema.FrameColumns.of([frame]).to_table()
     spec = schema._buffer_specs(table)
     assert speedups.frames_from_arrays(Frame, 0, 1, spec) == [frame]
     assert speedups.frames_from_arrays(Frame, 1, 1, spec) is None  # past the buffers

@@ -19,7 +19,7 @@ from rtcap.storage.migrate import frames_digest
 from rtcap.storage.schema import (
     BAR_SCHEMA,
     FRAME_SCHEMA,
-    frames_to_table,
+    FrameColumns,
 )
 
 
@@ -111,7 +111,7 @@ def test_an_old_journal_is_recovered_as_frames_2_beside_old_segments(tmp_path):
     half = tmp_path / "mixed"
     write_capture(half, frames[: len(frames) // 2]).close()
     downgrade(half)
-    rest = frames_to_table(frames[len(frames) // 2 :])
+    rest = FrameColumns.of(frames[len(frames) // 2 :]).to_table()
     rest = rest.set_column(0, "seq", pa.array(range(len(frames) // 2, len(frames)), pa.int64()))
     journal = half / "journal"
     journal.mkdir(exist_ok=True)
