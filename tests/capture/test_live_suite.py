@@ -40,10 +40,16 @@ async def test_suite_without_source_streams_the_embedded_market_with_history_and
 async def test_suite_loads_history_for_every_timeframe_seconds_included(monkeypatch):
     monkeypatch.delenv("PROJECTX_API_KEY", raising=False)
     monkeypatch.delenv("PROJECT_X_API_KEY", raising=False)
-    suite = await TradingSuite.create(["MNQ"], timeframes=["15sec", "1min"], initial_days=1)
+    suite = await TradingSuite.create(
+        ["MNQ"], timeframes=["15sec", "1min"], initial_days=1, auto_connect=False
+    )
     seconds = await suite["MNQ"].data.get_data("15sec")
     minutes = await suite["MNQ"].data.get_data("1min")
     assert minutes.height > 500 and seconds.height > 2 * minutes.height
+    # history alone (no live trade can land between the two reads): both end where the
+    # live walk begins
+    assert seconds["close"][-1] == minutes["close"][-1]
+    await suite.connect()
     first_bar = []
 
     async def on_new_bar(event):
@@ -55,4 +61,3 @@ async def test_suite_loads_history_for_every_timeframe_seconds_included(monkeypa
     await suite["MNQ"].wait_for(EventType.NEW_BAR, timeout=30)
     await suite.disconnect()
     assert first_bar and first_bar[0]["volume"][0] > 0
-    assert seconds["close"][-1] == minutes["close"][-1]  # both end where the live walk began

@@ -33,7 +33,7 @@ async def test_rtcap_sim_prints_urls_serves_and_stops_on_sigterm():
         text=True,
     )
     try:
-        lines = [process.stdout.readline() for _ in range(7)]
+        lines = [process.stdout.readline() for _ in range(8)]
         banner = "".join(lines)
         assert re.match(
             r"rtcap sim: simulated market \(seed 7, MNQ\) on 127\.0\.0\.1:\d+", lines[0]
