@@ -31,6 +31,7 @@ from typing import Any
 
 from rtcap.accel import speedups
 from rtcap.models import DepthLevel, DepthUpdate
+from rtcap.sequence import bridges, chained_by_previous_id, follows, is_stale
 
 Level = tuple[float, float]  # (price, size)
 INF = math.inf
@@ -242,23 +243,16 @@ class BinanceBook:
         if first is None or last is None:
             return BookChange(False, self.valid, last)
         if self.futures is None:
-            self.futures = update.prev_id is not None
+            self.futures = chained_by_previous_id(update)
         if not self.valid:
             return BookChange(False, False, last)  # waiting for the next snapshot
         expected = self.last_id
-        if not self._synced:
-            if last < expected or (last == expected and not self.futures):
-                return BookChange(False, True, last)  # older than the snapshot
-            bridges = first <= expected <= last if self.futures else first <= expected + 1 <= last
-        elif self.futures:
-            bridges = update.prev_id == expected
-        else:
-            if last <= expected:
-                return BookChange(False, True, last)  # a repeat of what was applied
-            bridges = first == expected + 1
-        if not bridges:
+        synced = self._synced
+        if is_stale(update, expected, after_snapshot=not synced):
+            return BookChange(False, True, last)  # older than the snapshot, or a repeat
+        if not (follows(update, expected) if synced else bridges(update, expected)):
             self.valid = False
-            chained = self.futures and self._synced  # futures: pu names the u it follows
+            chained = self.futures and synced  # futures: pu names the u it follows
             wanted_id = expected if chained else expected + 1
             received = update.prev_id if chained else first
             gap = {

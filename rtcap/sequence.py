@@ -1,8 +1,14 @@
-"""Sequence checks on exchange ids: a jump in trade ids or depth update ids is a gap.
+"""Sequence rules, one per venue: when an exchange id says data went missing.
 
-Binance trade ids grow by one per symbol; a diff-depth update must start right after the previous
-one ends (``U == previous u + 1``), and after a snapshot with ``lastUpdateId = L`` the first update
-to apply is the one with ``U <= L + 1 <= u`` (older buffered updates are skipped, not gaps).
+* Trade ids (Binance ``t``; ``a`` of ``aggTrade`` is a separate series) grow by one per symbol.
+* Binance spot diff depth chains by ``U == previous u + 1``; USD-M and COIN-M futures diffs
+  carry ``pu`` and chain by ``pu == previous u`` (their ids are not contiguous).
+* A REST snapshot (``lastUpdateId = L``) starts a book, not a chain: the first diff to apply on
+  it straddles it (spot ``U <= L + 1 <= u``, futures ``U <= L <= u``); older diffs are stale.
+
+:func:`follows`, :func:`bridges` and :func:`is_stale` are the rules; :class:`SequenceChecker`
+(the recorder, import, ``info`` and the views, through the pipeline's ``gap`` rows) and the
+order book (:mod:`rtcap.book`) both ask them, so the two can never disagree.
 """
 
 from __future__ import annotations
@@ -16,12 +22,45 @@ from rtcap.models import DepthUpdate
 SEQUENCE_GAP_KINDS = frozenset({"trade_id", "agg_trade_id", "depth_update_id", "book"})
 
 
+def chained_by_previous_id(update: DepthUpdate) -> bool:
+    """Futures diffs name the ``u`` they follow (``pu``); spot diffs do not."""
+    return update.prev_id is not None
+
+
+def follows(update: DepthUpdate, last_id: int) -> bool:
+    """Does ``update`` continue a chain of diffs whose last ``u`` was ``last_id``?"""
+    if update.prev_id is not None:
+        return update.prev_id == last_id
+    return update.first_id == last_id + 1
+
+
+def bridges(update: DepthUpdate, snapshot_id: int) -> bool:
+    """Is ``update`` the first diff to apply on a snapshot with ``lastUpdateId = snapshot_id``?"""
+    first, last = update.first_id, update.last_id
+    if first is None or last is None:
+        return False
+    target = snapshot_id if update.prev_id is not None else snapshot_id + 1
+    return first <= target <= last
+
+
+def is_stale(update: DepthUpdate, last_id: int, *, after_snapshot: bool) -> bool:
+    """Is ``update`` entirely older than what was applied (a repeat, or from before the
+    snapshot)? Futures diffs ending exactly at a snapshot's id still straddle it."""
+    last = update.last_id
+    if last is None:
+        return True
+    if after_snapshot and update.prev_id is not None:
+        return last < last_id
+    return last <= last_id
+
+
 @dataclass(slots=True)
 class SequenceGap:
-    """Ids ``expected`` … ``received - 1`` never arrived."""
+    """Ids ``expected`` … ``received - 1`` never arrived (futures: the diff that should have
+    followed ``expected`` names ``received`` as its predecessor)."""
 
     symbol: str
-    kind: str  # "trade_id" or "depth_update_id"
+    kind: str  # "trade_id", "agg_trade_id" or "depth_update_id"
     expected: int
     received: int
 
@@ -40,12 +79,15 @@ class SequenceGap:
 
 
 class SequenceChecker:
-    """Tracks the last id per symbol and reports jumps; duplicates and replays are ignored."""
+    """Tracks the last id per symbol and reports jumps; duplicates and replays are ignored.
+
+    Diff depth is checked diff against diff: a snapshot never makes a gap (a diff that covered
+    its ``lastUpdateId`` may well have arrived before it), it only tells the book where to
+    start."""
 
     def __init__(self) -> None:
         self._next_trade: dict[tuple[str, bool], int] = {}
-        self._next_depth: dict[str, int] = {}
-        self._after_snapshot: set[str] = set()
+        self._last_depth: dict[str, int] = {}
 
     def check_trade(
         self, symbol: str, trade_id: int, aggregated: bool = False
@@ -62,26 +104,18 @@ class SequenceChecker:
         return None
 
     def check_depth(self, update: DepthUpdate) -> SequenceGap | None:
-        if update.last_id is None:
+        if update.last_id is None or update.snapshot:
             return None
         symbol = update.symbol
-        if update.snapshot:
-            self._next_depth[symbol] = update.last_id + 1
-            self._after_snapshot.add(symbol)
+        last = self._last_depth.get(symbol)
+        if last is not None and is_stale(update, last, after_snapshot=False):
             return None
+        self._last_depth[symbol] = update.last_id
+        if last is None or follows(update, last):
+            return None
+        if update.prev_id is not None:
+            return SequenceGap(symbol, "depth_update_id", last, update.prev_id)
         first = update.first_id if update.first_id is not None else update.last_id
-        expected = self._next_depth.get(symbol)
-        if expected is None:
-            self._next_depth[symbol] = update.last_id + 1
-            return None
-        if update.last_id < expected:
-            return None  # entirely older than what we have
-        if symbol in self._after_snapshot:
-            self._after_snapshot.discard(symbol)
-            gap = first > expected
-        else:
-            gap = first != expected
-        self._next_depth[symbol] = update.last_id + 1
-        if gap and first > expected:
-            return SequenceGap(symbol, "depth_update_id", expected, first)
-        return None
+        if first <= last:
+            return None  # overlaps what came before: nothing is missing
+        return SequenceGap(symbol, "depth_update_id", last + 1, first)

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from rtcap.sequence import SEQUENCE_GAP_KINDS
 from rtcap.storage.errors import CaptureError
 
 MANIFEST = "manifest.json"
@@ -228,8 +229,36 @@ def note_lifecycle(
                     close_reason=detail.get("reason"),
                 )
                 break
-    elif kind == "gap" and not any(g.get("seq") == seq for g in manifest["gaps"]):
-        manifest["gaps"].append({"stream": stream, "seq": seq, **detail})
+    elif kind == "gap":
+        note_gap(manifest, stream, seq, detail)
+
+
+# Sequence gap rows listed in the manifest, per kind; past that they are only counted (every one
+# stays a ``gap`` row in the tape, where the ``gaps`` view reads them).
+LISTED_SEQUENCE_GAPS = 100
+
+
+def note_gap(manifest: dict[str, Any], stream: str, seq: int, detail: dict[str, Any]) -> None:
+    """Note one ``gap`` row, in O(1): connection and silence gaps are listed, sequence gaps
+    counted per kind (with the ids they miss) and the first few of each listed. A row at or
+    before the last one noted was noted already (recovery reads back what a recorder noted)."""
+    gaps = manifest["gaps"]
+    noted = manifest.get("gaps_noted_to_seq")
+    if noted is None:  # a manifest written before the mark: the rows it lists
+        noted = max((g["seq"] for g in gaps if _is_int(g.get("seq"))), default=-1)
+    if seq <= noted:
+        return
+    manifest["gaps_noted_to_seq"] = seq
+    kind = detail.get("kind")
+    if kind in SEQUENCE_GAP_KINDS:
+        counts = manifest.setdefault("sequence_gaps", {})
+        count = counts.setdefault(kind, {"count": 0, "missing": 0})
+        count["count"] += 1
+        missing = detail.get("missing")
+        count["missing"] += missing if _is_int(missing) and missing > 0 else 0
+        if count["count"] > LISTED_SEQUENCE_GAPS:
+            return
+    gaps.append({"stream": stream, "seq": seq, **detail})
 
 
 def bar_blocks(manifest: dict[str, Any]) -> list[dict[str, Any]]:
@@ -247,6 +276,16 @@ def listed_files(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return list({f["path"]: f for f in files}.values())
 
 
+def gap_count(manifest: dict[str, Any]) -> int:
+    """Every gap the capture noted: those listed and the sequence gaps only counted."""
+    listed = [g for g in manifest.get("gaps") or [] if g.get("kind") not in SEQUENCE_GAP_KINDS]
+    sequence = manifest.get("sequence_gaps") or {}
+    counted = sum(c.get("count", 0) for c in sequence.values() if isinstance(c, dict))
+    if not sequence:  # written before sequence gaps were counted: all are listed
+        counted = len(manifest.get("gaps") or []) - len(listed)
+    return len(listed) + counted
+
+
 def gap_summary(manifest: dict[str, Any]) -> str:
     """``"2 connection gaps (3.1 s), 1 silence gap (6.0 s), 4 sequence gaps"`` or ``""``."""
     counts: dict[str, list[float]] = {}
@@ -256,6 +295,10 @@ def gap_summary(manifest: dict[str, Any]) -> str:
         entry[0] += 1
         seconds = gap.get("seconds")
         entry[1] += seconds if isinstance(seconds, int | float) else 0.0
+    sequence = manifest.get("sequence_gaps")
+    for kind, count in (sequence if isinstance(sequence, dict) else {}).items():
+        if isinstance(count, dict) and _is_int(count.get("count")):
+            counts[str(kind)] = [count["count"], 0.0]  # listed or not, every one counts
     parts = []
     for kind, (count, seconds) in sorted(counts.items()):
         timed = f" ({seconds:,.1f} s)" if seconds else ""

@@ -31,6 +31,7 @@ from rtcap.cli.serving import stop_on_signals
 from rtcap.gateway.embedded import API_KEY_VARS, USERNAME_VARS, start_embedded_market
 from rtcap.storage.dataset import capture_path
 from rtcap.storage.errors import CaptureError
+from rtcap.storage.manifest import gap_count
 from rtcap.storage.remote import Uploader, staging_path
 from rtcap.storage.writer import CaptureWriter
 
@@ -375,7 +376,7 @@ async def _record(
         if embedded is not None:
             await embedded.stop()
     manifest = writer.manifest
-    gaps = len(manifest["gaps"])
+    gaps = gap_count(manifest)
     where = writer.path
     if uploader is not None:
         try:
