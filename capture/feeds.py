@@ -9,6 +9,7 @@ row is written.
 from __future__ import annotations
 
 import base64
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -342,3 +343,35 @@ class GenericFeed:
 
     def on_auth_failure(self) -> None:
         return None
+
+
+def local_gateway_feed(
+    gateway: Any, symbols: list[str], channels: tuple[str, ...] = ("quotes", "trades", "depth")
+) -> ProjectXMarketFeed:
+    """A market feed from rtcap's own gateway (``gateway.api_url``, ``gateway.market_hub_url``:
+    the embedded market), which takes any key."""
+    auth = ProjectXAuth(gateway.api_url, "rtcap-embedded", "embedded-simulated-market")
+    return ProjectXMarketFeed(auth, gateway.market_hub_url, symbols, tuple(channels))
+
+
+# rtcap's names first, then the ProjectX SDK's, so a machine set up for the SDK works as is.
+USERNAME_VARS = ("PROJECTX_USERNAME", "PROJECT_X_USERNAME")
+API_KEY_VARS = ("PROJECTX_API_KEY", "PROJECT_X_API_KEY")
+
+
+def first_env(names: tuple[str, ...]) -> str | None:
+    """The value of the first of ``names`` set (and not empty) in the environment."""
+    return next((os.environ[n] for n in names if os.environ.get(n)), None)
+
+
+def projectx_credentials() -> tuple[str, str] | None:
+    """(user name, API key) from the environment, if both are set (either spelling)."""
+    user, key = first_env(USERNAME_VARS), first_env(API_KEY_VARS)
+    return (user, key) if user and key else None
+
+
+def projectx_urls() -> tuple[str, str]:
+    return (
+        os.environ.get("PROJECTX_API_URL", TOPSTEPX_API),
+        os.environ.get("PROJECTX_MARKET_HUB_URL", TOPSTEPX_MARKET_HUB),
+    )

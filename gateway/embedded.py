@@ -1,25 +1,16 @@
-"""The embedded simulated market, a ProjectX-compatible gateway started in-process on
-loopback, with ProjectX feeds pointed at it. What ``rtcap record`` and ``TradingSuite`` use when
-no real feed is configured, so rtcap runs with no account and no internet."""
+"""The embedded simulated market: a ProjectX-compatible gateway started in-process on
+loopback, which ``rtcap record`` and ``TradingSuite`` use when no real feed is configured, so
+rtcap runs with no account and no internet (``rtcap.capture.feeds.local_gateway_feed`` points a
+ProjectX feed at it)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from rtcap.capture.feeds import (
-    TOPSTEPX_API,
-    TOPSTEPX_MARKET_HUB,
-    ProjectXAuth,
-    ProjectXMarketFeed,
-)
 from rtcap.gateway.build import simulated_gateway
 from rtcap.gateway.faults import FaultPlan
 from rtcap.gateway.server import GatewayServer
 from rtcap.gateway.simfeed import SimulatedFeed
-
-EMBEDDED_USER = "rtcap-embedded"
-EMBEDDED_KEY = "embedded-simulated-market"
 
 
 @dataclass
@@ -34,10 +25,6 @@ class EmbeddedMarket:
     @property
     def market_hub_url(self) -> str:
         return self.server.urls["market_hub"]
-
-    def market_feed(self, symbols: list[str], channels=("quotes", "trades", "depth")):
-        auth = ProjectXAuth(self.api_url, EMBEDDED_USER, EMBEDDED_KEY)
-        return ProjectXMarketFeed(auth, self.market_hub_url, symbols, tuple(channels))
 
     def source_info(self) -> dict:
         return {
@@ -68,26 +55,3 @@ async def start_embedded_market(
     )
     await server.start()
     return EmbeddedMarket(server, feed)
-
-
-# rtcap's names first, then the ProjectX SDK's, so a machine set up for the SDK works as is.
-USERNAME_VARS = ("PROJECTX_USERNAME", "PROJECT_X_USERNAME")
-API_KEY_VARS = ("PROJECTX_API_KEY", "PROJECT_X_API_KEY")
-
-
-def first_env(names: tuple[str, ...]) -> str | None:
-    """The value of the first of ``names`` set (and not empty) in the environment."""
-    return next((os.environ[n] for n in names if os.environ.get(n)), None)
-
-
-def projectx_credentials() -> tuple[str, str] | None:
-    """(user name, API key) from the environment, if both are set (either spelling)."""
-    user, key = first_env(USERNAME_VARS), first_env(API_KEY_VARS)
-    return (user, key) if user and key else None
-
-
-def projectx_urls() -> tuple[str, str]:
-    return (
-        os.environ.get("PROJECTX_API_URL", TOPSTEPX_API),
-        os.environ.get("PROJECTX_MARKET_HUB_URL", TOPSTEPX_MARKET_HUB),
-    )

@@ -2,7 +2,8 @@
 codec, bar builder and event bus that live code uses.
 
 The kernel (this package's modules but ``suite`` and ``cli``) is pure and deterministic; the
-shells ``rtcap.capture``, ``rtcap.storage`` and ``rtcap.replay`` do the I/O.
+shells ``rtcap.capture``, ``rtcap.storage``, ``rtcap.replay``, ``rtcap.gateway`` and
+``rtcap.analysis`` do the I/O.
 """
 
 from __future__ import annotations

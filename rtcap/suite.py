@@ -29,9 +29,15 @@ FEATURES = ("orderbook",)
 
 async def default_live_source(symbols: list[str], record_to: str | None = None):
     """ProjectX when credentials are in the environment, else the embedded simulated market."""
-    from rtcap.capture.feeds import ProjectXAuth, ProjectXMarketFeed
+    from rtcap.capture.feeds import (
+        ProjectXAuth,
+        ProjectXMarketFeed,
+        local_gateway_feed,
+        projectx_credentials,
+        projectx_urls,
+    )
     from rtcap.capture.live import Live
-    from rtcap.gateway.embedded import projectx_credentials, projectx_urls, start_embedded_market
+    from rtcap.gateway.embedded import start_embedded_market
 
     credentials = projectx_credentials()
     if credentials is not None:
@@ -46,7 +52,7 @@ async def default_live_source(symbols: list[str], record_to: str | None = None):
         return Live([feed], record_to=record_to, source_info=info)
     market = await start_embedded_market(instruments=symbols)
     return Live(
-        [market.market_feed(symbols)],
+        [local_gateway_feed(market, symbols)],
         record_to=record_to,
         source_info=market.source_info(),
         on_close=market.stop,

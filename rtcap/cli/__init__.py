@@ -15,23 +15,71 @@ import click
 from rtcap import __version__
 from rtcap.storage.errors import CaptureError
 
-# command name -> "module:attribute" of its click command
+# command name -> ("module:attribute" of its click command, its one-line summary). `rtcap
+# --help` lists them from here, importing no command's module (each pulls in its subsystem).
 COMMANDS = {
-    "record": "rtcap.cli.record:record",
-    "replay": "rtcap.cli.replay:replay",
-    "verify": "rtcap.cli.replay:verify",
-    "recover": "rtcap.cli.maintenance:recover_command",
-    "import": "rtcap.cli.maintenance:import_command",
-    "migrate": "rtcap.cli.maintenance:migrate_command",
-    "spark-sql": "rtcap.cli.spark:spark_sql",
-    "spark-bars": "rtcap.cli.spark:spark_bars",
-    "sim": "rtcap.cli.sim:sim",
-    "sql": "rtcap.cli.sql:sql",
-    "export": "rtcap.cli.analysis:export_command",
-    "info": "rtcap.cli.analysis:info_command",
-    "plot": "rtcap.cli.analysis:plot_command",
-    "simulate": "rtcap.cli.simulate:simulate",
+    "record": (
+        "rtcap.cli.record:record",
+        "Record a live websocket feed into CAPTURE, byte for byte.",
+    ),
+    "replay": (
+        "rtcap.cli.replay:replay",
+        "Replay CAPTURE through the live codec, bar builder and event bus.",
+    ),
+    "verify": (
+        "rtcap.cli.replay:verify",
+        "Check that replays of CAPTURE give the bars recorded live.",
+    ),
+    "recover": (
+        "rtcap.cli.maintenance:recover_command",
+        "Seal what a crashed recording left in CAPTURE's journal.",
+    ),
+    "import": (
+        "rtcap.cli.maintenance:import_command",
+        "Turn another tool's line-oriented capture into an rtcap capture.",
+    ),
+    "migrate": (
+        "rtcap.cli.maintenance:migrate_command",
+        "Rewrite CAPTURE's old-format files in the current format.",
+    ),
+    "spark-sql": (
+        "rtcap.cli.spark:spark_sql",
+        "Run Spark SQL over the captures under ROOT.",
+    ),
+    "spark-bars": (
+        "rtcap.cli.spark:spark_bars",
+        "Build bars of every capture under ROOT on Spark.",
+    ),
+    "sim": (
+        "rtcap.cli.sim:sim",
+        "Serve the simulated market on a ProjectX-compatible gateway.",
+    ),
+    "sql": (
+        "rtcap.cli.sql:sql",
+        "Query captures and exports with DuckDB.",
+    ),
+    "export": (
+        "rtcap.cli.analysis:export_command",
+        "Write CAPTURE's completed bars and a snapshot as CSV and JSON.",
+    ),
+    "info": (
+        "rtcap.cli.analysis:info_command",
+        "What CAPTURE holds: span, frames, bytes, gaps and checks.",
+    ),
+    "plot": (
+        "rtcap.cli.analysis:plot_command",
+        "Candlestick chart of a capture or a bars CSV, as HTML.",
+    ),
+    "simulate": (
+        "rtcap.cli.simulate:simulate",
+        "Run the seeded simulated market through the kernel.",
+    ),
 }
+
+
+def summary(name: str) -> str:
+    """The one-line help of command ``name`` (its ``short_help``)."""
+    return COMMANDS[name][1]
 
 
 class OneLineErrors(click.Group):
@@ -61,10 +109,15 @@ class OneLineErrors(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)])
+
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        target = COMMANDS.get(name)
-        if target is None:
+        entry = COMMANDS.get(name)
+        if entry is None:
             return None
+        target = entry[0]
         module, attribute = target.split(":")
         command = getattr(importlib.import_module(module), attribute)
         if command.name != name:

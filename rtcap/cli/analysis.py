@@ -10,6 +10,7 @@ import click
 from rtcap.analysis.charts import write_chart
 from rtcap.analysis.export import export_bars
 from rtcap.analysis.views import connect
+from rtcap.cli import summary
 from rtcap.cli.options import (
     CAPTURE,
     book_options,
@@ -25,7 +26,7 @@ from rtcap.storage.integrity import check_file, open_capture
 from rtcap.timeutil import ns_to_datetime
 
 
-@click.command("export")
+@click.command("export", short_help=summary("export"))
 @click.argument("capture", type=CAPTURE)
 @click.option(
     "--out",
@@ -75,7 +76,7 @@ def export_command(capture, out, timeframes, start, end, fmt, book, every, recor
         click.echo(f"  book: {result.book_rows:,} rows (top {book} levels every {every:g}s)")
 
 
-@click.command("info")
+@click.command("info", short_help=summary("info"))
 @click.argument("capture", type=CAPTURE)
 @click.option(
     "--verify-checksums",
@@ -186,7 +187,7 @@ def _iso(ns: int) -> str:
     return ns_to_datetime(ns).isoformat()
 
 
-@click.command("plot")
+@click.command("plot", short_help=summary("plot"))
 @click.argument("source", type=CAPTURE)
 @click.option("--timeframe", default="1min", show_default=True)
 @click.option(

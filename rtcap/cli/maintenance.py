@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from rtcap.cli import summary
 from rtcap.cli.options import CAPTURE
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.importer import FORMATS, TS_UNITS, import_lines
@@ -14,7 +15,7 @@ from rtcap.storage.recovery import recover
 from rtcap.storage.remote import push_all, staging_path
 
 
-@click.command("recover")
+@click.command("recover", short_help=summary("recover"))
 @click.argument("capture", type=CAPTURE)
 @click.option(
     "--journal-dir",
@@ -71,7 +72,7 @@ def recover_command(capture: Path | str, journal_dir: Path | None) -> None:
         click.echo(f"  uploaded {len(uploader.uploaded)} file(s) and the manifest to {uri}")
 
 
-@click.command("migrate")
+@click.command("migrate", short_help=summary("migrate"))
 @click.argument("capture", type=click.Path(file_okay=False, path_type=Path))
 def migrate_command(capture: Path) -> None:
     """Rewrite CAPTURE's frames/1 segments and bars files in the portable frames/2 schema
@@ -95,7 +96,7 @@ def migrate_command(capture: Path) -> None:
         click.echo(f"  {old} -> {new}")
 
 
-@click.command("import")
+@click.command("import", short_help=summary("import"))
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("capture", type=CAPTURE)
 @click.option(

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from rtcap.indicators import parse_indicator_spec
 from rtcap.timeframes import parse_timeframe
 
 
@@ -37,6 +36,8 @@ def instruments_option(ctx: click.Context, param: click.Parameter, value: str) -
 
 def indicators_option(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
     """``--indicators sma:20,rsi:14`` checked for known names and integer parameters."""
+    from rtcap.indicators import parse_indicator_spec  # polars: only where indicators are asked
+
     specs = split_list(value)
     for spec in specs:
         try:

@@ -13,22 +13,26 @@ from rich.console import Console
 from rich.live import Live as RichLive
 
 from rtcap.capture.feeds import (
+    API_KEY_VARS,
     BINANCE_URL,
     TOPSTEPX_API,
     TOPSTEPX_MARKET_HUB,
     TOPSTEPX_USER_HUB,
+    USERNAME_VARS,
     BinanceFeed,
     GenericFeed,
     ProjectXAuth,
     ProjectXMarketFeed,
     ProjectXUserFeed,
+    local_gateway_feed,
 )
 from rtcap.capture.recorder import Recorder, RecordingError
 from rtcap.capture.redact import add_secret_names, redact_url
 from rtcap.capture.session import Backoff
+from rtcap.cli import summary
 from rtcap.cli.options import CAPTURE, DURATION, Duration, split_list, timeframes_option
 from rtcap.cli.serving import stop_on_signals
-from rtcap.gateway.embedded import API_KEY_VARS, USERNAME_VARS, start_embedded_market
+from rtcap.gateway.embedded import start_embedded_market
 from rtcap.storage.dataset import capture_path
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.manifest import gap_count
@@ -40,7 +44,7 @@ def _bars(ctx, param, value):
     return timeframes_option(ctx, param, value) if value else None
 
 
-@click.command()
+@click.command(short_help=summary("record"))
 @click.argument("capture", required=False, type=CAPTURE)
 @click.option(
     "--source",
@@ -339,7 +343,7 @@ async def _record(
     if options["source"] == "sim":
         symbols = options["symbols"] or ["MNQ", "ES"]
         embedded = await start_embedded_market(options["seed"], symbols, options["rate"])
-        feeds = [embedded.market_feed(symbols, options["channels"])]
+        feeds = [local_gateway_feed(embedded, symbols, options["channels"])]
         info = embedded.source_info()
     else:
         feeds, info = _live_feeds(options)

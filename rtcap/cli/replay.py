@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 from rtcap.bars import bar_record
 from rtcap.booksnap import BookSampler, BookSnapshot
+from rtcap.cli import summary
 from rtcap.cli.options import (
     CAPTURE,
     DURATION,
@@ -65,7 +66,7 @@ def _replay_source(
         raise click.ClickException(str(exc)) from None
 
 
-@click.command()
+@click.command(short_help=summary("replay"))
 @click.argument("capture", type=CAPTURE)
 @click.option(
     "--speed",
@@ -303,7 +304,7 @@ def _paced_speed(ctx, param, value):
     return speed
 
 
-@click.command()
+@click.command(short_help=summary("verify"))
 @click.argument("capture", type=CAPTURE)
 @click.option(
     "--speed",

@@ -6,6 +6,7 @@ import asyncio
 
 import click
 
+from rtcap.cli import summary
 from rtcap.cli.options import DURATION, Duration, instruments_option
 from rtcap.cli.serving import stop_on_signals
 from rtcap.gateway.build import endpoint_lines, simulated_gateway
@@ -15,7 +16,7 @@ from rtcap.gateway.simfeed import SimulatedFeed
 from rtcap.gateway.tokens import TokenIssuer
 
 
-@click.command()
+@click.command(short_help=summary("sim"))
 @click.option(
     "--host",
     default="127.0.0.1",

@@ -12,6 +12,7 @@ import click
 import orjson
 import polars as pl
 
+from rtcap.cli import summary
 from rtcap.cli.options import indicators_option, instruments_option, timeframes_option
 from rtcap.cli.output import table_text
 from rtcap.dataview import bars_to_frame
@@ -59,7 +60,7 @@ def bar_table(pipeline: Pipeline) -> pl.DataFrame:
     return pl.concat(parts, how="vertical_relaxed").select(columns)
 
 
-@click.command()
+@click.command(short_help=summary("simulate"))
 @click.option("--seed", default=7, show_default=True, help="Random seed of the market.")
 @click.option(
     "--instruments",

@@ -8,6 +8,7 @@ import click
 import orjson
 import polars as pl
 
+from rtcap.cli import summary
 from rtcap.cli.options import timeframes_option
 from rtcap.cli.output import refuse_output_inside_captures, table_text
 from rtcap.storage.errors import CaptureError
@@ -21,7 +22,7 @@ def _spark(master: str):
     return rtcap_spark, session
 
 
-@click.command("spark-sql")
+@click.command("spark-sql", short_help=summary("spark-sql"))
 @click.argument("root", type=click.Path(exists=True, path_type=Path))
 @click.option("-c", "--command", "query", required=True, help="Spark SQL to run.")
 @click.option(
@@ -57,7 +58,7 @@ def spark_sql(root, query, fmt, max_rows, master) -> None:
         click.echo(orjson.dumps(frame.to_dicts(), default=str, option=orjson.OPT_INDENT_2))
 
 
-@click.command("spark-bars")
+@click.command("spark-bars", short_help=summary("spark-bars"))
 @click.argument("root", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Parquet folder.")
 @click.option("--timeframes", default="1min,5min", show_default=True, callback=timeframes_option)

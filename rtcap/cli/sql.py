@@ -11,12 +11,13 @@ import orjson
 import pyarrow.parquet as pq
 
 from rtcap.analysis.views import VIEW_NAMES, connect
+from rtcap.cli import summary
 from rtcap.cli.options import CAPTURE, readable
 from rtcap.cli.output import refuse_output_inside_captures, table_text
 from rtcap.storage.errors import CaptureError
 
 
-@click.command()
+@click.command(short_help=summary("sql"))
 @click.argument("paths", nargs=-1, type=CAPTURE)
 @click.option("-c", "--command", "query", help="SQL to run; without it, a prompt opens.")
 @click.option(

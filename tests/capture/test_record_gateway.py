@@ -4,6 +4,7 @@ capture, every disconnect is a gap row, and every subscription is restored after
 import orjson
 import pytest
 
+from rtcap.capture.feeds import local_gateway_feed
 from rtcap.capture.recorder import Recorder
 from rtcap.capture.session import Backoff
 from rtcap.codecs.signalr import RS
@@ -20,7 +21,7 @@ async def record(tmp_path, faults, seconds, stale_after=None, bars=None):
     writer = CaptureWriter(tmp_path / "cap", source=market.source_info(), fsync="never")
     writer.open()
     recorder = Recorder(
-        [market.market_feed(["MNQ", "ES"])],
+        [local_gateway_feed(market, ["MNQ", "ES"])],
         writer=writer,
         flush_ms=50,
         backoff=Backoff(initial_s=0.05, max_s=0.2),

@@ -8,6 +8,7 @@ from helpers import write_capture
 
 from rtcap import EventType, TradingSuite
 from rtcap.bars import bar_line
+from rtcap.capture.feeds import local_gateway_feed
 from rtcap.capture.live import Live
 from rtcap.capture.session import Backoff
 from rtcap.gateway.embedded import start_embedded_market
@@ -45,7 +46,7 @@ async def live_session(path, seconds):
         7, SYMBOLS, 300, history_days=0, faults=FaultPlan(drop_after_s=1.3, malformed_every=97)
     )
     live = Live(
-        [market.market_feed(SYMBOLS)],
+        [local_gateway_feed(market, SYMBOLS)],
         record_to=path,
         bar_timeframes=TIMEFRAMES,
         source_info=market.source_info(),

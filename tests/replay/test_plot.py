@@ -7,6 +7,7 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
+from rtcap.capture.feeds import local_gateway_feed
 from rtcap.capture.recorder import Recorder
 from rtcap.capture.session import Backoff
 from rtcap.cli import main
@@ -28,7 +29,7 @@ def capture_with_gaps(tmp_path_factory):
         writer = CaptureWriter(path, source=market.source_info(), fsync="never")
         writer.open()
         recorder = Recorder(
-            [market.market_feed(["MNQ"])], writer=writer, backoff=Backoff(0.2, max_s=0.4)
+            [local_gateway_feed(market, ["MNQ"])], writer=writer, backoff=Backoff(0.2, max_s=0.4)
         )
         await recorder.prepare()
         try:

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from rtcap.analysis.views import connect
+from rtcap.capture.feeds import local_gateway_feed
 from rtcap.capture.recorder import Recorder
 from rtcap.capture.session import Backoff
 from rtcap.cli import main
@@ -31,7 +32,7 @@ def sim_capture(tmp_path_factory):
         writer = CaptureWriter(path, source=market.source_info(), fsync="never")
         writer.open()
         recorder = Recorder(
-            [market.market_feed(["MNQ", "ES"])],
+            [local_gateway_feed(market, ["MNQ", "ES"])],
             writer=writer,
             bar_timeframes=["1sec"],
             backoff=Backoff(0.05, max_s=0.2),
