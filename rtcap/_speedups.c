@@ -1254,7 +1254,9 @@ typedef struct {
     Py_ssize_t state_slot[STATE_SLOTS], window_slot[WINDOW_SLOTS];
 } TradeFold;
 
-static inline int is_amount(PyObject *v) { return PyLong_CheckExact(v) || PyFloat_CheckExact(v); }
+/* Volumes the fold adds in C: whole contract counts only. Decimal amounts (floats) go to the
+ * Python handlers, whose sums round to the amounts' decimal places (rtcap.decimals). */
+static inline int is_amount(PyObject *v) { return PyLong_CheckExact(v); }
 
 /* The i-th print's (price, volume, side, exch_ns): the call's own arguments for one print. */
 static inline PyObject *const *print_at(PyObject *const *args, PyObject *prints, Py_ssize_t i) {

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import deque
 from zoneinfo import ZoneInfo
 
+from rtcap.decimals import add, format_amount, places_of
 from rtcap.events import EV_BAR_CLOSED, EV_NEW_BAR, Event, EventType
 from rtcap.models import Bar
 from rtcap.timeframes import Grid
@@ -77,13 +78,15 @@ class BarSeries:
         return None
 
 
-def _fold(bar: Bar, high: float, low: float, close: float, volume: float, trades: int) -> None:
+def _fold(
+    bar: Bar, high: float, low: float, close: float, volume: float, trades: int, places: int
+) -> None:
     if high > bar.high:
         bar.high = high
     if low < bar.low:
         bar.low = low
     bar.close = close
-    bar.volume += volume
+    bar.volume = add(bar.volume, volume, places)
     bar.trades += trades
 
 
@@ -115,6 +118,7 @@ class BarBuilder:
         "late_policy",
         "series",
         "tz",
+        "volume_places",
     )
 
     def __init__(
@@ -147,6 +151,7 @@ class BarBuilder:
         self._high = self._low = self._close = 0.0
         self._volume: int | float = 0
         self._trades = 0
+        self.volume_places = 0  # most decimal places of any traded volume (sums round to them)
 
     # --- ticks -------------------------------------------------------------------------
 
@@ -157,6 +162,10 @@ class BarBuilder:
 
         Returns whether any bar opened or closed (so the caller's deadline may have moved).
         """
+        if is_trade and type(volume) is not int:
+            places = places_of(volume)
+            if places > self.volume_places:
+                self.volume_places = places
         if self._lo <= t_ns < self._hi:
             if self._ticks:
                 if price > self._high:
@@ -168,15 +177,16 @@ class BarBuilder:
             self._close = price
             self._ticks += 1
             if is_trade:
-                self._volume += volume
+                self._volume = add(self._volume, volume, self.volume_places)
                 self._trades += 1
             return False
         self.flush()
         changed = False
+        places = self.volume_places
         for series in self._series:
             bar = series.current
             if bar is not None and bar.start_ns <= t_ns < bar.end_ns:
-                _fold(bar, price, price, price, volume if is_trade else 0, int(is_trade))
+                _fold(bar, price, price, price, volume if is_trade else 0, int(is_trade), places)
                 continue
             floor = bar.end_ns if bar is not None else series.closed_until
             if floor is None or t_ns >= floor:
@@ -204,7 +214,7 @@ class BarBuilder:
                 if EV_NEW_BAR in wanted:
                     out.append(self._event(EV_NEW_BAR, bar_payload(bar, self.tz), t_ns))
             elif self.late_policy == "current" and bar is not None:
-                _fold(bar, price, price, price, volume if is_trade else 0, int(is_trade))
+                _fold(bar, price, price, price, volume if is_trade else 0, int(is_trade), places)
             else:
                 series.late_dropped += 1
         self._reset_window()
@@ -221,9 +231,12 @@ class BarBuilder:
         lo, hi = self._lo, self._hi
         ticks, high, low, close = self._ticks, self._high, self._low, self._close
         traded, trades = self._volume, self._trades
+        places = self.volume_places
         for price, volume, _side, t in prints:
             if t is None:
                 t = default_ns
+            if type(volume) is not int and places_of(volume) > places:
+                places = self.volume_places = places_of(volume)
             if lo <= t < hi:
                 if ticks:
                     if price > high:
@@ -234,7 +247,7 @@ class BarBuilder:
                     high = low = price
                 close = price
                 ticks += 1
-                traded += volume
+                traded = add(traded, volume, places)
                 trades += 1
                 continue
             self._ticks, self._high, self._low, self._close = ticks, high, low, close
@@ -253,7 +266,13 @@ class BarBuilder:
         if self._ticks:
             for series in self._series:
                 _fold(
-                    series.current, self._high, self._low, self._close, self._volume, self._trades
+                    series.current,
+                    self._high,
+                    self._low,
+                    self._close,
+                    self._volume,
+                    self._trades,
+                    self.volume_places,
                 )
             self._ticks = 0
             self._volume = 0
@@ -398,7 +417,8 @@ def resample(bars: list[Bar], grid: Grid) -> list[Bar]:
             )
             out.append(current)
             continue
-        _fold(current, bar.high, bar.low, bar.close, bar.volume, bar.trades)
+        places = max(places_of(current.volume), places_of(bar.volume))
+        _fold(current, bar.high, bar.low, bar.close, bar.volume, bar.trades, places)
         current.gap = current.gap or bar.gap
         current.flat = current.flat and bar.flat
     return out
@@ -423,8 +443,9 @@ def bar_record(bar: Bar, tz: ZoneInfo, instrument: str | None = None) -> dict:
 
 
 def bar_line(instrument: str, bar: Bar) -> bytes:
-    """Canonical text of one bar, the unit of bar-stream hashes (live vs replay)."""
+    """Canonical text of one bar, the unit of bar-stream hashes (live vs replay): values, not
+    their formatting (a whole volume reads ``1`` whether it was kept as ``1`` or ``1.0``)."""
     return (
         f"{instrument},{bar.timeframe},{bar.start_ns},{bar.end_ns},{bar.open!r},{bar.high!r},"
-        f"{bar.low!r},{bar.close!r},{bar.volume!r},{bar.trades},{int(bar.gap)},{int(bar.flat)}\n"
+        f"{bar.low!r},{bar.close!r},{format_amount(bar.volume)},{bar.trades},{int(bar.gap)},{int(bar.flat)}\n"
     ).encode()

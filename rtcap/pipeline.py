@@ -34,6 +34,7 @@ from rtcap.accel import speedups
 from rtcap.bars import BarBuilder
 from rtcap.book import Book, BookChange, book_for
 from rtcap.codecs import AutoCodec, Codec, DecodeError, Notice, codec_for
+from rtcap.decimals import add, places_of
 from rtcap.events import (
     EV_CONNECTED,
     EV_DATA_UPDATE,
@@ -94,7 +95,7 @@ class InstrumentState:
     trades: int = 0
     quotes: int = 0
     depth_updates: int = 0
-    volume: float = 0
+    volume: int | float = 0
     missing_exchange_time: int = 0
     last_trade_price: float | None = None
     last_quote: Quote | None = None
@@ -108,6 +109,14 @@ class InstrumentState:
     book_errors: int = 0
     book_ns: int | None = None
     recent_trades: deque | None = field(default=None, repr=False)
+
+
+def add_volume(state: InstrumentState, volume: int | float) -> int | float:
+    """The instrument's running volume plus ``volume``, as an exact decimal sum."""
+    total = state.volume
+    if type(total) is int and type(volume) is int:
+        return total + volume
+    return add(total, volume, max(state.builder.volume_places, places_of(volume)))
 
 
 class Pipeline:
@@ -429,7 +438,7 @@ class Pipeline:
             return
         out = self._out
         state.trades += 1
-        state.volume += volume
+        state.volume = add_volume(state, volume)
         state.last_trade_price = price
         state.last_event_ns = recv_ns
         if trade_id is not None:
@@ -475,10 +484,8 @@ class Pipeline:
             for price, volume, side, exch_ns in prints:
                 trade(symbol, price, volume, side, exch_ns, recv_ns, seq)
             return
-        traded = state.volume
         for item in prints:
-            traded += item[1]
-        state.volume = traded
+            state.volume = add_volume(state, item[1])
         state.trades += len(prints)
         state.last_trade_price = prints[-1][0]
         state.last_event_ns = recv_ns

@@ -96,9 +96,11 @@ GOLDEN = {
         "0a7852609a70b4a2ecf895ccb9c5ee646655ef42fa7a00caa8a0e752cfba52de",
         99_176,
     ),
-    "binance-books": ("15d59951c568f32a1aa8018b294d22ca15640cc1d9f4d7b5139b28f5454299a0", 22_121),
+    # Binance digests changed once, when volume sums became exact decimal sums (56.318600000000075
+    # became 56.3186): every other field of every event is as before.
+    "binance-books": ("13be0d57bb699367c3d2ab425f2cf46e857dc7201123278f3edd410c35d8f0b1", 22_121),
     "binance-exchange-current": (
-        "b09cdbe43cec6a93f96c8c14d6a46e85e32abe54a0f73b2b6c7e64ca7bcb2a44",
+        "b28b5b8e4105ff8fccd91f5f3375bc8ad3ac770a142f33bb5a4914b53a9f6046",
         20_334,
     ),
 }

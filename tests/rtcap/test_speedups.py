@@ -858,12 +858,12 @@ def test_the_trade_fold_folds_in_window_prints_and_hands_the_rest_back():
     assert (single.calls, len(out)) == (1, 2)
     trade("MNQ", 100.5, 1, "sell", T0 + 2 * SECOND, T0 + 3 * SECOND, 2)  # in the window
     trades(
-        "MNQ", [(99.75, 3, "buy", None), (100.0, 1.5, "sell", T0 + 4 * SECOND)], T0 + 5 * SECOND, 3
+        "MNQ", [(99.75, 3, "buy", None), (100.0, 2, "sell", T0 + 4 * SECOND)], T0 + 5 * SECOND, 3
     )
     trade("MNQ", 100.0, 1, "buy", None, T0 + 6 * SECOND, 4, None, False)  # no trade id to check
     assert (single.calls, many.calls, len(out)) == (1, 0, 2)
     state = pipeline.instruments["MNQ"]
-    assert (state.trades, state.volume, state.last_trade_price) == (5, 8.5, 100.0)
+    assert (state.trades, state.volume, state.last_trade_price) == (5, 9, 100.0)
     assert state.last_event_ns == T0 + 6 * SECOND
     bar = state.builder.forming("1min")
     assert (bar.open, bar.high, bar.low, bar.close, bar.volume, bar.trades) == (
@@ -871,16 +871,17 @@ def test_the_trade_fold_folds_in_window_prints_and_hands_the_rest_back():
         100.5,
         99.75,
         100.0,
-        8.5,
+        9,
         5,
     )
     trade("MNQ", 100.0, 1, "buy", None, T0 + 7 * SECOND, 5, 77)  # a trade id: the pure check
+    trade("MNQ", 100.0, 0.5, "buy", None, T0 + 7 * SECOND, 5)  # a decimal: summed exactly there
     trade("MNQ", 100.0, True, "buy", None, T0 + 7 * SECOND, 6)  # a bool volume
     trades("MNQ", [(100.0, 1, "buy", T0 - SECOND)], T0 + 8 * SECOND, 7)  # before the window
     trade("ES", 5000.0, 1, "buy", None, T0 + 8 * SECOND, 8)  # an instrument not made yet
     wanted.add(EventType.TRADE_TICK)  # the bus's set grew: ticks are events now
     trade("MNQ", 100.0, 1, "buy", None, T0 + 9 * SECOND, 9)
-    assert (single.calls, many.calls) == (5, 1)
+    assert (single.calls, many.calls) == (6, 1)
     assert [event.type for event in out[2:]] == [EventType.TRADE_TICK]
     with pytest.raises(TypeError, match="no writable __slots__ field builder"):
         fold(single, many=False, state_cls=Frame)
