@@ -3,10 +3,10 @@ a dropped diff is exactly one, a snapshot starts a book and never makes a gap, a
 manifest notes each gap row in constant time (counts, not an ever-growing list)."""
 
 import gzip
+from pathlib import Path
 
 import orjson
 import pytest
-from conftest import SHARED_DATA
 
 from rtcap.models import DepthUpdate
 from rtcap.sequence import SequenceChecker
@@ -20,6 +20,7 @@ from rtcap.storage.manifest import (
     note_lifecycle,
 )
 
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 VENUES = {
     "spot": "binance-spot/ethusdt_20240808.gz",
     "usdm": "binance-usdm/ethusdt_20240808.gz",
