@@ -32,11 +32,12 @@ demo: $(VENV)/.installed
 		min(price) as low, max(price) as high, min(exch_time) as first, max(exch_time) as last \
 		from trades group by symbol order by symbol"
 
-## test: lint, then the whole suite (slow soak/chaos variants run in their short form), one
+## test: lint and type-check (the kernel, strictly), then the whole suite (slow soak/chaos variants run in their short form), one
 ## worker per core of a 2-core machine, each test file kept on one worker (its module-scoped
 ## captures and the Spark session are made once).
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 ## test-slow: the long soak/chaos variants only (tests/chaos and the crash/soak tests).
@@ -58,6 +59,7 @@ bench: $(VENV)/.installed-test
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format .

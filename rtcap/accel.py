@@ -7,6 +7,7 @@ and hand anything it does not fully understand back to them (tests check both wa
 
 from __future__ import annotations
 
+import importlib
 import os
 from types import ModuleType
 
@@ -19,10 +20,9 @@ def _load() -> ModuleType | None:
     if _pure_requested():
         return None
     try:
-        from rtcap import _speedups
+        return importlib.import_module("rtcap._speedups")
     except ImportError:
         return None
-    return _speedups
 
 
 speedups: ModuleType | None = _load()

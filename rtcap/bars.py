@@ -16,6 +16,8 @@ Rules (each is a fix of a field failure of the reference SDK):
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Collection
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from rtcap.decimals import add, format_amount, places_of
@@ -24,11 +26,14 @@ from rtcap.models import Bar
 from rtcap.timeframes import Grid
 from rtcap.timeutil import ns_to_datetime
 
+# One print of a trade message: (price, volume, side, exchange time ns or None).
+Print = tuple[float, int | float, str | None, int | None]
+
 LATE_POLICIES = ("drop", "current")
 SOURCE = "BarBuilder"
 
 
-def bar_payload(bar: Bar, tz: ZoneInfo) -> dict:
+def bar_payload(bar: Bar, tz: ZoneInfo) -> dict[str, Any]:
     """The SDK-shaped payload: ``{"timeframe", "bar_time", "data": {...}}``."""
     moment = ns_to_datetime(bar.start_ns, tz)
     return {
@@ -156,7 +161,13 @@ class BarBuilder:
     # --- ticks -------------------------------------------------------------------------
 
     def add(
-        self, t_ns: int, price: float, volume: float, is_trade: bool, wanted, out: list[Event]
+        self,
+        t_ns: int,
+        price: float,
+        volume: float,
+        is_trade: bool,
+        wanted: Collection[EventType],
+        out: list[Event],
     ) -> bool:
         """Fold one tick at bucket time ``t_ns`` into every timeframe.
 
@@ -220,7 +231,9 @@ class BarBuilder:
         self._reset_window()
         return changed
 
-    def add_trades(self, prints: list, default_ns: int, wanted, out: list[Event]) -> bool:
+    def add_trades(
+        self, prints: list[Print], default_ns: int, wanted: Collection[EventType], out: list[Event]
+    ) -> bool:
         """Fold a message's prints ``(price, volume, side, exch_ns)`` in order, each at its
         exchange time (``default_ns`` when it has none): exactly :meth:`add` per print, with the
         common case (inside every forming bar) kept in local variables.
@@ -265,8 +278,10 @@ class BarBuilder:
         """Fold the accumulated ticks into every forming bar."""
         if self._ticks:
             for series in self._series:
+                current = series.current
+                assert current is not None  # a window is open only inside every forming bar
                 _fold(
-                    series.current,
+                    current,
                     self._high,
                     self._low,
                     self._close,
@@ -305,7 +320,7 @@ class BarBuilder:
 
     # --- time --------------------------------------------------------------------------
 
-    def advance(self, now_ns: int, wanted, out: list[Event]) -> None:
+    def advance(self, now_ns: int, wanted: Collection[EventType], out: list[Event]) -> None:
         """Close bars (and fill flat ones) whose ``end + grace`` is not after ``now_ns``."""
         self.flush()
         for series in self._series:
@@ -348,8 +363,11 @@ class BarBuilder:
         window = self.gap_window
         return window is not None and bar.start_ns < window[1] and bar.end_ns > window[0]
 
-    def _close_bar(self, series: BarSeries, wanted, out: list[Event]) -> None:
+    def _close_bar(
+        self, series: BarSeries, wanted: Collection[EventType], out: list[Event]
+    ) -> None:
         bar = series.current
+        assert bar is not None  # only a forming bar closes
         series.current = None
         series.closed.append(bar)
         series.closed_until = bar.end_ns
@@ -360,7 +378,9 @@ class BarBuilder:
             payload["bar"] = bar
             out.append(self._event(EV_BAR_CLOSED, payload, bar.end_ns))
 
-    def _fill_flat(self, series: BarSeries, until_ns: int, wanted, out: list[Event]) -> None:
+    def _fill_flat(
+        self, series: BarSeries, until_ns: int, wanted: Collection[EventType], out: list[Event]
+    ) -> None:
         """Flat bars for every bucket from ``closed_until`` up to (not including) ``until_ns``."""
         if series.last_close is None or series.closed_until is None:
             return
@@ -386,7 +406,7 @@ class BarBuilder:
             self._close_bar(series, wanted, out)
             start = bar.end_ns
 
-    def _event(self, kind: EventType, data: dict, at_ns: int) -> Event:
+    def _event(self, kind: EventType, data: dict[str, Any], at_ns: int) -> Event:
         return Event(kind, data, SOURCE, at_ns, self.instrument)
 
 
@@ -424,9 +444,9 @@ def resample(bars: list[Bar], grid: Grid) -> list[Bar]:
     return out
 
 
-def bar_record(bar: Bar, tz: ZoneInfo, instrument: str | None = None) -> dict:
+def bar_record(bar: Bar, tz: ZoneInfo, instrument: str | None = None) -> dict[str, Any]:
     """A bar as a flat JSON-ready record (times in ``tz``), for exports and printing."""
-    record = {"timestamp": ns_to_datetime(bar.start_ns, tz).isoformat()}
+    record: dict[str, Any] = {"timestamp": ns_to_datetime(bar.start_ns, tz).isoformat()}
     if instrument is not None:
         record["instrument"] = instrument
     record.update(

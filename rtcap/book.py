@@ -25,7 +25,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +55,9 @@ _DOM_ACTION: dict[int, str | None] = {
 }
 _UNNAMED = object()  # a DOM type _DOM_ACTION does not name
 # The compiled per-level loop (None: OrderBook.apply_levels runs its own, the reference)
-apply_levels_compiled = speedups.apply_levels if speedups is not None else None
+apply_levels_compiled: Callable[..., int] | None = (
+    speedups.apply_levels if speedups is not None else None
+)
 
 
 class OrderBook:
@@ -81,7 +83,7 @@ class OrderBook:
         self,
         levels: Iterable[DepthLevel],
         ns: int,
-        changed: list | None = None,
+        changed: list[tuple[str, float, float]] | None = None,
         sides: dict[Any, str | None] | None = None,
     ) -> int:
         """:meth:`set_level` for each ``bid``/``ask`` level, and :meth:`clear` for each
@@ -229,12 +231,13 @@ class BinanceBook:
 
     def _snapshot(self, update: DepthUpdate) -> list[BookChange]:
         self.book.clear()
-        change = self._applied(update, update.last_id)
+        snapshot_id = update.last_id
+        change = self._applied(update, snapshot_id)
         self.last_id, self.valid, self._synced = update.last_id, True, False
         changes = [change]
         waiting, self._waiting = list(self._waiting), deque(maxlen=self._waiting.maxlen)
         for diff in waiting:
-            if diff.last_id is not None and diff.last_id >= update.last_id:
+            if diff.last_id is not None and snapshot_id is not None and diff.last_id >= snapshot_id:
                 changes.append(self._diff(diff))  # _diff drops the stale ones by the rules
         return changes
 
@@ -247,6 +250,8 @@ class BinanceBook:
         if not self.valid:
             return BookChange(False, False, last)  # waiting for the next snapshot
         expected = self.last_id
+        if expected is None:  # nothing to chain to until a snapshot with an id
+            return BookChange(False, self.valid, last)
         synced = self._synced
         if is_stale(update, expected, after_snapshot=not synced):
             return BookChange(False, True, last)  # older than the snapshot, or a repeat
@@ -281,7 +286,7 @@ class ProjectXBook:
         self.unknown_types = 0
 
     def apply(self, update: DepthUpdate, track: bool = True) -> list[BookChange]:
-        changed = [] if track else None
+        changed: list[tuple[str, float, float]] | None = [] if track else None
         change = BookChange(True, True, None, changed)
         if not self.levels:
             return [change]

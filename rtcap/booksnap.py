@@ -13,6 +13,7 @@ Their table form (the portable schema of exports) lives in :mod:`rtcap.analysis.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rtcap.models import CLOCK, Frame
 from rtcap.pipeline import Pipeline
@@ -29,7 +30,7 @@ class BookSnapshot:
     valid: bool
     crossed: bool
 
-    def rows(self) -> list[tuple]:
+    def rows(self) -> list[tuple[Any, ...]]:
         """One row per level, in ``BOOK_SCHEMA`` order (:mod:`rtcap.analysis.booktable`); a side
         shorter than the other is null."""
         depth = max(len(self.bids), len(self.asks))

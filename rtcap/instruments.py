@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from rtcap.timeutil import ns_to_datetime
 
@@ -95,7 +96,16 @@ class InstrumentSpec:
         return f"F.US.{self.root}"
 
 
-def _spec(symbol, root, description, sector, tick, value, base, **more) -> InstrumentSpec:
+def _spec(
+    symbol: str,
+    root: str,
+    description: str,
+    sector: str,
+    tick: float,
+    value: float,
+    base: float,
+    **more: Any,
+) -> InstrumentSpec:
     return InstrumentSpec(symbol, root, description, sector, tick, value, base, **more)
 
 

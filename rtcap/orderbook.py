@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 
 from rtcap.book import BinanceBook, OrderBook
-from rtcap.pipeline import InstrumentState, Pipeline
+from rtcap.pipeline import InstrumentState, Pipeline, RecentTrade
 from rtcap.timeutil import NS, ns_to_datetime
 
 
@@ -73,19 +73,19 @@ class OrderBookView:
         empty); also ``bid_size``/``ask_size``."""
         levels = self._levels
         bid, ask = levels.best_bid(), levels.best_ask()
-        both = bid is not None and ask is not None
         return {
             "bid": bid[0] if bid else None,
             "ask": ask[0] if ask else None,
             "bid_size": bid[1] if bid else None,
             "ask_size": ask[1] if ask else None,
-            "spread": ask[0] - bid[0] if both else None,
-            "mid_price": (ask[0] + bid[0]) / 2 if both else None,
+            "spread": ask[0] - bid[0] if bid and ask else None,
+            "mid_price": (ask[0] + bid[0]) / 2 if bid and ask else None,
             "timestamp": self.last_update,
         }
 
     async def get_bid_ask_spread(self) -> float | None:
-        return (await self.get_best_bid_ask())["spread"]
+        spread = (await self.get_best_bid_ask())["spread"]
+        return None if spread is None else float(spread)
 
     # --- levels ------------------------------------------------------------------------
 
@@ -108,7 +108,7 @@ class OrderBookView:
         )
 
     @property
-    def _volume_type(self) -> pl.DataType:
+    def _volume_type(self) -> type[pl.DataType]:
         # Futures trade whole contracts (the SDK's Int64); crypto quantities are fractional.
         return pl.Float64 if isinstance(self._state.book, BinanceBook) else pl.Int64
 
@@ -186,7 +186,7 @@ class OrderBookView:
 
     # --- prints ------------------------------------------------------------------------
 
-    def _trades_since(self, minutes: float) -> list[tuple]:
+    def _trades_since(self, minutes: float) -> list[RecentTrade]:
         trades = self._state.recent_trades or ()
         now = self._pipeline.now_ns
         if now is None:
@@ -199,7 +199,6 @@ class OrderBookView:
         trades = list(self._state.recent_trades or ())[-count:] if count > 0 else []
         out = []
         for ns, price, volume, side, bid, ask in trades:
-            both = bid is not None and ask is not None
             out.append(
                 {
                     "price": price,
@@ -208,8 +207,10 @@ class OrderBookView:
                     "side": side,
                     "best_bid_at_trade": bid,
                     "best_ask_at_trade": ask,
-                    "spread_at_trade": ask - bid if both else None,
-                    "mid_price_at_trade": (ask + bid) / 2 if both else None,
+                    "spread_at_trade": ask - bid if ask is not None and bid is not None else None,
+                    "mid_price_at_trade": (
+                        (ask + bid) / 2 if ask is not None and bid is not None else None
+                    ),
                 }
             )
         return out
@@ -239,7 +240,7 @@ class OrderBookView:
         """Traded volume in ``price_bins`` equal price bins over the window: bin centres,
         volumes, the point of control and the 70% value area around it."""
         trades = self._trades_since(time_window_minutes)
-        empty = {
+        empty: dict[str, Any] = {
             "price_bins": [],
             "volumes": [],
             "poc": None,

@@ -26,14 +26,15 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
 
 from rtcap.accel import speedups
-from rtcap.bars import BarBuilder
+from rtcap.bars import BarBuilder, Print
 from rtcap.book import Book, BookChange, book_for
-from rtcap.codecs import AutoCodec, Codec, DecodeError, Notice, codec_for
+from rtcap.codecs import AutoCodec, Codec, DecodeError, DecodeSink, Notice, codec_for
 from rtcap.decimals import add, places_of
 from rtcap.events import (
     EV_CONNECTED,
@@ -65,7 +66,7 @@ from rtcap.models import (
     Frame,
     Quote,
 )
-from rtcap.sequence import SEQUENCE_GAP_KINDS, SequenceChecker
+from rtcap.sequence import SEQUENCE_GAP_KINDS, SequenceChecker, SequenceGap
 from rtcap.timeframes import Grid, parse_timeframe
 from rtcap.timeutil import NS, ns_to_datetime, zone
 
@@ -83,6 +84,16 @@ class _Sink:
     """The pipeline's bound handlers under the names codecs call (no extra call layer)."""
 
     __slots__ = ("depth", "error", "notice", "quote", "trade", "trades")
+    trade: Callable[..., None]
+    trades: Callable[..., None]
+    quote: Callable[[Quote], None]
+    depth: Callable[[DepthUpdate], None]
+    error: Callable[[DecodeError], None]
+    notice: Callable[[Notice], None]
+
+
+# A print noted with the touch it traded against: (time ns, price, volume, side, bid, ask).
+RecentTrade = tuple[int, float, int | float, str | None, float | None, float | None]
 
 
 @dataclass(slots=True)
@@ -108,7 +119,7 @@ class InstrumentState:
     book_gaps: int = 0
     book_errors: int = 0
     book_ns: int | None = None
-    recent_trades: deque | None = field(default=None, repr=False)
+    recent_trades: deque[RecentTrade] | None = field(default=None, repr=False)
 
 
 def add_volume(state: InstrumentState, volume: int | float) -> int | float:
@@ -174,8 +185,9 @@ class Pipeline:
         self.books = books
         # False: books follow the exchange's update ids (breaks become GAPs) but keep no levels
         self.book_levels = book_levels
-        self._touched: dict[str, list] = {}  # books changed by the frame being fed
-        self._decoders: dict[str, Callable] = {}  # stream → its codec's decode_into
+        self._touched: dict[str, list[Any]] = {}  # books changed by the frame being fed
+        # stream → its codec's decode_into
+        self._decoders: dict[str, Callable[[Frame, DecodeSink], None]] = {}
         self.only: frozenset[str] | None = (
             None if instruments is None else frozenset(s.upper() for s in instruments)
         )
@@ -260,7 +272,9 @@ class Pipeline:
         out: list[Event] = []  # a frame's events; a new list only once one was yielded
         self._out = out
         fast = 0  # frames taken by the fast path, not yet counted in stats
-        stream = decode = None  # the last fast frame's stream and its (remembered) decoder
+        # the last fast frame's stream and its (remembered) decoder
+        stream: str | None = None
+        decode: Callable[[Frame, DecodeSink], None] | None = None
         try:
             for frame in frames:
                 recv_ns = frame.recv_ns
@@ -273,7 +287,7 @@ class Pipeline:
                     if recv_ns > now:
                         self.now_ns = recv_ns
                     fast += 1
-                    if frame.stream != stream:
+                    if decode is None or frame.stream != stream:
                         stream = frame.stream
                         decode = decoders.get(stream)
                         if decode is None:  # an automatic codec may not have chosen yet
@@ -296,7 +310,7 @@ class Pipeline:
             stats["frames"] += fast
             stats["data_frames"] += fast
 
-    def _decoder(self, stream: str):
+    def _decoder(self, stream: str) -> Callable[[Frame, DecodeSink], None]:
         """The decode function for a stream's data frames (an automatic codec's choice once it
         has made one), remembered per stream."""
         self._data_streams.add(stream)
@@ -445,6 +459,7 @@ class Pipeline:
             gap = self.sequences.check_trade(state.symbol, trade_id, aggregated)
             if gap is not None:
                 self._sequence_gap(state, gap, recv_ns, out)
+        t: int | None
         if self._auto_time:
             t = recv_ns if exch_ns is None else exch_ns
         else:
@@ -468,7 +483,7 @@ class Pipeline:
             if EV_DATA_UPDATE in wanted:
                 self._data_update(state, t, price, volume, out)
 
-    def _on_trades(self, symbol: str, prints: list, recv_ns: int, seq: int) -> None:
+    def _on_trades(self, symbol: str, prints: list[Print], recv_ns: int, seq: int) -> None:
         """Several prints of one message: one bar-builder call when only bars are wanted
         (the common case), else :meth:`_on_trade` per print. Both give the same events."""
         state = self.instruments.get(symbol) or self._state(symbol)
@@ -622,6 +637,7 @@ class Pipeline:
         levels = state.book.book if state.book is not None else None
         bid = levels.best_bid() if levels is not None else None
         ask = levels.best_ask() if levels is not None else None
+        assert state.recent_trades is not None  # the caller checked
         state.recent_trades.append(
             (t, price, volume, side, bid[0] if bid else None, ask[0] if ask else None)
         )
@@ -632,7 +648,9 @@ class Pipeline:
         data = {"timestamp": ns_to_datetime(t, state.tz), "price": price, "volume": volume}
         out.append(Event(EV_DATA_UPDATE, data, SOURCE, t, state.symbol))
 
-    def _sequence_gap(self, state: InstrumentState, gap, at_ns: int, out: list[Event]) -> None:
+    def _sequence_gap(
+        self, state: InstrumentState, gap: SequenceGap, at_ns: int, out: list[Event]
+    ) -> None:
         state.sequence_gaps += 1
         if EV_GAP in self.wanted:
             out.append(Event(EV_GAP, gap.as_dict(), "SequenceChecker", at_ns, state.symbol))

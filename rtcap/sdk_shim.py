@@ -66,7 +66,7 @@ def use_gateway(gateway: str | None = None, **urls: str) -> dict[str, str]:
     original = getattr(config_class, "_rtcap_original_init", config_class.__init__)
     positional = [f.name for f in dataclasses.fields(config_class)]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         given = set(positional[: len(args)]) | set(kwargs)
         for field, value in chosen.items():
             if field not in given:

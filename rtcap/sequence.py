@@ -14,6 +14,7 @@ order book (:mod:`rtcap.book`) both ask them, so the two can never disagree.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rtcap.models import DepthUpdate
 
@@ -68,7 +69,7 @@ class SequenceGap:
     def missing(self) -> int:
         return max(0, self.received - self.expected)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "symbol": self.symbol,
             "kind": self.kind,

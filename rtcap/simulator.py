@@ -19,6 +19,7 @@ import heapq
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from rtcap.codecs import projectx
 from rtcap.instruments import InstrumentSpec, spec_for
@@ -164,7 +165,7 @@ class _Walk:
 
     def _depth(self, now: int) -> bytes:
         stamp = format_iso_ns(now)
-        levels: list[dict] = []
+        levels: list[dict[str, Any]] = []
 
         def send(kind: int, ticks: int, size: int) -> None:
             levels.append(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, ValuesView
 from typing import Any
 
 from rtcap.dataview import InstrumentData
@@ -27,7 +27,7 @@ log = logging.getLogger("rtcap.suite")
 FEATURES = ("orderbook",)
 
 
-async def default_live_source(symbols: list[str], record_to: str | None = None):
+async def default_live_source(symbols: list[str], record_to: str | None = None) -> Any:
     """ProjectX when credentials are in the environment, else the embedded simulated market."""
     from rtcap.capture.feeds import (
         ProjectXAuth,
@@ -118,7 +118,7 @@ class TradingSuite:
             )
             for symbol in pipeline.instruments
         }
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._done = asyncio.Event()
         self._failure: BaseException | None = None
 
@@ -318,13 +318,13 @@ class TradingSuite:
     def __len__(self) -> int:
         return len(self._contexts)
 
-    def keys(self):
+    def keys(self) -> KeysView[str]:
         return self._contexts.keys()
 
-    def values(self):
+    def values(self) -> ValuesView[InstrumentContext]:
         return self._contexts.values()
 
-    def items(self):
+    def items(self) -> ItemsView[str, InstrumentContext]:
         return self._contexts.items()
 
     @property

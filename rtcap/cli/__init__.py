@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from typing import Any
 
 import click
 
@@ -88,7 +89,7 @@ class OneLineErrors(click.Group):
     Commands raise ``click.ClickException`` for what they expect; this is the net under them
     for what they did not (set ``RTCAP_DEBUG=1`` to see the traceback instead)."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
@@ -119,7 +120,7 @@ class OneLineErrors(click.Group):
             return None
         target = entry[0]
         module, attribute = target.split(":")
-        command = getattr(importlib.import_module(module), attribute)
+        command: click.Command = getattr(importlib.import_module(module), attribute)
         if command.name != name:
             raise RuntimeError(f"{target} is the command {command.name!r}, listed as {name!r}")
         return command

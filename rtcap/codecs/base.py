@@ -85,7 +85,16 @@ class Collector:
         self.items: list[Decoded] = []
 
     def trade(
-        self, symbol, price, volume, side, exch_ns, recv_ns, seq, trade_id=None, aggregated=False
+        self,
+        symbol: str,
+        price: float,
+        volume: int | float,
+        side: str | None,
+        exch_ns: int | None,
+        recv_ns: int,
+        seq: int,
+        trade_id: int | None = None,
+        aggregated: bool = False,
     ) -> None:
         self.items.append(
             Trade(symbol, price, volume, side, exch_ns, recv_ns, seq, trade_id, aggregated)

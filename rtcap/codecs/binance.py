@@ -49,7 +49,9 @@ class BinanceCodec(SinkCodec):
                 DecodeError(frame.seq, frame.recv_ns, f"bad message: {exc!r}", frame.payload)
             )
 
-    def _dispatch(self, data: dict[str, Any], stream: str | None, frame: Frame, sink) -> None:
+    def _dispatch(
+        self, data: dict[str, Any], stream: str | None, frame: Frame, sink: DecodeSink
+    ) -> None:
         kind = data.get("e")
         if kind == "trade" or kind == "aggTrade":
             symbol = data["s"]

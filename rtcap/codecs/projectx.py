@@ -7,6 +7,7 @@ missing. Every trade of a multi-trade message counts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -51,13 +52,18 @@ TRADE_SIDES = {0: "buy", 1: "sell"}
 
 # The compiled decoder of a frame that is one plain GatewayTrade, GatewayQuote or GatewayDepth
 # record (None: pure Python only).
-decode_trades = speedups.projectx_decode if speedups is not None else None
+decode_trades: Callable[..., None] | None = (
+    speedups.projectx_decode if speedups is not None else None
+)
 if speedups is not None:
     speedups.projectx_types(Quote, DepthLevel, DepthUpdate, DEPTH_SIDES)
 
 
 def subscription_messages(
-    contract_id: str, channels: tuple[str, ...] = ("quotes", "trades", "depth"), *, subscribe=True
+    contract_id: str,
+    channels: tuple[str, ...] = ("quotes", "trades", "depth"),
+    *,
+    subscribe: bool = True,
 ) -> list[tuple[str, list[Any]]]:
     """The (method, arguments) invocations that (un)subscribe one contract to ``channels``."""
     index = 0 if subscribe else 1
@@ -86,7 +92,8 @@ class ProjectXCodec(SinkCodec):
         self._name = names or ContractNames()
         self._symbols: dict[str, str] = {}  # contract id → trader symbol
         if decode_trades is not None:
-            self.decode_into = partial(decode_trades, self._symbols, self.decode_into)
+            # the compiled decoder stands in for this instance's method
+            self.decode_into = partial(decode_trades, self._symbols, self.decode_into)  # type: ignore[method-assign]
 
     def decode_into(self, frame: Frame, sink: DecodeSink) -> None:
         """Decode any frame (the pure-Python reference). With the compiled fast paths, each
@@ -167,7 +174,9 @@ class ProjectXCodec(SinkCodec):
         elif kind is None and message.get("error"):
             sink.notice(Notice(frame.seq, frame.recv_ns, "error", f"handshake: {message['error']}"))
 
-    def _invocation(self, message: dict, record: bytes, frame: Frame, sink: DecodeSink) -> None:
+    def _invocation(
+        self, message: dict[str, Any], record: bytes, frame: Frame, sink: DecodeSink
+    ) -> None:
         target = message.get("target")
         if target not in MARKET_TARGETS:
             if target == LOGOUT:
@@ -216,7 +225,7 @@ class ProjectXCodec(SinkCodec):
             )
             return
         prints = []
-        names = None if symbol else []
+        names: list[str] | None = None if symbol else []
         last_stamp = exch_ns = None
         # Validate every print before reporting any: a bad print rejects the message as one
         # error instead of delivering half of it.
@@ -237,14 +246,15 @@ class ProjectXCodec(SinkCodec):
             )
             if names is not None:
                 names.append(self._name(item["symbolId"]))
-        if names is None:
+        if symbol:  # one contract named all prints (names is None)
             sink.trades(symbol, prints, recv_ns, seq)
             return
+        assert names is not None
         trade = sink.trade
         for name, (price, volume, side, exch_ns) in zip(names, prints, strict=True):
             trade(name, price, volume, side, exch_ns, recv_ns, seq)
 
-    def _quote(self, contract_id: Any, payload: dict, frame: Frame) -> Quote:
+    def _quote(self, contract_id: Any, payload: dict[str, Any], frame: Frame) -> Quote:
         key = contract_id if isinstance(contract_id, str) else payload["symbol"]
         stamp = payload.get("timestamp") or payload.get("lastUpdated")
         return Quote(
@@ -262,7 +272,8 @@ class ProjectXCodec(SinkCodec):
         items = payload if isinstance(payload, list) else [payload]
         levels = []
         latest = None
-        last_stamp = stamp_ns = None
+        last_stamp: str | None = None
+        stamp_ns = 0
         for item in items:
             size = item.get("volume", item.get("size"))
             kind = item.get("type")
