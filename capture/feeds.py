@@ -9,7 +9,6 @@ row is written.
 from __future__ import annotations
 
 import base64
-import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ import aiohttp
 import orjson
 
 from rtcap import instruments
+from rtcap.capture.endpoints import BINANCE_URL
 from rtcap.capture.redact import redact_message
 from rtcap.capture.session import FatalFeedError
 from rtcap.capture.snapshots import DepthSnapshots, is_futures, rest_url_for
@@ -27,10 +27,6 @@ from rtcap.models import Bar
 from rtcap.timeframes import parse_timeframe
 from rtcap.timeutil import NS, parse_iso_ns
 
-TOPSTEPX_API = "https://api.topstepx.com/api"
-TOPSTEPX_MARKET_HUB = "https://rtc.topstepx.com/hubs/market"
-TOPSTEPX_USER_HUB = "https://rtc.topstepx.com/hubs/user"
-BINANCE_URL = "wss://stream.binance.com:9443"
 REFRESH_BEFORE_S = 300
 UNITS = {"sec": 1, "min": 2, "hr": 3, "day": 4}
 
@@ -352,26 +348,3 @@ def local_gateway_feed(
     the embedded market), which takes any key."""
     auth = ProjectXAuth(gateway.api_url, "rtcap-embedded", "embedded-simulated-market")
     return ProjectXMarketFeed(auth, gateway.market_hub_url, symbols, tuple(channels))
-
-
-# rtcap's names first, then the ProjectX SDK's, so a machine set up for the SDK works as is.
-USERNAME_VARS = ("PROJECTX_USERNAME", "PROJECT_X_USERNAME")
-API_KEY_VARS = ("PROJECTX_API_KEY", "PROJECT_X_API_KEY")
-
-
-def first_env(names: tuple[str, ...]) -> str | None:
-    """The value of the first of ``names`` set (and not empty) in the environment."""
-    return next((os.environ[n] for n in names if os.environ.get(n)), None)
-
-
-def projectx_credentials() -> tuple[str, str] | None:
-    """(user name, API key) from the environment, if both are set (either spelling)."""
-    user, key = first_env(USERNAME_VARS), first_env(API_KEY_VARS)
-    return (user, key) if user and key else None
-
-
-def projectx_urls() -> tuple[str, str]:
-    return (
-        os.environ.get("PROJECTX_API_URL", TOPSTEPX_API),
-        os.environ.get("PROJECTX_MARKET_HUB_URL", TOPSTEPX_MARKET_HUB),
-    )

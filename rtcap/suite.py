@@ -29,13 +29,8 @@ FEATURES = ("orderbook",)
 
 async def default_live_source(symbols: list[str], record_to: str | None = None) -> Any:
     """ProjectX when credentials are in the environment, else the embedded simulated market."""
-    from rtcap.capture.feeds import (
-        ProjectXAuth,
-        ProjectXMarketFeed,
-        local_gateway_feed,
-        projectx_credentials,
-        projectx_urls,
-    )
+    from rtcap.capture.endpoints import projectx_credentials, projectx_urls
+    from rtcap.capture.feeds import ProjectXAuth, ProjectXMarketFeed, local_gateway_feed
     from rtcap.capture.live import Live
     from rtcap.gateway.embedded import start_embedded_market
 

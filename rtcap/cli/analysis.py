@@ -7,9 +7,6 @@ from pathlib import Path
 
 import click
 
-from rtcap.analysis.charts import write_chart
-from rtcap.analysis.export import export_bars
-from rtcap.analysis.views import connect
 from rtcap.cli import summary
 from rtcap.cli.options import (
     CAPTURE,
@@ -50,6 +47,8 @@ def export_command(capture, out, timeframes, start, end, fmt, book, every, recor
 
     Then query them: rtcap sql OUT -c "select timeframe, count(*) from bars group by 1"
     """
+    from rtcap.analysis.export import export_bars
+
     capture = readable(capture)
     refuse_output_inside_captures(out, [capture])
     sampling = book_sampling(book, every)
@@ -89,6 +88,8 @@ def info_command(capture: Path, verify_checksums: bool) -> None:
 
     Every segment and bar file is checked against the manifest (size, sha256, Parquet) first;
     damaged files are listed and the command exits 1."""
+    from rtcap.analysis.views import connect
+
     try:
         capture = readable(capture)
         manifest = open_capture(capture)
@@ -219,6 +220,8 @@ def plot_command(source, timeframe, indicators, instrument, book_levels, out) ->
     """Candlestick chart of SOURCE (a capture, or a bars CSV from rtcap export) with volume,
     indicator panels and connection gaps shaded, as a self-contained HTML file; with --book,
     a depth heat map under the candles."""
+    from rtcap.analysis.charts import write_chart
+
     try:
         source = readable(source)
         if not source.exists():

@@ -4,13 +4,18 @@ and the guard that keeps every output file out of the captures being read."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import polars as pl
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def table_text(frame: pl.DataFrame, max_rows: int) -> str:
     """``frame`` (at most ``max_rows`` rows of it) as a Markdown table, no dtype row."""
+    import polars as pl
+
     with pl.Config(
         tbl_rows=max_rows,
         tbl_cols=-1,

@@ -7,37 +7,27 @@ import contextlib
 import socket
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.live import Live as RichLive
 
-from rtcap.capture.feeds import (
+from rtcap.capture.endpoints import (
     API_KEY_VARS,
     BINANCE_URL,
     TOPSTEPX_API,
     TOPSTEPX_MARKET_HUB,
     TOPSTEPX_USER_HUB,
     USERNAME_VARS,
-    BinanceFeed,
-    GenericFeed,
-    ProjectXAuth,
-    ProjectXMarketFeed,
-    ProjectXUserFeed,
-    local_gateway_feed,
 )
-from rtcap.capture.recorder import Recorder, RecordingError
 from rtcap.capture.redact import add_secret_names, redact_url
 from rtcap.capture.session import Backoff
 from rtcap.cli import summary
 from rtcap.cli.options import CAPTURE, DURATION, Duration, split_list, timeframes_option
 from rtcap.cli.serving import stop_on_signals
-from rtcap.gateway.embedded import start_embedded_market
-from rtcap.storage.dataset import capture_path
-from rtcap.storage.errors import CaptureError
-from rtcap.storage.manifest import gap_count
-from rtcap.storage.remote import Uploader, staging_path
-from rtcap.storage.writer import CaptureWriter
+
+if TYPE_CHECKING:
+    from rtcap.capture.recorder import Recorder
+    from rtcap.storage.remote import Uploader
 
 
 def _bars(ctx, param, value):
@@ -262,6 +252,11 @@ def record(
     connect, close, reconnect and gap is a row too. Frames go to a journal flushed every
     --flush-ms and are sealed into zstd Parquet segments; Ctrl+C or SIGTERM flush and seal.
     """
+    from rtcap.capture.recorder import RecordingError
+    from rtcap.storage.dataset import capture_path
+    from rtcap.storage.errors import CaptureError
+    from rtcap.storage.remote import Uploader, staging_path
+
     if dataset is not None:
         if capture is not None:
             raise click.UsageError("give CAPTURE or --dataset ROOT, not both")
@@ -338,6 +333,15 @@ async def _record(
     quiet,
     uploader: Uploader | None = None,
 ) -> str:
+    from rtcap.capture.feeds import (
+        local_gateway_feed,
+    )
+    from rtcap.capture.recorder import Recorder, RecordingError
+    from rtcap.gateway.embedded import start_embedded_market
+    from rtcap.storage.errors import CaptureError
+    from rtcap.storage.manifest import gap_count
+    from rtcap.storage.writer import CaptureWriter
+
     stale_after, silence_after = timeouts
     embedded = None
     if options["source"] == "sim":
@@ -404,6 +408,8 @@ UPLOAD_EVERY_S = 2.0
 async def _upload_loop(uploader: Uploader) -> None:
     """Upload what has sealed, every few seconds; a failure is retried at the next round (the
     journal and sealed files stay in staging meanwhile, so nothing waits on the store)."""
+    from rtcap.storage.errors import CaptureError
+
     warned = False
     while True:
         await asyncio.sleep(UPLOAD_EVERY_S)
@@ -417,6 +423,14 @@ async def _upload_loop(uploader: Uploader) -> None:
 
 
 def _live_feeds(options) -> tuple[list, dict]:
+    from rtcap.capture.feeds import (
+        BinanceFeed,
+        GenericFeed,
+        ProjectXAuth,
+        ProjectXMarketFeed,
+        ProjectXUserFeed,
+    )
+
     source = options["source"]
     if source == "projectx":
         if not options["username"] or not options["api_key"]:
@@ -466,6 +480,9 @@ def _live_feeds(options) -> tuple[list, dict]:
 
 
 async def _status(recorder: Recorder) -> None:
+    from rich.console import Console
+    from rich.live import Live as RichLive
+
     console = Console(stderr=True)
     if not console.is_terminal:
         return

@@ -26,7 +26,6 @@ from rtcap.cli.options import (
 )
 from rtcap.cli.serving import stop_on_signals
 from rtcap.events import Event, EventBus, EventType
-from rtcap.gateway.build import capture_contracts, capture_gateway, endpoint_lines
 from rtcap.pipeline import Pipeline
 from rtcap.replay.pacing import parse_speed
 from rtcap.replay.source import Replay
@@ -266,6 +265,8 @@ def _write_book(out, snapshot: BookSnapshot, fmt: str) -> None:
 
 
 async def _serve(source: Replay, host: str, port: int) -> None:
+    from rtcap.gateway.build import capture_contracts, capture_gateway, endpoint_lines
+
     server = capture_gateway(source, host=host, port=port)
     try:
         await server.start()

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import click
 
 from rtcap.cli import summary
 from rtcap.cli.options import DURATION, Duration, instruments_option
 from rtcap.cli.serving import stop_on_signals
-from rtcap.gateway.build import endpoint_lines, simulated_gateway
-from rtcap.gateway.faults import FaultPlan
-from rtcap.gateway.server import GatewayServer
-from rtcap.gateway.simfeed import SimulatedFeed
-from rtcap.gateway.tokens import TokenIssuer
+
+if TYPE_CHECKING:
+    from rtcap.gateway.server import GatewayServer
+    from rtcap.gateway.simfeed import SimulatedFeed
 
 
 @click.command(short_help=summary("sim"))
@@ -135,6 +135,10 @@ def sim(
     hubs /hubs/market and /hubs/user on one port, so unmodified ProjectX clients can connect.
     The fault options make every connection misbehave on a schedule, to harden clients.
     """
+    from rtcap.gateway.build import simulated_gateway
+    from rtcap.gateway.faults import FaultPlan
+    from rtcap.gateway.tokens import TokenIssuer
+
     try:
         faults = FaultPlan(
             drop_after_s=drop_after,
@@ -169,6 +173,8 @@ def sim(
 
 
 async def _serve(server: GatewayServer, feed: SimulatedFeed, key_required: bool) -> None:
+    from rtcap.gateway.build import endpoint_lines
+
     await server.start()
     stop = asyncio.Event()
     stop_on_signals(stop)

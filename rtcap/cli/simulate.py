@@ -7,24 +7,29 @@ prints the same bars on any machine (the golden fixture in ``fixtures/golden`` i
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 import orjson
-import polars as pl
 
 from rtcap.cli import summary
 from rtcap.cli.options import indicators_option, instruments_option, timeframes_option
 from rtcap.cli.output import table_text
-from rtcap.dataview import bars_to_frame
-from rtcap.indicators import apply_indicator
 from rtcap.models import Bar
 from rtcap.pipeline import Pipeline
 from rtcap.simulator import DEFAULT_START_NS, MarketSimulator
 from rtcap.timeutil import NS, parse_iso_ns
 
+if TYPE_CHECKING:
+    import polars as pl
+
 
 def bar_table(pipeline: Pipeline) -> pl.DataFrame:
     """Every bar of every instrument and timeframe (closed ones, then the forming one)."""
+    import polars as pl
+
+    from rtcap.dataview import bars_to_frame
+
     parts = []
     for symbol, state in pipeline.instruments.items():
         for label in state.builder.series:
@@ -144,6 +149,8 @@ def simulate(
     Frames are generated exactly as the gateway's market hub would send them, decoded by the
     ProjectX codec and folded into bars in simulated time; nothing touches the network.
     """
+    import polars as pl
+
     try:
         start_ns = DEFAULT_START_NS if start is None else parse_iso_ns(start)
         market = MarketSimulator(seed, instruments, start_ns=start_ns, rate=rate)
@@ -172,6 +179,10 @@ def simulate(
 
 
 def _print_tables(pipeline, table, timeframes, indicators, tail, frames, seed, seconds) -> None:
+    import polars as pl
+
+    from rtcap.indicators import apply_indicator
+
     click.echo(
         f"simulated {seconds:g}s of market (seed {seed}): {frames} frames, "
         f"{sum(s.trades for s in pipeline.instruments.values())} trades, "

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 import orjson
-import polars as pl
 
 from rtcap.cli import summary
 from rtcap.cli.options import timeframes_option
@@ -37,6 +36,8 @@ def spark_sql(root, query, fmt, max_rows, master) -> None:
 
         rtcap spark-sql captures/ -c "select symbol, count(*) from trades group by 1"
     """
+    import polars as pl
+
     try:
         module, spark = _spark(master)
         module.register_views(spark, root)

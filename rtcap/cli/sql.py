@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import duckdb
 import orjson
-import pyarrow.parquet as pq
 
-from rtcap.analysis.views import VIEW_NAMES, connect
 from rtcap.cli import summary
 from rtcap.cli.options import CAPTURE, readable
 from rtcap.cli.output import refuse_output_inside_captures, table_text
 from rtcap.storage.errors import CaptureError
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 @click.command(short_help=summary("sql"))
@@ -42,6 +43,8 @@ def sql(paths, query, fmt, out, max_rows) -> None:
 
         rtcap sql captures/today -c "select symbol, count(*) from trades group by 1"
     """
+    from rtcap.analysis.views import connect
+
     if fmt == "parquet" and out is None:
         raise click.UsageError("--format parquet needs --out FILE")
     try:
@@ -66,6 +69,9 @@ def sql(paths, query, fmt, out, max_rows) -> None:
 def _run(
     con: duckdb.DuckDBPyConnection, query: str, fmt: str, out: Path | None, max_rows: int
 ) -> None:
+    import duckdb
+    import pyarrow.parquet as pq
+
     try:
         relation = con.sql(query)
         if relation is None:
@@ -103,6 +109,8 @@ def _box(relation: duckdb.DuckDBPyRelation, max_rows: int) -> str:
 
 
 def _prompt(con: duckdb.DuckDBPyConnection, fmt: str, max_rows: int) -> None:
+    from rtcap.analysis.views import VIEW_NAMES
+
     click.echo(
         f"rtcap sql — views: {', '.join(VIEW_NAMES)}. End statements with ';', "
         "quit with .quit or Ctrl+D."

@@ -232,7 +232,7 @@ def test_the_sdk_spelling_of_the_credential_variables_works_too(tmp_path, monkey
     manifest = open_capture(tmp_path / "px")
     assert manifest["source"]["username"] == "sdk-user"
     assert sum(f.kind == "text" for f in read_frames(tmp_path / "px")) >= 20
-    from rtcap.capture.feeds import projectx_credentials
+    from rtcap.capture.endpoints import projectx_credentials
 
     assert projectx_credentials() == ("sdk-user", "right")
     monkeypatch.setenv("PROJECTX_USERNAME", "rtcap-user")  # rtcap's own name wins

@@ -89,8 +89,10 @@ def test_capture_and_replay_never_import_each_other():
 HEAVY = ("polars", "duckdb", "pyarrow.dataset", "aiohttp", "plotly", "pyspark")
 
 
-@pytest.mark.parametrize("args", [["--help"], ["recover", "--help"], ["import", "--help"],
-                                  ["migrate", "--help"]])  # fmt: skip
+COMMAND_NAMES = sorted(__import__("rtcap.cli", fromlist=["COMMANDS"]).COMMANDS)
+
+
+@pytest.mark.parametrize("args", [["--help"], *([name, "--help"] for name in COMMAND_NAMES)])
 def test_help_loads_no_heavy_library(args):
     probe = (
         "import sys\n"
