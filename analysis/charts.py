@@ -17,9 +17,10 @@ from plotly.subplots import make_subplots
 
 from rtcap.booksnap import BookSampler, BookSnapshot
 from rtcap.dataview import bars_to_frame
-from rtcap.events import EventType
+from rtcap.events import Event, EventType
 from rtcap.indicators import apply_indicator, parse_indicator_spec
 from rtcap.pipeline import Pipeline
+from rtcap.replay.run import run
 from rtcap.replay.source import Replay
 from rtcap.storage.errors import CaptureError
 from rtcap.timeframes import parse_timeframe
@@ -53,13 +54,13 @@ async def bars_from_capture(
         first, last = source.reader.span
         every = max(1_000_000_000, (last - first) // HEATMAP_COLUMNS)
         sampler = BookSampler(pipeline, book_levels, every)
-    async for batch in source.batches():
-        for frame in batch:
-            if sampler is not None:
-                snapshots += sampler.before(frame)
-            for event in pipeline.feed(frame):
-                if event.data.get("kind") == "connection" and "from_ns" in event.data:
-                    gaps.append((event.data["from_ns"], event.data["to_ns"]))
+
+    def note_gaps(events: list[Event]) -> None:
+        for event in events:
+            if event.data.get("kind") == "connection" and "from_ns" in event.data:
+                gaps.append((event.data["from_ns"], event.data["to_ns"]))
+
+    await run(source, pipeline, note_gaps, sampler=sampler, on_snapshots=snapshots.extend)
     if not pipeline.instruments:
         raise CaptureError(f"{capture} holds no market data to chart")
     symbol = (instrument or sorted(pipeline.instruments)[0]).upper()
@@ -78,7 +79,7 @@ async def bars_from_capture(
                 f"{capture} holds no order-book depth for {symbol}: drop --book, or record "
                 "with a depth stream"
             )
-        book = [s for s in snapshots + sampler.finish() if s.instrument == symbol]
+        book = [s for s in snapshots if s.instrument == symbol]
     return ChartData(symbol, label, frame, shaded, book)
 
 

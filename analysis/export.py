@@ -26,9 +26,10 @@ import pyarrow.parquet as pq
 from rtcap.analysis.booktable import snapshots_table
 from rtcap.bars import bar_record
 from rtcap.booksnap import BookSampler, BookSnapshot
-from rtcap.events import EventType
+from rtcap.events import Event, EventType
 from rtcap.models import Bar
 from rtcap.pipeline import Pipeline
+from rtcap.replay.run import run
 from rtcap.replay.source import Replay
 from rtcap.timeutil import ns_to_datetime
 
@@ -72,15 +73,13 @@ async def export_bars(
     sampler = BookSampler(pipeline, *book) if book else None
     snapshots: list[BookSnapshot] = []
     closed: dict[str, list[Bar]] = {}
+
+    def keep(events: list[Event]) -> None:
+        for event in events:
+            closed.setdefault(event.instrument, []).append(event.data["bar"])
+
     source = Replay(capture, None, start=start, end=end, recorders=recorders)
-    async for batch in source.batches():
-        for frame in batch:
-            if sampler is not None:
-                snapshots += sampler.before(frame)
-            for event in pipeline.feed(frame):
-                closed.setdefault(event.instrument, []).append(event.data["bar"])
-    if sampler is not None:
-        snapshots += sampler.finish()
+    await run(source, pipeline, keep, sampler=sampler, on_snapshots=snapshots.extend)
     stamp_ns = time.time_ns()
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(stamp_ns / 1e9))
     files = []

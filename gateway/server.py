@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -27,6 +26,7 @@ from rtcap.gateway.tokens import TokenIssuer
 from rtcap.instruments import CME_FUTURES
 from rtcap.models import Bar, Frame
 from rtcap.pipeline import Pipeline
+from rtcap.replay.run import batches_of
 
 
 class GatewayServer:
@@ -144,7 +144,7 @@ class GatewayServer:
         try:
             if self.wait_for_client:
                 await self.first_client.wait()
-            async for batch in _batches(self.source):
+            async for batch in batches_of(self.source):
                 for frame in batch:
                     self._route(frame)
                 await asyncio.sleep(0)
@@ -200,16 +200,6 @@ class GatewayServer:
             self.raw_clients.pop(ws, None)
             writer.cancel()
         return ws
-
-
-async def _batches(source: Any) -> AsyncIterator[list[Frame]]:
-    batches = getattr(source, "batches", None)
-    if batches is not None:
-        async for batch in batches():
-            yield batch
-    else:
-        async for frame in source:
-            yield [frame]
 
 
 def simulated_history(market, days: float, end_ns: int, seed: int) -> dict[str, SyntheticHistory]:

@@ -11,6 +11,7 @@ from typing import Any
 from rtcap.bars import bar_line
 from rtcap.events import Event, EventType
 from rtcap.pipeline import Pipeline
+from rtcap.replay.run import run
 from rtcap.replay.source import Replay
 from rtcap.storage.integrity import live_bars
 
@@ -52,18 +53,19 @@ async def replay_digest(
     included); ``seqs`` limits it to one recording session, which a recorder's live pipeline
     saw from its start."""
     digest = StreamDigest()
+
+    def note(events: list[Event]) -> None:
+        for event in events:
+            signature = event_signature(event)
+            digest.events.append(signature)
+            if event.type is EventType.BAR_CLOSED:
+                digest.bars.append(bar_line(event.instrument, event.data["bar"]))
+            elif event.type is EventType.ORDERBOOK_UPDATE:
+                digest.book_events += 1
+                digest._book.update(signature.encode() + b"\n")
+
     pipeline = Pipeline(None, timeframes, codec="auto", books=True)
-    source = Replay(capture, speed, seqs=seqs)
-    async for batch in source.batches():
-        for events in pipeline.feed_batch(batch):
-            for event in events:
-                signature = event_signature(event)
-                digest.events.append(signature)
-                if event.type is EventType.BAR_CLOSED:
-                    digest.bars.append(bar_line(event.instrument, event.data["bar"]))
-                elif event.type is EventType.ORDERBOOK_UPDATE:
-                    digest.book_events += 1
-                    digest._book.update(signature.encode() + b"\n")
+    await run(Replay(capture, speed, seqs=seqs), pipeline, note)
     return digest
 
 

@@ -206,19 +206,11 @@ class TradingSuite:
             self._task = asyncio.create_task(self._consume(), name="rtcap-suite-feed")
 
     async def _consume(self) -> None:
+        from rtcap.replay.run import run
+
         pipeline, bus = self.pipeline, self.events
-        feed, feed_batch, dispatch = pipeline.feed, pipeline.feed_batch, bus.dispatch
-        batches = getattr(self.source, "batches", None)
         try:
-            if batches is not None:
-                async for batch in batches():
-                    for events in feed_batch(batch):
-                        await dispatch(events)
-            else:
-                async for frame in self.source:
-                    events = feed(frame)
-                    if events:
-                        await dispatch(events)
+            await run(self.source, pipeline, bus.dispatch)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a broken source is reported, not silently lost

@@ -28,6 +28,7 @@ from rtcap.cli.serving import stop_on_signals
 from rtcap.events import Event, EventBus, EventType
 from rtcap.pipeline import Pipeline
 from rtcap.replay.pacing import parse_speed
+from rtcap.replay.run import run
 from rtcap.replay.source import Replay
 from rtcap.replay.verify import first_difference, live_bar_lines, replay_digest
 from rtcap.storage.errors import CaptureError
@@ -202,30 +203,28 @@ async def _print(
     first, last = source.reader.span
     task = progress.add_task("replay", total=max(1, last - first))
     started = time.monotonic()
+
+    def show_progress() -> None:
+        if source.last_recv_ns:
+            elapsed = time.monotonic() - started
+            achieved = (source.last_recv_ns - first) / 1e9 / max(elapsed, 1e-9)
+            moment = ns_to_datetime(source.last_recv_ns).strftime("%H:%M:%S")
+            progress.update(
+                task,
+                completed=source.last_recv_ns - first,
+                description=f"{moment} | {source.frames_out:,} frames | {achieved:,.1f}x",
+            )
+
     with progress:
-        async for batch in source.batches():
-            if sampler is None:
-                for events in pipeline.feed_batch(batch):
-                    await bus.dispatch(events)
-            else:  # a snapshot may fall due before any frame: per frame, then
-                for frame in batch:
-                    print_book(sampler.before(frame))
-                    events = pipeline.feed(frame)
-                    if events:
-                        await bus.dispatch(events)
-            if source.last_recv_ns:
-                elapsed = time.monotonic() - started
-                achieved = (source.last_recv_ns - first) / 1e9 / max(elapsed, 1e-9)
-                moment = ns_to_datetime(source.last_recv_ns).strftime("%H:%M:%S")
-                progress.update(
-                    task,
-                    completed=source.last_recv_ns - first,
-                    description=f"{moment} | {source.frames_out:,} frames | {achieved:,.1f}x",
-                )
-        if pipeline.now_ns is not None:
-            await bus.dispatch(pipeline.advance_to(pipeline.now_ns))
-        if sampler is not None:
-            print_book(sampler.finish())
+        await run(
+            source,
+            pipeline,
+            bus.dispatch,
+            sampler=sampler,
+            on_snapshots=print_book,
+            after_batch=show_progress,
+            close_at_end=True,
+        )
     out.flush()
     if sampler is not None and not any(s.book for s in pipeline.instruments.values()):
         console.print("no order-book depth in this capture: nothing to print", style="yellow")
