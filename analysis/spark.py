@@ -31,6 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from rtcap import lifecycle
 from rtcap.analysis.views import discover
 from rtcap.codecs import codec_for
 from rtcap.events import EventType
@@ -155,16 +156,14 @@ def register_views(spark, root: str | Path) -> list[str]:
                payload, to_date(recv_time) AS date
         FROM frames_raw
     """)
-    spark.sql("""
+    kinds = ", ".join(f"'{kind}'" for kind in lifecycle.ROW_KINDS)
+    spark.sql(f"""
         CREATE OR REPLACE TEMP VIEW lifecycle AS
         SELECT capture, seq, recv_time, stream, conn, kind,
-               get_json_object(payload_text, '$.event') AS event,
-               CAST(get_json_object(payload_text, '$.code') AS INT) AS close_code,
-               get_json_object(payload_text, '$.reason') AS reason,
-               get_json_object(payload_text, '$.url') AS url, payload_text AS detail
-        FROM frames WHERE kind IN ('open', 'close', 'error', 'sent', 'clock', 'gap')
+               {_json_columns(lifecycle.LIFECYCLE_COLUMNS)}, payload_text AS detail
+        FROM frames WHERE kind IN ({kinds})
     """)
-    spark.sql("""
+    spark.sql(f"""
         CREATE OR REPLACE TEMP VIEW gaps AS
         SELECT capture, seq, recv_time, stream, conn,
                coalesce(get_json_object(payload_text, '$.kind'), 'connection') AS gap_kind,
@@ -172,9 +171,7 @@ def register_views(spark, root: str | Path) -> list[str]:
                    AS gap_from,
                timestamp_micros(CAST(get_json_object(payload_text, '$.to_ns') AS BIGINT) DIV 1000)
                    AS gap_to,
-               CAST(get_json_object(payload_text, '$.seconds') AS DOUBLE) AS seconds,
-               get_json_object(payload_text, '$.symbol') AS symbol,
-               CAST(get_json_object(payload_text, '$.missing') AS BIGINT) AS missing
+               {_json_columns(lifecycle.GAP_COLUMNS)}
         FROM frames WHERE kind = 'gap'
     """)
     text = spark.table("frames_raw").where("kind = 'text'").drop("recv_time", "exch_time")
@@ -182,6 +179,20 @@ def register_views(spark, root: str | Path) -> list[str]:
     text.mapInArrow(_quotes, _ddl(QUOTE_SCHEMA)).createOrReplaceTempView("quotes")
     _live_bars(spark, root).createOrReplaceTempView("bars")
     return list(VIEWS)
+
+
+_SPARK_TYPES = {"int32": "INT", "int64": "BIGINT", "float64": "DOUBLE"}
+
+
+def _json_columns(columns: tuple[tuple[str, str, str], ...]) -> str:
+    """``get_json_object(payload_text, '$.field')`` for each lifecycle column, cast to its type."""
+    parts = []
+    for column, field, kind in columns:
+        value = f"get_json_object(payload_text, '$.{field}')"
+        if kind != "text":
+            value = f"CAST({value} AS {_SPARK_TYPES[kind]})"
+        parts.append(f"{value} AS {column}")
+    return ", ".join(parts)
 
 
 def bars_job(spark, root: str | Path, timeframes: Iterable[str], out: str | Path | None = None):

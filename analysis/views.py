@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 
+from rtcap import lifecycle
 from rtcap.analysis.booktable import BOOK_SCHEMA
 from rtcap.instruments import sql_symbol_case
 from rtcap.storage.dataset import find_captures, is_capture, label
@@ -171,29 +172,39 @@ def _frames(con: duckdb.DuckDBPyConnection, captures: list[Labelled]) -> None:
                payload, date
         FROM frames_raw
     """)
-    con.execute("""
+    kinds = ", ".join(f"'{kind}'" for kind in lifecycle.ROW_KINDS)
+    con.execute(f"""
         CREATE VIEW lifecycle AS
         SELECT capture, seq, recv_time, stream, conn, kind,
-               j ->> '$.event' AS event, TRY_CAST(j ->> '$.code' AS INTEGER) AS close_code,
-               j ->> '$.reason' AS reason, j ->> '$.url' AS url, detail
+               {_json_columns("j", lifecycle.LIFECYCLE_COLUMNS)}, detail
         FROM (SELECT *, rtrim(payload_text, chr(30)) AS detail,
                      CASE WHEN json_valid(rtrim(payload_text, chr(30)))
                           THEN rtrim(payload_text, chr(30))::JSON END AS j
-              FROM frames WHERE kind IN ('open', 'close', 'error', 'sent', 'clock', 'gap'))
+              FROM frames WHERE kind IN ({kinds}))
     """)
-    con.execute("""
+    con.execute(f"""
         CREATE VIEW gaps AS
         SELECT capture, seq, recv_time, stream, conn,
                coalesce(payload_text ->> '$.kind', 'connection') AS gap_kind,
                make_timestamptz(TRY_CAST(payload_text ->> '$.from_ns' AS BIGINT) // 1000) AS gap_from,
                make_timestamptz(TRY_CAST(payload_text ->> '$.to_ns' AS BIGINT) // 1000) AS gap_to,
-               TRY_CAST(payload_text ->> '$.seconds' AS DOUBLE) AS seconds,
-               payload_text ->> '$.symbol' AS symbol,
-               TRY_CAST(payload_text ->> '$.expected' AS BIGINT) AS expected,
-               TRY_CAST(payload_text ->> '$.received' AS BIGINT) AS received,
-               TRY_CAST(payload_text ->> '$.missing' AS BIGINT) AS missing
+               {_json_columns("payload_text", lifecycle.GAP_COLUMNS)}
         FROM frames WHERE kind = 'gap'
     """)
+
+
+_DUCKDB_TYPES = {"int32": "INTEGER", "int64": "BIGINT", "float64": "DOUBLE"}
+
+
+def _json_columns(source: str, columns: tuple[tuple[str, str, str], ...]) -> str:
+    """``source ->> '$.field'`` for each lifecycle column, cast to its type."""
+    parts = []
+    for column, field, kind in columns:
+        value = f"{source} ->> '$.{field}'"
+        if kind != "text":
+            value = f"TRY_CAST({value} AS {_DUCKDB_TYPES[kind]})"
+        parts.append(f"{value} AS {column}")
+    return ", ".join(parts)
 
 
 def _market_views(con: duckdb.DuckDBPyConnection) -> None:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from rtcap.capture.recorder import Recorder
-from rtcap.models import CLOCK, Bar, Frame
+from rtcap.lifecycle import ClockRow
+from rtcap.models import Bar, Frame
 from rtcap.storage.writer import CaptureWriter
 
 
@@ -84,11 +85,9 @@ class Live:
     async def _clock(self, queue: asyncio.Queue) -> None:
         while True:
             await asyncio.sleep(self.clock_interval_s)
-            queue.put_nowait(
-                Frame(
-                    self._last_seq, self.recorder.clock_ns(), time.monotonic_ns(), 0, "clock", CLOCK
-                )
-            )
+            tick = ClockRow().to_frame(self.recorder.clock_ns(), time.monotonic_ns(), 0, "clock")
+            tick.seq = self._last_seq
+            queue.put_nowait(tick)
 
     async def history(self, symbol: str, timeframe: str, days: float) -> list[Bar]:
         await self.start()

@@ -15,11 +15,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
 from rtcap.capture.session import SILENCE_AFTER_S, Backoff, FatalFeedError, Session
 from rtcap.events import EventType
-from rtcap.models import CLOCK, DATA_KINDS, Frame
+from rtcap.lifecycle import ClockRow, error_row
+from rtcap.models import DATA_KINDS, Frame
 from rtcap.pipeline import Pipeline, sequence_gap_row
 from rtcap.storage.errors import CaptureError, describe_os_error
 from rtcap.storage.writer import CaptureWriter
@@ -127,8 +126,7 @@ class Recorder:
 
     def _error_row(self, event: str, error: str) -> Frame:
         """A capture-level ``error`` row (not tied to one feed's connection)."""
-        payload = orjson.dumps({"event": event, "error": error})
-        return Frame(0, time.time_ns(), time.monotonic_ns(), 0, "rtcap", "error", payload)
+        return error_row(event, error).to_frame(time.time_ns(), time.monotonic_ns(), 0, "rtcap")
 
     def clock_ns(self) -> int:
         """Now, for a clock frame: never later than a message already on its way in, so a live
@@ -187,7 +185,7 @@ class Recorder:
                     session.cancel()
             # No row may arrive while the writer closes on its thread.
             await asyncio.gather(*sessions, return_exceptions=True)
-            self._sink(Frame(0, time.time_ns(), time.monotonic_ns(), 0, "clock", CLOCK))
+            self._sink(ClockRow().to_frame(time.time_ns(), time.monotonic_ns(), 0, "clock"))
             await self._finish()
         if self.error is not None:
             raise RecordingError(self.error)

@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import orjson
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 from websockets.frames import CloseCode
@@ -36,6 +35,14 @@ from websockets.frames import CloseCode
 from rtcap.capture.connection import StampedConnection
 from rtcap.capture.redact import redact_json, redact_text, redact_url
 from rtcap.codecs import frame_hints
+from rtcap.lifecycle import (
+    Closed,
+    ConnectionGap,
+    LifecycleRow,
+    Opened,
+    SilenceGap,
+    error_row,
+)
 from rtcap.models import Frame
 
 log = logging.getLogger("rtcap.capture")
@@ -140,8 +147,10 @@ class Session:
         mono = time.monotonic_ns() if mono is None else mono
         self.sink(Frame(0, wall, mono, self.conn, self.feed.stream, kind, payload))
 
-    def _event(self, row_kind: str, /, **detail: Any) -> None:
-        self._row(row_kind, orjson.dumps(detail))
+    def _write(self, row: LifecycleRow, wall: int | None = None, mono: int | None = None) -> None:
+        wall = time.time_ns() if wall is None else wall
+        mono = time.monotonic_ns() if mono is None else mono
+        self.sink(row.to_frame(wall, mono, self.conn, self.feed.stream))
 
     def _snapshot_row(self, body: bytes, symbol: str) -> None:
         """A REST snapshot the feed fetched, recorded byte for byte beside the stream."""
@@ -152,7 +161,7 @@ class Session:
         self.sink(row)
 
     def _snapshot_failed(self, **detail: Any) -> None:
-        self._event("error", **detail)
+        self._write(error_row(**detail))
 
     async def _send(self, message: bytes | str) -> None:
         await self._ws.send(message)
@@ -189,7 +198,7 @@ class Session:
                 )
             except _Retry as exc:
                 failure = str(exc)
-                self._event("error", event="connect_failed", error=failure)
+                self._write(error_row("connect_failed", failure))
             except InvalidStatus as exc:
                 status = exc.response.status_code
                 if status in (401, 403):
@@ -200,14 +209,14 @@ class Session:
                             f"(HTTP {status}) twice: check the API key and user name"
                         ) from None
                 failure = f"HTTP {status}"
-                self._event("error", event="connect_failed", error=failure)
+                self._write(error_row("connect_failed", failure))
             except InvalidURI as exc:
                 raise FatalFeedError(f"invalid websocket URL: {exc}") from None
             except FatalFeedError:
                 raise
             except (OSError, TimeoutError, websockets.WebSocketException) as exc:
                 failure = _describe(exc)
-                self._event("error", event="connect_failed", error=failure)
+                self._write(error_row("connect_failed", failure))
             else:
                 attempt = 0
                 await self._connected(ws, url, stop)
@@ -224,7 +233,7 @@ class Session:
                 )
             delay = self.backoff.delay(attempt - 1, self._rng)
             self.state = f"reconnecting in {delay:.1f}s"
-            self._event("error", event="reconnecting", attempt=attempt, delay_s=round(delay, 3))
+            self._write(error_row("reconnecting", attempt=attempt, delay_s=round(delay, 3)))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
         if self.snapshots is not None:
@@ -236,7 +245,7 @@ class Session:
         self.ever_connected = True
         self.conn += 1
         self._close_gap(final=False)
-        self._event("open", url=redact_url(url), max_message_bytes=MAX_MESSAGE)
+        self._write(Opened(redact_url(url), MAX_MESSAGE))
         self._last_message_ns = time.time_ns()
         self.state = "connected"
         keepalive = None
@@ -250,12 +259,13 @@ class Session:
             reason = "server"
             if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
                 reason = "message_too_big"
-                self._event(
-                    "error",
-                    event="message_too_big",
-                    error=f"a message was larger than the {MAX_MESSAGE // (1 << 20)} MiB limit; "
-                    "it was not recorded and the connection was closed",
-                    limit_bytes=MAX_MESSAGE,
+                self._write(
+                    error_row(
+                        "message_too_big",
+                        f"a message was larger than the {MAX_MESSAGE // (1 << 20)} MiB limit; "
+                        "it was not recorded and the connection was closed",
+                        limit_bytes=MAX_MESSAGE,
+                    )
                 )
         except FatalFeedError:
             raise
@@ -272,7 +282,7 @@ class Session:
             code = ws.close_code if ws.close_code is not None else 1006
             if reason == "message_too_big":
                 code = CloseCode.MESSAGE_TOO_BIG  # we closed it: the limit was exceeded
-            self._event("close", code=code, reason=ws.close_reason or "", by=reason)
+            self._write(Closed(code, ws.close_reason or "", reason))
             self._ws = None
             if not stop.is_set():
                 self.reconnects += 1
@@ -294,7 +304,7 @@ class Session:
                     if stopping in done:
                         await self._close_and_drain(ws)
                         return "client"
-                    self._event("error", event="stale", silent_s=self.stale_after_s)
+                    self._write(error_row("stale", silent_s=self.stale_after_s))
                     self._note_silence(time.time_ns(), force=True)
                     return "stale"
                 self._record(ws, receive.result())
@@ -308,13 +318,8 @@ class Session:
         threshold = self.silence_after_ns
         if self._last_message_ns and threshold is not None and (quiet > threshold or force):
             self.silences += 1
-            detail = {
-                "kind": "silence",
-                "from_ns": self._last_message_ns,
-                "to_ns": until_ns,
-                "seconds": round(quiet / 1e9, 6),
-            }
-            self._row("gap", orjson.dumps(detail), until_ns, mono_ns)
+            gap = SilenceGap(self._last_message_ns, until_ns, round(quiet / 1e9, 6))
+            self._write(gap, until_ns, mono_ns)
         self._last_message_ns = until_ns
 
     def _record(self, ws: StampedConnection, message: str | bytes) -> None:
@@ -362,13 +367,8 @@ class Session:
             return
         now = time.time_ns()
         self.last_gap_s = (now - self._disconnected_at) / 1e9
-        self._event(
-            "gap",
-            kind="connection",
-            from_ns=self._disconnected_at,
-            to_ns=now,
-            seconds=round(self.last_gap_s, 6),
-            final=final,
+        self._write(
+            ConnectionGap(self._disconnected_at, now, round(self.last_gap_s, 6), final), now
         )
         self._disconnected_at = None
 

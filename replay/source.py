@@ -17,7 +17,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rtcap.models import CLOCK, DATA_KINDS, Frame
+from rtcap.lifecycle import ClockRow
+from rtcap.models import DATA_KINDS, Frame
 from rtcap.replay.pacing import Pacer, parse_speed
 from rtcap.storage.dataset import open_reader
 from rtcap.storage.reader import FrameFilter, resolve_time
@@ -121,7 +122,9 @@ class Replay:
             await self.pacer.wait_until(self._next_clock)
             now = self.pacer.recv_now()
             if now is not None:
-                yield [Frame(self._last_seq, now, 0, 0, "clock", CLOCK)]
+                tick = ClockRow().to_frame(now, 0, 0, "clock")
+                tick.seq = self._last_seq
+                yield [tick]
             self._next_clock += self.clock_interval_ns
 
     def _count(self, batch: list) -> None:

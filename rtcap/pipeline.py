@@ -29,8 +29,6 @@ from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import orjson
-
 from rtcap.accel import speedups
 from rtcap.bars import BarBuilder, Print
 from rtcap.book import Book, BookChange, book_for
@@ -52,6 +50,7 @@ from rtcap.events import (
     EventType,
 )
 from rtcap.instruments import ContractNames, default_session
+from rtcap.lifecycle import ErrorRow, SequenceGapRow, parse_detail, payload_detail
 from rtcap.models import (
     BINARY,
     CLOCK,
@@ -66,7 +65,7 @@ from rtcap.models import (
     Frame,
     Quote,
 )
-from rtcap.sequence import SEQUENCE_GAP_KINDS, SequenceChecker, SequenceGap
+from rtcap.sequence import SequenceChecker, SequenceGap
 from rtcap.timeframes import Grid, parse_timeframe
 from rtcap.timeutil import NS, ns_to_datetime, zone
 
@@ -672,13 +671,9 @@ class Pipeline:
         self._deadline = min(deadlines) if deadlines else NEVER
 
     def _lifecycle(self, frame: Frame, out: list[Event]) -> None:
-        try:
-            detail = orjson.loads(frame.payload) if frame.payload else {}
-        except orjson.JSONDecodeError:
-            detail = {"raw": frame.payload[:200].decode("utf-8", "replace")}
-        if not isinstance(detail, dict):
-            detail = {"value": detail}
-        detail = {"stream": frame.stream, "conn": frame.conn, **detail}
+        payload = payload_detail(frame.payload)
+        row = parse_detail(frame.kind, payload)
+        detail = {"stream": frame.stream, "conn": frame.conn, **payload}
         kind = frame.kind
         carries_data = frame.stream in self._data_streams or not self._data_streams
         if kind == OPEN:
@@ -698,11 +693,11 @@ class Pipeline:
                 for state in self.instruments.values():
                     state.builder.mark_disconnected(frame.recv_ns)
         elif kind == GAP:
-            if detail.get("kind") in SEQUENCE_GAP_KINDS:
+            if isinstance(row, SequenceGapRow):
                 return  # re-derived from the data by the sequence checker
             event_type = EV_GAP
             detail.setdefault("kind", "connection")
-        elif detail.get("event") == "reconnecting":
+        elif isinstance(row, ErrorRow) and row.event == "reconnecting":
             event_type = EV_RECONNECTING
         else:
             event_type = EV_ERROR
@@ -715,8 +710,7 @@ def sequence_gap_row(event: Event, frame: Frame) -> Frame | None:
     (recorders and importers write these down; replays re-derive and ignore them)."""
     if event.type is not EV_GAP or frame.kind == GAP:
         return None
-    if event.data.get("kind") not in SEQUENCE_GAP_KINDS:
+    row = parse_detail(GAP, event.data)
+    if not isinstance(row, SequenceGapRow):
         return None
-    return Frame(
-        0, frame.recv_ns, frame.mono_ns, frame.conn, frame.stream, GAP, orjson.dumps(event.data)
-    )
+    return row.to_frame(frame.recv_ns, frame.mono_ns, frame.conn, frame.stream)

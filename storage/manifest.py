@@ -16,6 +16,14 @@ from typing import Any
 
 import orjson
 
+from rtcap.lifecycle import (
+    Closed,
+    ConnectionGap,
+    SequenceGapRow,
+    SilenceGap,
+    parse_detail,
+    payload_detail,
+)
 from rtcap.sequence import SEQUENCE_GAP_KINDS
 from rtcap.storage.errors import CaptureError
 
@@ -198,12 +206,8 @@ def note_lifecycle(
     payload: bytes,
 ) -> None:
     """Fold one ``open``/``close``/``gap`` row into the manifest's connections and gaps."""
-    try:
-        detail = orjson.loads(payload) if payload else {}
-    except orjson.JSONDecodeError:
-        detail = {}
-    if not isinstance(detail, dict):
-        detail = {}
+    detail = payload_detail(payload)
+    row = parse_detail(kind, detail)
     connections = manifest["connections"]
     if kind == "open":
         if not any(
@@ -220,16 +224,12 @@ def note_lifecycle(
                     "close_reason": None,
                 }
             )
-    elif kind == "close":
+    elif isinstance(row, Closed):
         for connection in reversed(connections):
             if connection["stream"] == stream and connection["conn"] == conn:
-                connection.update(
-                    closed_ns=recv_ns,
-                    close_code=detail.get("code"),
-                    close_reason=detail.get("reason"),
-                )
+                connection.update(closed_ns=recv_ns, close_code=row.code, close_reason=row.reason)
                 break
-    elif kind == "gap":
+    elif isinstance(row, SequenceGapRow | ConnectionGap | SilenceGap):
         note_gap(manifest, stream, seq, detail)
 
 
