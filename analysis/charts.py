@@ -43,11 +43,15 @@ async def bars_from_capture(
     capture: Path, timeframe: str, instrument: str | None, book_levels: int | None = None
 ) -> ChartData:
     label = parse_timeframe(timeframe).label
+    source = Replay(capture)
     pipeline = Pipeline(
-        None, [label], codec="auto", wanted={EventType.GAP}, books=book_levels is not None
+        None,
+        [label],
+        wanted={EventType.GAP},
+        books=book_levels is not None,
+        contracts=source.contract_names,
     )
     gaps: list[tuple[int, int]] = []
-    source = Replay(capture)
     sampler = None
     snapshots: list[BookSnapshot] = []
     if book_levels is not None:

@@ -67,8 +67,13 @@ async def export_bars(
         raise ValueError(
             f"cannot write into --out {folder}: {exc.strerror or exc}; choose a writable folder"
         ) from None
+    source = Replay(capture, None, start=start, end=end, recorders=recorders)
     pipeline = Pipeline(
-        None, timeframes, codec="auto", wanted={EventType.BAR_CLOSED}, books=book is not None
+        None,
+        timeframes,
+        wanted={EventType.BAR_CLOSED},
+        books=book is not None,
+        contracts=source.contract_names,
     )
     sampler = BookSampler(pipeline, *book) if book else None
     snapshots: list[BookSnapshot] = []
@@ -78,7 +83,6 @@ async def export_bars(
         for event in events:
             closed.setdefault(event.instrument, []).append(event.data["bar"])
 
-    source = Replay(capture, None, start=start, end=end, recorders=recorders)
     await run(source, pipeline, keep, sampler=sampler, on_snapshots=snapshots.extend)
     stamp_ns = time.time_ns()
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(stamp_ns / 1e9))

@@ -11,6 +11,7 @@ from rtcap.gateway.server import GatewayServer, simulated_history
 from rtcap.gateway.simfeed import SimulatedFeed
 from rtcap.gateway.tokens import TokenIssuer
 from rtcap.simulator import MarketSimulator
+from rtcap.storage.manifest import subscribed_contracts
 
 HISTORY_DAYS = 5.0  # days of seeded minute history before the live start, by default
 
@@ -49,22 +50,12 @@ def capture_gateway(source: Any, *, host: str = "127.0.0.1", port: int = 0) -> G
     manifest = source.manifest
     return GatewayServer(
         source,
-        capture_contracts(manifest),
+        subscribed_contracts(manifest),
         host=host,
         port=port,
         history=_recorded_simulator_history(manifest, source.reader.span[0]),
         wait_for_client=True,
     )
-
-
-def capture_contracts(manifest: dict) -> dict[str, str]:
-    """Symbol → contract id of every contract a capture subscribed to."""
-    contracts = dict(manifest.get("source", {}).get("contracts") or {})
-    for stream in manifest.get("subscriptions") or []:
-        for entry in stream.get("subscriptions") or []:
-            if isinstance(entry, dict) and entry.get("contract"):
-                contracts[entry.get("symbol") or entry["contract"]] = entry["contract"]
-    return contracts
 
 
 def _recorded_simulator_history(manifest: dict, first_ns: int) -> dict:

@@ -21,6 +21,7 @@ from rtcap.lifecycle import ClockRow
 from rtcap.models import DATA_KINDS, Frame
 from rtcap.replay.pacing import Pacer, parse_speed
 from rtcap.storage.dataset import open_reader
+from rtcap.storage.manifest import contract_names
 from rtcap.storage.reader import FrameFilter, resolve_time
 from rtcap.storage.schema import frame_chunks
 
@@ -79,6 +80,11 @@ class Replay:
     @property
     def manifest(self) -> dict:
         return self.reader.manifest
+
+    @property
+    def contract_names(self) -> dict[str, str]:
+        """Contract id → symbol as the recorder resolved them (for ``Pipeline(contracts=)``)."""
+        return contract_names(self.manifest)
 
     async def batches(self) -> AsyncIterator[list[Frame]]:
         tables = _prefetching(self.reader.tables(self.filter))

@@ -64,8 +64,9 @@ async def replay_digest(
                 digest.book_events += 1
                 digest._book.update(signature.encode() + b"\n")
 
-    pipeline = Pipeline(None, timeframes, codec="auto", books=True)
-    await run(Replay(capture, speed, seqs=seqs), pipeline, note)
+    source = Replay(capture, speed, seqs=seqs)
+    pipeline = Pipeline(None, timeframes, books=True, contracts=source.contract_names)
+    await run(source, pipeline, note)
     return digest
 
 

@@ -182,6 +182,8 @@ class TradingSuite:
             close_grace_ns=close_grace_ns,
             wanted=bus.wanted,
             books="orderbook" in features,
+            # a capture names its contracts as its recorder resolved them
+            contracts=getattr(source, "contract_names", None),
         )
         suite = cls(pipeline, bus, source)
         await suite._load_history(initial_days)

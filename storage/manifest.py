@@ -261,6 +261,22 @@ def note_gap(manifest: dict[str, Any], stream: str, seq: int, detail: dict[str, 
     gaps.append({"stream": stream, "seq": seq, **detail})
 
 
+def subscribed_contracts(manifest: dict[str, Any]) -> dict[str, str]:
+    """Symbol → contract id of every contract the capture subscribed to: as the gateway itself
+    answered ``Contract/search`` when the recorder resolved the symbol."""
+    contracts = dict((manifest.get("source") or {}).get("contracts") or {})
+    for stream in manifest.get("subscriptions") or []:
+        for entry in (stream.get("subscriptions") if isinstance(stream, dict) else None) or []:
+            if isinstance(entry, dict) and isinstance(entry.get("contract"), str):
+                contracts[str(entry.get("symbol") or entry["contract"])] = entry["contract"]
+    return contracts
+
+
+def contract_names(manifest: dict[str, Any]) -> dict[str, str]:
+    """Contract id → the symbol the capture's recorder asked for it by (what replay names it)."""
+    return {contract: symbol for symbol, contract in subscribed_contracts(manifest).items()}
+
+
 def bar_blocks(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     """Every ``live_bars`` block: the capture's and each session's."""
     sessions = [s.get("live_bars") for s in manifest.get("sessions") or []]

@@ -33,7 +33,7 @@ from rtcap.replay.source import Replay
 from rtcap.replay.verify import first_difference, live_bar_lines, replay_digest
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.integrity import open_capture, sessions
-from rtcap.storage.manifest import gap_summary
+from rtcap.storage.manifest import gap_summary, subscribed_contracts
 from rtcap.timeutil import ns_to_datetime
 
 CSV_HEADER = "timestamp,instrument,timeframe,open,high,low,close,volume,trades,gap"
@@ -152,7 +152,13 @@ async def _print(
     sampling: tuple[int, int] | None = None,
 ) -> None:
     bus = EventBus()
-    pipeline = Pipeline(None, timeframes, codec="auto", wanted=bus.wanted, books=bool(sampling))
+    pipeline = Pipeline(
+        None,
+        timeframes,
+        wanted=bus.wanted,
+        books=bool(sampling),
+        contracts=source.contract_names,
+    )
     sampler = BookSampler(pipeline, *sampling) if sampling else None
     out = sys.stdout
     if fmt == "csv":
@@ -264,7 +270,7 @@ def _write_book(out, snapshot: BookSnapshot, fmt: str) -> None:
 
 
 async def _serve(source: Replay, host: str, port: int) -> None:
-    from rtcap.gateway.build import capture_contracts, capture_gateway, endpoint_lines
+    from rtcap.gateway.build import capture_gateway, endpoint_lines
 
     server = capture_gateway(source, host=host, port=port)
     try:
@@ -275,7 +281,7 @@ async def _serve(source: Replay, host: str, port: int) -> None:
         ) from None
     stop = asyncio.Event()
     stop_on_signals(stop)
-    contracts = capture_contracts(source.manifest)
+    contracts = subscribed_contracts(source.manifest)
     click.echo(f"rtcap replay: {source.describe()} on {server.host}:{server.port}")
     for line in endpoint_lines(server):
         click.echo(line)
