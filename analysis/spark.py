@@ -186,13 +186,8 @@ _SPARK_TYPES = {"int32": "INT", "int64": "BIGINT", "float64": "DOUBLE"}
 
 def _json_columns(columns: tuple[tuple[str, str, str], ...]) -> str:
     """``get_json_object(payload_text, '$.field')`` for each lifecycle column, cast to its type."""
-    parts = []
-    for column, field, kind in columns:
-        value = f"get_json_object(payload_text, '$.{field}')"
-        if kind != "text":
-            value = f"CAST({value} AS {_SPARK_TYPES[kind]})"
-        parts.append(f"{value} AS {column}")
-    return ", ".join(parts)
+    extract = "get_json_object(payload_text, '$.{field}')"
+    return lifecycle.view_columns(columns, extract, "CAST({value} AS {type})", _SPARK_TYPES)
 
 
 def bars_job(spark, root: str | Path, timeframes: Iterable[str], out: str | Path | None = None):

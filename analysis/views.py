@@ -198,13 +198,8 @@ _DUCKDB_TYPES = {"int32": "INTEGER", "int64": "BIGINT", "float64": "DOUBLE"}
 
 def _json_columns(source: str, columns: tuple[tuple[str, str, str], ...]) -> str:
     """``source ->> '$.field'`` for each lifecycle column, cast to its type."""
-    parts = []
-    for column, field, kind in columns:
-        value = f"{source} ->> '$.{field}'"
-        if kind != "text":
-            value = f"TRY_CAST({value} AS {_DUCKDB_TYPES[kind]})"
-        parts.append(f"{value} AS {column}")
-    return ", ".join(parts)
+    extract = source + " ->> '$.{field}'"
+    return lifecycle.view_columns(columns, extract, "TRY_CAST({value} AS {type})", _DUCKDB_TYPES)
 
 
 def _market_views(con: duckdb.DuckDBPyConnection) -> None:

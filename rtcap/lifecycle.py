@@ -251,3 +251,18 @@ GAP_COLUMNS = (
     ("received", "received", "int64"),
     ("missing", "missing", "int64"),
 )
+
+
+def view_columns(
+    columns: tuple[tuple[str, str, str], ...], extract: str, cast: str, types: dict[str, str]
+) -> str:
+    """The select items of a view's ``columns`` in one engine's SQL: ``extract`` reads a
+    payload field (``{field}``), ``cast`` types it (``{value}``, ``{type}``, ``types`` naming
+    each type); text fields are not cast."""
+    parts = []
+    for column, name, kind in columns:
+        value = extract.format(field=name)
+        if kind != "text":
+            value = cast.format(value=value, type=types[kind])
+        parts.append(f"{value} AS {column}")
+    return ", ".join(parts)
