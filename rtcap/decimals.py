@@ -40,8 +40,9 @@ def add(total: int | float, amount: int | float, places: int) -> int | float:
 
 
 def format_amount(amount: int | float) -> str:
-    """The canonical text of an amount: whole amounts without a fraction (``1`` whether it is
-    ``1`` or ``1.0``), others as the shortest text of the float (``0.25``)."""
+    """The canonical text of an amount or a price, as every command prints it: whole amounts
+    without a fraction (``1`` whether it is ``1`` or ``1.0``), others as the shortest text of the
+    float, which is the exchange's own decimal (``21055.75``, ``0.25``), never rounded."""
     if type(amount) is not int and float(amount).is_integer():
         return str(int(amount))
     return repr(amount)

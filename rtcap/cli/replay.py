@@ -25,6 +25,7 @@ from rtcap.cli.options import (
     timeframes_option,
 )
 from rtcap.cli.serving import stop_on_signals
+from rtcap.decimals import format_amount
 from rtcap.events import Event, EventBus, EventType
 from rtcap.pipeline import Pipeline
 from rtcap.replay.pacing import parse_speed
@@ -180,7 +181,7 @@ async def _print(
             flag = "  gap" if bar.gap else ""
             out.write(
                 f"{row['timestamp']:<26} {event.instrument:<8} {bar.timeframe:<6} {prices} "
-                f"V {bar.volume!s:<8} n {bar.trades}{flag}\n"
+                f"V {format_amount(bar.volume):<8} n {bar.trades}{flag}\n"
             )
 
     def on_tick(event: Event) -> None:
@@ -188,7 +189,8 @@ async def _print(
         if fmt == "table":
             out.write(
                 f"  {data['timestamp'].isoformat():<32} {event.instrument:<8} trade "
-                f"{data['price']:g} x {data['volume']:g} {data['side'] or ''}\n"
+                f"{format_amount(data['price'])} x {format_amount(data['volume'])} "
+                f"{data['side'] or ''}\n"
             )
         elif fmt == "jsonl":
             row = {**data, "timestamp": data["timestamp"].isoformat(), "event": "trade"}
@@ -264,8 +266,16 @@ def _write_book(out, snapshot: BookSnapshot, fmt: str) -> None:
         )
         out.write(f"{moment}  {snapshot.instrument}{flags}\n")
         for _, _, _, level, bid_px, bid_sz, ask_px, ask_sz, _ in snapshot.rows():
-            bid = f"{bid_sz:>12g} @ {bid_px:<12g}" if bid_px is not None else " " * 27
-            ask = f"{ask_px:>12g} x {ask_sz:<12g}" if ask_px is not None else ""
+            bid = (
+                f"{format_amount(bid_sz):>12} @ {format_amount(bid_px):<12}"
+                if bid_px is not None
+                else " " * 27
+            )
+            ask = (
+                f"{format_amount(ask_px):>12} x {format_amount(ask_sz):<12}"
+                if ask_px is not None
+                else ""
+            )
             out.write(f"  {level:>3}  {bid} | {ask}\n")
 
 

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from helpers import write_capture
 
 from rtcap.cli import main
+from rtcap.decimals import format_amount
 from rtcap.simulator import MarketSimulator
 
 
@@ -48,6 +49,15 @@ def test_replay_book_prints_snapshots_at_the_cadence_in_every_format(binance_cap
     assert (float(first[4]), float(first[5])) == tuple(snaps[0]["bids"][0])
     headers = [line for line in table.stdout.splitlines() if line.endswith("ETHUSDT")]
     assert len(headers) == len(snaps)
+    # the table shows each level's exact price and size, as jsonl does (never %g-rounded)
+    levels = [line.split() for line in table.stdout.splitlines() if " @ " in line]
+    for (bid_px, bid_sz), (ask_px, ask_sz) in zip(snaps[0]["bids"], snaps[0]["asks"], strict=True):
+        assert any(
+            row[1:4] == [format_amount(bid_sz), "@", format_amount(bid_px)]
+            and row[5:8] == [format_amount(ask_px), "x", format_amount(ask_sz)]
+            for row in levels
+        )
+    assert any(len(row[3].partition(".")[2]) >= 2 for row in levels)  # 2678.14, not 2678.1
     bad = run("replay", binance_cap, "--book", "3", "--every", "0s")
     assert bad.exit_code == 2 and "too short" in bad.output
 

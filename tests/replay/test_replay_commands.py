@@ -14,6 +14,7 @@ import websockets
 from click.testing import CliRunner
 
 from rtcap.cli import main
+from rtcap.decimals import format_amount
 from rtcap.pipeline import Pipeline
 from rtcap.replay.source import Replay
 from rtcap.storage.integrity import read_frames
@@ -46,6 +47,12 @@ def test_replay_prints_bars_in_each_format(recorded):
     assert len(bars) == len(rows) - 1 >= 4 and len(ticks) > len(bars)
     assert {b["instrument"] for b in bars} == {"MNQ", "ES"}
     assert len([line for line in table.stdout.splitlines() if " 1sec " in line]) == len(bars)
+    ticked = run("replay", recorded, "--timeframes", "1sec", "--ticks")
+    printed = [line.split() for line in ticked.stdout.splitlines() if " trade " in line]
+    assert [(row[3], row[5]) for row in printed] == [
+        (format_amount(t["price"]), format_amount(t["volume"])) for t in ticks
+    ]  # every price as exact as jsonl's (21055.75, never 21055.8)
+    assert any(row[3].endswith((".25", ".75")) for row in printed)
     assert "replayed" in table.stderr and "frames in" in table.stderr
 
 
