@@ -24,6 +24,7 @@ from rtcap.storage.dataset import open_reader
 from rtcap.storage.manifest import contract_names
 from rtcap.storage.reader import FrameFilter, resolve_time
 from rtcap.storage.schema import frame_chunks
+from rtcap.timeutil import format_iso_ns
 
 CHUNK = 512  # frames converted at a time: short enough not to hold up a paced schedule
 _DATA_KINDS = pa.array(sorted(DATA_KINDS), pa.string())
@@ -58,6 +59,17 @@ class Replay:
             raise ValueError(
                 f"--from {start} is not before --to {end}: the window would be empty; give a "
                 "start before the end"
+            )
+        span = f"{format_iso_ns(first)} to {format_iso_ns(last)}"
+        if start_ns is not None and start_ns > last:
+            raise ValueError(
+                f"--from {start} is after the capture's last frame: it spans {span}; give a "
+                "start inside it"
+            )
+        if end_ns is not None and end_ns <= first:
+            raise ValueError(
+                f"--to {end} is not after the capture's first frame: it spans {span}; give an "
+                "end inside it"
             )
         self.filter = FrameFilter(
             start_ns,

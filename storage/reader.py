@@ -24,6 +24,7 @@ from rtcap.storage.journal import read_journal
 from rtcap.storage.schema import frame_chunks, frames_v2
 from rtcap.timeutil import NS, parse_iso_ns
 
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _RELATIVE = re.compile(r"^([+-])\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|hr)$")
 _UNITS = {
     "ms": NS // 1000,
@@ -37,8 +38,9 @@ _UNITS = {
 
 
 def resolve_time(text: str | int | None, start_ns: int, end_ns: int) -> int | None:
-    """``+5m`` (after the capture's first frame), ``-30s`` (before its last), an ISO time or
-    epoch ns; ``None`` stays ``None``. ``ValueError`` names the accepted forms."""
+    """``+5m`` (after the capture's first frame), ``-30s`` (before its last), an ISO time, a
+    date (its UTC midnight) or epoch ns; ``None`` stays ``None``. ``ValueError`` names the
+    accepted forms."""
     if text is None or isinstance(text, int):
         return text
     value = text.strip()
@@ -49,12 +51,15 @@ def resolve_time(text: str | int | None, start_ns: int, end_ns: int) -> int | No
         return start_ns + offset if sign == "+" else end_ns - offset
     if value.isdigit():
         return int(value)
+    if _DATE.match(value):
+        value += "T00:00:00Z"
     try:
         return parse_iso_ns(value)
     except ValueError:
         raise ValueError(
             f"invalid time {text!r}: use +5m (after the start), -30s (before the end), an ISO "
-            "time such as 2025-09-02T14:30:00Z, or epoch nanoseconds"
+            "time such as 2025-09-02T14:30:00Z, a date such as 2025-09-02 (UTC midnight), or "
+            "epoch nanoseconds"
         ) from None
 
 

@@ -17,8 +17,9 @@ from rtcap.cli import main
 from rtcap.decimals import format_amount
 from rtcap.pipeline import Pipeline
 from rtcap.replay.source import Replay
-from rtcap.storage.integrity import read_frames
+from rtcap.storage.integrity import open_capture, read_frames
 from rtcap.storage.segments import sha256_file
+from rtcap.timeutil import ns_to_datetime
 
 
 def run(*args):
@@ -177,3 +178,18 @@ def test_real_binance_bars_from_replay_equal_duckdb_bars(binance_capture, binanc
     for mine, theirs in zip(bars, expected, strict=True):
         assert mine[:5] == theirs[:5] and mine[6] == theirs[6]
         assert mine[5] == pytest.approx(theirs[5], rel=1e-12)
+
+
+def test_time_ranges_take_dates_and_refuse_windows_outside_the_capture(recorded):
+    manifest = open_capture(recorded)
+    day = ns_to_datetime(manifest["segments"][0]["first_ns"]).date().isoformat()
+    from_date = run("replay", recorded, "--timeframes", "1sec", "--from", day)
+    assert from_date.exit_code == 0, from_date.output  # a date: its UTC midnight
+    assert "replayed 0 frames" not in from_date.stderr
+    for option, value in (("--from", "+10m"), ("--to", "2020-01-01")):
+        result = run("replay", recorded, option, value)
+        assert result.exit_code != 0
+        assert f"{option} {value}" in result.output and "it spans" in result.output
+        assert len(result.output.strip().splitlines()) == 1
+    bad = run("replay", recorded, "--from", "2025-13-45")
+    assert bad.exit_code != 0 and "a date such as 2025-09-02" in bad.output
