@@ -58,12 +58,41 @@ def sql(paths, query, fmt, out, max_rows) -> None:
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from None
     if query is not None:
-        _run(con, query, fmt, out, max_rows)
+        _run_script(con, query, fmt, out, max_rows)
         return
     if not sys.stdin.isatty():
-        _run(con, sys.stdin.read(), fmt, out, max_rows)
+        _run_script(con, sys.stdin.read(), fmt, out, max_rows)
         return
     _prompt(con, fmt, max_rows)
+
+
+def _run_script(
+    con: duckdb.DuckDBPyConnection, script: str, fmt: str, out: Path | None, max_rows: int
+) -> None:
+    """Every statement of ``script`` in order, each result printed (one file takes one)."""
+    import duckdb
+
+    try:
+        statements = [statement.query for statement in duckdb.extract_statements(script)]
+    except duckdb.Error as exc:
+        raise click.ClickException(_one_line(exc)) from None
+    if out is not None and len(statements) > 1:
+        raise click.UsageError(
+            f"--out takes the result of one statement, and {len(statements)} were given: "
+            "run them one at a time, or drop --out"
+        )
+    for index, statement in enumerate(statements):
+        if index:
+            click.echo()
+        _run(con, statement, fmt, out, max_rows)
+
+
+def _one_line(exc: Exception) -> str:
+    """DuckDB's error in one line, with the views a query can name."""
+    from rtcap.analysis.views import VIEW_NAMES
+
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"{first} (views: {', '.join(VIEW_NAMES)})"
 
 
 def _run(
@@ -83,7 +112,7 @@ def _run(
             return
         text = _render(relation, fmt, max_rows)
     except duckdb.Error as exc:
-        raise click.ClickException(str(exc).strip()) from None
+        raise click.ClickException(_one_line(exc)) from None
     if out is not None:
         out.write_text(text)
         click.echo(f"wrote {out}")
@@ -127,7 +156,7 @@ def _prompt(con: duckdb.DuckDBPyConnection, fmt: str, max_rows: int) -> None:
         buffer += line + "\n"
         if buffer.strip().endswith(";"):
             try:
-                _run(con, buffer, fmt, None, max_rows)
+                _run_script(con, buffer, fmt, None, max_rows)
             except click.ClickException as exc:
                 click.echo(f"Error: {exc.message}", err=True)
             buffer = ""
