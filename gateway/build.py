@@ -4,8 +4,11 @@ embedded source) or a capture (``rtcap replay --serve``), with the history each 
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
 from typing import Any
 
+from rtcap import sdk_shim
 from rtcap.gateway.faults import FaultPlan
 from rtcap.gateway.server import GatewayServer, simulated_history
 from rtcap.gateway.simfeed import SimulatedFeed
@@ -74,6 +77,12 @@ def _recorded_simulator_history(manifest: dict, first_ns: int) -> dict:
     return simulated_history(market, HISTORY_DAYS, start_ns, info["seed"])
 
 
+def sdk_shim_command() -> str:
+    """The shim as the SDK's own environment runs it: by the path of its file, which needs only
+    the standard library (``python -m rtcap.sdk_shim`` fails where rtcap is not installed)."""
+    return shlex.quote(str(Path(sdk_shim.__file__).resolve()))
+
+
 def endpoint_lines(server: GatewayServer) -> list[str]:
     """What a person needs to point a client at ``server``, one line each."""
     urls = server.urls
@@ -82,5 +91,5 @@ def endpoint_lines(server: GatewayServer) -> list[str]:
         f"  market hub  {urls['market_hub']}",
         f"  user hub    {urls['user_hub']}",
         f"  raw frames  ws://{server.host}:{server.port}/ws",
-        f"  SDK         PROJECTX_API_URL={urls['api']} python -m rtcap.sdk_shim strategy.py",
+        f"  SDK         PROJECTX_API_URL={urls['api']} python {sdk_shim_command()} strategy.py",
     ]

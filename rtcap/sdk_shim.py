@@ -6,17 +6,18 @@ and nothing else: every ``ProjectXConfig`` created without explicit URLs gets th
 instead (REST base, market hub, user hub). Credentials, accounts, timeframes and everything the
 strategy does stay as written.
 
-    rtcap sim                                   # prints its URLs; any API key is accepted
+    rtcap sim                      # prints its URLs and this file's path; any API key works
+    rtcap sdk-shim .               # or copy this file next to the strategy
     export PROJECTX_API_URL=http://127.0.0.1:PORT/api
     export PROJECT_X_USERNAME=me PROJECT_X_API_KEY=any-key-longer-than-10
-    python -m rtcap.sdk_shim my_strategy.py [its arguments]
+    python sdk_shim.py my_strategy.py [its arguments]     # in the SDK's environment
 
 The gateway may also be given as ``--gateway http://127.0.0.1:PORT`` (the hubs are then
 ``/hubs/market`` and ``/hubs/user`` on it), or in code: ``rtcap.sdk_shim.use_gateway(url)``
 before the SDK builds its client. The same works for ``rtcap replay --serve CAPTURE``, which
-replays a recorded session to the strategy. The module needs only the standard library, so
-``python path/to/sdk_shim.py`` works where rtcap itself is not installed (the SDK wants Python
-3.12 or newer).
+replays a recorded session to the strategy. The file needs only the standard library, so it
+runs by its path in the SDK's environment, where rtcap is not installed (the SDK wants Python
+3.12 or newer); where rtcap is installed, ``python -m rtcap.sdk_shim`` works too.
 """
 
 from __future__ import annotations

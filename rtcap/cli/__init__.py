@@ -71,6 +71,10 @@ COMMANDS = {
         "rtcap.cli.analysis:plot_command",
         "Candlestick chart of a capture or a bars CSV, as HTML.",
     ),
+    "sdk-shim": (
+        "rtcap.cli.sim:sdk_shim_command",
+        "Print or copy the file that points the ProjectX SDK at rtcap.",
+    ),
     "simulate": (
         "rtcap.cli.simulate:simulate",
         "Run the seeded simulated market through the kernel.",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -195,3 +197,31 @@ async def _serve(server: GatewayServer, feed: SimulatedFeed, key_required: bool)
             f"stopped after serving {server.stats['records_routed']} records to "
             f"{server.stats['connections']} connections"
         )
+
+
+@click.command("sdk-shim", short_help=summary("sdk-shim"))
+@click.argument("destination", required=False, type=click.Path(path_type=Path))
+def sdk_shim_command(destination: Path | None) -> None:
+    """Print the path of rtcap's SDK shim, or copy it to DESTINATION (a file or a folder).
+
+    The shim is one file that needs only Python's standard library: run an unmodified
+    project-x-py strategy with it in the SDK's own environment, where rtcap is not installed,
+    and the SDK connects to the gateway that `rtcap sim` or `rtcap replay --serve` printed:
+
+        rtcap sdk-shim ~/strategies/
+        PROJECTX_API_URL=http://127.0.0.1:PORT/api python ~/strategies/sdk_shim.py strategy.py
+    """
+    from rtcap import sdk_shim
+
+    source = Path(sdk_shim.__file__).resolve()
+    if destination is None:
+        click.echo(source)
+        return
+    target = destination / source.name if destination.is_dir() else destination
+    try:
+        shutil.copyfile(source, target)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot write {target}: {exc.strerror or exc}; choose a writable place"
+        ) from None
+    click.echo(f"wrote {target}; in the SDK's environment run: python {target} strategy.py")

@@ -42,6 +42,7 @@ class Sim:
     port: int
     api: str
     market_hub: str
+    sdk_hint: str  # the banner's line telling how to run an SDK strategy against it
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -63,7 +64,7 @@ def start_sim(*, rate: float = 400, seed: int = 11, port: int = 0, extra=()) -> 
     )
     urls = {}
     deadline = time.monotonic() + 30
-    while len(urls) < 2:
+    while len(urls) < 3:
         line = process.stdout.readline()
         if not line:
             raise AssertionError(f"rtcap sim did not start: {process.stderr.read()}")
@@ -71,8 +72,10 @@ def start_sim(*, rate: float = 400, seed: int = 11, port: int = 0, extra=()) -> 
             urls["api"] = line.split()[-1]
         elif "market hub" in line:
             urls["market_hub"] = line.split()[-1]
+        elif line.lstrip().startswith("SDK "):
+            urls["sdk"] = line.strip()
         assert time.monotonic() < deadline, "rtcap sim took too long to start"
-    return Sim(process, port, urls["api"], urls["market_hub"])
+    return Sim(process, port, urls["api"], urls["market_hub"], urls["sdk"])
 
 
 def record_command(capture: Path, sim: Sim, *options: str) -> list[str]:

@@ -1,13 +1,19 @@
 """``rtcap sim`` as a user runs it: a real process on loopback, stopped with SIGTERM."""
 
 import re
+import shlex
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import aiohttp
 import websockets
+from chaos import harness
+from click.testing import CliRunner
 from gateway_client import collect, invoke, pushes
+
+from rtcap.cli import main
 
 
 async def test_rtcap_sim_prints_urls_serves_and_stops_on_sigterm():
@@ -81,3 +87,26 @@ def test_rtcap_sim_refuses_a_port_in_use():
     assert result.returncode == 1
     assert f"cannot serve on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_sdk_hint_runs_where_rtcap_is_not_installed(tmp_path):
+    """The banner's SDK line names the shim by a path that a Python with nothing but its
+    standard library runs (``python -m rtcap.sdk_shim`` fails in the SDK's own environment)."""
+    sim = harness.start_sim(rate=20)
+    try:
+        words = shlex.split(sim.sdk_hint)
+    finally:
+        sim.stop()
+    assert words[:3] == ["SDK", f"PROJECTX_API_URL={sim.api}", "python"]
+    assert words[-1] == "strategy.py" and words[3].endswith("sdk_shim.py")
+    bare = subprocess.run(  # -I -S: no site-packages, no rtcap, no project-x-py
+        [sys.executable, "-I", "-S", words[3], "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=30,
+    )
+    assert bare.returncode == 0 and "rtcap sdk-shim" in bare.stdout
+    copied = CliRunner().invoke(main, ["sdk-shim", str(tmp_path)])
+    assert copied.exit_code == 0, copied.output
+    assert (tmp_path / "sdk_shim.py").read_bytes() == Path(words[3]).read_bytes()

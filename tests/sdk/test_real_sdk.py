@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -69,7 +70,18 @@ def sdk_python(request) -> str:
     return str(python)
 
 
-def run_strategy(python: str, api_url: str, seconds: float) -> dict:
+def hinted(banner_line: str) -> tuple[str, str]:
+    """(API URL, shim path) of a gateway's ``SDK  PROJECTX_API_URL=… python PATH strategy.py``
+    line: the command a user copies into the SDK's environment."""
+    words = shlex.split(banner_line)
+    assert words[0] == "SDK" and words[2] == "python" and words[-1] == "strategy.py", words
+    variable, _, api_url = words[1].partition("=")
+    assert variable == "PROJECTX_API_URL"
+    return api_url, words[3]
+
+
+def run_strategy(python: str, api_url: str, seconds: float, shim: str) -> dict:
+    """The strategy in the SDK's virtualenv (no rtcap installed there), as the hint says."""
     env = {
         **os.environ,
         "PROJECT_X_USERNAME": "sdk-tester",
@@ -78,7 +90,7 @@ def run_strategy(python: str, api_url: str, seconds: float) -> dict:
         "SDK_RUN_SECONDS": str(seconds),
     }
     done = subprocess.run(
-        [python, rtcap.sdk_shim.__file__, str(STRATEGY)],
+        [python, shim, str(STRATEGY)],
         capture_output=True,
         text=True,
         env=env,
@@ -109,8 +121,10 @@ def check_counts(counts: dict, *, minute_bars: bool) -> None:
 @pytest.mark.slow
 def test_the_real_sdk_runs_an_unmodified_strategy_against_rtcap_sim(sdk_python, full_length):
     sim = harness.start_sim(rate=200)
+    api_url, shim = hinted(sim.sdk_hint)
+    assert api_url == sim.api
     try:
-        counts = run_strategy(sdk_python, sim.api, 80 if full_length else 20)
+        counts = run_strategy(sdk_python, api_url, 80 if full_length else 20, shim)
     finally:
         log = gateway_log(sim.process)
     check_counts(counts, minute_bars=full_length)
@@ -155,7 +169,13 @@ def test_the_real_sdk_runs_against_a_recorded_capture_served_by_replay(
             if "REST base" in line:
                 api = line.split()[-1]
         assert api, "rtcap replay --serve printed no REST base"
-        counts = run_strategy(sdk_python, api, 80 if full_length else 20)
+        copied = subprocess.run(  # the shim copied out, as README says for another machine
+            [*harness.RTCAP, "sdk-shim", str(tmp_path)], capture_output=True, text=True
+        )
+        assert copied.returncode == 0, copied.stderr
+        shim = tmp_path / "sdk_shim.py"
+        assert shim.read_bytes() == Path(rtcap.sdk_shim.__file__).read_bytes()
+        counts = run_strategy(sdk_python, api, 80 if full_length else 20, str(shim))
     finally:
         log = gateway_log(server)
     check_counts(counts, minute_bars=full_length)
