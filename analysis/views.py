@@ -37,7 +37,8 @@ from rtcap.analysis.booktable import BOOK_SCHEMA
 from rtcap.instruments import sql_symbol_case
 from rtcap.storage.dataset import find_captures, is_capture, label
 from rtcap.storage.errors import CaptureError
-from rtcap.storage.integrity import check_file, open_capture, segment_files
+from rtcap.storage.integrity import check_file, segment_files
+from rtcap.storage.reader import capture_manifest, journal_tables
 from rtcap.storage.schema import BAR_SCHEMA, FRAME_SCHEMA, MICROS_UTC, written_as
 
 VIEW_NAMES = (
@@ -107,14 +108,15 @@ LOCKED_DOWN = {
 }
 
 
-def connect(paths: list[str | Path]) -> duckdb.DuckDBPyConnection:
-    """An in-memory, read-only DuckDB connection with every view defined over ``paths``."""
+def connect(paths: list[str | Path], *, include_open: bool = False) -> duckdb.DuckDBPyConnection:
+    """An in-memory, read-only DuckDB connection with every view defined over ``paths``
+    (``include_open``: frames still in a recording's journal count too)."""
     captures, exports = discover([Path(p) for p in paths])
     con = duckdb.connect(config=LOCKED_DOWN)
     con.execute("SET TimeZone = 'UTC'")
-    _frames(con, captures)
+    _frames(con, captures, include_open)
     _market_views(con)
-    _bars(con, captures, exports)
+    _bars(con, captures, exports, include_open)
     _snapshots(con, exports)
     _book(con, exports)
     con.execute("SET lock_configuration = true")
@@ -134,10 +136,12 @@ def _register(con: duckdb.DuckDBPyConnection, name: str, data) -> str:
     return name
 
 
-def _frames(con: duckdb.DuckDBPyConnection, captures: list[Labelled]) -> None:
+def _frames(
+    con: duckdb.DuckDBPyConnection, captures: list[Labelled], include_open: bool = False
+) -> None:
     parts = []
     for index, (capture, name_of_capture) in enumerate(captures):
-        manifest = open_capture(capture)
+        manifest = capture_manifest(capture, include_open=include_open)
         files = [str(check_file(capture, entry)) for entry in segment_files(manifest)]
         for current, version_files in _by_version(files, FRAME_SCHEMA):
             name = f"_segments_{index}_{'v2' if current else 'v1'}"
@@ -155,6 +159,15 @@ def _frames(con: duckdb.DuckDBPyConnection, captures: list[Labelled]) -> None:
                 f"{_quote(name_of_capture)} AS capture, {columns}, mono_ns, {conn}, stream, kind, "
                 f"payload, target, symbol, exch_ns FROM {name})"
             )  # the UTC date of the receive time is the date=… partition the row is in
+        journaled = list(journal_tables(capture, manifest.get("last_seq"))) if include_open else []
+        if journaled:
+            name = f"_journal_{index}"
+            _register(con, name, pa.concat_tables(journaled))
+            parts.append(
+                f"SELECT *, CAST(recv_time AS DATE) AS date FROM (SELECT "
+                f"{_quote(name_of_capture)} AS capture, seq, recv_ns, recv_time, mono_ns, conn, "
+                f"stream, kind, payload, target, symbol, exch_ns FROM {name})"
+            )
     empty = (
         "SELECT NULL::VARCHAR AS capture, NULL::BIGINT AS seq, NULL::BIGINT AS recv_ns, "
         "NULL::TIMESTAMPTZ AS recv_time, NULL::BIGINT AS mono_ns, NULL::INTEGER AS conn, "
@@ -326,10 +339,15 @@ EXPORT_CSV_TYPES = {
 }
 
 
-def _bars(con: duckdb.DuckDBPyConnection, captures: list[Labelled], exports: list[Path]) -> None:
+def _bars(
+    con: duckdb.DuckDBPyConnection,
+    captures: list[Labelled],
+    exports: list[Path],
+    include_open: bool = False,
+) -> None:
     parts = []
     for index, (capture, name_of_capture) in enumerate(captures):
-        entry = open_capture(capture).get("live_bars") or {}
+        entry = capture_manifest(capture, include_open=include_open).get("live_bars") or {}
         files = [str(check_file(capture, f)) for f in entry.get("files") or []]
         # bars/2 keep start_time; bars/1 had start_ns as a timestamp
         for current, version_files in _by_version(files, BAR_SCHEMA):

@@ -58,7 +58,8 @@ def open_capture(path: str | Path) -> dict[str, Any]:
     if journal_files(directory):
         raise RecoveryNeeded(
             f"capture {directory} has an unsealed journal (a recording crashed or is still "
-            f"running); run `rtcap recover {directory}` once no recorder is writing it"
+            "running): add --include-open to read it as it is (replay, sql), or run "
+            f"`rtcap recover {directory}` once no recorder is writing it"
         )
     if not (directory / manifests.MANIFEST).exists():
         raise CaptureError(f"{directory} is not an rtcap capture (no manifest.json)")

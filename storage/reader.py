@@ -123,16 +123,34 @@ def _member(table: pa.Table, column: str, allowed: frozenset[str] | None):
     return pc.fill_null(pc.is_in(values, pa.array(sorted(allowed), pa.string())), False)
 
 
+def journal_tables(directory: Path, after_seq: int | None) -> Iterator[pa.Table]:
+    """The frames an open (or crashed) recording has journaled but not sealed, past
+    ``after_seq``: what ``--include-open`` adds to the sealed segments. Read only, never
+    recovered: the recorder may still be writing."""
+    last = -1 if after_seq is None else after_seq
+    for journal in journal_files(directory):
+        table = read_journal(journal).table()
+        table = table.filter(pc.greater(table.column("seq"), last))
+        if table.num_rows:
+            yield table
+
+
+def capture_manifest(path: str | Path, *, include_open: bool = False) -> dict:
+    """The manifest of a capture; with ``include_open``, also of one whose recording is still
+    running (or crashed) and has an unsealed journal."""
+    path = Path(path)
+    if include_open and journal_files(path):
+        return manifests.load(path)
+    return open_capture(path)
+
+
 class CaptureReader:
     """Row groups of a capture in ``seq`` order."""
 
     def __init__(self, path: str | Path, *, include_open: bool = False) -> None:
         self.path = Path(path)
         self.include_open = include_open
-        if include_open and journal_files(self.path):
-            self.manifest = manifests.load(self.path)
-        else:
-            self.manifest = open_capture(self.path)
+        self.manifest = capture_manifest(self.path, include_open=include_open)
         self.row_groups_read = 0
         self.row_groups_skipped = 0
 
@@ -172,9 +190,7 @@ class CaptureReader:
                 if table.num_rows:
                     yield table
         if self.include_open:
-            for journal in journal_files(self.path):
-                table = read_journal(journal).table()
-                table = table.filter(pc.greater(table.column("seq"), last_seq))
+            for table in journal_tables(self.path, last_seq):
                 table = where.apply(table)
                 if table.num_rows:
                     yield table

@@ -34,7 +34,12 @@ if TYPE_CHECKING:
     help="Write the result to this file (needed for parquet).",
 )
 @click.option("--max-rows", default=40, show_default=True, help="Rows shown by --format table.")
-def sql(paths, query, fmt, out, max_rows) -> None:
+@click.option(
+    "--include-open",
+    is_flag=True,
+    help="Also read frames still in a recording's journal (while a recorder runs).",
+)
+def sql(paths, query, fmt, out, max_rows, include_open) -> None:
     """Query captures and exports with DuckDB.
 
     PATHS are capture directories, folders of captures, or export folders (default:
@@ -54,7 +59,7 @@ def sql(paths, query, fmt, out, max_rows) -> None:
     if out is not None:
         refuse_output_inside_captures(out, sources)
     try:
-        con = connect(sources)
+        con = connect(sources, include_open=include_open)
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from None
     if query is not None:

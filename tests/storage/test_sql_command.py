@@ -6,6 +6,7 @@ from click.testing import CliRunner
 from helpers import write_capture
 
 from rtcap.cli import main
+from rtcap.models import Frame
 from rtcap.simulator import MarketSimulator
 
 
@@ -42,3 +43,27 @@ def test_out_takes_one_statement(capture, tmp_path):
     result = sql(capture, "-c", "select 1; select 2", "--out", tmp_path / "x.csv")
     assert result.exit_code == 2 and "one statement" in result.output
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_a_running_recording_is_queried_with_include_open(tmp_path):
+    """A capture whose recorder is still writing: the error names --include-open (recover is
+    refused while recording), and --include-open counts the journaled frames too."""
+    frames = list(MarketSimulator(7, ["MNQ"]).frames(max_frames=700))
+    writer = write_capture(tmp_path / "live", frames[:500])
+    writer.seal_now(writer.rotate())
+    for frame in frames[500:]:
+        writer.append(Frame(0, frame.recv_ns, 0, 0, frame.stream, frame.kind, frame.payload))
+    writer.flush()  # journaled, not sealed: a recorder still at work
+    try:
+        refused = sql(tmp_path / "live", "-c", "select count(*) from frames")
+        assert refused.exit_code == 1 and "--include-open" in refused.output
+        opened = sql(
+            tmp_path / "live", "--include-open", "--format", "csv",
+            "-c", "select count(*) as n, count(distinct seq) as seqs, max(seq) as last from frames",
+        )  # fmt: skip
+        assert opened.exit_code == 0, opened.output
+        assert opened.output == "n,seqs,last\n700,700,699\n"
+    finally:
+        writer.close()
+    sealed = sql(tmp_path / "live", "--format", "csv", "-c", "select count(*) as n from frames")
+    assert sealed.output == "n\n700\n"
