@@ -43,6 +43,44 @@ class ExportResult:
     book_rows: int | None = None
 
 
+# The columns of an exported bars file, CSV and Parquet alike: the start as epoch ns and as a
+# time (TIMESTAMP(MICROS, UTC) in Parquet, ISO text in the instrument's zone in CSV), then the
+# bar. Any engine reads them without rtcap.
+BAR_COLUMNS = {
+    "timestamp": pl.Datetime("us", "UTC"),
+    "ts_ns": pl.Int64,
+    "instrument": pl.String,
+    "timeframe": pl.String,
+    "open": pl.Float64,
+    "high": pl.Float64,
+    "low": pl.Float64,
+    "close": pl.Float64,
+    "volume": pl.Float64,
+    "trades": pl.Int64,
+    "gap": pl.Boolean,
+}
+
+
+def bars_frame(instrument: str, bars: list[Bar]) -> pl.DataFrame:
+    """``bars`` of one instrument in :data:`BAR_COLUMNS`."""
+    return pl.DataFrame(
+        {
+            "timestamp": [b.start_ns // 1000 for b in bars],
+            "ts_ns": [b.start_ns for b in bars],
+            "instrument": [instrument] * len(bars),
+            "timeframe": [b.timeframe for b in bars],
+            "open": [b.open for b in bars],
+            "high": [b.high for b in bars],
+            "low": [b.low for b in bars],
+            "close": [b.close for b in bars],
+            "volume": [float(b.volume) for b in bars],
+            "trades": [b.trades for b in bars],
+            "gap": [b.gap for b in bars],
+        },
+        schema={**BAR_COLUMNS, "timestamp": pl.Int64},
+    ).with_columns(pl.col("timestamp").cast(BAR_COLUMNS["timestamp"]))
+
+
 async def export_bars(
     capture: str | Path,
     out: str | Path,
@@ -91,32 +129,15 @@ async def export_bars(
     for symbol in instruments:
         tz = pipeline.instrument(symbol).tz
         bars = sorted(closed.get(symbol, []), key=lambda b: (b.timeframe, b.start_ns))
-        frame = pl.DataFrame(
-            {
-                "timestamp": [ns_to_datetime(b.start_ns, tz).isoformat() for b in bars],
-                "timeframe": [b.timeframe for b in bars],
-                "open": [b.open for b in bars],
-                "high": [b.high for b in bars],
-                "low": [b.low for b in bars],
-                "close": [b.close for b in bars],
-                "volume": [float(b.volume) for b in bars],
-            },
-            schema={
-                "timestamp": pl.String,
-                "timeframe": pl.String,
-                "open": pl.Float64,
-                "high": pl.Float64,
-                "low": pl.Float64,
-                "close": pl.Float64,
-                "volume": pl.Float64,
-            },
-        )
+        frame = bars_frame(symbol, bars)
         name = f"bars_{stamp}" if len(instruments) == 1 else f"bars_{symbol}_{stamp}"
         path = folder / f"{name}.{fmt}"
         if fmt == "csv":
-            frame.write_csv(path)
+            # text times in the instrument's own zone, as people read them
+            zoned = pl.col("timestamp").dt.convert_time_zone(tz.key)
+            frame.with_columns(zoned.dt.to_string("%Y-%m-%dT%H:%M:%S%:z")).write_csv(path)
         else:
-            frame.with_columns(pl.lit(symbol).alias("instrument")).write_parquet(path)
+            frame.write_parquet(path, compression="zstd")
         files.append(path)
     summary = {
         symbol: {

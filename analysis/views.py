@@ -362,15 +362,7 @@ def _bars(
     for index, folder in enumerate(exports):
         csvs = sorted(folder.glob("bars_*.csv"))
         if csvs:
-            tables = []
-            for csv in csvs:
-                table = _read_export_csv(csv)
-                instrument = _export_instrument(csv.name)
-                tables.append(
-                    table.append_column(
-                        "instrument", pa.array([instrument] * table.num_rows, pa.string())
-                    )
-                )
+            tables = [_read_export_csv(csv) for csv in csvs]
             name = _register(con, f"_export_csv_{index}", pa.concat_tables(tables))
             parts.append(
                 f"SELECT {_quote(folder.name)} AS capture, 'export' AS origin, timestamp, "
@@ -396,17 +388,26 @@ def _bars(
 
 
 def _read_export_csv(path: Path) -> pa.Table:
+    """A bars CSV with its instrument: its own column (exports since it had one), else the
+    symbol its file name carries."""
     try:
-        return pacsv.read_csv(
+        table = pacsv.read_csv(
             path,
-            convert_options=pacsv.ConvertOptions(
-                column_types=EXPORT_CSV_TYPES, include_columns=list(EXPORT_CSV_TYPES)
-            ),
+            convert_options=pacsv.ConvertOptions(column_types=EXPORT_CSV_TYPES),
+        )
+        table = table.select(
+            [*EXPORT_CSV_TYPES, *(["instrument"] if "instrument" in table.column_names else [])]
         )
     except (OSError, pa.ArrowException) as exc:
         raise CaptureError(
             f"{path} is not a bars CSV written by rtcap export ({str(exc).splitlines()[0]})"
         ) from None
+    if "instrument" not in table.column_names:
+        instrument = _export_instrument(path.name)
+        table = table.append_column(
+            "instrument", pa.array([instrument] * table.num_rows, pa.string())
+        )
+    return table
 
 
 def _export_instrument(name: str) -> str | None:

@@ -90,8 +90,9 @@ def info_command(capture: Path, verify_checksums: bool) -> None:
     damaged files are listed and the command exits 1."""
     from rtcap.analysis.views import connect
 
+    location = capture  # what the user named: a URI is shown as itself, not as its mirror
     try:
-        capture = readable(capture)
+        capture = readable(location)
         manifest = open_capture(capture)
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from None
@@ -101,7 +102,9 @@ def info_command(capture: Path, verify_checksums: bool) -> None:
     first = min((s["first_ns"] for s in segments), default=None)
     last = max((s["last_ns"] for s in segments), default=None)
     source = manifest.get("source") or {}
-    click.echo(f"capture   {capture}  ({manifest['status']}, {source.get('kind', '?')} source)")
+    click.echo(f"capture   {location}  ({manifest['status']}, {source.get('kind', '?')} source)")
+    if location != capture:
+        click.echo(f"mirror    {capture}")
     if first is not None:
         click.echo(f"span      {_iso(first)} → {_iso(last)}  ({(last - first) / 1e9:,.1f} s)")
     payload = manifest["payload_bytes"]

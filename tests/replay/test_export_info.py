@@ -1,6 +1,8 @@
 """``rtcap export`` round trip through ``rtcap sql``, and ``rtcap info``."""
 
 import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -29,7 +31,7 @@ def test_export_then_sql_gives_the_bars_replay_printed(capture, tmp_path):
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert [n.split("_")[0] for n in names] == ["bars", "bars", "snapshot"]
     header = next((tmp_path / "out").glob("bars_*.csv")).read_text().splitlines()[0]
-    assert header == "timestamp,timeframe,open,high,low,close,volume"
+    assert header == "timestamp,ts_ns,instrument,timeframe,open,high,low,close,volume,trades,gap"
     counts = run(
         "sql",
         tmp_path / "out",
@@ -86,3 +88,28 @@ def test_info_reports_and_checks_segments(capture, tmp_path):
     assert f"{part.relative_to(copy)}" in result.output and "DAMAGED" in result.output
     assert f"{part} is damaged: sha256" in result.output
     assert result.output.strip().endswith("are missing or damaged (listed above)")
+
+
+def test_parquet_and_csv_exports_have_the_same_columns_with_portable_times(capture, tmp_path):
+    for fmt in ("csv", "parquet"):
+        out = tmp_path / fmt
+        result = run("export", capture, "--out", out, "--timeframes", "1sec", "--format", fmt)
+        assert result.exit_code == 0, result.output
+    csvs = sorted((tmp_path / "csv").glob("bars_*.csv"))
+    parquets = sorted((tmp_path / "parquet").glob("bars_*.parquet"))
+    assert len(csvs) == len(parquets) == 2  # MNQ and ES
+    instruments = set()
+    for csv, parquet in zip(csvs, parquets, strict=True):
+        table = pq.read_table(parquet)
+        assert table.column_names == csv.read_text().splitlines()[0].split(",")
+        assert table.schema.field("timestamp").type == pa.timestamp("us", tz="UTC")
+        assert table.schema.field("ts_ns").type == table.schema.field("trades").type == pa.int64()
+        rows = table.to_pylist()
+        assert rows and all(r["ts_ns"] == int(r["timestamp"].timestamp()) * 10**9 for r in rows)
+        assert sum(r["trades"] for r in rows) > 0
+        lines = [line.split(",") for line in csv.read_text().splitlines()[1:]]
+        assert [int(line[1]) for line in lines] == [r["ts_ns"] for r in rows]
+        assert [int(line[9]) for line in lines] == [r["trades"] for r in rows]
+        assert {line[2] for line in lines} == {r["instrument"] for r in rows}
+        instruments |= {r["instrument"] for r in rows}
+    assert instruments == {"MNQ", "ES"}

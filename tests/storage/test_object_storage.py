@@ -110,7 +110,12 @@ def test_record_to_s3_then_every_reader_reads_the_uri_as_local(s3):
     assert run("sql", uri, "-c", query).output == run("sql", staged, "-c", query).output
     replayed = run("replay", uri, "--timeframes", "1sec", "--format", "csv")
     assert replayed.exit_code == 0 and replayed.stdout.count("\n") > 3
-    assert run("info", uri).exit_code == 0
+    info = run("info", uri)
+    assert info.exit_code == 0, info.output
+    lines = info.output.splitlines()
+    assert lines[0].startswith(f"capture   {uri}  (")  # the URI the user named, not a cache path
+    assert lines[1] == f"mirror    {mirror_path(uri)}" and "/mirror/s3/" in lines[1]
+    assert "/staging/s3/" in str(staged)  # where README says recordings stage
     secret = b"testing-secret"
     for path in [*staged.rglob("*"), *mirror_path(uri).rglob("*")]:
         assert not path.is_file() or secret not in path.read_bytes(), path
