@@ -24,6 +24,10 @@ from rtcap.storage.writer import CaptureWriter
 class Live:
     """Frames from live feeds (``ProjectXMarketFeed``, ``BinanceFeed`` …)."""
 
+    # Its frames carry the connections' own open/close rows: a suite over it is connected
+    # once they say so, not when it starts reading.
+    connects = True
+
     def __init__(
         self,
         feeds: Sequence[Any],

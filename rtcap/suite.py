@@ -137,6 +137,7 @@ class TradingSuite:
         close_grace_ns: int | None = None,
         record_to: str | None = None,
         features: Iterable[str] = (),
+        connect_timeout: float = 30.0,
     ) -> TradingSuite:
         """Build the suite, load ``initial_days`` of history when the source offers it, and
         (with ``auto_connect``) start streaming. ``timeframes`` defaults to ``["5min"]``.
@@ -188,7 +189,11 @@ class TradingSuite:
         suite = cls(pipeline, bus, source)
         await suite._load_history(initial_days)
         if auto_connect:
-            await suite.connect()
+            try:
+                await suite.connect(connect_timeout)
+            except BaseException:
+                await suite.disconnect()
+                raise
         return suite
 
     async def _load_history(self, days: float) -> None:
@@ -202,10 +207,25 @@ class TradingSuite:
 
     # --- streaming ---------------------------------------------------------------------
 
-    async def connect(self) -> None:
-        """Start reading the source (no-op when already started)."""
+    async def connect(self, timeout: float | None = 30.0) -> None:
+        """Start reading the source (no-op when already started). A live source's connection
+        is open when this returns, as the SDK's is when ``create()`` returns: ``TimeoutError``
+        if it did not open within ``timeout`` s, ``ConnectionError`` if the feed failed."""
         if self._task is None:
             self._task = asyncio.create_task(self._consume(), name="rtcap-suite-feed")
+        if not getattr(self.source, "connects", False):
+            return
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        while self.pipeline.connected is not True:
+            if self._task.done():
+                cause = self._failure or "the feed ended"
+                raise ConnectionError(f"the live feed did not connect: {cause}")
+            if deadline is not None and asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(
+                    f"the live feed did not connect within {timeout:g} s: check the gateway's "
+                    "address and credentials, or pass a longer connect_timeout"
+                )
+            await asyncio.sleep(0.01)
 
     async def _consume(self) -> None:
         from rtcap.replay.run import run
@@ -238,9 +258,15 @@ class TradingSuite:
 
     @property
     def is_connected(self) -> bool:
-        """Streaming, and the feed's lifecycle rows (if any) say its connections are up."""
+        """Streaming, and the feed's connections are up: for a live source, once its first
+        connection opened and while none is down; for a capture or a list, while it is read
+        (its recorded open/close rows say when the recorded feed was down)."""
         streaming = self._task is not None and not self._done.is_set()
-        return streaming and self.pipeline.connected is not False
+        if not streaming:
+            return False
+        if getattr(self.source, "connects", False):
+            return self.pipeline.connected is True
+        return self.pipeline.connected is not False
 
     async def disconnect(self) -> None:
         """Stop reading the source and close it."""

@@ -1,6 +1,7 @@
 """TradingSuite on a live source: the embedded simulated market, recorded as it streams."""
 
 import orjson
+import pytest
 
 from rtcap import EventType, TradingSuite
 from rtcap.storage.integrity import open_capture, read_frames
@@ -13,12 +14,13 @@ async def test_suite_without_source_streams_the_embedded_market_with_history_and
     suite = await TradingSuite.create(
         ["MNQ"], timeframes=["1sec", "1min"], initial_days=1, record_to=str(tmp_path / "today")
     )
+    # as the SDK's: create() returns with the connection open, and is_connected says so
+    assert suite.is_connected and suite.pipeline.stream_connected == {"market": True}
     ticks, bars = [], []
     await suite["MNQ"].on(EventType.TRADE_TICK, ticks.append)
     await suite["MNQ"].on(EventType.BAR_CLOSED, bars.append)
     history = await suite["MNQ"].data.get_data("1min")
     assert history.height > 500  # a day of seeded minute history (CME hours only)
-    await suite.wait_for(EventType.CONNECTED, timeout=10)
     await suite["MNQ"].wait_for(EventType.BAR_CLOSED, timeout=10)
     assert suite.is_connected
     await suite.disconnect()
@@ -44,6 +46,7 @@ async def test_suite_loads_history_for_every_timeframe_seconds_included(monkeypa
     suite = await TradingSuite.create(
         ["MNQ"], timeframes=["15sec", "1min"], initial_days=1, auto_connect=False
     )
+    assert not suite.is_connected  # nothing is open before connect()
     seconds = await suite["MNQ"].data.get_data("15sec")
     minutes = await suite["MNQ"].data.get_data("1min")
     assert minutes.height > 500 and seconds.height > 2 * minutes.height
@@ -62,3 +65,23 @@ async def test_suite_loads_history_for_every_timeframe_seconds_included(monkeypa
     await suite["MNQ"].wait_for(EventType.NEW_BAR, timeout=30)
     await suite.disconnect()
     assert first_bar and first_bar[0]["volume"][0] > 0
+
+
+async def test_create_raises_when_a_live_feed_never_connects(tmp_path):
+    """A gateway that accepts TCP and never answers the websocket handshake: create() raises
+    within its connect_timeout (the SDK's create() fails too) and leaves nothing running."""
+    import asyncio
+
+    from rtcap.capture.feeds import GenericFeed
+    from rtcap.capture.live import Live
+
+    silent = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    source = Live([GenericFeed(f"ws://127.0.0.1:{port}/", [])])
+    started = asyncio.get_running_loop().time()
+    try:
+        with pytest.raises(TimeoutError, match="did not connect within 1 s"):
+            await TradingSuite.create(["X"], source=source, initial_days=0, connect_timeout=1)
+    finally:
+        silent.close()
+    assert asyncio.get_running_loop().time() - started < 15
