@@ -2,8 +2,11 @@
 
 For the simulated market, history before the live start is generated from the seed: a minute
 random walk run *backwards* from the price the live simulator starts at, so the last historical
-close meets the first live print. CME hours are respected (no bars on Saturdays, before the
-Sunday 17:00 open, after the Friday 16:00 close, or in the daily 16:00–17:00 halt).
+close meets the first live print. History follows the live walk, which trades whenever it
+runs: the minutes from the latest CME close up to the live start have bars too, so history ends
+exactly where the live walk begins on every day of the week. Before that, CME hours are
+respected (no bars on Saturdays, before the Sunday 17:00 open, after the Friday 16:00 close, or
+in the daily 16:00–17:00 halt).
 
 Every other resolution is derived so that all of them agree:
 
@@ -124,9 +127,12 @@ class SyntheticHistory:
         ticks = self._end_ticks
         bars: list[Bar] = []
         volatility = 2
+        reached_a_session = False  # walking back: still in the live walk's own stretch
         for index in range(1, count + 1):
             start = self.end_ns - index * MINUTE
-            if not cme_open(datetime.fromtimestamp(start // NS, chicago)):
+            if cme_open(datetime.fromtimestamp(start // NS, chicago)):
+                reached_a_session = True
+            elif reached_a_session:
                 continue
             if rng.random() < 0.02:
                 volatility = rng.choice((1, 2, 2, 3, 6))

@@ -407,3 +407,32 @@ def _iso(ns):
     from rtcap.timeutil import format_iso_ns
 
     return format_iso_ns(ns)
+
+
+@pytest.mark.parametrize("weekday", range(7))
+def test_history_ends_where_the_live_walk_begins_on_every_day_of_the_week(weekday):
+    """At 19:05 Chicago time on each day of a week (Saturday's and Sunday-before-the-open
+    included), the seeded minutes run up to the live start; earlier closed hours stay empty."""
+    from datetime import datetime, timedelta
+
+    from rtcap.gateway.history import SyntheticHistory, cme_open
+    from rtcap.instruments import spec_for
+    from rtcap.timeutil import zone
+
+    chicago = zone("America/Chicago")
+    monday = datetime(2026, 11, 30, 19, 5, tzinfo=chicago)  # 2026-11-30 is a Monday
+    moment = monday + timedelta(days=weekday)
+    end = int(moment.timestamp()) * 10**9
+    bars = SyntheticHistory(7, spec_for("MNQ"), end, 21000.0, 3).minute_bars()
+    assert bars[-1].end_ns == end and bars[-1].close == 21000.0
+    starts = [b.start_ns for b in bars]
+    tail = []  # the stretch back to the latest open minute, every minute present
+    for start in reversed(starts):
+        if tail and tail[-1] - start != 60 * 10**9:
+            break
+        tail.append(start)
+        if cme_open(datetime.fromtimestamp(start // 10**9, chicago)):
+            break
+    assert tail[0] == end - 60 * 10**9
+    earlier = [s for s in starts if s < tail[-1]]
+    assert earlier and all(cme_open(datetime.fromtimestamp(s // 10**9, chicago)) for s in earlier)
