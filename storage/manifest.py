@@ -230,7 +230,7 @@ def note_lifecycle(
                 connection.update(closed_ns=recv_ns, close_code=row.code, close_reason=row.reason)
                 break
     elif isinstance(row, SequenceGapRow | ConnectionGap | SilenceGap):
-        note_gap(manifest, stream, seq, detail)
+        note_gap(manifest, stream, seq, row, detail)
 
 
 # Sequence gap rows listed in the manifest, per kind; past that they are only counted (every one
@@ -238,10 +238,17 @@ def note_lifecycle(
 LISTED_SEQUENCE_GAPS = 100
 
 
-def note_gap(manifest: dict[str, Any], stream: str, seq: int, detail: dict[str, Any]) -> None:
-    """Note one ``gap`` row, in O(1): connection and silence gaps are listed, sequence gaps
-    counted per kind (with the ids they miss) and the first few of each listed. A row at or
-    before the last one noted was noted already (recovery reads back what a recorder noted)."""
+def note_gap(
+    manifest: dict[str, Any],
+    stream: str,
+    seq: int,
+    row: SequenceGapRow | ConnectionGap | SilenceGap,
+    detail: dict[str, Any],
+) -> None:
+    """Note one ``gap`` row (``detail``: its payload as written), in O(1): connection and
+    silence gaps are listed, sequence gaps counted per kind (with the ids they miss) and the
+    first few of each listed. A row at or before the last one noted was noted already
+    (recovery reads back what a recorder noted)."""
     gaps = manifest["gaps"]
     noted = manifest.get("gaps_noted_to_seq")
     if noted is None:  # a manifest written before the mark: the rows it lists
@@ -249,13 +256,11 @@ def note_gap(manifest: dict[str, Any], stream: str, seq: int, detail: dict[str, 
     if seq <= noted:
         return
     manifest["gaps_noted_to_seq"] = seq
-    kind = detail.get("kind")
-    if kind in SEQUENCE_GAP_KINDS:
+    if isinstance(row, SequenceGapRow):
         counts = manifest.setdefault("sequence_gaps", {})
-        count = counts.setdefault(kind, {"count": 0, "missing": 0})
+        count = counts.setdefault(row.gap_kind, {"count": 0, "missing": 0})
         count["count"] += 1
-        missing = detail.get("missing")
-        count["missing"] += missing if _is_int(missing) and missing > 0 else 0
+        count["missing"] += max(0, row.missing or 0)
         if count["count"] > LISTED_SEQUENCE_GAPS:
             return
     gaps.append({"stream": stream, "seq": seq, **detail})
