@@ -1,5 +1,7 @@
 """TradingSuite on a live source: the embedded simulated market, recorded as it streams."""
 
+import asyncio
+
 import orjson
 import pytest
 
@@ -22,6 +24,10 @@ async def test_suite_without_source_streams_the_embedded_market_with_history_and
     history = await suite["MNQ"].data.get_data("1min")
     assert history.height > 500  # a day of seeded minute history (CME hours only)
     await suite["MNQ"].wait_for(EventType.BAR_CLOSED, timeout=10)
+    for _ in range(500):  # a few more prints (the market streams ~20 a second)
+        if len(ticks) > 5:
+            break
+        await asyncio.sleep(0.02)
     assert suite.is_connected
     await suite.disconnect()
     assert len(ticks) > 5 and all(t.data["symbol"] == "MNQ" for t in ticks)
@@ -70,8 +76,6 @@ async def test_suite_loads_history_for_every_timeframe_seconds_included(monkeypa
 async def test_create_raises_when_a_live_feed_never_connects(tmp_path):
     """A gateway that accepts TCP and never answers the websocket handshake: create() raises
     within its connect_timeout (the SDK's create() fails too) and leaves nothing running."""
-    import asyncio
-
     from rtcap.capture.feeds import GenericFeed
     from rtcap.capture.live import Live
 
