@@ -5,7 +5,6 @@ embedded source) or a capture (``rtcap replay --serve``), with the history each 
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
 from typing import Any
 
 from rtcap import sdk_shim
@@ -80,7 +79,7 @@ def _recorded_simulator_history(manifest: dict, first_ns: int) -> dict:
 def sdk_shim_command() -> str:
     """The shim as the SDK's own environment runs it: by the path of its file, which needs only
     the standard library (``python -m rtcap.sdk_shim`` fails where rtcap is not installed)."""
-    return shlex.quote(str(Path(sdk_shim.__file__).resolve()))
+    return shlex.quote(sdk_shim.shim_file())
 
 
 def endpoint_lines(server: GatewayServer) -> list[str]:

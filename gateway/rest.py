@@ -17,7 +17,7 @@ from aiohttp import web
 from rtcap.bars import resample
 from rtcap.gateway.history import SyntheticHistory, calendar_bars
 from rtcap.gateway.tokens import TokenIssuer
-from rtcap.instruments import InstrumentSpec, default_session
+from rtcap.instruments import InstrumentSpec, session_of
 from rtcap.models import Bar
 from rtcap.pipeline import Pipeline
 from rtcap.timeframes import Grid
@@ -242,7 +242,7 @@ class RestApi:
         start = parse_iso_ns(str(body["startTime"]))
         end = parse_iso_ns(str(body["endTime"]))
         limit = min(int(body.get("limit") or MAX_BARS_PER_RESPONSE), MAX_BARS_PER_RESPONSE)
-        tz, session = default_session(contract.symbol)
+        tz, session = session_of(contract.symbol)
         name = HISTORY_UNITS[unit]
         if name == "sec":
             base = self._base_bars(contract.symbol, "1sec", start - 60 * NS, end)

@@ -257,9 +257,6 @@ def session_of(symbol: str) -> tuple[str, str]:
     return "UTC", "00:00"
 
 
-default_session = session_of  # the name the pipeline and the gateway know it by
-
-
 class ContractNames:
     """Contract id (or ``symbolId``) → trader symbol: what the gateway itself answered first
     (recorded in the capture), the table second. Answers are remembered: the codec asks once

@@ -49,7 +49,7 @@ from rtcap.events import (
     Event,
     EventType,
 )
-from rtcap.instruments import ContractNames, default_session
+from rtcap.instruments import ContractNames, session_of
 from rtcap.lifecycle import ErrorRow, SequenceGapRow, parse_detail, payload_detail
 from rtcap.models import (
     BINARY,
@@ -383,7 +383,7 @@ class Pipeline:
     # --- internals ---------------------------------------------------------------------
 
     def _create(self, symbol: str) -> InstrumentState:
-        tz_name, session = default_session(symbol)
+        tz_name, session = session_of(symbol)
         tz = zone(self.timezone or tz_name)
         grids = [Grid(tf, tz, self.session_start or session) for tf in self.timeframes]
         builder = BarBuilder(

@@ -79,6 +79,11 @@ def use_gateway(gateway: str | None = None, **urls: str) -> dict[str, str]:
     return chosen
 
 
+def shim_file() -> str:
+    """This file's own path: what the SDK's environment, where rtcap is not installed, runs."""
+    return os.path.realpath(__file__)
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m rtcap.sdk_shim [--gateway URL] SCRIPT [ARGS…]``."""
     args = list(sys.argv[1:] if argv is None else argv)

@@ -213,7 +213,7 @@ def sdk_shim_command(destination: Path | None) -> None:
     """
     from rtcap import sdk_shim
 
-    source = Path(sdk_shim.__file__).resolve()
+    source = Path(sdk_shim.shim_file())
     if destination is None:
         click.echo(source)
         return
