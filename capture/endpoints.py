@@ -28,8 +28,25 @@ def projectx_credentials() -> tuple[str, str] | None:
     return (user, key) if user and key else None
 
 
-def projectx_urls() -> tuple[str, str]:
+def projectx_urls(
+    api_url: str | None = None,
+    market_hub_url: str | None = None,
+    user_hub_url: str | None = None,
+) -> tuple[str, str, str]:
+    """(REST base, market hub, user hub) of a ProjectX gateway: each as given, else from the
+    SDK's variables (``PROJECTX_API_URL``, ``PROJECTX_MARKET_HUB_URL``, ``PROJECTX_USER_HUB_URL``),
+    else following the REST base: TopstepX's hubs for TopstepX's API, and ``/hubs/market`` and
+    ``/hubs/user`` beside any other (rtcap's gateway, as the SDK shim points them). A session
+    token must never go to TopstepX's hubs because only the API URL was changed."""
+    from rtcap.sdk_shim import gateway_urls
+
+    api = api_url or os.environ.get("PROJECTX_API_URL") or TOPSTEPX_API
+    if api.rstrip("/") == TOPSTEPX_API:
+        beside = {"market_hub_url": TOPSTEPX_MARKET_HUB, "user_hub_url": TOPSTEPX_USER_HUB}
+    else:
+        beside = gateway_urls(api)
     return (
-        os.environ.get("PROJECTX_API_URL", TOPSTEPX_API),
-        os.environ.get("PROJECTX_MARKET_HUB_URL", TOPSTEPX_MARKET_HUB),
+        api,
+        market_hub_url or os.environ.get("PROJECTX_MARKET_HUB_URL") or beside["market_hub_url"],
+        user_hub_url or os.environ.get("PROJECTX_USER_HUB_URL") or beside["user_hub_url"],
     )

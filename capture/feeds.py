@@ -176,7 +176,8 @@ class ProjectXMarketFeed:
         self.auth.forget()
 
     async def history(self, symbol: str, timeframe: str, days: float) -> list[Bar]:
-        """``/History/retrieveBars`` for the last ``days``, oldest first."""
+        """``/History/retrieveBars`` for the last ``days``, oldest first, with the forming bar
+        (``includePartialBar``, as the SDK asks)."""
         tf = parse_timeframe(timeframe)
         contract = self.contracts.get(symbol.upper())
         if contract is None or days <= 0:
@@ -192,7 +193,7 @@ class ProjectXMarketFeed:
                 "unit": UNITS[tf.unit],
                 "unitNumber": tf.count,
                 "limit": 20_000,
-                "includePartialBar": False,
+                "includePartialBar": True,
             },
         )
         bars = []

@@ -53,13 +53,20 @@ class Live:
         self.clock_interval_s = clock_interval_s
         self._on_close = on_close
         self._task: asyncio.Task | None = None
+        self._prepared = False
         self._last_seq = 0
 
-    async def start(self) -> None:
-        if self._task is None:
+    async def prepare(self) -> None:
+        """Log in and resolve contracts (once), without opening a websocket yet."""
+        if not self._prepared:
             if self.writer is not None:
                 await asyncio.to_thread(self.writer.open)
             await self.recorder.prepare()
+            self._prepared = True
+
+    async def start(self) -> None:
+        if self._task is None:
+            await self.prepare()
             self._task = asyncio.create_task(self.recorder.run())
 
     async def batches(self) -> AsyncIterator[list[Frame]]:
@@ -94,7 +101,9 @@ class Live:
             queue.put_nowait(tick)
 
     async def history(self, symbol: str, timeframe: str, days: float) -> list[Bar]:
-        await self.start()
+        """The gateway's bars for the last ``days``, the forming one last, asked before the
+        websocket opens (as the SDK does), so no live print is counted in both."""
+        await self.prepare()
         for feed in self.feeds:
             fetch = getattr(feed, "history", None)
             if fetch is not None and symbol.upper() in getattr(feed, "contracts", {}):
@@ -108,6 +117,10 @@ class Live:
                 await self._task
         if self._on_close is not None:
             await self._on_close()
+
+    def clock_ns(self) -> int:
+        """The receive clock frames are stamped with: bars ending after it are still forming."""
+        return self.recorder.clock_ns()
 
     def describe(self) -> str:
         target = f", recording to {self.record_to}" if self.record_to else ""

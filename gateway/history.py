@@ -53,6 +53,7 @@ class SyntheticHistory:
         self._rng = random.Random(self._seed_text)
         self._end_ticks = round(end_price / spec.tick_size)
         self._bars: list[Bar] | None = None
+        self._starts: list[int] | None = None
 
     def minute_bars(self) -> list[Bar]:
         """All generated minute bars, oldest first (built on first use)."""
@@ -60,16 +61,26 @@ class SyntheticHistory:
             self._bars = self._generate()
         return self._bars
 
-    def second_bars(self, start_ns: int, end_ns: int) -> list[Bar]:
-        """The 1-second bars inside the minutes that overlap ``[start_ns, end_ns)``."""
+    def second_bars(self, start_ns: int, end_ns: int, newest: int | None = None) -> list[Bar]:
+        """The 1-second bars in ``[start_ns, end_ns)``, oldest first; with ``newest``, only the
+        newest that many, splitting no more minutes than they need (a request for years of
+        seconds costs what its limit costs)."""
         minutes = self.minute_bars()
-        starts = [bar.start_ns for bar in minutes]
-        first = bisect.bisect_left(starts, start_ns - start_ns % MINUTE)
-        last = bisect.bisect_left(starts, end_ns)
-        out: list[Bar] = []
-        for minute in minutes[first:last]:
-            out.extend(self._split_minute(minute))
-        return out
+        if self._starts is None:
+            self._starts = [bar.start_ns for bar in minutes]
+        index = bisect.bisect_left(self._starts, end_ns)
+        pieces: list[list[Bar]] = []
+        found = 0
+        while index > 0 and (newest is None or found < newest):
+            index -= 1
+            minute = minutes[index]
+            if minute.end_ns <= start_ns:
+                break
+            seconds = [b for b in self._split_minute(minute) if start_ns <= b.start_ns < end_ns]
+            pieces.append(seconds)
+            found += len(seconds)
+        out = [bar for piece in reversed(pieces) for bar in piece]
+        return out if newest is None else out[max(0, len(out) - newest) :]
 
     def _split_minute(self, minute: Bar) -> list[Bar]:
         """Second bars whose fold is exactly ``minute`` (its own seed: any window agrees)."""

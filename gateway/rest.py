@@ -7,6 +7,8 @@ served (plus, for the simulated market, seeded history before its start).
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -14,14 +16,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from rtcap.bars import resample
+from rtcap.bars import BarBuilder, resample
 from rtcap.gateway.history import SyntheticHistory, calendar_bars
 from rtcap.gateway.tokens import TokenIssuer
 from rtcap.instruments import InstrumentSpec, session_of
 from rtcap.models import Bar
 from rtcap.pipeline import Pipeline
 from rtcap.timeframes import Grid
-from rtcap.timeutil import NS, ns_to_datetime, parse_iso_ns
+from rtcap.timeutil import ns_to_datetime, parse_iso_ns
 
 log = logging.getLogger("rtcap.gateway")
 
@@ -86,6 +88,7 @@ class RestApi:
         self.stats = stats
         self.history = history
         self.pipeline = pipeline
+        self._history_lock = asyncio.Lock()  # one history answer computed at a time
 
     def routes(self) -> list[web.AbstractRouteDef]:
         return [
@@ -207,9 +210,11 @@ class RestApi:
         self._authorise(request)
         body = await self._body(request)
         try:
-            bars = self.bars_for(body)
+            query = self._request(body)
         except (KeyError, ValueError, TypeError) as exc:
             return _fail(str(exc).strip("'\""), code=1)
+        async with self._history_lock:
+            bars = await asyncio.to_thread(self._answer, query)
         return _ok(
             {
                 "bars": [
@@ -228,6 +233,11 @@ class RestApi:
 
     def bars_for(self, body: dict[str, Any]) -> list[Bar]:
         """Bars answering a ``retrieveBars`` request body, oldest first."""
+        return self._answer(self._request(body))
+
+    def _request(self, body: dict[str, Any]) -> BarsRequest:
+        """Check a request body and take the live bars as they stand (on the event loop, where
+        the feed builds them; cheap)."""
         contract = self.contracts.get(str(body.get("contractId")))
         if contract is None:
             raise KeyError(f"unknown contract {body.get('contractId')!r}")
@@ -239,47 +249,100 @@ class RestApi:
             )
         if count < 1:
             raise ValueError("unitNumber must be at least 1")
+        name = HISTORY_UNITS[unit]
+        tz, session = session_of(contract.symbol)
+        grid = None if name in ("week", "month") else Grid(f"{count}{name}", tz, session)
         start = parse_iso_ns(str(body["startTime"]))
         end = parse_iso_ns(str(body["endTime"]))
         limit = min(int(body.get("limit") or MAX_BARS_PER_RESPONSE), MAX_BARS_PER_RESPONSE)
-        tz, session = session_of(contract.symbol)
-        name = HISTORY_UNITS[unit]
-        if name == "sec":
-            base = self._base_bars(contract.symbol, "1sec", start - 60 * NS, end)
-            bars = resample(base, Grid(f"{count}sec", tz, session))
-        elif name in ("week", "month"):
-            days = resample(self._base_bars(contract.symbol, "1min"), Grid("1day", tz, session))
-            bars = _every(calendar_bars(days, name, tz), count)
-        else:
-            base = self._base_bars(contract.symbol, "1min")
-            bars = resample(base, Grid(f"{count}{name}", tz, session))
-        bars = [bar for bar in bars if start <= bar.start_ns < end]
-        forming_start = self._forming_start(contract.symbol)
-        if not body.get("includePartialBar", False) and forming_start is not None:
-            bars = [bar for bar in bars if bar.end_ns <= forming_start]
-        return bars[-limit:] if limit > 0 else []
+        state = self.pipeline.instruments.get(contract.symbol)
+        builder = state.builder if state is not None else None
+        forming = builder.forming("1sec") if builder is not None else None
+        return BarsRequest(
+            symbol=contract.symbol,
+            unit=name,
+            count=count,
+            grid=grid,
+            tz=tz,
+            session=session,
+            start_ns=start,
+            end_ns=end,
+            limit=max(0, limit),
+            closed_before=None
+            if body.get("includePartialBar") or forming is None
+            else forming.start_ns,
+            live=_snapshot(builder, "1sec" if name == "sec" else "1min"),
+        )
 
-    def _base_bars(
-        self, symbol: str, label: str, start_ns: int = 0, end_ns: int = 1 << 62
-    ) -> list[Bar]:
-        """Generated history (seconds only for the window asked), then the bars built live."""
-        history = self.history.get(symbol)
-        if history is None:
-            older = []
-        elif label == "1min":
-            older = history.minute_bars()
+    def _answer(self, request: BarsRequest) -> list[Bar]:
+        """The bars for a checked request: pure work on generated history and the snapshot, so
+        it runs off the event loop (one at a time) while every stream keeps flowing."""
+        name, count, start, end = request.unit, request.count, request.start_ns, request.end_ns
+        if name == "sec":
+            # Only the seconds the answer can hold: `limit` buckets, one the partial-bar rule
+            # may drop, and one cut short at the oldest end (dropped below).
+            newest = (request.limit + 2) * count
+            base = self._second_bars(request, newest)
+            bars = resample(base, request.grid)
+            if len(base) == newest:
+                bars = bars[1:]
+        elif request.grid is None:  # weeks and months: folds of the trading days
+            days = resample(self._minute_bars(request), Grid("1day", request.tz, request.session))
+            bars = _every(calendar_bars(days, name, request.tz), count)
         else:
-            older = history.second_bars(start_ns, end_ns)
-        state = self.pipeline.instruments.get(symbol)
-        live = state.builder.bars(label) if state is not None else []
+            bars = resample(self._minute_bars(request), request.grid)
+        bars = [bar for bar in bars if start <= bar.start_ns < end]
+        if request.closed_before is not None:
+            bars = [bar for bar in bars if bar.end_ns <= request.closed_before]
+        return bars[-request.limit :] if request.limit > 0 else []
+
+    def _minute_bars(self, request: BarsRequest) -> list[Bar]:
+        """Generated minute history, then the minute bars built live."""
+        history = self.history.get(request.symbol)
+        older = history.minute_bars() if history is not None else []
+        live = request.live
         if older and live:
             older = [bar for bar in older if bar.start_ns < live[0].start_ns]
         return older + live
 
-    def _forming_start(self, symbol: str) -> int | None:
-        state = self.pipeline.instruments.get(symbol)
-        forming = state.builder.forming("1sec") if state is not None else None
-        return None if forming is None else forming.start_ns
+    def _second_bars(self, request: BarsRequest, newest: int) -> list[Bar]:
+        """The newest ``newest`` 1-second bars of the request's window: generated history (only
+        the minutes needed), then the bars built live."""
+        start, end = request.start_ns, request.end_ns
+        live = [b for b in request.live if start <= b.start_ns < end]
+        live = live[max(0, len(live) - newest) :]
+        history = self.history.get(request.symbol)
+        if history is None or len(live) >= newest:
+            return live
+        older_end = min(end, live[0].start_ns) if live else end
+        return history.second_bars(start, older_end, newest - len(live)) + live
+
+
+@dataclass(frozen=True)
+class BarsRequest:
+    """A checked ``retrieveBars`` request, with the live bars as they stood when it came."""
+
+    symbol: str
+    unit: str  # "sec", "min", "hr", "day", "week" or "month"
+    count: int
+    grid: Grid | None  # None for weeks and months
+    tz: str
+    session: str
+    start_ns: int
+    end_ns: int
+    limit: int
+    closed_before: int | None  # without includePartialBar: bars must end by then
+    live: list[Bar]
+
+
+def _snapshot(builder: BarBuilder | None, label: str) -> list[Bar]:
+    """The builder's bars of ``label``; the forming one copied, as the feed goes on changing it."""
+    if builder is None:
+        return []
+    bars = builder.bars(label)
+    if bars and bars[-1] is builder.series[label].current:
+        bars[-1] = dataclasses.replace(bars[-1])
+    return bars
 
 
 # What the ProjectX SDK asks about the account at start-up and in use, with the field each

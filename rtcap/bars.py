@@ -302,6 +302,18 @@ class BarBuilder:
             bars.append(series.current)
         return bars
 
+    def resume(self, label: str, bar: Bar) -> None:
+        """Make ``bar`` (a history service's partial bar) the forming bar of ``label``, for
+        later ticks to continue; it must not start before that series' closed bars end."""
+        self.flush()
+        series = self.series[label]
+        if series.current is not None or (
+            series.closed_until is not None and bar.start_ns < series.closed_until
+        ):
+            raise ValueError(f"{label} bar at {bar.start_ns} cannot resume: bars follow it")
+        series.current = bar
+        self._reset_window()
+
     def forming(self, label: str) -> Bar | None:
         """The forming bar of ``label``, up to date."""
         self.flush()

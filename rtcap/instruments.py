@@ -15,6 +15,7 @@ type (ES → ``EP``, NQ → ``ENQ``, CL → ``CLE``, ZN → ``TYA``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -27,6 +28,12 @@ QUARTERLY = "HMUZ"
 ALL_MONTHS = MONTH_CODES
 CME_TIMEZONE = "America/Chicago"
 CME_SESSION_START = "17:00"
+
+
+@functools.lru_cache(maxsize=256)
+def _decimals_of_tick(tick_size: float) -> int:
+    exponent = Decimal(repr(tick_size)).normalize().as_tuple().exponent
+    return max(0, -int(exponent))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +64,7 @@ class InstrumentSpec:
     @property
     def decimals(self) -> int:
         """Decimal places of a price on this product's tick grid (0.25 → 2, 0.0000005 → 7)."""
-        exponent = Decimal(repr(self.tick_size)).normalize().as_tuple().exponent
-        return max(0, -int(exponent))
+        return _decimals_of_tick(self.tick_size)
 
     def price(self, ticks: int) -> float:
         """The price ``ticks`` ticks above zero, without float noise (70.13, not 70.130000001)."""

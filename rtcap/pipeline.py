@@ -344,8 +344,14 @@ class Pipeline:
 
     # --- history -----------------------------------------------------------------------
 
-    def seed_history(self, symbol: str, timeframe: str, bars: Iterable[Bar]) -> int:
-        """Load closed bars fetched from a history service, oldest first; returns how many."""
+    def seed_history(
+        self, symbol: str, timeframe: str, bars: Iterable[Bar], as_of_ns: int | None = None
+    ) -> int:
+        """Load bars fetched from a history service, oldest first; returns how many.
+
+        Bars are closed, except one that ends after ``as_of_ns`` (when given): a service's
+        partial bar, which becomes the forming bar that live prints continue, as the SDK's
+        history does (its first live print then opens no new bar)."""
         state = self._state(symbol)
         if state is None:
             raise ValueError(f"{symbol!r} is not one of this pipeline's instruments")
@@ -357,6 +363,10 @@ class Pipeline:
         for bar in bars:
             if series.closed_until is not None and bar.start_ns < series.closed_until:
                 continue
+            if as_of_ns is not None and bar.end_ns > as_of_ns:
+                state.builder.resume(label, bar)
+                count += 1
+                break  # nothing comes after the forming bar
             series.closed.append(bar)
             series.closed_until = bar.end_ns
             series.last_close = bar.close

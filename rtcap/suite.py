@@ -36,7 +36,7 @@ async def default_live_source(symbols: list[str], record_to: str | None = None) 
 
     credentials = projectx_credentials()
     if credentials is not None:
-        api_url, hub_url = projectx_urls()
+        api_url, hub_url, _ = projectx_urls()
         feed = ProjectXMarketFeed(ProjectXAuth(api_url, *credentials), hub_url, symbols)
         info = {
             "kind": "projectx",
@@ -200,10 +200,12 @@ class TradingSuite:
         history = getattr(self.source, "history", None)
         if history is None or days <= 0:
             return
+        clock = getattr(self.source, "clock_ns", None)  # a live source's: partial bars form
         for symbol in self._contexts:
             for timeframe in self.pipeline.timeframes:
                 bars = await history(symbol, timeframe.label, days)
-                self.pipeline.seed_history(symbol, timeframe.label, bars)
+                as_of = clock() if clock is not None else None
+                self.pipeline.seed_history(symbol, timeframe.label, bars, as_of)
 
     # --- streaming ---------------------------------------------------------------------
 

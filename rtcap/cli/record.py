@@ -18,6 +18,7 @@ from rtcap.capture.endpoints import (
     TOPSTEPX_MARKET_HUB,
     TOPSTEPX_USER_HUB,
     USERNAME_VARS,
+    projectx_urls,
 )
 from rtcap.capture.redact import add_secret_names, redact_url
 from rtcap.capture.session import Backoff
@@ -75,16 +76,14 @@ def _bars(ctx, param, value):
 @click.option(
     "--market-hub-url",
     envvar="PROJECTX_MARKET_HUB_URL",
-    default=TOPSTEPX_MARKET_HUB,
-    show_default=True,
-    help="Market hub [env PROJECTX_MARKET_HUB_URL, as the SDK].",
+    help=f"Market hub [env PROJECTX_MARKET_HUB_URL, as the SDK; default: {TOPSTEPX_MARKET_HUB} "
+    "for TopstepX's API, else /hubs/market beside --api-url].",
 )
 @click.option(
     "--user-hub-url",
     envvar="PROJECTX_USER_HUB_URL",
-    default=TOPSTEPX_USER_HUB,
-    show_default=True,
-    help="User hub [env PROJECTX_USER_HUB_URL, as the SDK].",
+    help=f"User hub [env PROJECTX_USER_HUB_URL, as the SDK; default: {TOPSTEPX_USER_HUB} for "
+    "TopstepX's API, else /hubs/user beside --api-url].",
 )
 @click.option(
     "--streams",
@@ -272,6 +271,7 @@ def record(
         except CaptureError as exc:
             raise click.ClickException(str(exc)) from None
         capture = staging
+    api_url, market_hub_url, user_hub_url = projectx_urls(api_url, market_hub_url, user_hub_url)
     options = dict(
         source=source,
         symbols=split_list(symbols),

@@ -1,8 +1,10 @@
 """TradingSuite on a live source: the embedded simulated market, recorded as it streams."""
 
 import asyncio
+from datetime import timedelta
 
 import orjson
+import polars as pl
 import pytest
 
 from rtcap import EventType, TradingSuite
@@ -56,9 +58,18 @@ async def test_suite_loads_history_for_every_timeframe_seconds_included(monkeypa
     seconds = await suite["MNQ"].data.get_data("15sec")
     minutes = await suite["MNQ"].data.get_data("1min")
     assert minutes.height > 500 and seconds.height > 2 * minutes.height
-    # history alone (no live trade can land between the two reads): both end where the
-    # live walk begins
-    assert seconds["close"][-1] == minutes["close"][-1]
+    # Both end with the gateway's forming bar (asked with includePartialBar, as the SDK does;
+    # the walk goes on between the two requests). Up to the minute the first request's forming
+    # bar was in, the 15-second history folds exactly into the minute history.
+    cutoff = seconds["timestamp"][-1].replace(second=0)
+    assert minutes["timestamp"][-1] >= cutoff
+    last_second_bars = seconds.filter(
+        (pl.col("timestamp") < cutoff) & (pl.col("timestamp") >= cutoff - timedelta(minutes=1))
+    )
+    last_minute = minutes.filter(pl.col("timestamp") < cutoff)[-1]
+    assert last_minute["timestamp"][0] == cutoff - timedelta(minutes=1)
+    assert last_second_bars["close"][-1] == last_minute["close"][0]
+    assert last_second_bars["volume"].sum() == last_minute["volume"][0]
     await suite.connect()
     first_bar = []
 

@@ -200,17 +200,21 @@ def test_wrong_api_key_is_a_clear_401_error(tmp_path):
 
 
 def test_the_sdk_spelling_of_the_credential_variables_works_too(tmp_path, monkeypatch):
-    for name in ("PROJECTX_USERNAME", "PROJECTX_API_KEY"):
+    """Only the SDK's variables, and only the API URL: the hubs follow it (the session token
+    never goes to TopstepX's hubs because the hub URLs were left out)."""
+    for name in ("PROJECTX_USERNAME", "PROJECTX_API_KEY", "PROJECTX_MARKET_HUB_URL"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("PROJECTX_USER_HUB_URL", raising=False)
     monkeypatch.setenv("PROJECT_X_USERNAME", "sdk-user")
     monkeypatch.setenv("PROJECT_X_API_KEY", "right")
+    server_urls = {}
 
     async def scenario():
         feed = SimulatedFeed(7, ["MNQ"], 200)
         server = GatewayServer(feed, feed.contracts, tokens=TokenIssuer("right"))
         await server.start()
+        server_urls.update(server.urls)
         monkeypatch.setenv("PROJECTX_API_URL", server.urls["api"])
-        monkeypatch.setenv("PROJECTX_MARKET_HUB_URL", server.urls["market_hub"])
         try:
             return await asyncio.to_thread(
                 run,
@@ -231,12 +235,36 @@ def test_the_sdk_spelling_of_the_credential_variables_works_too(tmp_path, monkey
     assert result.exit_code == 0, result.output
     manifest = open_capture(tmp_path / "px")
     assert manifest["source"]["username"] == "sdk-user"
+    assert manifest["source"]["market_hub_url"] == server_urls["market_hub"]
     assert sum(f.kind == "text" for f in read_frames(tmp_path / "px")) >= 20
     from rtcap.capture.endpoints import projectx_credentials
 
     assert projectx_credentials() == ("sdk-user", "right")
     monkeypatch.setenv("PROJECTX_USERNAME", "rtcap-user")  # rtcap's own name wins
     assert projectx_credentials() == ("rtcap-user", "right")
+
+
+def test_hub_urls_follow_the_api_url_unless_given(monkeypatch):
+    from rtcap.capture.endpoints import (
+        TOPSTEPX_API,
+        TOPSTEPX_MARKET_HUB,
+        TOPSTEPX_USER_HUB,
+        projectx_urls,
+    )
+
+    for name in ("PROJECTX_API_URL", "PROJECTX_MARKET_HUB_URL", "PROJECTX_USER_HUB_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert projectx_urls() == (TOPSTEPX_API, TOPSTEPX_MARKET_HUB, TOPSTEPX_USER_HUB)
+    local = "http://127.0.0.1:8123/api"
+    assert projectx_urls(local) == (
+        local,
+        "http://127.0.0.1:8123/hubs/market",
+        "http://127.0.0.1:8123/hubs/user",
+    )
+    monkeypatch.setenv("PROJECTX_API_URL", local)
+    monkeypatch.setenv("PROJECTX_USER_HUB_URL", "http://elsewhere/hubs/user")
+    assert projectx_urls()[1:] == ("http://127.0.0.1:8123/hubs/market", "http://elsewhere/hubs/user")
+    assert projectx_urls(market_hub_url="http://x/m")[1] == "http://x/m"
 
 
 def test_missing_credentials_and_busy_directory(tmp_path, monkeypatch):

@@ -193,3 +193,75 @@ def test_time_ranges_take_dates_and_refuse_windows_outside_the_capture(recorded)
         assert len(result.output.strip().splitlines()) == 1
     bad = run("replay", recorded, "--from", "2025-13-45")
     assert bad.exit_code != 0 and "a date such as 2025-09-02" in bad.output
+
+
+def test_replay_serve_answers_the_forming_bar_as_of_the_replayed_moment(tmp_path):
+    """``retrieveBars`` from ``replay --serve``: with ``includePartialBar`` the newest bar is the
+    bar forming at the replayed moment, exactly as the frames served so far build it; without,
+    the newest bar is the last one closed before it."""
+    import asyncio
+
+    from gateway_client import login, rest
+
+    from rtcap.gateway.build import capture_gateway
+    from rtcap.timeutil import parse_iso_ns
+
+    capture = tmp_path / "slow"
+    result = run("record", capture, "--duration", "8s", "--rate", "6", "--symbols", "MNQ", "--quiet")
+    assert result.exit_code == 0, result.output
+    data_frames = [f for f in read_frames(capture) if f.kind in ("text", "binary")]
+
+    async def scenario():
+        server = capture_gateway(Replay(capture, "1x"))
+        await server.start()
+        compared = []
+        try:
+            token = await login(server)
+            contract = next(iter(server.contracts))
+            request = {
+                "contractId": contract,
+                "live": False,
+                "startTime": "2000-01-01T00:00:00Z",
+                "endTime": "2100-01-01T00:00:00Z",
+                "unit": 1,
+                "unitNumber": 1,
+                "limit": 3,
+            }
+            server.first_client.set()  # start the replay
+            while not server.feed_done.is_set() and len(compared) < 8:
+                await asyncio.sleep(0.05)
+                served = server.stats["frames_in"]
+                _, partial = await rest(
+                    server, "/History/retrieveBars", {**request, "includePartialBar": True}, token
+                )
+                _, closed = await rest(
+                    server, "/History/retrieveBars", {**request, "includePartialBar": False}, token
+                )
+                if served and server.stats["frames_in"] == served:  # nothing served meanwhile
+                    compared.append((served, partial["bars"], closed["bars"]))
+        finally:
+            await server.stop()
+        return compared
+
+    checked = 0
+    for served, partial, closed in asyncio.run(scenario()):
+        expected = Pipeline(None, ["1sec"], codec="projectx")
+        expected.feed_many(data_frames[:served])
+        state = expected.instruments.get("MNQ")  # none while only subscription answers came
+        forming = state.builder.forming("1sec") if state is not None else None
+        if forming is None:  # no live print yet: history alone, nothing forming
+            assert partial == closed
+            continue
+        checked += 1
+        newest = partial[0]
+        assert parse_iso_ns(newest["t"]) == forming.start_ns
+        assert (newest["o"], newest["h"], newest["l"], newest["c"], newest["v"]) == (
+            forming.open,
+            forming.high,
+            forming.low,
+            forming.close,
+            forming.volume,
+        )
+        assert parse_iso_ns(closed[0]["t"]) < forming.start_ns
+        assert closed[0] == partial[1]
+    assert checked >= 3

@@ -188,3 +188,42 @@ def test_seed_history_then_live_bars_continue_the_series():
     assert [b.close for b in bars] == [90.5, 90.5, 100.0]
     with pytest.raises(ValueError):
         p.seed_history("MNQ", "15min", [])
+
+
+def test_a_partial_history_bar_is_continued_by_live_prints_without_a_new_bar():
+    """As the SDK: history asked with its partial bar ends with the forming bar; the first live
+    print inside it updates that bar, and NEW_BAR comes only when the next bucket opens."""
+    from rtcap.models import Bar
+
+    start = ns("2025-09-02T10:00:00Z")
+    minute = 60 * 10**9
+    closed = Bar("1min", start - minute, start, 90.0, 91.0, 89.0, 90.5, 10, 3)
+    partial = Bar("1min", start, start + minute, 90.5, 92.0, 90.0, 91.0, 7, 0)
+    p = pipe()
+    as_of = ns("2025-09-02T10:00:20Z")
+    assert p.seed_history("MNQ", "1min", [closed, partial], as_of_ns=as_of) == 2
+    tape = Tape()
+    tape.trade("2025-09-02T10:00:30Z", 93.0, 2)
+    tape.trade("2025-09-02T10:00:40Z", 91.5, 1)
+    first = p.feed_many(tape.frames)
+    assert [e.data["timeframe"] for e in first if e.type == EventType.NEW_BAR] == ["5min"]
+    bars = p.instrument("MNQ").builder.bars("1min")
+    assert [(b.start_ns, b.open, b.high, b.low, b.close, b.volume) for b in bars] == [
+        (start - minute, 90.0, 91.0, 89.0, 90.5, 10),
+        (start, 90.5, 93.0, 90.0, 91.5, 10),
+    ]
+    tape = Tape()
+    tape.trade("2025-09-02T10:01:05Z", 94.0, 1)
+    later = p.feed_many(tape.frames)
+    opened = [e.data for e in later if e.type == EventType.NEW_BAR]
+    assert [(d["timeframe"], d["bar_time"].minute) for d in opened] == [("1min", 1)]
+    closed_bars = [e for e in later if e.type == EventType.BAR_CLOSED]
+    assert [e.data["bar"].close for e in closed_bars if e.data["timeframe"] == "1min"] == [91.5]
+    # without as_of_ns every bar is closed: a print inside the last one is late
+    q = pipe()
+    q.seed_history("MNQ", "1min", [closed, partial])
+    tape = Tape()
+    tape.trade("2025-09-02T10:00:30Z", 93.0, 2)
+    q.feed_many(tape.frames)
+    series = q.instrument("MNQ").builder.series["1min"]
+    assert series.current is None and series.late_dropped == 1

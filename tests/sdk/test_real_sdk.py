@@ -16,6 +16,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -181,3 +182,48 @@ def test_the_real_sdk_runs_against_a_recorded_capture_served_by_replay(
     check_counts(counts, minute_bars=full_length)
     assert "unknown REST endpoint" not in log and "Unknown hub method" not in log, log
     print(f"\nSDK against rtcap replay --serve: {counts}")
+
+
+LIFECYCLE = Path(__file__).with_name("lifecycle_strategy.py")
+
+
+def lifecycle_trace(command: list[str], api_url: str, library: str) -> list:
+    env = {
+        **os.environ,
+        "PROJECT_X_USERNAME": "sdk-tester",
+        "PROJECT_X_API_KEY": "any-key-longer-than-ten",
+        "PROJECTX_API_URL": api_url,
+        "STRATEGY_LIBRARY": library,
+        "SDK_RUN_SECONDS": "40",
+    }
+    for name in ("PROJECTX_USERNAME", "PROJECTX_API_KEY", "PROJECTX_MARKET_HUB_URL"):
+        env.pop(name, None)
+    done = subprocess.run(
+        [*command, str(LIFECYCLE)], capture_output=True, text=True, env=env, timeout=200
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_one_script_sees_the_same_start_up_and_shut_down_from_the_sdk_and_from_rtcap(sdk_python):
+    """create() returns connected, the first live print continues the partial bar history
+    ended with (the first NEW_BAR comes at the next boundary, after quotes), and is_connected is
+    False from disconnect() on, with no event after it: in the SDK and in rtcap alike."""
+    sim = harness.start_sim(rate=200)
+    api_url, shim = hinted(sim.sdk_hint)
+    try:
+        sdk = lifecycle_trace([sdk_python, shim], api_url, "project_x_py")
+        ours = lifecycle_trace([sys.executable], api_url, "rtcap")
+    finally:
+        gateway_log(sim.process)
+    expected = [
+        ["created", True],
+        ["event quote_update", True],
+        ["event new_bar", True],
+        ["disconnecting", True],
+        ["disconnected", False],
+        ["end", False],
+    ]
+    assert sdk == expected
+    assert ours == sdk
