@@ -11,7 +11,6 @@ import itertools
 import logging
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +21,8 @@ from aiohttp import WSMsgType, web
 from rtcap.codecs import projectx, signalr
 from rtcap.gateway.faults import MALFORMED_RECORD, FaultPlan
 from rtcap.gateway.protocol import HubSession, HubState
-from rtcap.gateway.rest import SIM_ACCOUNT, Contract, authorise, iso
+from rtcap.gateway.rest import SIM_ACCOUNT, Contract, authorise, error_json, iso
+from rtcap.gateway.sendqueue import MAX_PENDING_BYTES, SendQueue, close_slow_consumer
 from rtcap.gateway.tokens import TokenIssuer
 
 log = logging.getLogger("rtcap.gateway")
@@ -42,17 +42,16 @@ class Connection:
     # The request's own transport (public in aiohttp), for the drop fault's abort.
     transport: asyncio.BaseTransport | None = None
     opened_mono: float = field(default_factory=time.monotonic)
-    pending: deque[bytes] = field(default_factory=deque)
-    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    pending: SendQueue[bytes] = field(default_factory=SendQueue)
     records_sent: int = 0
     market_records: int = 0
     stalled_until: float = 0.0
     closing: bool = False
     tasks: list[asyncio.Task] = field(default_factory=list)
 
-    def push(self, record: bytes) -> None:
-        self.pending.append(record)
-        self.wakeup.set()
+    def push(self, record: bytes) -> bool:
+        """Queue a record; False once the client has fallen too far behind (it is dropped)."""
+        return self.pending.push(record, len(record))
 
     @property
     def stalled(self) -> bool:
@@ -70,7 +69,7 @@ class Hubs:
         stats: dict[str, int],
         *,
         keepalive_s: float,
-        max_pending: int,
+        max_pending_bytes: int = MAX_PENDING_BYTES,
         on_subscribe: Callable[[], None],
     ) -> None:
         self.contracts = contracts
@@ -78,7 +77,7 @@ class Hubs:
         self.faults = faults
         self.stats = stats
         self.keepalive_s = keepalive_s
-        self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
         self.on_subscribe = on_subscribe
         self.connections: set[Connection] = set()
         self.closed_connections: list[Connection] = []
@@ -100,16 +99,14 @@ class Hubs:
             if conn.hub == "market" and conn.session.wants(channel, contract):
                 if conn.stalled or conn.closing:
                     continue
-                conn.push(record)
+                kept = conn.push(record)
                 self.stats["records_routed"] += 1
                 conn.market_records += 1
                 if every is not None and conn.market_records % every == 0:
-                    conn.push(MALFORMED_RECORD)
-                if len(conn.pending) > self.max_pending:
+                    kept = conn.push(MALFORMED_RECORD) and kept
+                if not kept:
                     conn.closing = True
-                    asyncio.get_running_loop().create_task(
-                        self._close(conn, error="slow consumer: too many messages pending")
-                    )
+                    asyncio.get_running_loop().create_task(self._drop_slow(conn))
 
     def _authorise(self, request: web.Request) -> None:
         authorise(request, self.tokens, self.stats)
@@ -117,7 +114,10 @@ class Hubs:
     async def _negotiate(self, request: web.Request) -> web.Response:
         hub = request.match_info["hub"]
         if hub not in ("market", "user"):
-            raise web.HTTPNotFound(text=f"no hub named {hub!r}: use /hubs/market or /hubs/user")
+            raise web.HTTPNotFound(
+                text=error_json(f"no hub named {hub!r}: use /hubs/market or /hubs/user", code=404),
+                content_type="application/json",
+            )
         self._authorise(request)
         try:
             version = min(int(request.query.get("negotiateVersion", "0")), 1)
@@ -138,13 +138,21 @@ class Hubs:
     async def _hub(self, request: web.Request) -> web.StreamResponse:
         hub = request.match_info["hub"]
         if hub not in ("market", "user"):
-            raise web.HTTPNotFound(text=f"no hub named {hub!r}: use /hubs/market or /hubs/user")
+            raise web.HTTPNotFound(
+                text=error_json(f"no hub named {hub!r}: use /hubs/market or /hubs/user", code=404),
+                content_type="application/json",
+            )
         self._authorise(request)
         ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE, compress=False, heartbeat=None)
         await ws.prepare(request)
         known = frozenset(self.contracts) if hub == "market" else None
         conn = Connection(
-            next(self._numbers), hub, ws, HubSession(hub, known), transport=request.transport
+            next(self._numbers),
+            hub,
+            ws,
+            HubSession(hub, known),
+            transport=request.transport,
+            pending=SendQueue(self.max_pending_bytes),
         )
         self.connections.add(conn)
         self.stats["connections"] += 1
@@ -207,18 +215,13 @@ class Hubs:
     async def _writer(self, conn: Connection) -> None:
         ws = conn.ws
         while not ws.closed:
-            await conn.wakeup.wait()
-            conn.wakeup.clear()
+            await conn.pending.wakeup.wait()
+            conn.pending.wakeup.clear()
             await self._flush(conn)
 
     async def _flush(self, conn: Connection) -> None:
         while conn.pending and not conn.ws.closed:
-            chunk = []
-            size = 0
-            while conn.pending and size < 256 * 1024:
-                record = conn.pending.popleft()
-                chunk.append(record)
-                size += len(record)
+            chunk = conn.pending.take(256 * 1024)
             conn.records_sent += len(chunk)
             try:
                 await conn.ws.send_str(b"".join(chunk).decode("utf-8", "replace"))
@@ -266,6 +269,17 @@ class Hubs:
                 await self._drop(conn)
                 return
 
+    async def _drop_slow(self, conn: Connection) -> None:
+        """A client that stopped reading: its queue is already emptied; close it with 1008,
+        and abort the socket if even the close frame cannot leave."""
+        log.warning(
+            "%s hub connection %d: slow consumer, more than %s bytes waiting: disconnected",
+            conn.hub,
+            conn.number,
+            f"{conn.pending.limit:,}",
+        )
+        await close_slow_consumer(conn.ws, conn.transport)
+
     async def _drop(self, conn: Connection) -> None:
         """Abort the TCP connection without a close frame, once what was sent has left: a
         dropped network, not lost writes (so the client's tape can be checked against ours)."""
@@ -300,7 +314,7 @@ class Hubs:
     ) -> None:
         conn.closing = True
         if not conn.ws.closed:
-            conn.pending.append(signalr.close(error, True if error else None))
+            conn.push(signalr.close(error, True if error else None))
             await self._flush(conn)
             with contextlib.suppress(Exception):
                 await conn.ws.close(code=code, message=message.encode())

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -21,12 +23,15 @@ from rtcap.codecs import projectx, signalr
 from rtcap.gateway.faults import FaultPlan
 from rtcap.gateway.history import SyntheticHistory
 from rtcap.gateway.hubs import MAX_MESSAGE, Connection, Hubs
-from rtcap.gateway.rest import Contract, RestApi
+from rtcap.gateway.rest import Contract, RestApi, authorise
+from rtcap.gateway.sendqueue import MAX_PENDING_BYTES, SendQueue, close_slow_consumer
 from rtcap.gateway.tokens import TokenIssuer
 from rtcap.instruments import CME_FUTURES
 from rtcap.models import Bar, Frame
 from rtcap.pipeline import Pipeline
 from rtcap.replay.run import batches_of
+
+log = logging.getLogger("rtcap.gateway")
 
 
 class GatewayServer:
@@ -43,7 +48,7 @@ class GatewayServer:
         faults: FaultPlan | None = None,
         history: dict[str, SyntheticHistory] | None = None,
         keepalive_s: float = 15.0,
-        max_pending: int = 500_000,
+        max_pending_bytes: int = MAX_PENDING_BYTES,
         wait_for_client: bool = False,
     ) -> None:
         self.source = source
@@ -57,7 +62,8 @@ class GatewayServer:
         self.tokens = tokens or TokenIssuer()
         self.faults = faults or FaultPlan()
         self.history = history or {}
-        self.raw_clients: dict[web.WebSocketResponse, asyncio.Queue] = {}
+        self.raw_clients: list[RawClient] = []
+        self.max_pending_bytes = max_pending_bytes
         self.pipeline = Pipeline(
             None, ["1sec", "1min"], codec="projectx", max_bars=86_400, wanted=set()
         )
@@ -69,7 +75,7 @@ class GatewayServer:
             self.faults,
             self.stats,
             keepalive_s=keepalive_s,
-            max_pending=max_pending,
+            max_pending_bytes=max_pending_bytes,
             on_subscribe=self.first_client.set,
         )
         self._runner: web.AppRunner | None = None
@@ -155,8 +161,9 @@ class GatewayServer:
         if frame.kind not in ("text", "binary"):
             return
         self.stats["frames_in"] += 1
-        for queue in self.raw_clients.values():
-            queue.put_nowait(frame)
+        for client in self.raw_clients:
+            if not client.queue.push(frame, len(frame.payload)):
+                self._drop_slow_raw(client)
         self.pipeline.feed(frame)
         target, contract = frame.target, frame.symbol
         payload = frame.payload
@@ -175,31 +182,61 @@ class GatewayServer:
     # --- raw frames (captures of any feed) ----------------------------------------------
 
     async def _raw(self, request: web.Request) -> web.StreamResponse:
-        """Every data frame of the source, exactly as recorded and in order (any feed)."""
+        """Every data frame of the source, exactly as recorded and in order (any feed). With a
+        required API key, a token from ``/api/Auth/loginKey`` is needed here as on the hubs."""
+        if self.tokens.required_key is not None:
+            authorise(request, self.tokens, self.stats)
         ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE, compress=False)
         await ws.prepare(request)
-        queue: asyncio.Queue = asyncio.Queue()
-        self.raw_clients[ws] = queue
+        client = RawClient(ws, SendQueue(self.max_pending_bytes), request.transport)
+        client.writer = asyncio.create_task(self._write_raw(client))
+        self.raw_clients.append(client)
         self.stats["connections"] += 1
         self.first_client.set()
-
-        async def write() -> None:
-            while not ws.closed:
-                frame = await queue.get()
-                with contextlib.suppress(ConnectionError, RuntimeError):
-                    if frame.kind == "text":
-                        await ws.send_str(frame.payload.decode("utf-8", "replace"))
-                    else:
-                        await ws.send_bytes(frame.payload)
-
-        writer = asyncio.create_task(write())
         try:
             async for _ in ws:
                 pass  # the raw endpoint ignores what clients send
         finally:
-            self.raw_clients.pop(ws, None)
-            writer.cancel()
+            self._forget_raw(client)
         return ws
+
+    async def _write_raw(self, client: RawClient) -> None:
+        ws, queue = client.ws, client.queue
+        while not ws.closed:
+            await queue.wakeup.wait()
+            queue.wakeup.clear()
+            while queue and not ws.closed:
+                for frame in queue.take(256 * 1024):
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        if frame.kind == "text":
+                            await ws.send_str(frame.payload.decode("utf-8", "replace"))
+                        else:
+                            await ws.send_bytes(frame.payload)
+
+    def _forget_raw(self, client: RawClient) -> None:
+        with contextlib.suppress(ValueError):
+            self.raw_clients.remove(client)
+        client.queue.clear()
+        if client.writer is not None:
+            client.writer.cancel()
+
+    def _drop_slow_raw(self, client: RawClient) -> None:
+        log.warning(
+            "raw client: slow consumer, more than %s bytes waiting: disconnected",
+            f"{client.queue.limit:,}",
+        )
+        self._forget_raw(client)
+        asyncio.get_running_loop().create_task(close_slow_consumer(client.ws, client.transport))
+
+
+@dataclass(eq=False)
+class RawClient:
+    """One ``/ws`` client: its socket, its bounded queue and the task writing to it."""
+
+    ws: web.WebSocketResponse
+    queue: SendQueue[Frame]
+    transport: asyncio.BaseTransport | None
+    writer: asyncio.Task[None] | None = None
 
 
 def simulated_history(market, days: float, end_ns: int, seed: int) -> dict[str, SyntheticHistory]:

@@ -34,8 +34,8 @@ class TokenIssuer:
         self.required_key = required_key
         self.lifetime_s = lifetime_s
 
-    def accepts_key(self, api_key: str | None) -> bool:
-        if not api_key:
+    def accepts_key(self, api_key: object) -> bool:
+        if not isinstance(api_key, str) or not api_key:  # a list or a number is no key
             return False
         if self.required_key is None:
             return True

@@ -18,7 +18,9 @@ from rtcap.gateway.tokens import TokenIssuer
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(rate=400.0, faults=None, api_key=None, keepalive_s=15.0, days=1.0):
+async def running_gateway(
+    rate=400.0, faults=None, api_key=None, keepalive_s=15.0, days=1.0, **server_options
+):
     feed = SimulatedFeed(7, ["MNQ", "ES"], rate, faults=faults or FaultPlan())
     server = GatewayServer(
         feed,
@@ -27,6 +29,7 @@ async def running_gateway(rate=400.0, faults=None, api_key=None, keepalive_s=15.
         tokens=TokenIssuer(api_key),
         keepalive_s=keepalive_s,
         history=simulated_history(feed.market, days, feed.start_ns, 7),
+        **server_options,
     )
     await server.start()
     try:

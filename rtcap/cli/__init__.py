@@ -98,6 +98,10 @@ class OneLineErrors(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
             raise
+        except BrokenPipeError:
+            from rtcap.cli.output import reader_gone
+
+            reader_gone()
         except CaptureError as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:

@@ -1,15 +1,46 @@
 """How commands print results: Markdown-style tables a terminal and a pager both read well,
-and the guard that keeps every output file out of the captures being read."""
+stdout that ends quietly when its reader goes away, and the guard that keeps every output file
+out of the captures being read."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 if TYPE_CHECKING:
     import polars as pl
+
+
+READER_GONE_EXIT = 141  # what a shell shows for a Unix tool stopped by SIGPIPE (`| head`)
+
+
+def reader_gone() -> NoReturn:
+    """Our output's reader went away (``rtcap replay --ticks | head -1``): stop at once and
+    quietly, as Unix tools do. ``SystemExit`` passes through event handlers' isolation, and
+    stdout goes to /dev/null so nothing is flushed into the closed pipe at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise SystemExit(READER_GONE_EXIT)
+
+
+class ResultsOut:
+    """``sys.stdout`` for a command's results, ending the command quietly on a closed pipe."""
+
+    def write(self, text: str) -> None:
+        try:
+            sys.stdout.write(text)
+        except BrokenPipeError:
+            reader_gone()
+
+    def flush(self) -> None:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            reader_gone()
 
 
 def table_text(frame: pl.DataFrame, max_rows: int) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from rtcap.cli.options import (
     split_list,
     timeframes_option,
 )
+from rtcap.cli.output import ResultsOut
 from rtcap.cli.serving import stop_on_signals
 from rtcap.decimals import format_amount
 from rtcap.events import Event, EventBus, EventType
@@ -161,7 +161,7 @@ async def _print(
         contracts=source.contract_names,
     )
     sampler = BookSampler(pipeline, *sampling) if sampling else None
-    out = sys.stdout
+    out = ResultsOut()
     if fmt == "csv":
         out.write((BOOK_CSV_HEADER if sampler else CSV_HEADER) + "\n")
 
@@ -177,7 +177,8 @@ async def _print(
         elif fmt == "csv":
             out.write(",".join(str(v) for v in row.values()) + "\n")
         else:
-            prices = f"O {bar.open!s:<10} H {bar.high!s:<10} L {bar.low!s:<10} C {bar.close!s:<10}"
+            o, h, low, c = (format_amount(p) for p in (bar.open, bar.high, bar.low, bar.close))
+            prices = f"O {o:<10} H {h:<10} L {low:<10} C {c:<10}"
             flag = "  gap" if bar.gap else ""
             out.write(
                 f"{row['timestamp']:<26} {event.instrument:<8} {bar.timeframe:<6} {prices} "
@@ -243,7 +244,7 @@ async def _print(
 BOOK_CSV_HEADER = "ts_ns,timestamp,instrument,level,bid_px,bid_sz,ask_px,ask_sz,valid"
 
 
-def _write_book(out, snapshot: BookSnapshot, fmt: str) -> None:
+def _write_book(out: ResultsOut, snapshot: BookSnapshot, fmt: str) -> None:
     moment = ns_to_datetime(snapshot.ns).isoformat()
     if fmt == "jsonl":
         row = {

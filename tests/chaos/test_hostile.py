@@ -293,3 +293,25 @@ def test_existing_capture_needs_append(capture):
     one_line_error(result, "already holds a recording", "--append")
     assert tree_hash(capture) == before
     assert open_capture(capture)["status"] == "closed"
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(capture):
+    """``rtcap replay --ticks | head -1``: one line out, no traceback or handler error on
+    stderr, the exit a Unix tool stopped by SIGPIPE shows (141)."""
+    import subprocess
+    import sys
+
+    for args in (["replay", "--ticks"], ["replay", "--timeframes", "1sec"], ["sql"]):
+        extra = ["-c", "select * from frames"] if args == ["sql"] else []
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rtcap", *args[:1], str(capture), *args[1:], *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        first = process.stdout.readline()
+        process.stdout.close()  # the reader goes away, as `head -1` does
+        _, err = process.communicate(timeout=60)
+        assert first.strip(), args
+        assert b"BrokenPipe" not in err and b"Broken pipe" not in err, (args, err[-500:])
+        assert b"Traceback" not in err and b"failed on" not in err, (args, err[-500:])
+        assert process.returncode in (0, 141), (args, process.returncode)
