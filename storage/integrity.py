@@ -20,7 +20,14 @@ import pyarrow.parquet as pq
 from rtcap.models import Frame
 from rtcap.storage import manifest as manifests
 from rtcap.storage.errors import CaptureDamaged, CaptureError, RecoveryNeeded, first_line
-from rtcap.storage.schema import ClosedBar, bars_v2, table_to_bars, table_to_frames
+from rtcap.storage.schema import (
+    BAR_SCHEMAS,
+    FRAME_SCHEMAS,
+    ClosedBar,
+    bars_v2,
+    table_to_bars,
+    table_to_frames,
+)
 from rtcap.storage.segments import sha256_file
 
 JOURNAL_NAME = re.compile(r"^segment-(\d{6})\.rtj$")
@@ -102,7 +109,47 @@ def check_file(directory: Path, entry: dict[str, Any] | str) -> Path:
                     f"{path} is damaged: sha256 {actual[:12]}…, the manifest says "
                     f"{expected[:12]}…: {fix}"
                 )
+        problem = _footer_problem(path, entry)
+        if problem:
+            raise CaptureDamaged(
+                f"{path} does not hold what the manifest says ({problem}): the manifest or the "
+                f"file was altered; {fix}"
+            )
     return path
+
+
+def _footer_problem(path: Path, entry: dict[str, Any]) -> str | None:
+    """What the file's own footer contradicts in its manifest entry: the schema (a frames or
+    bars file of rtcap), the row count and, for a segment file, its seq range. Only the footer
+    is read: the statistics rtcap writes for every column hold the seq range."""
+    segment = str(entry["path"]).startswith("frames/")
+    try:
+        parquet = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as exc:
+        return f"not readable Parquet: {first_line(exc)}"
+    schemas = FRAME_SCHEMAS if segment else BAR_SCHEMAS
+    if not any(parquet.schema_arrow.equals(v, check_metadata=False) for v in schemas):
+        return f"its columns are not those of an rtcap {'segment' if segment else 'bars file'}"
+    meta = parquet.metadata
+    rows = entry.get("rows")
+    if rows is not None and meta.num_rows != rows:
+        return f"{meta.num_rows:,} rows, the manifest lists {rows:,}"
+    if not segment or not meta.num_rows or "first_seq" not in entry:
+        return None
+    column = parquet.schema_arrow.get_field_index("seq")
+    lows, highs = [], []
+    for group in range(meta.num_row_groups):
+        stats = meta.row_group(group).column(column).statistics
+        if stats is None or not stats.has_min_max:
+            return "no seq statistics"
+        lows.append(stats.min)
+        highs.append(stats.max)
+    if (min(lows), max(highs)) != (entry["first_seq"], entry["last_seq"]):
+        return (
+            f"seq {min(lows)}–{max(highs)}, the manifest lists "
+            f"{entry['first_seq']}–{entry['last_seq']}"
+        )
+    return None
 
 
 def open_parquet(path: Path) -> pq.ParquetFile:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 from pathlib import Path
 
+from rtcap.storage.confine import open_no_follow, refuse_links
 from rtcap.storage.errors import CaptureBusy, CaptureError
 
 LOCK = "capture.lock"
@@ -18,12 +20,14 @@ LOCK = "capture.lock"
 def lock_capture(directory: Path, *, purpose: str):
     """The capture's lock file, held exclusively (``CaptureBusy`` if someone holds it)."""
     lock_path = directory / LOCK
-    if lock_path.is_dir():
+    if lock_path.is_dir() and not lock_path.is_symlink():
         raise CaptureError(
             f"{lock_path} is a directory: rtcap keeps a lock file there; move it away"
         )
+    refuse_links(directory)  # every writer takes this lock first
     try:
-        lock = open(lock_path, "a+")  # noqa: SIM115 - held until released
+        descriptor = open_no_follow(lock_path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+        lock = os.fdopen(descriptor, "a+")
     except OSError as exc:
         raise CaptureError(
             f"cannot write capture directory {directory}: {exc.strerror or exc}; "

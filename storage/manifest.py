@@ -9,8 +9,10 @@ already have seen.
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
+import re
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,8 @@ def load(directory: Path) -> dict[str, Any]:
     """The checked manifest of the capture at ``directory``."""
     path = directory / MANIFEST
     try:
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise CaptureError(f"{path} is larger than any manifest rtcap writes: {_FIX}")
         data = path.read_bytes()
     except IsADirectoryError:
         raise CaptureError(f"{path} is a directory, not a manifest: {_FIX}") from None
@@ -120,6 +124,18 @@ def load(directory: Path) -> dict[str, Any]:
 
 
 _FIX = "restore it from a backup, or run `rtcap recover` to rebuild it from the sealed segments"
+
+
+# The names of sealed files, and where in a capture they live: a manifest lists nothing else
+# (not a journal, not the lock), so no reader or mirror ever fetches or opens anything else.
+PART_NAME = re.compile(r"^part-(\d{6})(?:-(\d+))?\.parquet$")
+BARS_NAME = re.compile(r"^bars-(\d{6})(?:-(\d+))?\.parquet$")
+SEGMENT_PATH = re.compile(r"^frames/date=\d{4}-\d{2}-\d{2}/" + PART_NAME.pattern[1:])
+BARS_PATH = re.compile(r"^bars/" + BARS_NAME.pattern[1:])
+# Bounds a manifest rtcap wrote never reaches (a year of 5-minute segments is 105,120 files;
+# the recorder rolls long before), so a hostile one fails fast in bounded memory.
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+MAX_LISTED_FILES = 250_000
 
 
 def _shape_problem(manifest: Any) -> str | None:
@@ -152,6 +168,10 @@ def _shape_problem(manifest: Any) -> str | None:
         problem = _bars_problem(session.get("live_bars"))
         if problem:
             return problem
+    listed = sum(len(s.get("files") or []) for s in manifest["segments"] if isinstance(s, dict))
+    if listed > MAX_LISTED_FILES:
+        return f"it lists {listed:,} segment files, more than any capture rtcap writes"
+    ranges = []
     for segment in manifest["segments"]:
         if not isinstance(segment, dict) or not isinstance(segment.get("files"), list):
             return "a segment has no file list"
@@ -159,13 +179,23 @@ def _shape_problem(manifest: Any) -> str | None:
             if not _is_int(segment.get(key)):
                 return f"a segment has no {key}"
         for file in segment["files"]:
-            if not isinstance(file, dict) or not _inside(file.get("path")):
-                return "a segment file has no path inside the capture"
+            if not isinstance(file, dict) or not isinstance(file.get("path"), str):
+                return "a segment file has no path"
+            if not SEGMENT_PATH.match(file["path"]):
+                return f"{file['path']!r} is not the name of a sealed segment file"
             for key in ("rows", "first_seq", "last_seq"):
                 if not _is_int(file.get(key)):
                     return f"a segment file has no {key}"
             if not isinstance(file.get("sha256"), str):
                 return "a segment file has no sha256"
+            if file["first_seq"] > file["last_seq"] or file["rows"] < 0:
+                return f"{file['path']} lists seq {file['first_seq']}–{file['last_seq']}"
+            ranges.append((file["first_seq"], file["last_seq"], file["path"]))
+    ranges.sort()
+    for (_, last, path), (first, _, other) in itertools.pairwise(ranges):
+        if first <= last:
+            same = "twice" if path == other else f"overlapping {other}"
+            return f"{path} is listed {same} (seq ranges must not overlap)"
     return _bars_problem(manifest.get("live_bars"))
 
 
@@ -182,18 +212,11 @@ def _bars_problem(bars: Any) -> str | None:
         return "'live_bars' timeframes are malformed"
     for file in bars.get("files", []):
         path = file if isinstance(file, str) else file.get("path") if isinstance(file, dict) else 0
-        if not _inside(path):
-            return "a live-bars file has no path inside the capture"
+        if not isinstance(path, str) or not BARS_PATH.match(path):
+            return f"{path!r} is not the name of a live-bars file"
         if isinstance(file, dict) and not isinstance(file.get("sha256", ""), str):
             return "a live-bars file has a malformed sha256"
     return None
-
-
-def _inside(path: Any) -> bool:
-    """A relative path that stays inside the capture."""
-    if not isinstance(path, str) or not path or path.startswith(("/", "\\")):
-        return False
-    return ".." not in Path(path).parts
 
 
 def note_lifecycle(

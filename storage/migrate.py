@@ -24,8 +24,10 @@ import pyarrow as pa
 from rtcap.storage import manifest as manifests
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.integrity import check_file, open_capture, read_table
+from rtcap.storage.lock import lock_capture, unlock_capture
+from rtcap.storage.manifest import BARS_NAME
 from rtcap.storage.schema import BAR_SCHEMA, FRAME_SCHEMA, bars_v2, table_to_frames, written_as
-from rtcap.storage.segments import BARS_NAME, seal_segment, write_bars_file
+from rtcap.storage.segments import seal_segment, write_bars_file
 
 
 @dataclass
@@ -57,6 +59,14 @@ def migrate(path: str | Path) -> MigrationReport:
     manifest = open_capture(directory)  # a capture with an open journal must be recovered first
     if manifest.get("status") == "recording":
         raise CaptureError(f"{directory} is still being recorded: migrate it once it is closed")
+    lock = lock_capture(directory, purpose="migrating it")
+    try:
+        return _migrate(directory, manifest)
+    finally:
+        unlock_capture(lock)
+
+
+def _migrate(directory: Path, manifest: dict[str, Any]) -> MigrationReport:
     report = MigrationReport()
     for segment in manifest["segments"]:
         old_files = [f for f in segment["files"] if not _current(directory, f, FRAME_SCHEMA)]

@@ -31,14 +31,20 @@ import pyarrow.parquet as pq
 
 from rtcap.storage import manifest as manifests
 from rtcap.storage.errors import CaptureError, describe_os_error
-from rtcap.storage.integrity import bar_journal_files, journal_files, journal_number
+from rtcap.storage.integrity import (
+    bar_journal_files,
+    journal_files,
+    journal_number,
+    read_table,
+    segment_files,
+)
 from rtcap.storage.journal import JournalReader
 from rtcap.storage.lock import lock_capture, unlock_capture
+from rtcap.storage.manifest import PART_NAME
 from rtcap.storage.schema import BAR_SCHEMA, FRAME_SCHEMA, FRAME_SCHEMAS, frames_v2
 from rtcap.storage.sealer import keep_damaged
 from rtcap.storage.segments import (
     BARS_TMP_NAME,
-    PART_NAME,
     PART_TMP_NAME,
     SEAL_LEVEL,
     seal_segment,
@@ -257,6 +263,15 @@ def _seal_journal(
     report: RecoveryReport,
 ) -> None:
     report.journals += 1
+    foreign = _foreign_rows(directory, manifest, cover, journal)
+    if foreign:
+        report.problems.append(
+            f"{journal.relative_to(directory).as_posix()}: {foreign:,} of its rows carry seq "
+            "numbers this capture sealed with other content: it is not this capture's own "
+            "journal, so it was left untouched (move it away, then run recover again)"
+        )
+        report.ignored.append(journal.relative_to(directory).as_posix())
+        return
     reader = JournalReader(journal, FRAME_SCHEMA)
     sealed_before = [last for _, last in cover.ranges]
     seen = {"rows": 0, "kept": 0, "seqs": []}
@@ -298,6 +313,44 @@ def _seal_journal(
         )
     else:
         journal.unlink()
+
+
+COMPARED = ("seq", "recv_ns", "kind", "payload")  # what makes a row this capture's row
+
+
+def _foreign_rows(directory: Path, manifest: dict, cover: SeqCover, journal: Path) -> int:
+    """How many journal rows whose seq is already sealed differ from the sealed row: a row is
+    proven sealed by its content (receive time, kind and bytes), never by its seq alone."""
+    foreign = 0
+    for table in JournalReader(journal, FRAME_SCHEMA):
+        covered = cover.covered(table, "seq")
+        if not covered.num_rows:
+            continue
+        mine = _compared(covered)
+        theirs = _compared(_sealed_rows(directory, manifest, covered.column("seq")))
+        if mine.equals(theirs):  # the usual case: a journal sealed before the crash
+            continue
+        by_seq = {row["seq"]: row for row in theirs.to_pylist()}
+        foreign += sum(by_seq.get(row["seq"]) != row for row in mine.to_pylist())
+    return foreign
+
+
+def _compared(table: pa.Table) -> pa.Table:
+    table = table.select(COMPARED).sort_by("seq")
+    kind = table.schema.get_field_index("kind")
+    return table.set_column(kind, "kind", pc.cast(table.column(kind), pa.string())).combine_chunks()
+
+
+def _sealed_rows(directory: Path, manifest: dict, seqs: pa.ChunkedArray) -> pa.Table:
+    """The sealed rows (as ``frames/2``) whose seq is in ``seqs``."""
+    low, high = (v.as_py() for v in pc.min_max(seqs).values())
+    wanted = seqs.combine_chunks()
+    tables = []
+    for entry in segment_files(manifest):
+        if entry["first_seq"] <= high and low <= entry["last_seq"]:
+            table = frames_v2(read_table(directory, entry))
+            tables.append(table.filter(pc.is_in(table.column("seq"), value_set=wanted)))
+    return pa.concat_tables(tables) if tables else FRAME_SCHEMA.empty_table()
 
 
 def _lost_seqs(blocks: list[tuple[int, int]], sealed_lasts: list[int]) -> list[list[int]]:

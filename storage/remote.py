@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from rtcap.storage.errors import CaptureError, first_line
-from rtcap.storage.manifest import _shape_problem, listed_files
+from rtcap.storage.manifest import MAX_MANIFEST_BYTES, _shape_problem, listed_files
 from rtcap.storage.segments import sha256_file
 
 RETRIES = 4
@@ -126,9 +126,13 @@ def _advice(message: str) -> str:
     return ""
 
 
-def _read(fs: pafs.FileSystem, path: str) -> bytes:
+def _read(fs: pafs.FileSystem, path: str, limit: int = MAX_MANIFEST_BYTES) -> bytes:
+    """A whole (small) object; ``ValueError`` past ``limit`` bytes, read no further."""
     with fs.open_input_stream(path) as stream:
-        return stream.readall()
+        data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path} is larger than any manifest rtcap writes")
+    return bytes(data)
 
 
 def _write(fs: pafs.FileSystem, path: str, source: Path) -> None:
@@ -144,6 +148,8 @@ def pull(uri: str, endpoint_url: str | None = None) -> Path:
         raw = _call(uri, "reading the manifest of", lambda: _read(fs, f"{base}/manifest.json"))
     except FileNotFoundError:
         raise CaptureError(f"no capture at {uri} (no manifest.json there): check the URI") from None
+    except ValueError as exc:
+        raise CaptureError(f"the manifest of {uri} is damaged ({exc})") from None
     try:
         manifest = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -36,9 +36,7 @@ ROW_GROUP_BYTES = 16 * 1024 * 1024  # of payload: bounds a seal's memory on larg
 SEAL_LEVEL = 6  # smaller than gzip-6 lines on real Binance data; about 3-4x the time of level 3
 DAY_NS = 86_400 * 1_000_000_000
 # Names rtcap gives the files it seals; recovery adopts or removes nothing else.
-PART_NAME = re.compile(r"^part-(\d{6})(?:-(\d+))?\.parquet$")
 PART_TMP_NAME = re.compile(r"^\.part-\d{6}(?:-\d+)?\.parquet\.tmp$")
-BARS_NAME = re.compile(r"^bars-(\d{6})(?:-(\d+))?\.parquet$")
 BARS_TMP_NAME = re.compile(r"^\.bars-\d{6}(?:-\d+)?\.parquet\.tmp$")
 
 

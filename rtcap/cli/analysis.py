@@ -50,7 +50,7 @@ def export_command(capture, out, timeframes, start, end, fmt, book, every, recor
     from rtcap.analysis.export import export_bars
 
     capture = readable(capture)
-    refuse_output_inside_captures(out, [capture])
+    refuse_output_inside_captures(out)
     sampling = book_sampling(book, every)
     try:
         result = asyncio.run(

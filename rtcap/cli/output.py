@@ -59,13 +59,13 @@ def table_text(frame: pl.DataFrame, max_rows: int) -> str:
         return str(frame.head(max_rows))
 
 
-def refuse_output_inside_captures(out: Path, sources: list[Path]) -> None:
-    """No command writes into a capture: ``--out`` must lie outside every capture read."""
+def refuse_output_inside_captures(out: Path) -> None:
+    """No command writes into a capture: ``--out`` must not lie in any folder that holds a
+    manifest or a journal (any capture, read by this command or not, at any depth of the path)."""
     target = out.resolve()
-    for source in sources:
-        for capture in [source, *(source.iterdir() if source.is_dir() else [])]:
-            if (capture / "manifest.json").exists() and target.is_relative_to(capture.resolve()):
-                raise click.UsageError(
-                    f"--out {out} lies inside the capture {capture}: captures are read-only, "
-                    "write the result somewhere else"
-                )
+    for folder in [target, *target.parents]:
+        if (folder / "manifest.json").is_file() or (folder / "journal").is_dir():
+            raise click.UsageError(
+                f"--out {out} lies inside the capture {folder}: captures are read-only, write "
+                "the result somewhere else"
+            )

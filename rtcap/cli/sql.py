@@ -57,7 +57,7 @@ def sql(paths, query, fmt, out, max_rows, include_open) -> None:
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from None
     if out is not None:
-        refuse_output_inside_captures(out, sources)
+        refuse_output_inside_captures(out)
     try:
         con = connect(sources, include_open=include_open)
     except CaptureError as exc:
