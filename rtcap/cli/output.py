@@ -62,9 +62,11 @@ def table_text(frame: pl.DataFrame, max_rows: int) -> str:
 def refuse_output_inside_captures(out: Path) -> None:
     """No command writes into a capture: ``--out`` must not lie in any folder that holds a
     manifest or a journal (any capture, read by this command or not, at any depth of the path)."""
+    from rtcap.storage.integrity import journal_files
+
     target = out.resolve()
     for folder in [target, *target.parents]:
-        if (folder / "manifest.json").is_file() or (folder / "journal").is_dir():
+        if (folder / "manifest.json").is_file() or journal_files(folder):
             raise click.UsageError(
                 f"--out {out} lies inside the capture {folder}: captures are read-only, write "
                 "the result somewhere else"

@@ -128,11 +128,26 @@ def _run(
 def _render(relation: duckdb.DuckDBPyRelation, fmt: str, max_rows: int) -> str:
     if fmt == "table":
         return _box(relation, max_rows)
-    frame = relation.pl()
+    frame = _blobs_as_text(relation).pl()
     if fmt == "csv":
         return frame.write_csv()
     rows = frame.to_dicts()
     return orjson.dumps(rows, default=str, option=orjson.OPT_INDENT_2).decode() + "\n"
+
+
+def _blobs_as_text(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+    """BLOB columns (``payload``) as DuckDB's own text of a blob (printable bytes as they are,
+    others as ``\\xNN``), which CSV and JSON can hold."""
+    types = [str(t) for t in relation.types]
+    if "BLOB" not in types:
+        return relation
+    quoted = ['"' + c.replace('"', '""') + '"' for c in relation.columns]
+    return relation.project(
+        ", ".join(
+            f"CAST({q} AS VARCHAR) AS {q}" if t == "BLOB" else q
+            for q, t in zip(quoted, types, strict=True)
+        )
+    )
 
 
 def _box(relation: duckdb.DuckDBPyRelation, max_rows: int) -> str:

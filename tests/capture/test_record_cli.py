@@ -263,7 +263,10 @@ def test_hub_urls_follow_the_api_url_unless_given(monkeypatch):
     )
     monkeypatch.setenv("PROJECTX_API_URL", local)
     monkeypatch.setenv("PROJECTX_USER_HUB_URL", "http://elsewhere/hubs/user")
-    assert projectx_urls()[1:] == ("http://127.0.0.1:8123/hubs/market", "http://elsewhere/hubs/user")
+    assert projectx_urls()[1:] == (
+        "http://127.0.0.1:8123/hubs/market",
+        "http://elsewhere/hubs/user",
+    )
     assert projectx_urls(market_hub_url="http://x/m")[1] == "http://x/m"
 
 

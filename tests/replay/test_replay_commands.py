@@ -207,7 +207,9 @@ def test_replay_serve_answers_the_forming_bar_as_of_the_replayed_moment(tmp_path
     from rtcap.timeutil import parse_iso_ns
 
     capture = tmp_path / "slow"
-    result = run("record", capture, "--duration", "8s", "--rate", "6", "--symbols", "MNQ", "--quiet")
+    result = run(
+        "record", capture, "--duration", "8s", "--rate", "6", "--symbols", "MNQ", "--quiet"
+    )
     assert result.exit_code == 0, result.output
     data_frames = [f for f in read_frames(capture) if f.kind in ("text", "binary")]
 

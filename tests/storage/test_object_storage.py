@@ -2,8 +2,10 @@
 on loopback: recording straight to s3://, every reader on the URI, kill -9 mid-recording then
 ``recover`` finishing the upload with nothing sealed or journaled lost, and one-line errors."""
 
+import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -221,3 +223,31 @@ def test_local_folders_for_a_uri_never_hold_its_credentials(tmp_path, monkeypatc
     for path in (staging_path(uri), mirror_path(uri)):
         assert "very-secret" not in str(path) and "AKIAEXAMPLE" not in str(path)
         assert "token123" not in str(path) and str(path).endswith("s3/tapes_mnq_day1")
+
+
+def test_a_remote_manifest_listing_anything_but_sealed_files_is_refused_and_nothing_fetched(s3):
+    """A bucket's manifest that lists its journal or its lock: the mirror would have fetched
+    them and every later read of the URI failed ("unsealed journal"). Now the manifest itself is
+    refused, naming the entry, and nothing is written into the mirror."""
+    uri = f"s3://{s3['bucket']}/mnq/hostile"
+    done = subprocess.run(
+        [*RTCAP, "record", uri, "--duration", "2s", "--rate", "100", "--quiet"],
+        env=s3["env"], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    fs, base = s3["fs"], f"{s3['bucket']}/mnq/hostile"
+    with fs.open_input_stream(f"{base}/manifest.json") as stream:
+        manifest = json.loads(stream.readall())
+    for name in ("journal/segment-000001.rtj", "capture.lock", "../../elsewhere.parquet"):
+        edited = json.loads(json.dumps(manifest))
+        edited["segments"][0]["files"][0]["path"] = name
+        with fs.open_output_stream(f"{base}/journal/segment-000001.rtj") as out:
+            out.write(b"RTJ not a sealed file")
+        with fs.open_output_stream(f"{base}/manifest.json") as out:
+            out.write(json.dumps(edited).encode())
+        shutil.rmtree(mirror_path(uri), ignore_errors=True)
+        result = run("info", uri)
+        assert result.exit_code == 1 and "is not the name of a sealed segment file" in result.output
+        assert name in result.output
+        fetched = [p for p in mirror_path(uri).rglob("*") if p.is_file()]
+        assert fetched == [], fetched
