@@ -142,6 +142,10 @@ class CaptureWriter:
             self._unlock()
             raise
         self.sealer.start()
+        # The first conversion to Arrow costs what pyarrow loads lazily (pandas, when it is
+        # installed: 0.2-0.3 s). Paid here, before any connection opens, the first journal
+        # block is written within --flush-ms of the first frame like every other.
+        FrameColumns().to_table()
 
     def _open_manifest(self) -> None:
         if journal_files(self.path) or bar_journal_files(self.path):

@@ -110,3 +110,37 @@ def test_kill_9_inside_seal_at_the_nth_call(sim, reference, tmp_path, syscall, f
         crashes.append((victim, fault_ns))
     worst = worst_loss(crashes, reference)
     print(f"\nkill -9 at {syscall} #N: {trials} trials, worst loss {worst:.0f} ms of feed")
+
+
+@pytest.mark.slow
+def test_kill_9_in_the_first_second_keeps_all_but_the_last_flush(
+    sim, reference, tmp_path, full_length
+):
+    """The first journal block used to wait for pyarrow's first conversion (0.2-0.3 s, when it
+    loads pandas) on top of the flush interval: a kill in the first half second after the
+    connection opened lost every record. Now the first block follows the first frame by one
+    flush interval, like every other."""
+    rng = random.Random(20261205)
+    wanted = 8 if full_length else 3
+    crashes, attempts = [], 0
+    while len(crashes) < wanted:
+        attempts += 1
+        assert attempts <= 3 * wanted, "the recorder never connected before the kill"
+        victim = tmp_path / f"early{attempts}"
+        process = harness.start_recorder(victim, sim, *VICTIM)
+        deadline = time.monotonic() + 30
+        while not list((victim / "journal").glob("segment-*.rtj")):  # the writer is open
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.35, 0.6))  # the connection opens about 0.2 s later
+        fault_ns = time.time_ns()
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        check_recovered(victim, {})
+        opened = [f for f in read_frames(victim) if f.kind == "open"]
+        if not opened:
+            continue  # killed before the connection opened: nothing was offered yet
+        assert (fault_ns - opened[0].recv_ns) / 1e6 < 1000
+        crashes.append((victim, fault_ns))
+    worst = worst_loss(crashes, reference)
+    print(f"\nkill -9 in the first second: {len(crashes)} trials, worst loss {worst:.0f} ms")

@@ -320,3 +320,28 @@ def test_rotated_segments_seal_from_memory_in_the_recorders_order(tmp_path, read
     assert read_back == []
     back = list(read_frames(path))
     assert [(f.seq, f.payload) for f in back] == [(i, f.payload) for i, f in enumerate(frames)]
+
+
+def test_the_first_journal_block_loads_nothing_new(tmp_path):
+    """Everything the first journal write needs is loaded when the writer opens (pyarrow's
+    first conversion loads pandas when it is installed, 0.2-0.3 s, which used to delay the first
+    block past the flush interval: a kill then lost the first half second of a recording)."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys, time
+from pathlib import Path
+from rtcap.models import Frame
+from rtcap.storage.writer import CaptureWriter
+writer = CaptureWriter(Path({str(tmp_path / "cap")!r}), source={{}})
+writer.open()
+before = set(sys.modules)
+writer.append(Frame(0, time.time_ns(), 0, 1, "market", "text", b'{{"a":1}}'))
+writer.write_block(*writer.take_block())
+print(sorted(set(sys.modules) - before))
+writer.close()
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
