@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from rtcap.capture.diskfull import HOLD_MB, JournalPause, is_disk_full
 from rtcap.capture.session import SILENCE_AFTER_S, Backoff, FatalFeedError, Session
 from rtcap.events import EventType
 from rtcap.lifecycle import ClockRow, error_row
@@ -44,8 +45,11 @@ class Recorder:
         open_timeout_s: float = 10.0,
         max_attempts: int | None = None,
         silence_after_s: float | None = SILENCE_AFTER_S,
+        hold_mb: float = HOLD_MB,
     ) -> None:
         self.feeds = list(feeds)
+        self.hold_bytes = int(hold_mb * 1024 * 1024)
+        self.pause: JournalPause | None = None  # while the journal's disk is full
         self.writer = writer
         self.flush_s = flush_ms / 1000
         self.bar_timeframes = bar_timeframes
@@ -102,6 +106,8 @@ class Recorder:
     # --- rows ----------------------------------------------------------------------------
 
     def _sink(self, frame: Frame) -> None:
+        if self.pause is not None and not self.pause.admit(frame):
+            return  # not kept: neither journaled nor seen live (live must equal replay)
         if self.writer is not None:
             self.writer.append(frame)
         else:
@@ -124,9 +130,10 @@ class Recorder:
         if self.max_frames is not None and self.data_frames >= self.max_frames:
             self.stop.set()
 
-    def _error_row(self, event: str, error: str) -> Frame:
+    def _error_row(self, event: str, error: str | None, **extra: Any) -> Frame:
         """A capture-level ``error`` row (not tied to one feed's connection)."""
-        return error_row(event, error).to_frame(time.time_ns(), time.monotonic_ns(), 0, "rtcap")
+        row = error_row(event, error, **extra)
+        return row.to_frame(time.time_ns(), time.monotonic_ns(), 0, "rtcap")
 
     def clock_ns(self) -> int:
         """Now, for a clock frame: never later than a message already on its way in, so a live
@@ -206,11 +213,16 @@ class Recorder:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), self.flush_s)
             block = writer.take_block()
-            if len(block[1]) or block[2]:
+            if len(block[1]) or block[2] or self.pause is not None:
                 try:
                     await asyncio.to_thread(writer.write_block, *block)
                 except OSError as exc:
-                    raise JournalWriteError(exc) from exc
+                    if not is_disk_full(exc):
+                        raise JournalWriteError(exc) from exc
+                    self._journal_full(exc)
+                    continue  # the block waits in the writer for the next try
+                if self.pause is not None:
+                    self._journal_resumed()
             if writer.should_rotate() and not self.stop.is_set():
                 closed = writer.rotate()  # on this thread: appends go to the next segment now
                 try:
@@ -223,6 +235,38 @@ class Recorder:
                 log.warning("%s; recording goes on, the seal is retried", problem)
                 self._sink(self._error_row("seal_failed", str(problem)))
             reported = len(failures)
+
+    def _journal_full(self, exc: OSError) -> None:
+        if self.pause is not None:
+            return
+        writer = self.writer
+        assert writer is not None
+        self.pause = JournalPause(time.time_ns(), self.hold_bytes, writer.held_bytes())
+        what = describe_os_error(exc, "writing the journal")
+        log.warning(
+            "%s: journaling paused; holding up to %d MB of rows in memory and retrying every flush",
+            what,
+            self.hold_bytes // (1024 * 1024),
+        )
+        self._sink(self._error_row("journal_paused", what))
+
+    def _journal_resumed(self) -> None:
+        pause, self.pause = self.pause, None
+        assert pause is not None
+        seconds = (time.time_ns() - pause.since_ns) / 1e9
+        loss = pause.loss()
+        log.warning(
+            "the journal is writable again after %.1f s: journaling resumed (%s)",
+            seconds,
+            f"{pause.lost_rows:,} rows could not be held and are lost" if loss else "nothing lost",
+        )
+        if loss is not None:
+            self._sink(loss.to_frame(time.time_ns(), time.monotonic_ns(), 0, "rtcap"))
+        self._sink(
+            self._error_row(
+                "journal_resumed", None, paused_s=round(seconds, 3), lost_rows=pause.lost_rows
+            )
+        )
 
     async def _finish(self) -> None:
         for queue in self._queues:

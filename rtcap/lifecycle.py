@@ -134,6 +134,20 @@ class SilenceGap(_Row):
 
 
 @dataclass(frozen=True, slots=True)
+class UnrecordedGap(_Row):
+    """Rows arrived from ``from_ns`` to ``to_ns`` but could not be kept (the journal's disk was
+    full and the rows held in memory reached their bound): ``missing`` rows, ``bytes`` bytes."""
+
+    KIND: ClassVar[RowKind] = RowKind.GAP
+    JSON_KIND: ClassVar[str | None] = "unrecorded"
+    from_ns: int | None = None
+    to_ns: int | None = None
+    seconds: float | None = None
+    missing: int | None = None
+    bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SequenceGapRow(_Row):
     """Exchange ids ``expected`` … ``received - 1`` of ``symbol`` never arrived (the kind of
     id is ``gap_kind``: one of :data:`rtcap.sequence.SEQUENCE_GAP_KINDS`)."""
@@ -172,7 +186,16 @@ class ClockRow(_Row):
     KIND: ClassVar[RowKind] = RowKind.CLOCK
 
 
-LifecycleRow = Opened | Closed | ConnectionGap | SilenceGap | SequenceGapRow | ErrorRow | ClockRow
+LifecycleRow = (
+    Opened
+    | Closed
+    | ConnectionGap
+    | SilenceGap
+    | UnrecordedGap
+    | SequenceGapRow
+    | ErrorRow
+    | ClockRow
+)
 
 
 def error_row(event: str, error: str | None = None, **extra: Any) -> ErrorRow:
@@ -215,6 +238,10 @@ def parse_detail(kind: str, detail: dict[str, Any]) -> LifecycleRow | None:
         seconds = _number(detail.get("seconds"))
         if gap_kind == "silence":
             return SilenceGap(*span, seconds)
+        if gap_kind == UnrecordedGap.JSON_KIND:
+            return UnrecordedGap(
+                *span, seconds, _int(detail.get("missing")), _int(detail.get("bytes"))
+            )
         final = detail.get("final")
         return ConnectionGap(*span, seconds, final if isinstance(final, bool) else None)
     if kind == ERROR:

@@ -23,6 +23,7 @@ from rtcap.lifecycle import (
     ConnectionGap,
     SequenceGapRow,
     SilenceGap,
+    UnrecordedGap,
     parse_detail,
     payload_detail,
 )
@@ -252,7 +253,7 @@ def note_lifecycle(
             if connection["stream"] == stream and connection["conn"] == conn:
                 connection.update(closed_ns=recv_ns, close_code=row.code, close_reason=row.reason)
                 break
-    elif isinstance(row, SequenceGapRow | ConnectionGap | SilenceGap):
+    elif isinstance(row, SequenceGapRow | ConnectionGap | SilenceGap | UnrecordedGap):
         note_gap(manifest, stream, seq, row, detail)
 
 
@@ -265,7 +266,7 @@ def note_gap(
     manifest: dict[str, Any],
     stream: str,
     seq: int,
-    row: SequenceGapRow | ConnectionGap | SilenceGap,
+    row: SequenceGapRow | ConnectionGap | SilenceGap | UnrecordedGap,
     detail: dict[str, Any],
 ) -> None:
     """Note one ``gap`` row (``detail``: its payload as written), in O(1): connection and

@@ -259,6 +259,12 @@ class CaptureWriter:
         """Frames appended since the last flush."""
         return len(self.memtable)
 
+    def held_bytes(self) -> int:
+        """Payload bytes appended but not on disk yet: since the last flush, and in blocks a
+        failed write left waiting for the next."""
+        waiting = [columns for columns, _ in self.segment.unwritten] if self.segment else []
+        return sum(len(f.payload) for c in [*waiting, self.memtable] for f in c.frames)
+
     def take_block(self) -> tuple[OpenSegment, FrameColumns, list[ClosedBar]]:
         """Detach rows appended since the last flush (on the appending thread); hand them to
         :meth:`write_block`, which may run in a worker thread."""

@@ -126,6 +126,14 @@ def _bars(ctx, param, value):
     help="Journal flush interval: the most a crash can lose.",
 )
 @click.option(
+    "--hold-mb",
+    default=256,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="While the journal's disk is full: rows held in memory (retried every flush) before "
+    "further rows are lost; an 'unrecorded' gap row then says what was lost.",
+)
+@click.option(
     "--fsync",
     type=click.Choice(["always", "interval", "never"]),
     default="interval",
@@ -230,6 +238,7 @@ def record(
     max_frames,
     bars,
     flush_ms,
+    hold_mb,
     fsync,
     segment_mb,
     segment_minutes,
@@ -309,6 +318,7 @@ def record(
                 max_frames,
                 bars,
                 flush_ms,
+                hold_mb,
                 (stale_after, silence_after),
                 backoff_max,
                 quiet,
@@ -328,6 +338,7 @@ async def _record(
     max_frames,
     bars,
     flush_ms,
+    hold_mb,
     timeouts,
     backoff_max,
     quiet,
@@ -358,6 +369,7 @@ async def _record(
             feeds,
             writer=writer,
             flush_ms=flush_ms,
+            hold_mb=hold_mb,
             bar_timeframes=bars,
             backoff=Backoff(max_s=backoff_max),
             stale_after_s=stale_after,

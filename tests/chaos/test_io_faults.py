@@ -5,7 +5,10 @@ until it succeeds, and one that never succeeds leaves every frame in the journal
 
 from __future__ import annotations
 
-import shutil
+import contextlib
+import itertools
+import os
+import threading
 import time
 
 import harness
@@ -13,8 +16,6 @@ import orjson
 import pytest
 
 from rtcap.storage.integrity import open_capture, read_frames
-from rtcap.storage.journal import read_journal
-from rtcap.storage.segments import sha256_file
 
 needs_mount = pytest.mark.skipif(
     not harness.can_mount(), reason="bind mounts need root (CI has it)"
@@ -77,37 +78,84 @@ def test_a_seal_that_never_succeeds_keeps_every_frame_for_recover(sim, reference
     assert loss.tail_ms <= 500, loss  # only what arrived while the recorder was stopping
 
 
-@needs_mount
-def test_full_disk_stops_with_a_clear_error_and_recover_keeps_everything(tmp_path):
-    mount = tmp_path / "small"
-    mount.mkdir()
+def lines_of(stream, into: list[str]) -> threading.Thread:
+    """Collect a process's stderr lines as they come (on a thread)."""
+
+    def read():
+        for line in iter(stream.readline, b""):
+            into.append(line.decode())
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
+def wait_for_line(lines: list[str], needle: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(needle in line for line in lines):
+        assert time.monotonic() < deadline, f"no {needle!r} in {lines}"
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def small_disk(folder, size="1m"):
+    folder.mkdir()
     done = harness.subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True
     )
     assert done.returncode == 0, done.stderr
-    sim = harness.start_sim(rate=3000)
     try:
-        victim = mount / "cap"
-        process = harness.start_recorder(victim, sim, *SMALL_SEGMENTS)
-        _, err = process.communicate(timeout=90)  # it stops by itself
-        err = err.decode()
-        assert process.returncode == 1, err
-        *warnings, error = err.strip().splitlines()
-        assert all("recording goes on, the seal is retried" in w for w in warnings), err
-        assert error.startswith("Error: disk full while") and "rtcap recover" in error
-        journaled = sum(read_journal(p).rows for p in (victim / "journal").glob("segment-*.rtj"))
-        manifest = harness.manifest(victim)
-        sealed = manifest["frames"]
-        assert journaled + sealed > 500
-        files = [f for s in manifest["segments"] for f in s["files"]]
-        assert files  # segments were sealed before the disk filled, and are intact
-        assert all(sha256_file(victim / f["path"]) == f["sha256"] for f in files)
-        moved = tmp_path / "freed"  # space again: the same files where there is room
-        shutil.copytree(victim, moved)
-        result = harness.recover(moved)
-        assert result.returncode == 0, result.stderr
-        seqs = [f.seq for f in read_frames(moved)]
-        assert seqs == list(range(len(seqs))) and len(seqs) == journaled + sealed
+        yield folder
+    finally:
+        harness.subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@needs_mount
+@pytest.mark.parametrize("hold_mb", ["256", "0.03"])
+def test_a_full_disk_pauses_journaling_until_space_returns(tmp_path, hold_mb):
+    """The disk fills: the recorder holds rows in memory and retries; a file is deleted and
+    journaling resumes with everything held written in order. With a hold too small for the
+    pause, what could not be held is one stretch, which an ``unrecorded`` gap row describes."""
+    sim = harness.start_sim(rate=400)
+    try:
+        with small_disk(tmp_path / "small") as disk:
+            ballast = disk / "ballast"
+            ballast.write_bytes(os.urandom(896 * 1024))  # what someone deletes to free space
+            victim = disk / "cap"
+            process = harness.start_recorder(
+                victim, sim, "--flush-ms", "50", "--hold-mb", hold_mb, "--segment-minutes", "10"
+            )
+            lines: list[str] = []
+            reader = lines_of(process.stderr, lines)
+            wait_for_line(lines, "journaling paused", timeout=60)
+            time.sleep(3)  # paused for a while: 400 msg/s arrive meanwhile
+            ballast.unlink()
+            wait_for_line(lines, "journaling resumed", timeout=30)
+            time.sleep(0.5)
+            code, out, err = harness.stop(process)
+            reader.join(5)
+            assert code == 0, "\n".join(lines)
+            frames = list(read_frames(victim))
+            listed_gaps = harness.manifest(victim)["gaps"]
     finally:
         sim.stop()
-        harness.subprocess.run(["umount", "-l", str(mount)], check=False)
+    seqs = [f.seq for f in frames]
+    assert seqs == list(range(len(seqs)))
+    events = [orjson.loads(f.payload).get("event") for f in frames if f.kind == "error"]
+    assert events.count("journal_paused") == 1 and events.count("journal_resumed") == 1
+    paused = next(f for f in frames if f.kind == "error" and b"journal_paused" in f.payload)
+    resumed = next(f for f in frames if f.kind == "error" and b"journal_resumed" in f.payload)
+    during = [f for f in frames if paused.seq < f.seq < resumed.seq and f.kind == "text"]
+    lost = [orjson.loads(f.payload) for f in frames if f.kind == "gap"]
+    lost = [g for g in lost if g.get("kind") == "unrecorded"]
+    if hold_mb == "256":  # everything was held: the pause's rows are all in the tape
+        assert not lost and len(during) > 400 * 2
+        gaps = [b.recv_ns - a.recv_ns for a, b in itertools.pairwise(during)]
+        assert max(gaps) < 0.5e9  # no stretch of the pause is missing
+    else:
+        assert len(lost) == 1 and lost[0]["missing"] > 100 and lost[0]["bytes"] > 0
+        inside = [f for f in frames if lost[0]["from_ns"] <= f.recv_ns <= lost[0]["to_ns"]]
+        assert [f.kind for f in inside if f.kind == "text"] == []  # the loss is one stretch
+        assert 15_000 < sum(len(f.payload) for f in during) < 32_000  # the hold, less the failed block
+    listed = [g for g in listed_gaps if g.get("kind") == "unrecorded"]
+    assert [{k: v for k, v in g.items() if k not in ("stream", "seq")} for g in listed] == lost
