@@ -144,7 +144,7 @@ def _parse(line: bytes, fmt: str, ts_unit: str = "auto") -> tuple[int, bytes, st
     if not sep or not payload:
         raise ValueError("no space between time and frame")
     if fmt == "hftbacktest":
-        recv = epoch_ns(int(stamp), "ns" if ts_unit == "auto" else ts_unit)
+        recv = epoch_ns(int(stamp), ts_unit)  # nanoseconds as written, or guessed by size
     else:
         recv = _checked(parse_iso_ns(stamp.decode()))
     return recv, payload, "market"
@@ -220,4 +220,9 @@ def _import(path: Path, target: Path, fmt: str, seal_level: int, ts_unit: str) -
                 writer.flush()
     finally:
         writer.close()
+    if not report.frames and report.skipped_count:
+        raise ValueError(
+            f"every line of {path} was refused ({report.skipped_count:,} lines; "
+            f"{report.skipped[0]}): nothing was imported; check --format and --ts-unit"
+        )
     return report

@@ -41,7 +41,14 @@ from rtcap.storage.integrity import (
 from rtcap.storage.journal import JournalReader
 from rtcap.storage.lock import lock_capture, unlock_capture
 from rtcap.storage.manifest import PART_NAME
-from rtcap.storage.schema import BAR_SCHEMA, FRAME_SCHEMA, FRAME_SCHEMAS, frames_v2
+from rtcap.storage.schema import (
+    BAR_SCHEMA,
+    BAR_SCHEMAS,
+    FRAME_SCHEMA,
+    FRAME_SCHEMAS,
+    bars_v2,
+    frames_v2,
+)
 from rtcap.storage.sealer import keep_damaged
 from rtcap.storage.segments import (
     BARS_TMP_NAME,
@@ -52,6 +59,7 @@ from rtcap.storage.segments import (
     write_bars_file,
 )
 from rtcap.storage.writer import add_bar_file, add_segment
+from rtcap.timeframes import parse_timeframe
 
 LIFECYCLE = ("open", "close", "gap")
 
@@ -129,6 +137,7 @@ def recover(path: str | Path, *, seal_level: int = SEAL_LEVEL) -> RecoveryReport
         _remove_temporaries(directory, report)
         cover = SeqCover(manifest)
         _adopt_orphans(directory, manifest, cover, report)
+        _adopt_orphan_bars(directory, manifest, cover, report)
         for journal in journal_files(directory):
             _seal_journal(directory, manifest, cover, journal, seal_level, report)
         for journal in bar_journal_files(directory):
@@ -205,6 +214,51 @@ def _adopt_orphans(directory: Path, manifest: dict, cover: SeqCover, report: Rec
         add_segment(manifest, entry)
         cover.add(entry["first_seq"], entry["last_seq"])
         _note_rows(manifest, table)
+        report.orphans_adopted.append(relative)
+
+
+def _adopt_orphan_bars(directory: Path, manifest: dict, cover: SeqCover, report: RecoveryReport):
+    """Live-bars files no manifest lists (it was rebuilt): listed again under the session their
+    closing rows belong to, with the timeframes they hold, if the rows are on the tape."""
+    listed = {
+        f["path"] if isinstance(f, dict) else f
+        for block in manifests.bar_blocks(manifest)
+        for f in block.get("files") or []
+    }
+    for path in sorted((directory / "bars").glob("bars-*.parquet")):
+        relative = path.relative_to(directory).as_posix()
+        if relative in listed or not path.is_file() or path.is_symlink():
+            continue
+        try:
+            parquet = pq.ParquetFile(path, page_checksum_verification=True)
+            if not any(parquet.schema_arrow.equals(v, check_metadata=False) for v in BAR_SCHEMAS):
+                report.ignored.append(f"{relative}: not an rtcap bars file (left alone)")
+                continue
+            table = bars_v2(parquet.read())
+        except (OSError, pa.ArrowException) as exc:
+            report.ignored.append(f"{relative}: unreadable ({exc}) (left alone)")
+            continue
+        if not table.num_rows or cover.covered(table, "closed_seq").num_rows != table.num_rows:
+            report.ignored.append(f"{relative}: closed by rows not on the tape (left alone)")
+            continue
+        first, last = (v.as_py() for v in pc.min_max(table.column("closed_seq")).values())
+        sessions = manifest.setdefault("sessions", [])
+        session = _session_of(sessions, first)
+        if session is None:
+            session = {"number": len(sessions) + 1, "first_seq": 0, "last_seq": None}
+            sessions.append(session)
+        if not (session.get("live_bars") or {}).get("timeframes"):
+            found = set(table.column("timeframe").to_pylist())
+            timeframes = sorted(found, key=lambda label: parse_timeframe(label).seconds)
+            session["live_bars"] = {"timeframes": timeframes, "files": []}
+        entry = {
+            "path": relative,
+            "rows": table.num_rows,
+            "sha256": sha256_file(path),
+            "first_seq": first,
+            "last_seq": last,
+        }
+        add_bar_file(directory, manifest, session, entry)
         report.orphans_adopted.append(relative)
 
 

@@ -18,6 +18,7 @@ segment becomes visible only when its Parquet files are complete and renamed int
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import os
@@ -32,7 +33,7 @@ import pyarrow as pa
 from rtcap.bars import bar_line
 from rtcap.models import Bar, Frame
 from rtcap.storage import manifest as manifests
-from rtcap.storage.errors import CaptureError, RecoveryNeeded
+from rtcap.storage.errors import CaptureError, RecoveryNeeded, describe_os_error
 from rtcap.storage.integrity import bar_journal_files, journal_files, read_table
 from rtcap.storage.journal import JournalWriter
 from rtcap.storage.lock import lock_capture, unlock_capture
@@ -95,6 +96,7 @@ class CaptureWriter:
         self.append_session = append
         self._source = source
         self._lock_file = None
+        self._created = False
         self._manifest_lock = threading.Lock()
         self._bars: list[ClosedBar] = []
         self._bar_timeframes: list[str] = []
@@ -115,6 +117,7 @@ class CaptureWriter:
     # --- opening -------------------------------------------------------------------------
 
     def open(self) -> None:
+        self._created = not self.path.exists()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -389,7 +392,16 @@ class CaptureWriter:
             with self._manifest_lock:
                 unsealed = sorted(self.stats.unsealed)
                 self.manifest["status"] = "closed" if not unsealed else "unsealed"
-                self._save()
+                try:
+                    self._save()
+                except OSError as exc:
+                    kept = "sealed" if not unsealed else "sealed or in its journal"
+                    raise CaptureError(
+                        f"could not write the manifest of {self.path} "
+                        f"({describe_os_error(exc, 'writing the manifest')}); every row is "
+                        f"{kept}: fix the cause, then run `rtcap recover {self.path}` to "
+                        "write it again"
+                    ) from None
         finally:
             self._unlock()
         if unsealed:
@@ -399,6 +411,27 @@ class CaptureWriter:
                 f"({'; '.join(sorted(reasons))}); every frame is safe in its journal: fix the "
                 f"cause, then run `rtcap recover {self.path}`"
             )
+
+    def discard_if_unused(self) -> bool:
+        """After :meth:`close`: remove the capture this writer created if not one row went into
+        it (the recording failed before its first connection), so trying again simply works.
+        Only rtcap's own empty files and folders are removed; anything else stays."""
+        if not self._created or self.manifest.get("frames") or self.manifest.get("segments"):
+            return False
+        for name in ("manifest.json", "capture.lock"):
+            (self.path / name).unlink(missing_ok=True)
+        for folder in ("journal", "frames", "bars"):
+            for empty in sorted((self.path / folder).glob("**/*"), reverse=True):
+                if empty.is_dir() and not empty.is_symlink():
+                    with contextlib.suppress(OSError):
+                        empty.rmdir()
+            with contextlib.suppress(OSError):
+                (self.path / folder).rmdir()
+        try:
+            self.path.rmdir()
+        except OSError:
+            return False  # something else is in it: left as it is
+        return True
 
     def _save(self, manifest: dict | None = None) -> None:
         manifest = self.manifest if manifest is None else manifest

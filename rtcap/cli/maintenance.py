@@ -63,7 +63,7 @@ def recover_command(capture: Path | str, journal_dir: Path | None) -> None:
     for path in report.damaged_kept:
         click.echo(f"  kept damaged journal as {path}")
     for path in report.orphans_adopted:
-        click.echo(f"  adopted complete segment missing from the manifest: {path}")
+        click.echo(f"  adopted a complete file missing from the manifest: {path}")
     for line in report.ignored:
         click.echo(f"  ignored {line}")
     for path in report.temporaries_removed:

@@ -381,6 +381,7 @@ async def _record(
             await recorder.prepare()
         except RecordingError:
             await asyncio.to_thread(writer.close)
+            await asyncio.to_thread(writer.discard_if_unused)  # so the retry is not refused
             raise
         status = None if quiet else asyncio.create_task(_status(recorder))
         uploading = None if uploader is None else asyncio.create_task(_upload_loop(uploader))

@@ -2,6 +2,7 @@
 
 import asyncio
 import gzip
+import socket
 import subprocess
 import sys
 
@@ -305,3 +306,27 @@ def test_missing_credentials_and_busy_directory(tmp_path, monkeypatch):
 def test_bad_options_exit_2(tmp_path, speed_option):
     result = run("record", tmp_path / "c", *speed_option)
     assert result.exit_code == 2
+
+
+def test_a_recording_that_fails_before_its_first_row_leaves_nothing_and_can_be_retried(
+    tmp_path, monkeypatch
+):
+    """Host unreachable (or a bad symbol): the error, no empty "closed" capture left behind,
+    and running the same command again fails the same way instead of "already holds"."""
+    monkeypatch.setenv("PROJECTX_USERNAME", "me")
+    monkeypatch.setenv("PROJECTX_API_KEY", "key")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = ["record", tmp_path / "cap", "--source", "projectx", "--symbols", "MNQ",
+               "--api-url", f"http://127.0.0.1:{port}/api", "--quiet"]  # fmt: skip
+    first, second = run(*command), run(*command)
+    for result in (first, second):
+        assert result.exit_code == 1
+        assert "cannot reach" in result.output and "already" not in result.output
+    assert not (tmp_path / "cap").exists()
+    existing = tmp_path / "mine"
+    existing.mkdir()
+    (existing / "notes.txt").write_text("keep me")
+    result = run(*[existing if a == tmp_path / "cap" else a for a in command])
+    assert result.exit_code == 1 and (existing / "notes.txt").read_text() == "keep me"

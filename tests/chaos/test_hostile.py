@@ -231,7 +231,16 @@ def test_import_tells_time_units_apart_and_bounds_every_time(tmp_path):
         "--ts-unit",
         "ms",
     )  # 1.7e9 ms is 1970: refused line by line, not read as a wrong date
-    assert "skipped 5 unreadable lines" in result.output
+    one_line_error(result, "every line of", "5 lines", "--ts-unit")
+    assert not (tmp_path / "cap-ms").exists()  # nothing left behind
+    micros = tmp_path / "micros.hftbacktest"  # hftbacktest lines with µs times
+    micros.write_bytes(
+        b"".join(b'%d {"n":%d}\n' % (1_700_000_000_000_000 + i, i) for i in range(5))
+    )
+    result = run("import", micros, tmp_path / "cap-us", "--format", "hftbacktest")
+    assert result.exit_code == 0, result.output
+    frames = list(read_frames(tmp_path / "cap-us"))
+    assert [f.recv_ns for f in frames] == [(1_700_000_000_000_000 + i) * 1000 for i in range(5)]
 
 
 def test_corrupt_compressed_imports_fail_cleanly_and_leave_nothing(tmp_path):

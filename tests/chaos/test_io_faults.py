@@ -132,7 +132,7 @@ def test_a_full_disk_pauses_journaling_until_space_returns(tmp_path, hold_mb):
             ballast.unlink()
             wait_for_line(lines, "journaling resumed", timeout=30)
             time.sleep(0.5)
-            code, out, err = harness.stop(process)
+            code, _, _ = harness.stop(process)
             reader.join(5)
             assert code == 0, "\n".join(lines)
             frames = list(read_frames(victim))
@@ -156,6 +156,8 @@ def test_a_full_disk_pauses_journaling_until_space_returns(tmp_path, hold_mb):
         assert len(lost) == 1 and lost[0]["missing"] > 100 and lost[0]["bytes"] > 0
         inside = [f for f in frames if lost[0]["from_ns"] <= f.recv_ns <= lost[0]["to_ns"]]
         assert [f.kind for f in inside if f.kind == "text"] == []  # the loss is one stretch
-        assert 15_000 < sum(len(f.payload) for f in during) < 32_000  # the hold, less the failed block
+        assert (
+            15_000 < sum(len(f.payload) for f in during) < 32_000
+        )  # the hold, less the failed block
     listed = [g for g in listed_gaps if g.get("kind") == "unrecorded"]
     assert [{k: v for k, v in g.items() if k not in ("stream", "seq")} for g in listed] == lost

@@ -345,3 +345,57 @@ writer.close()
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_rebuilt_manifest_lists_the_live_bars_again(tmp_path):
+    """After ``recover`` rebuilds a damaged manifest, the live bars are listed under their
+    session with their timeframes, so ``verify`` compares replay with them again."""
+    from click.testing import CliRunner
+
+    from rtcap.cli import main
+
+    capture = tmp_path / "cap"
+    runner = CliRunner()
+    recorded = runner.invoke(
+        main, ["record", str(capture), "--duration", "3s", "--bars", "1sec,2sec", "--quiet"]
+    )
+    assert recorded.exit_code == 0, recorded.output
+    before = open_capture(capture)["live_bars"]
+    (capture / "manifest.json").write_text("{ damaged")
+    assert runner.invoke(main, ["recover", str(capture)]).exit_code == 0
+    after = open_capture(capture)
+    assert after["live_bars"]["count"] == before["count"] > 0
+    assert after["live_bars"]["stream_hash"] == before["stream_hash"]
+    assert after["sessions"][0]["live_bars"]["timeframes"] == ["1sec", "2sec"]
+    verified = runner.invoke(main, ["verify", str(capture)])
+    assert verified.exit_code == 0, verified.output
+    assert f"the {before['count']} live bars" in verified.output
+
+
+def test_a_failed_final_manifest_write_says_so_and_not_that_the_journal_failed(
+    tmp_path, monkeypatch
+):
+    import errno
+
+    import rtcap.storage.writer as writer_module
+
+    writer = CaptureWriter(tmp_path / "cap", source={})
+    writer.open()
+    writer.append(helpers.Tape().trade("2025-09-02T10:00:00Z", 100.0, 1))
+    writer.write_block(*writer.take_block())
+    real_save = writer_module.manifests.save
+
+    def failing_save(directory, manifest):
+        if manifest.get("status") == "closed":
+            raise OSError(errno.EIO, "Input/output error")
+        real_save(directory, manifest)
+
+    monkeypatch.setattr(writer_module.manifests, "save", failing_save)
+    with pytest.raises(CaptureError) as failed:
+        writer.close()
+    message = str(failed.value)
+    assert "could not write the manifest" in message and "journal" not in message
+    assert "every row is sealed" in message and "rtcap recover" in message
+    monkeypatch.setattr(writer_module.manifests, "save", real_save)
+    recover(tmp_path / "cap")
+    assert [f.seq for f in read_frames(tmp_path / "cap")] == [0]
