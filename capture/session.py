@@ -6,11 +6,13 @@ everything sent becomes a ``sent`` row; and the connection's life is written dow
 row spanning each interval without a connection. Rows go to ``sink`` in order; the recorder
 gives them their ``seq``.
 
-Silence is written down too: when a connected stream receives nothing (data or ping) for more
-than ``silence_after_s`` (5 s by default), a ``gap`` row of kind ``silence`` spans the quiet
-interval, from the last message before it to the first after it (or to the moment the stall
-was detected and the connection dropped). So a capture never looks complete across a stall,
-however short the reconnect timeout.
+Silence is written down too: when a connected stream receives nothing (data or ping) for
+longer than its own recent rhythm allows (:mod:`rtcap.capture.rhythm`: four times the longest
+of its last 512 gaps, at least half a second, at most ``silence_after_s``), a ``gap`` row of
+kind ``silence`` spans the quiet interval, from the last message before it to the first after
+it (or to the moment the stall was detected and the connection dropped). A dropped connection's
+``gap`` row likewise starts at the last message received, not when the drop was noticed. So a
+capture never looks complete across a stall, however short.
 
 Credentials refused after the feed has worked (a gateway restart invalidates tokens) mean
 "log in again": the session keeps retrying with backoff until it is stopped. Refusal before
@@ -34,6 +36,7 @@ from websockets.frames import CloseCode
 
 from rtcap.capture.connection import StampedConnection
 from rtcap.capture.redact import redact_json, redact_text, redact_url
+from rtcap.capture.rhythm import FLOOR_S, Rhythm
 from rtcap.codecs import frame_hints
 from rtcap.lifecycle import (
     Closed,
@@ -116,10 +119,11 @@ class Session:
         self.max_attempts = max_attempts
         self.first_connect_attempts = first_connect_attempts
         floor = getattr(feed, "min_silence_s", None)
-        self.silence_after_ns = (
+        upper = None if silence_after_s is None else max(silence_after_s, floor or 0.0)
+        self.rhythm = (
             None
-            if silence_after_s is None
-            else int(max(silence_after_s, floor or 0.0) * 1_000_000_000)
+            if upper is None
+            else Rhythm(int(upper * 1e9), int((floor if floor is not None else FLOOR_S) * 1e9))
         )
         self.silences = 0
         self._last_message_ns = 0
@@ -247,6 +251,8 @@ class Session:
         self._close_gap(final=False)
         self._write(Opened(redact_url(url), MAX_MESSAGE))
         self._last_message_ns = time.time_ns()
+        if self.rhythm is not None:
+            self.rhythm.restart()
         self.state = "connected"
         keepalive = None
         reason = "server"
@@ -278,7 +284,8 @@ class Session:
                 with contextlib.suppress(Exception):
                     await ws.close()
             if reason != "client":  # our own shutdown is not a gap in the feed
-                self._disconnected_at = time.time_ns()
+                # from the last message received: what the drop cost starts there
+                self._disconnected_at = self._last_message_ns or time.time_ns()
             code = ws.close_code if ws.close_code is not None else 1006
             if reason == "message_too_big":
                 code = CloseCode.MESSAGE_TOO_BIG  # we closed it: the limit was exceeded
@@ -311,22 +318,24 @@ class Session:
         finally:
             stopping.cancel()
 
-    def _note_silence(self, until_ns: int, mono_ns: int | None = None, *, force=False) -> None:
-        """A ``silence`` gap row (stamped like the message that ended it) if nothing arrived
-        for longer than the threshold."""
+    def _note_silence(self, until_ns: int, mono_ns: int | None = None, *, force=False) -> bool:
+        """A ``silence`` gap row (stamped like the message that ended it) if nothing arrived for
+        longer than the stream's rhythm allows (:mod:`rtcap.capture.rhythm`); whether it was."""
         quiet = until_ns - self._last_message_ns
-        threshold = self.silence_after_ns
-        if self._last_message_ns and threshold is not None and (quiet > threshold or force):
+        silent = bool(self._last_message_ns) and self.rhythm is not None
+        silent = silent and (force or self.rhythm.is_silence(quiet))
+        if silent:
             self.silences += 1
             gap = SilenceGap(self._last_message_ns, until_ns, round(quiet / 1e9, 6))
             self._write(gap, until_ns, mono_ns)
         self._last_message_ns = until_ns
+        return silent
 
     def _record(self, ws: StampedConnection, message: str | bytes) -> None:
         wall, mono = ws.stamp()
-        if wall - self._last_message_ns > (self.silence_after_ns or 1 << 62):
-            self._note_silence(wall, mono)
-        self._last_message_ns = wall
+        silent = self._note_silence(wall, mono)
+        if self.rhythm is not None:
+            self.rhythm.arrived(wall, after_silence=silent)
         if isinstance(message, str):
             payload = message.encode()
             target, symbol, exch = frame_hints(payload)

@@ -173,8 +173,9 @@ def _bars(ctx, param, value):
     type=Duration(minimum_s=0.1),
     default="5s",
     show_default=True,
-    help="Write a 'silence' gap row for every quiet stretch longer than this on a connected "
-    "stream (the user hub waits at least 30s: its events are sparse).",
+    help="The longest quiet stretch on a connected stream without a 'silence' gap row. Shorter "
+    "ones are judged by the stream's own rhythm: a silence lasts 4x the longest of its last 512 "
+    "gaps, at least 0.5s (the user hub: 30s, its events are sparse).",
 )
 @click.option(
     "--append",

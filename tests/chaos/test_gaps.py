@@ -116,3 +116,35 @@ def test_live_bars_survive_kill_9_and_verify_agrees(tmp_path, sim):
     verify = CliRunner().invoke(main, ["verify", str(capture), "--speed", "50x"])
     assert verify.exit_code == 0, verify.output
     assert f"the {manifest['live_bars']['count']} live bars" in verify.output
+
+
+def test_a_short_stall_on_a_busy_stream_is_a_silence_by_its_own_rhythm(tmp_path):
+    """At 1,500 messages a second a 2 s stall loses thousands of messages: the default
+    --silence-after (5 s) is only the upper bound; the stream's rhythm (a few ms between
+    messages) makes it a silence row."""
+    capture = tmp_path / "cap"
+    sim = harness.start_sim(rate=1500, extra=("--stall-after", "1.5s", "--stall-for", "2s"))
+    try:
+        process = harness.start_recorder(capture, sim)
+        harness.wait_for_journal(capture, process)
+        time.sleep(5)
+        code, _, err = harness.stop(process)
+    finally:
+        sim.stop()
+    assert code == 0, err
+    silences = [g for g in gap_rows(capture) if g["kind"] == "silence"]
+    assert len(silences) == 1 and 1.8 <= silences[0]["seconds"] <= 3.0, silences
+    frames = [f for f in read_frames(capture) if f.kind == "text"]
+    inside = [f for f in frames if silences[0]["from_ns"] < f.recv_ns < silences[0]["to_ns"]]
+    assert inside == []  # the row spans from the last message to the next
+
+
+def test_a_dropped_connection_is_a_gap_from_the_last_message_received(tmp_path):
+    capture = tmp_path / "cap"
+    record_faulty_sim(capture, ("--drop-after", "2s"), (), 4.0)
+    frames = list(read_frames(capture))
+    first_close = next(f for f in frames if f.kind == "close")
+    last_before = max(f.recv_ns for f in frames if f.kind == "text" and f.seq < first_close.seq)
+    connection = [g for g in gap_rows(capture) if g["kind"] == "connection"]
+    assert connection and connection[0]["from_ns"] == last_before
+    assert connection[0]["to_ns"] > first_close.recv_ns
