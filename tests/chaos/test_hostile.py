@@ -17,6 +17,7 @@ import pytest
 import websockets
 import zstandard
 from click.testing import CliRunner
+from helpers import one_line_error
 
 from rtcap.cli import main
 from rtcap.storage.integrity import open_capture, read_frames
@@ -25,16 +26,6 @@ from rtcap.storage.journal import read_journal
 
 def run(*args, **kwargs):
     return CliRunner().invoke(main, [str(a) for a in args], **kwargs)
-
-
-def one_line_error(result, *needles):
-    assert result.exit_code != 0, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
-    assert len(errors) == 1, result.output
-    for needle in needles:
-        assert needle in errors[0], (needle, result.output)
-    return errors[0]
 
 
 @pytest.fixture(scope="module")

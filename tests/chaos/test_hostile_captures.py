@@ -18,6 +18,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from helpers import one_line_error
 
 from rtcap.cli import main
 from rtcap.storage.integrity import read_frames
@@ -27,16 +28,6 @@ RTCAP = [sys.executable, "-m", "rtcap"]
 
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(result, *needles):
-    assert result.exit_code != 0, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
-    assert len(errors) == 1, result.output
-    for needle in needles:
-        assert needle in errors[0], (needle, result.output)
-    return errors[0]
 
 
 @pytest.fixture(scope="module")
