@@ -161,9 +161,9 @@ class GatewayServer:
         if frame.kind not in ("text", "binary"):
             return
         self.stats["frames_in"] += 1
-        for client in self.raw_clients:
-            if not client.queue.push(frame, len(frame.payload)):
-                self._drop_slow_raw(client)
+        size = len(frame.payload)
+        for client in [c for c in self.raw_clients if not c.queue.push(frame, size)]:
+            self._drop_slow_raw(client)
         self.pipeline.feed(frame)
         target, contract = frame.target, frame.symbol
         payload = frame.payload
