@@ -364,20 +364,21 @@ async def _record(
     else:
         feeds, info = _live_feeds(options)
     writer = CaptureWriter(capture, source=info, **writer_options)
+    recorder = Recorder(
+        feeds,
+        writer=writer,
+        flush_ms=flush_ms,
+        hold_mb=hold_mb,
+        bar_timeframes=bars,
+        backoff=Backoff(max_s=backoff_max),
+        stale_after_s=stale_after,
+        silence_after_s=silence_after,
+        max_frames=max_frames,
+    )
+    # Before anything is on disk: a SIGTERM from the moment the capture exists seals it.
+    stop_on_signals(recorder.stop)
     try:
         await asyncio.to_thread(writer.open)
-        recorder = Recorder(
-            feeds,
-            writer=writer,
-            flush_ms=flush_ms,
-            hold_mb=hold_mb,
-            bar_timeframes=bars,
-            backoff=Backoff(max_s=backoff_max),
-            stale_after_s=stale_after,
-            silence_after_s=silence_after,
-            max_frames=max_frames,
-        )
-        stop_on_signals(recorder.stop)
         try:
             await recorder.prepare()
         except RecordingError:
