@@ -12,13 +12,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rtcap.capture.diskfull import HOLD_MB, JournalPause, is_disk_full
+from rtcap.capture.health import STATUS_EVERY_S, snapshot, write_status
 from rtcap.capture.session import SILENCE_AFTER_S, Backoff, FatalFeedError, Session
 from rtcap.events import EventType
-from rtcap.lifecycle import ClockRow, error_row
+from rtcap.lifecycle import ClockRow, error_row, payload_detail
 from rtcap.models import DATA_KINDS, Frame
 from rtcap.pipeline import Pipeline, sequence_gap_row
 from rtcap.storage.errors import CaptureError, describe_os_error
@@ -96,6 +97,13 @@ class Recorder:
         self._seq = 0
         self._queues: list[asyncio.Queue] = []
         self.error: str | None = None
+        # What capture/health.py reports: data frames and bytes per stream, gap rows per kind,
+        # and the journal's flush times (``on_flush`` lets a metrics histogram see each one).
+        self.stream_counts: dict[str, list[int]] = {}
+        self.gap_counts: dict[str, int] = {}
+        self.last_flush_s: float | None = None
+        self.on_flush: Callable[[float], None] | None = None
+        self.uploader: Any = None  # the Uploader of a URI capture, for its backlog
 
     def subscribe(self) -> asyncio.Queue:
         """A queue receiving every row as recorded (``None`` when recording ends)."""
@@ -117,6 +125,14 @@ class Recorder:
         if frame.kind in DATA_KINDS:
             self.data_frames += 1
             self.payload_bytes += len(frame.payload)
+            counts = self.stream_counts.get(frame.stream)
+            if counts is None:
+                counts = self.stream_counts[frame.stream] = [0, 0]
+            counts[0] += 1
+            counts[1] += len(frame.payload)
+        elif frame.kind == "gap":
+            kind = str(payload_detail(frame.payload).get("kind") or "connection")
+            self.gap_counts[kind] = self.gap_counts.get(kind, 0) + 1
         for event in self.pipeline.feed(frame) if self.pipeline is not None else ():
             if event.type is EventType.BAR_CLOSED:
                 self.writer.add_bar(event.instrument, event.data["bar"], frame.seq)
@@ -167,6 +183,7 @@ class Recorder:
         self.started = time.monotonic()
         sessions = [asyncio.create_task(s.run(self.stop)) for s in self.sessions]
         flusher = asyncio.create_task(self._flusher())
+        keeper = asyncio.create_task(self._keep_status()) if self.writer is not None else None
         timer = asyncio.create_task(self._timer(duration_s)) if duration_s else None
         stopper = asyncio.create_task(self.stop.wait())
         try:
@@ -182,7 +199,7 @@ class Recorder:
             self.stop.set()
             with contextlib.suppress(Exception):
                 await flusher  # it notices stop between writes and returns
-            for task in (timer, stopper):
+            for task in (timer, stopper, keeper):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -194,6 +211,7 @@ class Recorder:
             await asyncio.gather(*sessions, return_exceptions=True)
             self._sink(ClockRow().to_frame(time.time_ns(), time.monotonic_ns(), 0, "clock"))
             await self._finish()
+            self.write_status()  # the last word: not running
         if self.error is not None:
             raise RecordingError(self.error)
 
@@ -214,6 +232,7 @@ class Recorder:
                 await asyncio.wait_for(self.stop.wait(), self.flush_s)
             block = writer.take_block()
             if len(block[1]) or block[2] or self.pause is not None:
+                started = time.monotonic()
                 try:
                     await asyncio.to_thread(writer.write_block, *block)
                 except OSError as exc:
@@ -221,6 +240,9 @@ class Recorder:
                         raise JournalWriteError(exc) from exc
                     self._journal_full(exc)
                     continue  # the block waits in the writer for the next try
+                self.last_flush_s = time.monotonic() - started
+                if self.on_flush is not None:
+                    self.on_flush(self.last_flush_s)
                 if self.pause is not None:
                     self._journal_resumed()
             if writer.should_rotate() and not self.stop.is_set():
@@ -235,6 +257,18 @@ class Recorder:
                 log.warning("%s; recording goes on, the seal is retried", problem)
                 self._sink(self._error_row("seal_failed", str(problem)))
             reported = len(failures)
+
+    async def _keep_status(self) -> None:
+        """``status.json`` in the capture, refreshed every second (``rtcap status`` reads it)."""
+        while True:
+            self.write_status()
+            await asyncio.sleep(STATUS_EVERY_S)
+
+    def write_status(self) -> None:
+        if self.writer is None:
+            return
+        with contextlib.suppress(OSError):  # best effort: a full disk is reported elsewhere
+            write_status(self.writer.path, snapshot(self))
 
     def _journal_full(self, exc: OSError) -> None:
         if self.pause is not None:

@@ -139,6 +139,11 @@ class Session:
         if self.snapshots is not None:
             self.snapshots.attach(self._snapshot_row, self._snapshot_failed)
 
+    @property
+    def last_message_ns(self) -> int:
+        """When the last message arrived (0 before the first connection)."""
+        return self._last_message_ns
+
     def oldest_unrecorded_ns(self) -> int | None:
         """Arrival stamp of a message parsed off the socket but not recorded yet, if any."""
         ws = self._ws
@@ -243,6 +248,7 @@ class Session:
         if self.snapshots is not None:
             await self.snapshots.cancel()
         self._close_gap(final=True)
+        self.state = "stopped"
 
     async def _connected(self, ws: StampedConnection, url: str, stop: asyncio.Event) -> None:
         self._ws = ws
@@ -291,6 +297,7 @@ class Session:
                 code = CloseCode.MESSAGE_TOO_BIG  # we closed it: the limit was exceeded
             self._write(Closed(code, ws.close_reason or "", reason))
             self._ws = None
+            self.state = "disconnected"
             if not stop.is_set():
                 self.reconnects += 1
 

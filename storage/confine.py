@@ -17,7 +17,13 @@ from pathlib import Path
 
 from rtcap.storage.errors import CaptureError
 
-OWNED_FILES = ("capture.lock", "manifest.json", "manifest.json.tmp")
+OWNED_FILES = (
+    "capture.lock",
+    "manifest.json",
+    "manifest.json.tmp",
+    "status.json",
+    ".status.json.tmp",
+)
 OWNED_FOLDERS = ("journal", "frames", "bars")
 
 

@@ -210,6 +210,19 @@ class Uploader:
         finally:
             staging_probe.unlink(missing_ok=True)
 
+    def backlog(self) -> int:
+        """Files the staging manifest lists that are not in the store yet."""
+        path = self.staging / "manifest.json"
+        try:
+            manifest = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return 0
+        return sum(
+            1
+            for entry in listed_files(manifest)
+            if not entry.get("sha256") or self.uploaded.get(entry["path"]) != entry["sha256"]
+        )
+
     def push(self) -> int:
         """Upload what is new; returns how many files went up. The manifest goes last."""
         path = self.staging / "manifest.json"

@@ -127,6 +127,12 @@ class Sealer:
             self._thread.join()
             self._thread = None
 
+    @property
+    def backlog(self) -> int:
+        """Segments rotated out and not sealed yet (a seal in progress or being retried)."""
+        with self._handed_lock:
+            return len(self._awaiting_seal)
+
     def awaiting(self, number: int) -> None:
         """Segment ``number`` was rotated out: its seal is coming."""
         with self._handed_lock:

@@ -75,6 +75,10 @@ COMMANDS = {
         "rtcap.cli.sim:sdk_shim_command",
         "Print or copy the file that points the ProjectX SDK at rtcap.",
     ),
+    "status": (
+        "rtcap.cli.status:status_command",
+        "Each running recorder's state: streams, rate, gaps, backlog, health.",
+    ),
     "simulate": (
         "rtcap.cli.simulate:simulate",
         "Run the seeded simulated market through the kernel.",

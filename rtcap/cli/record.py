@@ -215,6 +215,17 @@ def _bars(ctx, param, value):
     show_default="this host's name",
     help="This recorder's id in --dataset.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve Prometheus /metrics and /healthz on this port (0: any free port, printed).",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address for --metrics-port (loopback unless you ask otherwise).",
+)
 @click.option("--quiet", is_flag=True, help="No live status line.")
 def record(
     capture,
@@ -252,6 +263,8 @@ def record(
     journal_dir,
     dataset,
     recorder,
+    metrics_port,
+    metrics_host,
     quiet,
 ) -> None:
     """Record a live websocket feed into CAPTURE (default captures/<UTC time>), a directory or
@@ -323,6 +336,7 @@ def record(
                 (stale_after, silence_after),
                 backoff_max,
                 quiet,
+                (metrics_host, metrics_port),
                 uploader,
             )
         )
@@ -343,6 +357,7 @@ async def _record(
     timeouts,
     backoff_max,
     quiet,
+    metrics: tuple[str, int | None],
     uploader: Uploader | None = None,
 ) -> str:
     from rtcap.capture.feeds import (
@@ -375,10 +390,22 @@ async def _record(
         silence_after_s=silence_after,
         max_frames=max_frames,
     )
+    recorder.uploader = uploader
     # Before anything is on disk: a SIGTERM from the moment the capture exists seals it.
     stop_on_signals(recorder.stop)
+    metrics_server = None
     try:
         await asyncio.to_thread(writer.open)
+        if metrics[1] is not None:
+            from rtcap.capture.metrics import MetricsServer
+
+            metrics_server = MetricsServer(recorder, *metrics)
+            await metrics_server.start()
+            click.echo(
+                f"metrics  http://{metrics_server.host}:{metrics_server.port}/metrics "
+                "(and /healthz)",
+                err=True,
+            )
         try:
             await recorder.prepare()
         except RecordingError:
@@ -396,6 +423,8 @@ async def _record(
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
     finally:
+        if metrics_server is not None:
+            await metrics_server.stop()
         if embedded is not None:
             await embedded.stop()
     manifest = writer.manifest
