@@ -11,6 +11,7 @@ ahead of the next frame, so the events are the same at every speed.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -22,8 +23,9 @@ from rtcap.models import DATA_KINDS, Frame
 from rtcap.replay.pacing import Pacer, parse_speed
 from rtcap.storage.dataset import open_reader
 from rtcap.storage.manifest import contract_names
-from rtcap.storage.reader import FrameFilter, resolve_time
+from rtcap.storage.reader import CaptureReader, FrameFilter, resolve_time
 from rtcap.storage.schema import frame_chunks
+from rtcap.storage.tail import CaptureTail
 from rtcap.timeutil import format_iso_ns
 
 CHUNK = 512  # frames converted at a time: short enough not to hold up a paced schedule
@@ -49,9 +51,18 @@ class Replay:
         keep_lateness: bool = False,
         seqs: tuple[int, int | None] | None = None,
         recorders: list[str] | None = None,
+        follow: bool = False,
+        poll_s: float = 0.2,
     ) -> None:
         # a capture, or a dataset root whose captures are merged in receive-time order
-        self.reader = open_reader(capture, include_open=include_open, recorders=recorders)
+        self.reader = open_reader(capture, include_open=include_open or follow, recorders=recorders)
+        if follow and not isinstance(self.reader, CaptureReader):
+            raise ValueError(
+                f"--follow reads one capture being recorded, and {capture} holds several: name "
+                "one of them"
+            )
+        self.follow = follow
+        self.poll_s = poll_s
         self.speed = parse_speed(speed)
         first, last = self.reader.span
         start_ns, end_ns = resolve_time(start, first, last), resolve_time(end, first, last)
@@ -99,21 +110,40 @@ class Replay:
         return contract_names(self.manifest)
 
     async def batches(self) -> AsyncIterator[list[Frame]]:
-        tables = _prefetching(self.reader.tables(self.filter))
-        while (table := await anext(tables)) is not None and not self.closed:
-            for frames in frame_chunks(table, CHUNK):
-                if self.speed is None:
-                    self._out(frames)
-                    yield frames
-                    await asyncio.sleep(0)
-                else:
-                    times = [frame.recv_ns for frame in frames]
-                    async for batch in self.pacer.release(
-                        frames, times, on_emit=self._out, interlude=self._clock_frames
-                    ):
-                        yield batch
-                if self.closed:
-                    return
+        tables = _prefetching(self._tables())
+        try:
+            while (table := await anext(tables)) is not None and not self.closed:
+                for frames in frame_chunks(table, CHUNK):
+                    if self.speed is None:
+                        self._out(frames)
+                        yield frames
+                        await asyncio.sleep(0)
+                    else:
+                        times = [frame.recv_ns for frame in frames]
+                        async for batch in self.pacer.release(
+                            frames, times, on_emit=self._out, interlude=self._clock_frames
+                        ):
+                            yield batch
+                    if self.closed:
+                        return
+        finally:
+            self.closed = True  # a follow's polling thread stops within poll_s
+
+    def _tables(self) -> Iterator[pa.Table]:
+        """The capture's rows as filtered tables; following, then the rows a recorder still
+        writes as they reach the disk, until it ends (its manifest no longer says recording)."""
+        yield from self.reader.tables(self.filter)
+        if not self.follow:
+            return
+        tail = CaptureTail(self.reader.path, self.reader.last_seq)
+        while not self.closed and not tail.finished:
+            table = tail.poll()
+            if table is None:
+                time.sleep(self.poll_s)  # on the prefetching worker thread, never the loop
+                continue
+            table = self.filter.apply(table)
+            if table.num_rows:
+                yield table
 
     async def raw_batches(self) -> AsyncIterator[list[bytes]]:
         """Payloads of the data frames only, undecoded, in order, at ``speed`` (or max): the

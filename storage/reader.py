@@ -153,6 +153,7 @@ class CaptureReader:
         self.manifest = capture_manifest(self.path, include_open=include_open)
         self.row_groups_read = 0
         self.row_groups_skipped = 0
+        self.last_seq = -1  # the last row read by tables(), filtered out or not
 
     @property
     def span(self) -> tuple[int, int]:
@@ -189,8 +190,10 @@ class CaptureReader:
                 table = where.apply(table)
                 if table.num_rows:
                     yield table
+        self.last_seq = last_seq
         if self.include_open:
             for table in journal_tables(self.path, last_seq):
+                self.last_seq = max(self.last_seq, pc.max(table.column("seq")).as_py())
                 table = where.apply(table)
                 if table.num_rows:
                     yield table

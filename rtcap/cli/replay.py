@@ -48,7 +48,16 @@ def _speed(ctx, param, value):
 
 
 def _replay_source(
-    capture: Path, speed, start, end, streams, symbols, include_open, max_gap, recorders=None
+    capture: Path,
+    speed,
+    start,
+    end,
+    streams,
+    symbols,
+    include_open,
+    max_gap,
+    recorders=None,
+    follow=False,
 ):
     try:
         capture = readable(capture)
@@ -62,6 +71,7 @@ def _replay_source(
             include_open=include_open,
             max_gap=max_gap,
             recorders=split_list(recorders) or None,
+            follow=follow,
         )
     except (CaptureError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -91,6 +101,12 @@ def _replay_source(
 @click.option("--symbols", help="Only frames hinted with these symbols/contract ids.")
 @click.option("--include-open", is_flag=True, help="Also replay an unsealed journal.")
 @click.option(
+    "--follow",
+    is_flag=True,
+    help="Keep going as a recorder writes CAPTURE: sealed rows, the journal, then each new row "
+    "as it reaches the disk, until the recording ends.",
+)
+@click.option(
     "--recorders",
     help="CAPTURE is a dataset root: only these recorders' captures (ids or labels, "
     "comma-separated). Needed when two recorded the same feed.",
@@ -111,6 +127,7 @@ def replay(
     streams,
     symbols,
     include_open,
+    follow,
     recorders,
     max_gap,
     book,
@@ -133,7 +150,7 @@ def replay(
     if serve and click.get_current_context().get_parameter_source("speed").name == "DEFAULT":
         speed = 1.0  # clients want the session as it happened unless they ask otherwise
     source = _replay_source(
-        capture, speed, start, end, streams, symbols, include_open, max_gap, recorders
+        capture, speed, start, end, streams, symbols, include_open, max_gap, recorders, follow
     )
     try:
         if serve:
