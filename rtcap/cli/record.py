@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -216,6 +217,12 @@ def _bars(ctx, param, value):
     help="This recorder's id in --dataset.",
 )
 @click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Run every [[recorder]] of this TOML file in this one process, each isolated from the "
+    "others (see README).",
+)
+@click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
     help="Serve Prometheus /metrics and /healthz on this port (0: any free port, printed).",
@@ -227,46 +234,7 @@ def _bars(ctx, param, value):
     help="Address for --metrics-port (loopback unless you ask otherwise).",
 )
 @click.option("--quiet", is_flag=True, help="No live status line.")
-def record(
-    capture,
-    source,
-    symbols,
-    channels,
-    user_hub,
-    username,
-    api_key,
-    api_url,
-    market_hub_url,
-    user_hub_url,
-    streams,
-    binance_url,
-    binance_rest_url,
-    snapshot_interval,
-    url,
-    sends,
-    seed,
-    rate,
-    duration,
-    max_frames,
-    bars,
-    flush_ms,
-    hold_mb,
-    fsync,
-    segment_mb,
-    segment_minutes,
-    seal_level,
-    stale_after,
-    silence_after,
-    append,
-    redact_names,
-    backoff_max,
-    journal_dir,
-    dataset,
-    recorder,
-    metrics_port,
-    metrics_host,
-    quiet,
-) -> None:
+def record(config: Path | None, **params: Any) -> None:
     """Record a live websocket feed into CAPTURE (default captures/<UTC time>), a directory or
     a URI such as s3://bucket/prefix (journaled locally, sealed files uploaded as they seal).
 
@@ -275,74 +243,101 @@ def record(
     --flush-ms and are sealed into zstd Parquet segments; Ctrl+C or SIGTERM flush and seal.
     """
     from rtcap.capture.recorder import RecordingError
-    from rtcap.storage.dataset import capture_path
     from rtcap.storage.errors import CaptureError
-    from rtcap.storage.remote import Uploader, staging_path
 
-    if dataset is not None:
-        if capture is not None:
-            raise click.UsageError("give CAPTURE or --dataset ROOT, not both")
-        date = time.strftime("%Y-%m-%d", time.gmtime())
-        capture = CAPTURE.convert(capture_path(dataset, source, date, recorder), None, None)
-    capture = capture or Path("captures") / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    uploader = None
-    if isinstance(capture, str):  # a URI: record into local staging, upload as segments seal
-        staging = staging_path(capture, journal_dir)
-        try:
-            uploader = Uploader(capture, staging)
-            uploader.check_reachable()
-        except CaptureError as exc:
-            raise click.ClickException(str(exc)) from None
-        capture = staging
-    api_url, market_hub_url, user_hub_url = projectx_urls(api_url, market_hub_url, user_hub_url)
-    options = dict(
-        source=source,
-        symbols=split_list(symbols),
-        channels=tuple(split_list(channels)),
-        user_hub=user_hub,
-        username=username,
-        api_key=api_key,
-        api_url=api_url,
-        market_hub_url=market_hub_url,
-        user_hub_url=user_hub_url,
-        streams=split_list(streams),
-        binance_url=binance_url,
-        binance_rest_url=binance_rest_url,
-        snapshot_interval=snapshot_interval,
-        url=url,
-        sends=list(sends),
-        seed=seed,
-        rate=rate,
-    )
-    add_secret_names(list(redact_names))
-    writer_options = dict(
-        append=append,
-        fsync=fsync,
-        seal_level=seal_level,
-        segment_max_bytes=segment_mb * 1024 * 1024,
-        segment_max_s=segment_minutes * 60,
-    )
-    try:
-        summary = asyncio.run(
-            _record(
-                capture,
-                writer_options,
-                options,
-                duration,
-                max_frames,
-                bars,
-                flush_ms,
-                hold_mb,
-                (stale_after, silence_after),
-                backoff_max,
-                quiet,
-                (metrics_host, metrics_port),
-                uploader,
+    if config is not None:
+        given = [name for name in params if _given(name)]
+        if given:
+            raise click.UsageError(
+                f"--config runs the recorders its file describes: put {', '.join(given)} in "
+                "their [[recorder]] tables instead"
             )
-        )
+        _record_many(config)
+        return
+    try:
+        recording = _recording(params)
+        summary = asyncio.run(recording(None))
     except (CaptureError, RecordingError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(summary)
+
+
+def _given(name: str) -> bool:
+    """Whether option ``name`` was given on the command line (or its variable), not defaulted."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def _recording(params: dict[str, Any]) -> Callable[[asyncio.Event | None], Awaitable[str]]:
+    """One recording as the options ``params`` describe it, checked and ready to run: call it
+    (with a group's stop event, or ``None`` to stop on this process's signals)."""
+    from rtcap.storage.dataset import capture_path
+    from rtcap.storage.remote import Uploader, staging_path
+
+    capture, source = params["capture"], params["source"]
+    if params["dataset"] is not None:
+        if capture is not None:
+            raise click.UsageError("give CAPTURE or --dataset ROOT, not both")
+        date = time.strftime("%Y-%m-%d", time.gmtime())
+        where = capture_path(params["dataset"], source, date, params["recorder"])
+        capture = CAPTURE.convert(where, None, None)
+    capture = capture or Path("captures") / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    uploader = None
+    if isinstance(capture, str):  # a URI: record into local staging, upload as segments seal
+        staging = staging_path(capture, params["journal_dir"])
+        uploader = Uploader(capture, staging)
+        uploader.check_reachable()
+        capture = staging
+    api_url, market_hub_url, user_hub_url = projectx_urls(
+        params["api_url"], params["market_hub_url"], params["user_hub_url"]
+    )
+    options = dict(
+        source=source,
+        symbols=split_list(params["symbols"]),
+        channels=tuple(split_list(params["channels"])),
+        user_hub=params["user_hub"],
+        username=params["username"],
+        api_key=params["api_key"],
+        api_url=api_url,
+        market_hub_url=market_hub_url,
+        user_hub_url=user_hub_url,
+        streams=split_list(params["streams"]),
+        binance_url=params["binance_url"],
+        binance_rest_url=params["binance_rest_url"],
+        snapshot_interval=params["snapshot_interval"],
+        url=params["url"],
+        sends=list(params["sends"]),
+        seed=params["seed"],
+        rate=params["rate"],
+    )
+    add_secret_names(list(params["redact_names"]))
+    writer_options = dict(
+        append=params["append"],
+        fsync=params["fsync"],
+        seal_level=params["seal_level"],
+        segment_max_bytes=params["segment_mb"] * 1024 * 1024,
+        segment_max_s=params["segment_minutes"] * 60,
+    )
+
+    def run(group_stop: asyncio.Event | None) -> Awaitable[str]:
+        return _record(
+            capture,
+            writer_options,
+            options,
+            params["duration"],
+            params["max_frames"],
+            params["bars"],
+            params["flush_ms"],
+            params["hold_mb"],
+            (params["stale_after"], params["silence_after"]),
+            params["backoff_max"],
+            params["quiet"],
+            (params["metrics_host"], params["metrics_port"]),
+            uploader,
+            group_stop,
+        )
+
+    return run
 
 
 async def _record(
@@ -359,6 +354,7 @@ async def _record(
     quiet,
     metrics: tuple[str, int | None],
     uploader: Uploader | None = None,
+    group_stop: asyncio.Event | None = None,
 ) -> str:
     from rtcap.capture.feeds import (
         local_gateway_feed,
@@ -392,7 +388,12 @@ async def _record(
     )
     recorder.uploader = uploader
     # Before anything is on disk: a SIGTERM from the moment the capture exists seals it.
-    stop_on_signals(recorder.stop)
+    relay = None
+    if group_stop is None:
+        stop_on_signals(recorder.stop)
+    else:  # one of several recorders: the group's stop stops it
+        relay = asyncio.create_task(group_stop.wait())
+        relay.add_done_callback(lambda _: recorder.stop.set())
     metrics_server = None
     try:
         await asyncio.to_thread(writer.open)
@@ -423,6 +424,8 @@ async def _record(
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
     finally:
+        if relay is not None:
+            relay.cancel()
         if metrics_server is not None:
             await metrics_server.stop()
         if embedded is not None:
@@ -541,3 +544,105 @@ async def _status(recorder: Recorder) -> None:
                 f"reconnects {s['reconnects']} | last gap {gap}"
             )
             await asyncio.sleep(0.25)
+
+
+def _record_many(config: Path) -> None:
+    """Every ``[[recorder]]`` of ``config`` at once in this process. Each table holds the
+    options of one ``rtcap record`` (``capture`` and option names, ``-`` or ``_`` alike), checked
+    as the command line checks them; one recorder failing (a bad symbol, refused credentials, a
+    full disk) stops only itself. Ctrl+C or SIGTERM stops them all, each sealing its capture."""
+    from rtcap.capture.recorder import RecordingError
+    from rtcap.storage.errors import CaptureError
+
+    expected = (CaptureError, RecordingError, ValueError, click.ClickException)
+    recordings, outcomes = {}, {}
+    for name, params in _config_recorders(config).items():
+        try:
+            recordings[name] = _recording(params)
+        except expected as exc:
+            outcomes[name] = exc
+
+    async def run_all() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        names = list(recordings)
+        results = await asyncio.gather(
+            *(recordings[n](stop) for n in names), return_exceptions=True
+        )
+        outcomes.update(zip(names, results, strict=True))
+
+    if recordings:
+        asyncio.run(run_all())
+    failed = []
+    for name, outcome in outcomes.items():
+        if isinstance(outcome, BaseException):
+            failed.append(name)
+            text = (
+                outcome.format_message()
+                if isinstance(outcome, click.ClickException)
+                else str(outcome)
+            )
+            if not isinstance(outcome, expected):
+                text = f"unexpected {type(outcome).__name__}: {text}"
+            click.echo(f"[{name}] Error: {text}", err=True)
+        else:
+            click.echo(f"[{name}] {outcome}")
+    if failed:
+        raise click.ClickException(
+            f"{len(failed)} of {len(outcomes)} recorders failed ({', '.join(failed)}); the "
+            "others recorded as reported above"
+        )
+
+
+def _config_recorders(config: Path) -> dict[str, dict[str, Any]]:
+    """Name → checked options of every ``[[recorder]]`` table in ``config``."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(config.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise click.ClickException(f"cannot read {config}: {exc}") from None
+    tables = data.get("recorder")
+    if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
+        raise click.ClickException(
+            f"{config} has no [[recorder]] tables: give one per feed to record (see README)"
+        )
+    options = {opt: param for param in record.params for opt in param.opts}
+    recorders: dict[str, dict[str, Any]] = {}
+    for number, table in enumerate(tables, start=1):
+        table = dict(table)
+        name = table.pop("name", None)
+        if not isinstance(name, str) or not name or name in recorders:
+            raise click.ClickException(
+                f'{config}: recorder #{number} needs a name of its own (name = "…")'
+            )
+        args = []
+        capture = table.pop("capture", None)
+        if capture is not None:
+            args.append(str(capture))
+        for key, value in table.items():
+            flag = "--" + key.replace("_", "-")
+            param = options.get(flag)
+            if param is None or flag == "--config":
+                raise click.ClickException(
+                    f"{config}: recorder {name!r} has an unknown option {key!r}: use the names "
+                    "of `rtcap record --help` (without --)"
+                )
+            values = value if isinstance(value, list) and param.multiple else [value]
+            for one in values:
+                if getattr(param, "is_flag", False):
+                    if one is True:
+                        args.append(flag)
+                    continue
+                args += [flag, ",".join(map(str, one)) if isinstance(one, list) else str(one)]
+        args.append("--quiet")  # several status lines would overwrite each other
+        try:
+            context = record.make_context(f"record {name}", args)
+        except click.ClickException as exc:
+            raise click.ClickException(
+                f"{config}: recorder {name!r}: {exc.format_message()}"
+            ) from None
+        params = dict(context.params)
+        params.pop("config", None)
+        recorders[name] = params
+    return recorders
