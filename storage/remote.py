@@ -25,7 +25,7 @@ import re
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import orjson
 import pyarrow as pa
@@ -52,11 +52,19 @@ def cache_root() -> Path:
 
 
 def _local_name(uri: str) -> Path:
-    """A folder name for ``uri``: scheme, bucket and prefix only (never user info or query)."""
+    """A folder name for ``uri``: scheme, then bucket and prefix (never user info or query),
+    one name per URI. Characters other than letters, digits, ``.``, ``=`` and ``-`` are
+    percent-encoded (``_`` and ``%`` included) and ``/`` becomes ``_``, so the mapping can be
+    undone: ``s3://b/x_y`` and ``s3://b/x/y`` never share a folder, and no URI's folder lies
+    inside another's."""
     parts = urlsplit(uri)
     host = parts.netloc.rsplit("@", 1)[-1]
-    safe = re.sub(r"[^A-Za-z0-9._=-]+", "_", f"{host}/{parts.path.strip('/')}")
-    return Path(parts.scheme) / safe
+    name = "_".join(
+        quote(piece, safe="=").replace("_", "%5F").replace("~", "%7E")
+        for piece in [host, *parts.path.strip("/").split("/")]
+        if piece
+    )
+    return Path(parts.scheme) / name
 
 
 def mirror_path(uri: str) -> Path:

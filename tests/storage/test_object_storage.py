@@ -251,3 +251,24 @@ def test_a_remote_manifest_listing_anything_but_sealed_files_is_refused_and_noth
         assert name in result.output
         fetched = [p for p in mirror_path(uri).rglob("*") if p.is_file()]
         assert fetched == [], fetched
+
+
+def test_every_uri_has_staging_and_mirror_folders_of_its_own(tmp_path, monkeypatch):
+    """``s3://tapes/col/x_y`` and ``s3://tapes/col/x/y`` shared one staging folder, and
+    following the error's advice uploaded one capture into the other."""
+    monkeypatch.setenv("RTCAP_CACHE", str(tmp_path))
+    uris = [
+        "s3://tapes/col/x_y",
+        "s3://tapes/col/x/y",
+        "s3://tapes/col_x/y",
+        "s3://tapes/col/x%5Fy",
+        "s3://tapes/col/x y",
+        "s3://tapes/col/x",
+        "s3://tapes/ds/source=sim/date=2026-12-05/recorder=a",
+    ]
+    for where in (staging_path, mirror_path):
+        folders = [where(uri) for uri in uris]
+        assert len(set(folders)) == len(uris), folders
+        for one in folders:  # none inside another
+            assert not any(other != one and one.is_relative_to(other) for other in folders)
+    assert mirror_path(uris[-1]).name == "tapes_ds_source=sim_date=2026-12-05_recorder=a"
