@@ -17,6 +17,7 @@ from typing import Any
 
 from rtcap.capture.diskfull import HOLD_MB, JournalPause, is_disk_full
 from rtcap.capture.health import STATUS_EVERY_S, snapshot, write_status
+from rtcap.capture.roll import RollSchedule
 from rtcap.capture.session import SILENCE_AFTER_S, Backoff, FatalFeedError, Session
 from rtcap.events import EventType
 from rtcap.lifecycle import ClockRow, error_row, payload_detail
@@ -47,6 +48,8 @@ class Recorder:
         max_attempts: int | None = None,
         silence_after_s: float | None = SILENCE_AFTER_S,
         hold_mb: float = HOLD_MB,
+        roll: RollSchedule | None = None,
+        next_writer: Callable[[int], CaptureWriter] | None = None,
     ) -> None:
         self.feeds = list(feeds)
         self.hold_bytes = int(hold_mb * 1024 * 1024)
@@ -64,18 +67,15 @@ class Recorder:
         self._snapshots = {
             f.stream: f.snapshots for f in self.feeds if getattr(f, "snapshots", None) is not None
         }
-        self.pipeline = (
-            Pipeline(
-                None,
-                bar_timeframes or ["1min"],
-                codec="auto",
-                wanted=wanted,
-                books=bool(self._snapshots),
-                book_levels=False,  # only breaks matter here: no levels on the read loop
-            )
-            if wanted
-            else None
-        )
+        self._wanted = wanted
+        self.pipeline = self._new_pipeline()
+        # Day roll (capture/roll.py): when, and the writer of the next capture.
+        self.roll = roll if writer is not None and next_writer is not None else None
+        self._next_writer = next_writer
+        self._next_roll_ns: int | None = None
+        self._closing: list[asyncio.Task[None]] = []
+        self._last_recv_ns = 0
+        self.rolls = 0
         self.sessions = [
             Session(
                 feed,
@@ -105,6 +105,19 @@ class Recorder:
         self.on_flush: Callable[[float], None] | None = None
         self.uploader: Any = None  # the Uploader of a URI capture, for its backlog
 
+    def _new_pipeline(self) -> Pipeline | None:
+        """The read loop's pipeline (one per capture: live bars are each capture's own)."""
+        if not self._wanted:
+            return None
+        return Pipeline(
+            None,
+            self.bar_timeframes or ["1min"],
+            codec="auto",
+            wanted=self._wanted,
+            books=bool(self._snapshots),
+            book_levels=False,  # only breaks matter here: no levels on the read loop
+        )
+
     def subscribe(self) -> asyncio.Queue:
         """A queue receiving every row as recorded (``None`` when recording ends)."""
         queue: asyncio.Queue = asyncio.Queue()
@@ -116,6 +129,8 @@ class Recorder:
     def _sink(self, frame: Frame) -> None:
         if self.pause is not None and not self.pause.admit(frame):
             return  # not kept: neither journaled nor seen live (live must equal replay)
+        if frame.recv_ns > self._last_recv_ns:
+            self._last_recv_ns = frame.recv_ns
         if self.writer is not None:
             self.writer.append(frame)
         else:
@@ -257,6 +272,65 @@ class Recorder:
                 log.warning("%s; recording goes on, the seal is retried", problem)
                 self._sink(self._error_row("seal_failed", str(problem)))
             reported = len(failures)
+            if self._roll_due() and not self.stop.is_set():
+                await self._roll()
+                writer, reported = self.writer, 0
+
+    def _roll_due(self) -> bool:
+        if self.roll is None or self.pause is not None:
+            return False
+        now = time.time_ns()
+        if self._next_roll_ns is None:
+            self._next_roll_ns = self.roll.next_after(now)
+        return now >= self._next_roll_ns
+
+    async def _roll(self) -> None:
+        """Close this capture and go on in the next one, without dropping any connection: the
+        next row goes to the next capture, whose own pipeline builds its live bars. A ``rolled``
+        row ends the old capture and a ``rolled_from`` row starts the new one, each naming the
+        other; the old one is sealed and closed in the background (its status says so)."""
+        old = self.writer
+        assert old is not None and self._next_writer is not None and self.roll is not None
+        now = time.time_ns()
+        new = self._next_writer(now)
+        try:
+            await asyncio.to_thread(new.open)
+        except (CaptureError, OSError) as exc:  # the next capture cannot open: keep this one
+            log.warning("cannot roll to %s (%s): recording goes on in %s", new.path, exc, old.path)
+            self._sink(self._error_row("roll_failed", str(exc), next=str(new.path)))
+            self._next_roll_ns = self.roll.next_after(now)
+            return
+        new.set_subscriptions(old.manifest.get("subscriptions") or [])
+        new.set_bar_timeframes(self.bar_timeframes or [])
+        # The switch, with no await inside: every row from here on is the new capture's.
+        at = self._last_recv_ns or now  # no row of the new capture may precede the old's last
+        old.append(
+            error_row("rolled", None, continues_in=str(new.path)).to_frame(at, 0, 0, "rtcap")
+        )
+        self.writer = new
+        self.pipeline = self._new_pipeline()
+        for snapshots in self._snapshots.values():
+            snapshots.request_all()  # each capture's books start from its own snapshot
+        self._sink(
+            error_row("rolled_from", None, continued_from=str(old.path)).to_frame(
+                at + 1, 0, 0, "rtcap"
+            )
+        )
+        self.rolls += 1
+        self._next_roll_ns = self.roll.next_after(now)
+        log.info("rolled: %s closed, recording goes on in %s", old.path, new.path)
+        self._closing.append(asyncio.create_task(self._close_rolled(old)))
+
+    async def _close_rolled(self, old: CaptureWriter) -> None:
+        """Write the old capture's last rows, seal and close it, and mark its status ended."""
+        try:
+            await asyncio.to_thread(old.write_block, *old.take_block())
+            await asyncio.to_thread(old.close)
+        except (CaptureError, OSError) as exc:
+            log.warning("%s: %s", old.path, exc)
+            self.error = self.error or f"closing the rolled capture {old.path}: {exc}"
+        with contextlib.suppress(OSError):
+            write_status(old.path, {**snapshot(self), "running": False, "capture": str(old.path)})
 
     async def _keep_status(self) -> None:
         """``status.json`` in the capture, refreshed every second (``rtcap status`` reads it)."""
@@ -303,6 +377,8 @@ class Recorder:
         )
 
     async def _finish(self) -> None:
+        if self._closing:
+            await asyncio.gather(*self._closing)
         for queue in self._queues:
             queue.put_nowait(None)
         if self.writer is not None:

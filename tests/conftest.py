@@ -1,11 +1,18 @@
 """Shared test configuration: the slow-mode switch and the real Binance capture (the whole
-recording in ../shared/data when it is there, else the 3-minute slice in fixtures/)."""
+recording in ../shared/data when it is there, else the 3-minute slice in fixtures/).
+
+Recordings made by tests do not roll at midnight (``RTCAP_ROLL_AT=none``, inherited by every
+``rtcap`` subprocess): a test that happens to run across 00:00 UTC must not find two captures
+where it made one. tests/capture/test_roll.py rolls them on purpose, with ``--roll-every``."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+os.environ["RTCAP_ROLL_AT"] = "none"
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 BINANCE_CAPTURE = SHARED_DATA / "binance-spot" / "ethusdt_20240808.gz"

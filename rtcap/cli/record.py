@@ -29,6 +29,7 @@ from rtcap.cli.serving import stop_on_signals
 
 if TYPE_CHECKING:
     from rtcap.capture.recorder import Recorder
+    from rtcap.capture.roll import RollSchedule
     from rtcap.storage.remote import Uploader
 
 
@@ -170,6 +171,19 @@ def _bars(ctx, param, value):
     help="Reconnect when a connection stays silent this long (at least 1s).",
 )
 @click.option(
+    "--roll-at",
+    envvar="RTCAP_ROLL_AT",
+    help="Close the day's capture and go on in the next one at this time of day, without "
+    "dropping the connection: HH:MM (UTC), 'HH:MM Zone/Name', or none. Default: 00:00 UTC; "
+    "'17:00 America/Chicago' (CME's trading day) for --source projectx. Not for URI captures. "
+    "[env RTCAP_ROLL_AT]",
+)
+@click.option(
+    "--roll-every",
+    type=DURATION,
+    help="Roll on a fixed period instead (e.g. 1h): one capture per period.",
+)
+@click.option(
     "--silence-after",
     type=Duration(minimum_s=0.1),
     default="5s",
@@ -271,17 +285,34 @@ def _given(name: str) -> bool:
 def _recording(params: dict[str, Any]) -> Callable[[asyncio.Event | None], Awaitable[str]]:
     """One recording as the options ``params`` describe it, checked and ready to run: call it
     (with a group's stop event, or ``None`` to stop on this process's signals)."""
+    from rtcap.capture.roll import parse_roll
     from rtcap.storage.dataset import capture_path
     from rtcap.storage.remote import Uploader, staging_path
 
     capture, source = params["capture"], params["source"]
-    if params["dataset"] is not None:
+    trading_day = "17:00 America/Chicago" if source == "projectx" else "00:00"
+    every = params["roll_every"]
+    schedule = parse_roll(
+        params["roll_at"], None if every is None else int(every * 1e9), trading_day
+    )
+    dataset = params["dataset"]
+    if dataset is not None:
         if capture is not None:
             raise click.UsageError("give CAPTURE or --dataset ROOT, not both")
-        date = time.strftime("%Y-%m-%d", time.gmtime())
-        where = capture_path(params["dataset"], source, date, params["recorder"])
+        if schedule is not None:
+            date = schedule.day_of(time.time_ns())
+        else:
+            date = time.strftime("%Y-%m-%d", time.gmtime())
+        where = capture_path(dataset, source, date, params["recorder"])
         capture = CAPTURE.convert(where, None, None)
     capture = capture or Path("captures") / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    if isinstance(capture, str) and schedule is not None:
+        if params["roll_at"] is not None or every is not None:
+            raise click.UsageError(
+                "a capture on object storage does not roll yet: record into a local folder "
+                "or dataset, or leave out --roll-at/--roll-every"
+            )
+        schedule = None
     uploader = None
     if isinstance(capture, str):  # a URI: record into local staging, upload as segments seal
         staging = staging_path(capture, params["journal_dir"])
@@ -335,6 +366,8 @@ def _recording(params: dict[str, Any]) -> Callable[[asyncio.Event | None], Await
             (params["metrics_host"], params["metrics_port"]),
             uploader,
             group_stop,
+            schedule,
+            (dataset, params["recorder"]) if dataset is not None else None,
         )
 
     return run
@@ -355,12 +388,16 @@ async def _record(
     metrics: tuple[str, int | None],
     uploader: Uploader | None = None,
     group_stop: asyncio.Event | None = None,
+    roll: RollSchedule | None = None,
+    dataset: tuple[str | Path, str] | None = None,
 ) -> str:
     from rtcap.capture.feeds import (
         local_gateway_feed,
     )
     from rtcap.capture.recorder import Recorder, RecordingError
+    from rtcap.capture.roll import next_capture
     from rtcap.gateway.embedded import start_embedded_market
+    from rtcap.storage.dataset import capture_path
     from rtcap.storage.errors import CaptureError
     from rtcap.storage.manifest import gap_count
     from rtcap.storage.writer import CaptureWriter
@@ -375,6 +412,17 @@ async def _record(
     else:
         feeds, info = _live_feeds(options)
     writer = CaptureWriter(capture, source=info, **writer_options)
+
+    def next_writer(now_ns: int) -> CaptureWriter:
+        """The next day's capture (roll.py names it), opened by the recorder at the roll."""
+        assert roll is not None
+        day = roll.day_of(now_ns)
+        in_dataset = None
+        if dataset is not None:
+            in_dataset = Path(capture_path(dataset[0], options["source"], day, dataset[1]))
+        path = next_capture(Path(capture), day, dataset_day_path=in_dataset)
+        return CaptureWriter(path, source=info, **{**writer_options, "append": False})
+
     recorder = Recorder(
         feeds,
         writer=writer,
@@ -385,6 +433,8 @@ async def _record(
         stale_after_s=stale_after,
         silence_after_s=silence_after,
         max_frames=max_frames,
+        roll=roll,
+        next_writer=next_writer,
     )
     recorder.uploader = uploader
     # Before anything is on disk: a SIGTERM from the moment the capture exists seals it.
@@ -442,6 +492,13 @@ async def _record(
                 f"{uploader.uri}` to finish the upload"
             ) from None
         where = f"{uploader.uri} ({uploader.bytes_sent / 1e6:,.2f} MB uploaded)"
+    if recorder.rolls:  # several captures: the totals of all, and where the last one is
+        last = recorder.writer.path if recorder.writer is not None else writer.path
+        return (
+            f"recorded {recorder.rows} rows ({recorder.data_frames} data frames) into {where} "
+            f"and {recorder.rolls} capture(s) after it (rolled; the last is {last}), "
+            f"{recorder.status()['reconnects']} reconnects"
+        )
     return (
         f"recorded {manifest['frames']} rows ({recorder.data_frames} data frames) into "
         f"{where}: {len(manifest['segments'])} segments, {gaps} gaps, "
