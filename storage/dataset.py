@@ -2,7 +2,7 @@
 
 Layout (``rtcap record --dataset ROOT --recorder ID``)::
 
-    ROOT/source=<sim|projectx|binance|ws>/date=<UTC date the recording started>/recorder=<ID>/
+    ROOT/source=<sim|projectx|binance|ws>/date=<trading day (rtcap.capture.roll)>/recorder=<ID>/
 
 Each leaf is an ordinary capture, written by one recorder without coordinating with any other
 (a recorder only ever writes its own folder). Any folder holding captures at any depth (this
