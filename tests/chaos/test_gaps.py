@@ -133,9 +133,9 @@ def test_a_short_stall_on_a_busy_stream_is_a_silence_by_its_own_rhythm(tmp_path)
         sim.stop()
     assert code == 0, err
     silences = [g for g in gap_rows(capture) if g["kind"] == "silence"]
-    assert len(silences) == 1 and 1.8 <= silences[0]["seconds"] <= 3.0, silences
+    (stall,) = [g for g in silences if 1.8 <= g["seconds"] <= 3.0]  # (a starved CI may add more)
     frames = [f for f in read_frames(capture) if f.kind == "text"]
-    inside = [f for f in frames if silences[0]["from_ns"] < f.recv_ns < silences[0]["to_ns"]]
+    inside = [f for f in frames if stall["from_ns"] < f.recv_ns < stall["to_ns"]]
     assert inside == []  # the row spans from the last message to the next
 
 

@@ -129,7 +129,7 @@ async def test_a_history_request_for_all_of_time_neither_stalls_streams_nor_runs
     during = [t for t in arrivals if asked <= t <= answered + 0.3]
     gaps = [b - a for a, b in itertools.pairwise(during)]
     assert len(during) > 100 * (answered - asked), "the stream slowed down"
-    assert max(gaps) < 0.5, (answered - asked, max(gaps))
+    assert max(gaps) < 1.0, (answered - asked, max(gaps))  # 0.11 s measured; before: all of it
 
 
 MALFORMED_BODIES = [

@@ -151,7 +151,7 @@ def test_a_full_disk_pauses_journaling_until_space_returns(tmp_path, hold_mb):
     if hold_mb == "256":  # everything was held: the pause's rows are all in the tape
         assert not lost and len(during) > 400 * 2
         gaps = [b.recv_ns - a.recv_ns for a, b in itertools.pairwise(during)]
-        assert max(gaps) < 0.5e9  # no stretch of the pause is missing
+        assert max(gaps) < 1e9  # no stretch of the pause is missing (400 messages a second)
     else:
         assert len(lost) == 1 and lost[0]["missing"] > 100 and lost[0]["bytes"] > 0
         inside = [f for f in frames if lost[0]["from_ns"] <= f.recv_ns <= lost[0]["to_ns"]]
