@@ -277,9 +277,10 @@ def record(config: Path | None, **params: Any) -> None:
 
 
 def _given(name: str) -> bool:
-    """Whether option ``name`` was given on the command line (or its variable), not defaulted."""
+    """Whether option ``name`` was given on the command line (an environment variable applies
+    to every recorder of a --config file alike, as each table is parsed with it)."""
     source = click.get_current_context().get_parameter_source(name)
-    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+    return source is not None and source.name == "COMMANDLINE"
 
 
 def _recording(params: dict[str, Any]) -> Callable[[asyncio.Event | None], Awaitable[str]]:
