@@ -25,7 +25,7 @@ from rtcap.storage.dataset import open_reader
 from rtcap.storage.manifest import contract_names
 from rtcap.storage.reader import CaptureReader, FrameFilter, resolve_time
 from rtcap.storage.schema import frame_chunks
-from rtcap.storage.tail import CaptureTail
+from rtcap.storage.tail import CaptureTail, rolled_to
 from rtcap.timeutil import format_iso_ns
 
 CHUNK = 512  # frames converted at a time: short enough not to hold up a paced schedule
@@ -131,19 +131,26 @@ class Replay:
 
     def _tables(self) -> Iterator[pa.Table]:
         """The capture's rows as filtered tables; following, then the rows a recorder still
-        writes as they reach the disk, until it ends (its manifest no longer says recording)."""
+        writes as they reach the disk, until it ends (its manifest no longer says recording),
+        and on into the capture it rolled to, day after day."""
         yield from self.reader.tables(self.filter)
         if not self.follow:
             return
-        tail = CaptureTail(self.reader.path, self.reader.last_seq)
-        while not self.closed and not tail.finished:
-            table = tail.poll()
-            if table is None:
-                time.sleep(self.poll_s)  # on the prefetching worker thread, never the loop
-                continue
-            table = self.filter.apply(table)
-            if table.num_rows:
-                yield table
+        path, after = self.reader.path, self.reader.last_seq
+        while not self.closed:
+            tail = CaptureTail(path, after)
+            while not self.closed and not tail.finished:
+                table = tail.poll()
+                if table is None:
+                    time.sleep(self.poll_s)  # on the prefetching worker thread, never the loop
+                    continue
+                table = self.filter.apply(table)
+                if table.num_rows:
+                    yield table
+            following = None if self.closed else rolled_to(path)
+            if following is None:
+                return
+            path, after = following, -1
 
     async def raw_batches(self) -> AsyncIterator[list[bytes]]:
         """Payloads of the data frames only, undecoded, in order, at ``speed`` (or max): the

@@ -20,9 +20,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rtcap.lifecycle import payload_detail
 from rtcap.storage import manifest as manifests
 from rtcap.storage.errors import CaptureError
-from rtcap.storage.integrity import journal_files, read_table, segment_files
+from rtcap.storage.integrity import journal_files, open_segment, read_table, segment_files
 from rtcap.storage.journal import JournalReader
 from rtcap.storage.schema import FRAME_SCHEMA, frames_v2
 
@@ -106,3 +107,27 @@ class CaptureTail:
             return None
         self.delivered = int(seqs[end - 1])
         return table.slice(0, end)
+
+
+def rolled_to(path: str | Path) -> Path | None:
+    """The capture a closed capture's recording went on in (its last row is ``rolled``, naming
+    it: rtcap.capture.roll), or ``None``. Reads only the last row group of the last file."""
+    try:
+        manifest = manifests.load(Path(path))
+    except CaptureError:
+        return None
+    files = segment_files(manifest)
+    if not files:
+        return None
+    _, parquet = open_segment(Path(path), files[-1])
+    table = frames_v2(parquet.read_row_group(parquet.num_row_groups - 1))
+    if not table.num_rows:
+        return None
+    last = table.sort_by("seq").slice(table.num_rows - 1).to_pylist()[0]
+    if last["kind"] != "error":
+        return None
+    detail = payload_detail(last["payload"])
+    target = detail.get("continues_in")
+    if detail.get("event") != "rolled" or not isinstance(target, str):
+        return None
+    return Path(target)

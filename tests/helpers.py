@@ -216,3 +216,20 @@ def one_line_error(result, *needles):
     for needle in needles:
         assert needle in errors[0], (needle, result.output)
     return errors[0]
+
+
+async def replayed(source) -> tuple[list, list]:
+    """(frames, events) of a replay source run through a pipeline: (seq, recv_ns, kind,
+    payload) of every row but clock ticks, and (type, instrument, time, data) of every event."""
+    from rtcap.pipeline import Pipeline
+
+    pipeline = Pipeline(None, ["1sec", "5sec"], codec="auto", contracts=source.contract_names)
+    frames, events = [], []
+    async for batch in source.batches():
+        for frame in batch:
+            if frame.kind != "clock":
+                frames.append((frame.seq, frame.recv_ns, frame.kind, frame.payload))
+            events += [
+                (e.type, e.instrument, e.timestamp, repr(e.data)) for e in pipeline.feed(frame)
+            ]
+    return frames, events

@@ -5,7 +5,9 @@ them equal the reference's; and the rows at each roll name where the tape contin
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import threading
 import time
 from datetime import time as clock_time
 from pathlib import Path
@@ -14,9 +16,11 @@ import orjson
 import pytest
 from chaos import harness
 from click.testing import CliRunner
+from helpers import replayed
 
 from rtcap.capture.roll import RollSchedule, next_capture, parse_roll
 from rtcap.cli import main
+from rtcap.replay.source import Replay
 from rtcap.storage.integrity import read_frames
 from rtcap.timeutil import parse_iso_ns
 
@@ -62,6 +66,13 @@ def test_a_rolling_recording_equals_an_uninterrupted_one(tmp_path):
         roller = harness.start_recorder(root / "cap", sim, "--roll-every", "2s", "--bars", "1sec")
         harness.wait_for_journal(root / "cap", roller)
         harness.wait_for_journal(tmp_path / "reference", reference)
+        followed: list = []  # a live tail from the first capture, on through every roll
+        follower = threading.Thread(
+            target=lambda: followed.extend(
+                asyncio.run(replayed(Replay(root / "cap", "max", follow=True, poll_s=0.05)))
+            )
+        )
+        follower.start()
         time.sleep(7.5)
         code, out, err = harness.stop(roller)
         assert code == 0, err
@@ -70,6 +81,9 @@ def test_a_rolling_recording_equals_an_uninterrupted_one(tmp_path):
         assert code == 0, err
     finally:
         sim.stop()
+    follower.join(60)
+    assert followed and not follower.is_alive()
+    assert followed == list(asyncio.run(replayed(Replay(root, "max"))))  # = all days, merged
     captures = sorted(root.iterdir(), key=lambda p: (len(p.name), p.name))
     assert len(captures) >= 4 and captures[0].name == "cap"
     # The rows at each roll name where the tape goes on, both ways.

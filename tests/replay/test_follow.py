@@ -10,24 +10,11 @@ import sys
 import time
 
 from click.testing import CliRunner
+from helpers import replayed
 
 from rtcap.cli import main
-from rtcap.pipeline import Pipeline
 from rtcap.replay.source import Replay
 from rtcap.storage.integrity import open_capture
-
-
-async def replayed(source: Replay) -> tuple[list, list]:
-    pipeline = Pipeline(None, ["1sec", "5sec"], codec="auto", contracts=source.contract_names)
-    frames, events = [], []
-    async for batch in source.batches():
-        for frame in batch:
-            if frame.kind != "clock":
-                frames.append((frame.seq, frame.recv_ns, frame.kind, frame.payload))
-            events += [
-                (e.type, e.instrument, e.timestamp, repr(e.data)) for e in pipeline.feed(frame)
-            ]
-    return frames, events
 
 
 def test_following_a_recording_gives_what_a_replay_of_the_finished_capture_gives(tmp_path):
