@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from rtcap.capture.diskfull import HOLD_MB, JournalPause, is_disk_full
@@ -50,6 +50,7 @@ class Recorder:
         hold_mb: float = HOLD_MB,
         roll: RollSchedule | None = None,
         next_writer: Callable[[int], CaptureWriter] | None = None,
+        after_close: Callable[[CaptureWriter], Awaitable[None]] | None = None,
     ) -> None:
         self.feeds = list(feeds)
         self.hold_bytes = int(hold_mb * 1024 * 1024)
@@ -72,6 +73,7 @@ class Recorder:
         # Day roll (capture/roll.py): when, and the writer of the next capture.
         self.roll = roll if writer is not None and next_writer is not None else None
         self._next_writer = next_writer
+        self._after_close = after_close  # a rolled capture closed: upload it, prune staging
         self._next_roll_ns: int | None = None
         self._closing: list[asyncio.Task[None]] = []
         self._last_recv_ns = 0
@@ -331,6 +333,8 @@ class Recorder:
             self.error = self.error or f"closing the rolled capture {old.path}: {exc}"
         with contextlib.suppress(OSError):
             write_status(old.path, {**snapshot(self), "running": False, "capture": str(old.path)})
+        if self._after_close is not None:
+            await self._after_close(old)
 
     async def _keep_status(self) -> None:
         """``status.json`` in the capture, refreshed every second (``rtcap status`` reads it)."""

@@ -218,6 +218,23 @@ class Uploader:
         finally:
             staging_probe.unlink(missing_ok=True)
 
+    def exists(self) -> bool:
+        """Whether a capture is at the URI already (its manifest is in the store)."""
+        info = _call(
+            self.uri, "listing", lambda: self.fs.get_file_info(f"{self.base}/manifest.json")
+        )
+        return info.type == pafs.FileType.File
+
+    def confirmed(self) -> bool:
+        """Whether the store holds this staging capture whole: the manifest there is the one
+        staged, and every file it lists went up with its sha256. Only then may the local copy
+        go."""
+        try:
+            raw = (self.staging / "manifest.json").read_bytes()
+        except OSError:
+            return False
+        return raw == self._manifest_sent and self.backlog() == 0
+
     def backlog(self) -> int:
         """Files the staging manifest lists that are not in the store yet."""
         path = self.staging / "manifest.json"

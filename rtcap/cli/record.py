@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -175,8 +176,15 @@ def _bars(ctx, param, value):
     envvar="RTCAP_ROLL_AT",
     help="Close the day's capture and go on in the next one at this time of day, without "
     "dropping the connection: HH:MM (UTC), 'HH:MM Zone/Name', or none. Default: 00:00 UTC; "
-    "'17:00 America/Chicago' (CME's trading day) for --source projectx. Not for URI captures. "
-    "[env RTCAP_ROLL_AT]",
+    "'17:00 America/Chicago' (CME's trading day) for --source projectx. [env RTCAP_ROLL_AT]",
+)
+@click.option(
+    "--keep-local",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="For a URI capture that rolls: the days kept in local staging (the open day counts); "
+    "older ones are removed once the store holds them whole (manifest and every file's sha256).",
 )
 @click.option(
     "--roll-every",
@@ -307,13 +315,6 @@ def _recording(params: dict[str, Any]) -> Callable[[asyncio.Event | None], Await
         where = capture_path(dataset, source, date, params["recorder"])
         capture = CAPTURE.convert(where, None, None)
     capture = capture or Path("captures") / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    if isinstance(capture, str) and schedule is not None:
-        if params["roll_at"] is not None or every is not None:
-            raise click.UsageError(
-                "a capture on object storage does not roll yet: record into a local folder "
-                "or dataset, or leave out --roll-at/--roll-every"
-            )
-        schedule = None
     uploader = None
     if isinstance(capture, str):  # a URI: record into local staging, upload as segments seal
         staging = staging_path(capture, params["journal_dir"])
@@ -369,6 +370,7 @@ def _recording(params: dict[str, Any]) -> Callable[[asyncio.Event | None], Await
             group_stop,
             schedule,
             (dataset, params["recorder"]) if dataset is not None else None,
+            (params["journal_dir"], params["keep_local"]),
         )
 
     return run
@@ -391,6 +393,7 @@ async def _record(
     group_stop: asyncio.Event | None = None,
     roll: RollSchedule | None = None,
     dataset: tuple[str | Path, str] | None = None,
+    staging: tuple[Path | None, int] = (None, 1),
 ) -> str:
     from rtcap.capture.feeds import (
         local_gateway_feed,
@@ -414,15 +417,46 @@ async def _record(
         feeds, info = _live_feeds(options)
     writer = CaptureWriter(capture, source=info, **writer_options)
 
+    journal_dir, keep_local = staging
+    uploaders = {} if uploader is None else {Path(capture): uploader}  # staging → its URI's
+    confirmed: list[Path] = []  # closed staging captures the store holds whole, oldest first
+
     def next_writer(now_ns: int) -> CaptureWriter:
         """The next day's capture (roll.py names it), opened by the recorder at the roll."""
         assert roll is not None
         day = roll.day_of(now_ns)
-        in_dataset = None
-        if dataset is not None:
-            in_dataset = Path(capture_path(dataset[0], options["source"], day, dataset[1]))
-        path = next_capture(Path(capture), day, dataset_day_path=in_dataset)
+        if uploader is not None:  # a URI: the next day's URI, staged like the first
+            next_uploader = _next_uri(uploader.uri, day, dataset, options["source"], journal_dir)
+            path = next_uploader.staging
+            uploaders[path] = next_uploader
+        else:
+            in_dataset = None
+            if dataset is not None:
+                in_dataset = Path(capture_path(dataset[0], options["source"], day, dataset[1]))
+            path = next_capture(Path(capture), day, dataset_day_path=in_dataset)
         return CaptureWriter(path, source=info, **{**writer_options, "append": False})
+
+    async def prune(path: Path, keep: int) -> None:
+        """Upload a closed capture's last files; once the store holds it whole, its local copy
+        may go: all but the ``keep`` most recent such copies are removed."""
+        up = uploaders.get(path)
+        if up is None:
+            return
+        try:
+            await asyncio.to_thread(up.push)
+        except CaptureError as exc:
+            click.echo(f"warning: {exc}; {path} is kept: run `rtcap recover {up.uri}`", err=True)
+            return
+        if not up.confirmed():
+            return
+        confirmed.append(path)
+        while len(confirmed) > keep:
+            gone = confirmed.pop(0)
+            await asyncio.to_thread(shutil.rmtree, gone, True)
+            uploaders.pop(gone, None)
+
+    async def after_close(old: CaptureWriter) -> None:
+        await prune(old.path, max(0, keep_local - 1))  # the open day counts as one
 
     recorder = Recorder(
         feeds,
@@ -436,6 +470,7 @@ async def _record(
         max_frames=max_frames,
         roll=roll,
         next_writer=next_writer,
+        after_close=after_close if uploader is not None else None,
     )
     recorder.uploader = uploader
     # Before anything is on disk: a SIGTERM from the moment the capture exists seals it.
@@ -465,7 +500,10 @@ async def _record(
             await asyncio.to_thread(writer.discard_if_unused)  # so the retry is not refused
             raise
         status = None if quiet else asyncio.create_task(_status(recorder))
-        uploading = None if uploader is None else asyncio.create_task(_upload_loop(uploader))
+        uploading = None
+        if uploader is not None:
+            current = lambda: uploaders.get(recorder.writer.path)  # noqa: E731 - today's
+            uploading = asyncio.create_task(_upload_loop(current))
         try:
             await recorder.run(duration)
         finally:
@@ -485,14 +523,18 @@ async def _record(
     gaps = gap_count(manifest)
     where = writer.path
     if uploader is not None:
+        last = uploaders.get(recorder.writer.path, uploader)
         try:
-            await asyncio.to_thread(uploader.push)
+            await asyncio.to_thread(last.push)
         except CaptureError as exc:
             raise CaptureError(
-                f"{exc}; everything is kept in {writer.path}: run `rtcap recover "
-                f"{uploader.uri}` to finish the upload"
+                f"{exc}; everything is kept in {last.staging}: run `rtcap recover "
+                f"{last.uri}` to finish the upload"
             ) from None
-        where = f"{uploader.uri} ({uploader.bytes_sent / 1e6:,.2f} MB uploaded)"
+        if recorder.rolls:
+            await prune(last.staging, keep_local)
+        sent = sum(u.bytes_sent for u in [uploader, *uploaders.values()] if u is not None)
+        where = f"{uploader.uri} ({sent / 1e6:,.2f} MB uploaded)"
     if recorder.rolls:  # several captures: the totals of all, and where the last one is
         last = recorder.writer.path if recorder.writer is not None else writer.path
         return (
@@ -510,14 +552,37 @@ async def _record(
 UPLOAD_EVERY_S = 2.0
 
 
-async def _upload_loop(uploader: Uploader) -> None:
-    """Upload what has sealed, every few seconds; a failure is retried at the next round (the
-    journal and sealed files stay in staging meanwhile, so nothing waits on the store)."""
+def _next_uri(
+    first: str, day: str, dataset: tuple[str | Path, str] | None, source: str, journal_dir
+) -> Uploader:
+    """The Uploader of the next day's URI: the dataset's folder of ``day``, or ``<first>.<day>``;
+    ``.2``, ``.3`` … while the store or the staging cache already holds one of that name."""
+    from rtcap.storage.dataset import capture_path
+    from rtcap.storage.remote import Uploader, staging_path
+
+    base = capture_path(dataset[0], source, day, dataset[1]) if dataset else f"{first}.{day}"
+    candidate, number = str(base), 1
+    while True:
+        staged = staging_path(candidate, journal_dir)
+        up = Uploader(candidate, staged)
+        if not staged.exists() and not up.exists():
+            return up
+        number += 1
+        candidate = f"{base}.{number}"
+
+
+async def _upload_loop(current: Callable[[], Uploader | None]) -> None:
+    """Upload what has sealed in the open capture, every few seconds; a failure is retried at
+    the next round (the journal and sealed files stay in staging meanwhile, so nothing waits on
+    the store)."""
     from rtcap.storage.errors import CaptureError
 
     warned = False
     while True:
         await asyncio.sleep(UPLOAD_EVERY_S)
+        uploader = current()
+        if uploader is None:
+            continue
         try:
             await asyncio.to_thread(uploader.push)
             warned = False

@@ -272,3 +272,35 @@ def test_every_uri_has_staging_and_mirror_folders_of_its_own(tmp_path, monkeypat
         for one in folders:  # none inside another
             assert not any(other != one and one.is_relative_to(other) for other in folders)
     assert mirror_path(uris[-1]).name == "tapes_ds_source=sim_date=2026-12-05_recorder=a"
+
+
+def test_a_rolling_recording_to_s3_keeps_only_the_open_day_in_staging(s3, tmp_path):
+    """Each rolled day goes to its own URI; once the store holds a closed day whole, its local
+    staging copy goes (--keep-local 1), so staging holds one capture whatever the run's length;
+    every day reads back from the store and verifies."""
+    uri = f"s3://{s3['bucket']}/rolling/cap"
+    done = subprocess.run(
+        [*RTCAP, "record", uri, "--duration", "7s", "--rate", "150", "--bars", "1sec",
+         "--roll-every", "2s", "--quiet"],
+        env=s3["env"], capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "capture(s) after it (rolled" in done.stdout
+    listed = s3["fs"].get_file_info(pafs.FileSelector(f"{s3['bucket']}/rolling", recursive=True))
+    days = sorted(
+        {
+            i.path.split("/rolling/")[1].split("/")[0]
+            for i in listed
+            if i.path.endswith("manifest.json")
+        }
+    )
+    assert len(days) >= 3 and days[0] == "cap", days
+    staged = list((tmp_path / "cache" / "staging" / "s3").iterdir())
+    assert staged == [staging_path(f"s3://{s3['bucket']}/rolling/{days[-1]}")], staged
+    total = 0
+    for day in days:
+        day_uri = f"s3://{s3['bucket']}/rolling/{day}"
+        verified = run("verify", day_uri, "--speed", "50x")
+        assert verified.exit_code == 0, (day, verified.output)
+        total += len(list(read_frames(mirror_path(day_uri))))
+    assert total > 500
