@@ -419,6 +419,7 @@ async def _record(
 
     journal_dir, keep_local = staging
     uploaders = {} if uploader is None else {Path(capture): uploader}  # staging → its URI's
+    every_uploader = list(uploaders.values())  # for the bytes sent, pruned days included
     confirmed: list[Path] = []  # closed staging captures the store holds whole, oldest first
 
     def next_writer(now_ns: int) -> CaptureWriter:
@@ -429,6 +430,7 @@ async def _record(
             next_uploader = _next_uri(uploader.uri, day, dataset, options["source"], journal_dir)
             path = next_uploader.staging
             uploaders[path] = next_uploader
+            every_uploader.append(next_uploader)
         else:
             in_dataset = None
             if dataset is not None:
@@ -533,7 +535,7 @@ async def _record(
             ) from None
         if recorder.rolls:
             await prune(last.staging, keep_local)
-        sent = sum(u.bytes_sent for u in [uploader, *uploaders.values()] if u is not None)
+        sent = sum(u.bytes_sent for u in every_uploader)
         where = f"{uploader.uri} ({sent / 1e6:,.2f} MB uploaded)"
     if recorder.rolls:  # several captures: the totals of all, and where the last one is
         last = recorder.writer.path if recorder.writer is not None else writer.path
