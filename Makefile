@@ -56,6 +56,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/scale_out.py
 	$(BIN)/python bench/record_memory.py --seconds 60
 	$(BIN)/python bench/replay_memory.py --frames 1000000
+	$(BIN)/python bench/roll_soak.py --seconds 120 --roll-every 20
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

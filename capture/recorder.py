@@ -309,6 +309,7 @@ class Recorder:
         old.append(
             error_row("rolled", None, continues_in=str(new.path)).to_frame(at, 0, 0, "rtcap")
         )
+        self.rows += 1  # the old capture's last row, appended past the sink
         self.writer = new
         self.pipeline = self._new_pipeline()
         for snapshots in self._snapshots.values():

@@ -77,6 +77,7 @@ def test_a_rolling_recording_equals_an_uninterrupted_one(tmp_path):
         code, out, err = harness.stop(roller)
         assert code == 0, err
         assert "capture(s) after it (rolled" in out
+        reported = int(out.split("recorded ", 1)[1].split(" rows", 1)[0])
         code, _, err = harness.stop(reference)
         assert code == 0, err
     finally:
@@ -86,6 +87,7 @@ def test_a_rolling_recording_equals_an_uninterrupted_one(tmp_path):
     assert followed == list(asyncio.run(replayed(Replay(root, "max"))))  # = all days, merged
     captures = sorted(root.iterdir(), key=lambda p: (len(p.name), p.name))
     assert len(captures) >= 4 and captures[0].name == "cap"
+    assert sum(len(list(read_frames(c))) for c in captures) == reported  # every row counted
     # The rows at each roll name where the tape goes on, both ways.
     for before, after in itertools.pairwise(captures):
         last = list(read_frames(before))[-1]
