@@ -296,6 +296,7 @@ def _recording(params: dict[str, Any]) -> Callable[[asyncio.Event | None], Await
     (with a group's stop event, or ``None`` to stop on this process's signals)."""
     from rtcap.capture.roll import parse_roll
     from rtcap.storage.dataset import capture_path
+    from rtcap.storage.errors import CaptureError
     from rtcap.storage.remote import Uploader, staging_path
 
     capture, source = params["capture"], params["source"]
@@ -320,6 +321,19 @@ def _recording(params: dict[str, Any]) -> Callable[[asyncio.Event | None], Await
         staging = staging_path(capture, params["journal_dir"])
         uploader = Uploader(capture, staging)
         uploader.check_reachable()
+        staged = (staging / "manifest.json").exists()
+        if uploader.exists() and not (params["append"] and staged):
+            # As locally: an existing capture is never replaced. Appending needs the staging
+            # copy it was recorded from (a fresh cache would upload a shorter manifest over it).
+            raise CaptureError(
+                f"{capture} already holds a recording: record into a new URI"
+                + (
+                    ", or pass --append to add this recording to it as a new session"
+                    if not params["append"]
+                    else f"; --append needs its staging copy ({staging}), which is not here: "
+                    "append from the machine (or --journal-dir) that recorded it"
+                )
+            )
         capture = staging
     api_url, market_hub_url, user_hub_url = projectx_urls(
         params["api_url"], params["market_hub_url"], params["user_hub_url"]

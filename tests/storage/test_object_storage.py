@@ -304,3 +304,40 @@ def test_a_rolling_recording_to_s3_keeps_only_the_open_day_in_staging(s3, tmp_pa
         assert verified.exit_code == 0, (day, verified.output)
         total += len(list(read_frames(mirror_path(day_uri))))
     assert total > 500
+
+
+def test_a_uri_that_holds_a_capture_is_never_recorded_over(s3, tmp_path):
+    """As locally: recording into a URI that holds a capture is refused without --append, and
+    --append from a fresh cache (which would upload a shorter manifest over it) is refused too;
+    nothing in the store changes."""
+    uri = f"s3://{s3['bucket']}/mnq/once"
+    first = subprocess.run(
+        [*RTCAP, "record", uri, "--duration", "2s", "--rate", "100", "--quiet"],
+        env=s3["env"], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    with s3["fs"].open_input_stream(f"{s3['bucket']}/mnq/once/manifest.json") as stream:
+        before = stream.readall()
+    again = run("record", uri, "--duration", "1s", "--quiet")
+    assert again.exit_code == 1 and "already holds a recording" in again.output
+    assert "--append" in again.output
+    fresh = {**s3["env"], "RTCAP_CACHE": str(tmp_path / "fresh-cache")}
+    appended = subprocess.run(
+        [*RTCAP, "record", uri, "--append", "--duration", "1s", "--quiet"],
+        env=fresh, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert appended.returncode == 1 and "needs its staging copy" in appended.stderr
+    with s3["fs"].open_input_stream(f"{s3['bucket']}/mnq/once/manifest.json") as stream:
+        assert stream.readall() == before
+    same_cache = subprocess.run(
+        [*RTCAP, "record", uri, "--append", "--duration", "1s", "--rate", "100", "--quiet"],
+        env=s3["env"], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert same_cache.returncode == 0, same_cache.stderr  # from where it was recorded: fine
+    assert len(open_capture_uri(uri)["sessions"]) == 2
+
+
+def open_capture_uri(uri):
+    from rtcap.storage.integrity import open_capture
+
+    return open_capture(pull(uri))
