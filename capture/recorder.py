@@ -20,7 +20,7 @@ from rtcap.capture.health import STATUS_EVERY_S, snapshot, write_status
 from rtcap.capture.roll import RollSchedule
 from rtcap.capture.session import SILENCE_AFTER_S, Backoff, FatalFeedError, Session
 from rtcap.events import EventType
-from rtcap.lifecycle import ClockRow, error_row, payload_detail
+from rtcap.lifecycle import ClockRow, error_row, gap_kind_of, payload_detail
 from rtcap.models import DATA_KINDS, Frame
 from rtcap.pipeline import Pipeline, sequence_gap_row
 from rtcap.storage.errors import CaptureError, describe_os_error
@@ -148,7 +148,7 @@ class Recorder:
             counts[0] += 1
             counts[1] += len(frame.payload)
         elif frame.kind == "gap":
-            kind = str(payload_detail(frame.payload).get("kind") or "connection")
+            kind = gap_kind_of(payload_detail(frame.payload))
             self.gap_counts[kind] = self.gap_counts.get(kind, 0) + 1
         for event in self.pipeline.feed(frame) if self.pipeline is not None else ():
             if event.type is EventType.BAR_CLOSED:
@@ -306,10 +306,9 @@ class Recorder:
         new.set_bar_timeframes(self.bar_timeframes or [])
         # The switch, with no await inside: every row from here on is the new capture's.
         at = self._last_recv_ns or now  # no row of the new capture may precede the old's last
-        old.append(
+        self._sink(
             error_row("rolled", None, continues_in=str(new.path)).to_frame(at, 0, 0, "rtcap")
         )
-        self.rows += 1  # the old capture's last row, appended past the sink
         self.writer = new
         self.pipeline = self._new_pipeline()
         for snapshots in self._snapshots.values():

@@ -215,6 +215,11 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def gap_kind_of(detail: dict[str, Any]) -> str:
+    """The kind of a ``gap`` row from its payload (rows written before kinds: ``connection``)."""
+    return str(detail.get("kind") or "connection")
+
+
 def parse_detail(kind: str, detail: dict[str, Any]) -> LifecycleRow | None:
     """The row of ``kind`` with payload ``detail`` (``None`` for data and ``sent`` rows)."""
     if kind == OPEN:
@@ -224,7 +229,7 @@ def parse_detail(kind: str, detail: dict[str, Any]) -> LifecycleRow | None:
             _int(detail.get("code")), _text(detail.get("reason")), _text(detail.get("by"))
         )
     if kind == GAP:
-        gap_kind = detail.get("kind") or "connection"
+        gap_kind = gap_kind_of(detail)
         if gap_kind in SEQUENCE_GAP_KINDS:
             return SequenceGapRow(
                 gap_kind,
