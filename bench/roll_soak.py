@@ -52,28 +52,11 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=5, help="sampling interval (s)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rtcap-roll-soak-"))
-    port = harness.free_port()
-    moto = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "soak",
-        "AWS_SECRET_ACCESS_KEY": "soak-secret",
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_REGION": "us-east-1",
-        "RTCAP_CACHE": str(work / "cache"),
-        **harness.CREDENTIALS,
-    }
+    moto, endpoint = harness.start_moto()
+    env = {**os.environ, **harness.CREDENTIALS, **harness.store_env(endpoint, work / "cache")}
     sim = harness.start_sim(rate=args.rate)
     try:
-        time.sleep(2)  # moto accepting connections
-        fs = pafs.S3FileSystem(endpoint_override=endpoint, scheme="http", region="us-east-1",
-                               access_key="soak", secret_key="soak-secret",
-                               allow_bucket_creation=True)  # fmt: skip
+        fs = harness.store_fs(endpoint)
         fs.create_dir("soak")
         command = harness.record_command(
             "s3://soak/mnq", sim, "--roll-every", f"{args.roll_every}s",

@@ -20,6 +20,7 @@ import orjson
 from rtcap import instruments
 from rtcap.capture.endpoints import BINANCE_URL
 from rtcap.capture.redact import redact_message
+from rtcap.capture.rhythm import SPARSE_FLOOR_S
 from rtcap.capture.session import FatalFeedError
 from rtcap.capture.snapshots import DepthSnapshots, is_futures, rest_url_for
 from rtcap.codecs import projectx, signalr
@@ -121,34 +122,71 @@ class ProjectXMarketFeed:
         self.stream = stream
         self.contracts: dict[str, str] = {}
         self.contract_info: dict[str, dict[str, str]] = {}
+        self.retired: list[dict[str, str]] = []  # contracts rolled away from, and to what
         self._invocations = 0
 
     async def prepare(self) -> None:
         """Log in and resolve symbols to contract ids (errors here are final)."""
         for symbol in self.symbols:
-            answer = await self.auth.post("/Contract/search", {"searchText": symbol, "live": False})
-            root = instruments.gateway_root(symbol)
-            candidates = [
-                c
-                for c in answer.get("contracts") or []
-                if isinstance(c, dict) and instruments.root_of(str(c.get("id", ""))) == root
-            ]
-            active = [c for c in candidates if c.get("activeContract", True)] or candidates
-            if not active:
-                raise FatalFeedError(
-                    f"no ProjectX contract found for {symbol!r} (looked for contract ids "
-                    f"CON.F.US.{root}.*): check the symbol, e.g. MNQ, ES, CL, GC"
+            self._choose(symbol, await self._front(symbol))
+
+    async def _front(self, symbol: str) -> dict[str, Any]:
+        """The gateway's front contract for ``symbol``: the ``activeContract`` among the
+        ``Contract/search`` answers whose id has the symbol's root."""
+        answer = await self.auth.post("/Contract/search", {"searchText": symbol, "live": False})
+        root = instruments.gateway_root(symbol)
+        candidates = [
+            c
+            for c in answer.get("contracts") or []
+            if isinstance(c, dict) and instruments.root_of(str(c.get("id", ""))) == root
+        ]
+        active = [c for c in candidates if c.get("activeContract", True)] or candidates
+        if not active:
+            raise FatalFeedError(
+                f"no ProjectX contract found for {symbol!r} (looked for contract ids "
+                f"CON.F.US.{root}.*): check the symbol, e.g. MNQ, ES, CL, GC"
+            )
+        return active[0]
+
+    def _choose(self, symbol: str, chosen: dict[str, Any]) -> None:
+        self.contracts[symbol] = chosen["id"]
+        # the gateway's own names, recorded so replay names this contract as it did
+        self.contract_info[symbol] = {
+            key: chosen[key] for key in ("name", "symbolId") if isinstance(chosen.get(key), str)
+        }
+
+    async def recheck(self) -> list[tuple[str, str, str]]:
+        """Ask the gateway again for each symbol's front contract (a new session has begun);
+        (symbol, old, new) for each that changed, now subscribed to on the next connect. The
+        caller moves a live connection over with :meth:`resubscribe_messages`."""
+        changes = []
+        for symbol in self.symbols:
+            chosen = await self._front(symbol)
+            old = self.contracts.get(symbol)
+            if old is not None and chosen["id"] != old:
+                self.retired.append({"symbol": symbol, "contract": old, "rolled_to": chosen["id"]})
+                self._choose(symbol, chosen)
+                changes.append((symbol, old, chosen["id"]))
+        return changes
+
+    def resubscribe_messages(self, old: str, new: str) -> list[bytes]:
+        """Subscribe ``new`` first, then unsubscribe ``old``: no moment without the symbol."""
+        messages = []
+        for contract, subscribe in ((new, True), (old, False)):
+            for method, arguments in projectx.subscription_messages(
+                contract, self.channels, subscribe=subscribe
+            ):
+                self._invocations += 1
+                messages.append(
+                    signalr.encode(signalr.invocation(method, arguments, str(self._invocations)))
                 )
-            chosen = active[0]
-            self.contracts[symbol] = chosen["id"]
-            # the gateway's own names, recorded so replay names this contract as it did
-            self.contract_info[symbol] = {
-                key: chosen[key] for key in ("name", "symbolId") if isinstance(chosen.get(key), str)
-            }
+        return messages
 
     @property
     def subscriptions(self) -> list[dict[str, Any]]:
-        return [
+        """What the manifest lists: contracts rolled away from (``rolled_to``), then the
+        current ones."""
+        current = [
             {
                 "symbol": s,
                 "contract": c,
@@ -157,6 +195,7 @@ class ProjectXMarketFeed:
             }
             for s, c in self.contracts.items()
         ]
+        return [*self.retired, *current]
 
     async def connect_url(self) -> str:
         return f"{to_ws(self.hub_url)}?access_token={await self.auth.fresh_token()}"
@@ -219,7 +258,7 @@ class ProjectXUserFeed:
     """``/hubs/user``: account, order, position and fill updates for the first account."""
 
     carries_sequence_ids = False
-    min_silence_s = 30.0  # account events are sparse; the hub pings every 15 s
+    min_silence_s = SPARSE_FLOOR_S  # account events are sparse; the hub pings every 15 s
 
     def __init__(self, auth: ProjectXAuth, hub_url: str, *, stream: str = "user") -> None:
         self.auth = auth

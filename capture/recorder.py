@@ -17,16 +17,25 @@ from typing import Any
 
 from rtcap.capture.diskfull import HOLD_MB, JournalPause, is_disk_full
 from rtcap.capture.health import STATUS_EVERY_S, snapshot, write_status
-from rtcap.capture.roll import RollSchedule
+from rtcap.capture.memory import TRIM_EVERY_S, release_free_memory
+from rtcap.capture.roll import CME_SESSION_OPENS, RollSchedule
 from rtcap.capture.session import SILENCE_AFTER_S, Backoff, FatalFeedError, Session
 from rtcap.events import EventType
-from rtcap.lifecycle import ClockRow, error_row, gap_kind_of, payload_detail
+from rtcap.lifecycle import (
+    ClockRow,
+    ErrorRow,
+    contract_rolled,
+    error_row,
+    gap_kind_of,
+    payload_detail,
+)
 from rtcap.models import DATA_KINDS, Frame
 from rtcap.pipeline import Pipeline, sequence_gap_row
 from rtcap.storage.errors import CaptureError, describe_os_error
 from rtcap.storage.writer import CaptureWriter
 
 log = logging.getLogger("rtcap.capture")
+CONTRACT_RETRY_NS = 60 * 1_000_000_000  # a failed front-contract check is tried again
 
 
 class RecordingError(Exception):
@@ -90,6 +99,13 @@ class Recorder:
             )
             for feed in self.feeds
         ]
+        # Contract roll: feeds asked for a root (MNQ) re-resolve its front contract at every
+        # session open: each day roll of a rolling recording, else CME's 17:00 Chicago.
+        self._contract_sessions = [s for s in self.sessions if hasattr(s.feed, "recheck")]
+        self._contract_schedule = self.roll or CME_SESSION_OPENS
+        self._next_contract_check_ns: int | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self.contract_rolls = 0
         self.stop = asyncio.Event()
         self.rows = 0
         self.data_frames = 0
@@ -186,12 +202,7 @@ class Recorder:
             except FatalFeedError as exc:
                 raise RecordingError(str(exc)) from None
         if self.writer is not None:
-            self.writer.set_subscriptions(
-                [
-                    {"stream": feed.stream, "subscriptions": getattr(feed, "subscriptions", [])}
-                    for feed in self.feeds
-                ]
-            )
+            self.writer.set_subscriptions(self._subscriptions())
             self.writer.set_bar_timeframes(self.bar_timeframes or [])
 
     async def run(self, duration_s: float | None = None) -> None:
@@ -201,6 +212,7 @@ class Recorder:
         sessions = [asyncio.create_task(s.run(self.stop)) for s in self.sessions]
         flusher = asyncio.create_task(self._flusher())
         keeper = asyncio.create_task(self._keep_status()) if self.writer is not None else None
+        releaser = asyncio.create_task(self._release_memory())
         timer = asyncio.create_task(self._timer(duration_s)) if duration_s else None
         stopper = asyncio.create_task(self.stop.wait())
         try:
@@ -216,7 +228,7 @@ class Recorder:
             self.stop.set()
             with contextlib.suppress(Exception):
                 await flusher  # it notices stop between writes and returns
-            for task in (timer, stopper, keeper):
+            for task in (timer, stopper, keeper, releaser, *self._background):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -277,6 +289,10 @@ class Recorder:
             if self._roll_due() and not self.stop.is_set():
                 await self._roll()
                 writer, reported = self.writer, 0
+            if self._contract_check_due() and not self.stop.is_set():
+                task = asyncio.create_task(self._check_contracts())
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
 
     def _roll_due(self) -> bool:
         if self.roll is None or self.pause is not None:
@@ -302,7 +318,7 @@ class Recorder:
             self._sink(self._error_row("roll_failed", str(exc), next=str(new.path)))
             self._next_roll_ns = self.roll.next_after(now)
             return
-        new.set_subscriptions(old.manifest.get("subscriptions") or [])
+        new.set_subscriptions(self._subscriptions())
         new.set_bar_timeframes(self.bar_timeframes or [])
         # The switch, with no await inside: every row from here on is the new capture's.
         at = self._last_recv_ns or now  # no row of the new capture may precede the old's last
@@ -321,7 +337,52 @@ class Recorder:
         self.rolls += 1
         self._next_roll_ns = self.roll.next_after(now)
         log.info("rolled: %s closed, recording goes on in %s", old.path, new.path)
+        self._closing = [task for task in self._closing if not task.done()]
         self._closing.append(asyncio.create_task(self._close_rolled(old)))
+
+    def _contract_check_due(self) -> bool:
+        if not self._contract_sessions:
+            return False
+        now = time.time_ns()
+        if self._next_contract_check_ns is None:
+            self._next_contract_check_ns = self._contract_schedule.next_after(now)
+        if now < self._next_contract_check_ns:
+            return False
+        self._next_contract_check_ns = self._contract_schedule.next_after(now)
+        return True
+
+    async def _check_contracts(self) -> None:
+        """A session opened: ask each feed for its symbols' front contracts again. For each that
+        changed, a ``contract_rolled`` row (the new contract's frames are the symbol's from
+        there), then the connection subscribes to the new contract and drops the old one. A
+        failed check is a row and is retried a minute later."""
+        for session in self._contract_sessions:
+            feed = session.feed
+            try:
+                changes = await feed.recheck()
+            except (OSError, FatalFeedError) as exc:
+                log.warning("%s: cannot check the front contracts (%s)", feed.stream, exc)
+                self._sink(self._stream_row(error_row("contract_check_failed", str(exc)), session))
+                self._next_contract_check_ns = time.time_ns() + CONTRACT_RETRY_NS
+                continue
+            for symbol, old, new in changes:
+                log.info("%s: %s rolls from %s to %s", feed.stream, symbol, old, new)
+                self._sink(self._stream_row(contract_rolled(symbol, old, new), session))
+                self.contract_rolls += 1
+                await session.send_now(feed.resubscribe_messages(old, new))
+            if changes and self.writer is not None:
+                self.writer.set_subscriptions(self._subscriptions())
+
+    def _stream_row(self, row: ErrorRow, session: Session) -> Frame:
+        """``row`` on ``session``'s stream, stamped no earlier than the last row recorded."""
+        now = max(time.time_ns(), self._last_recv_ns)
+        return row.to_frame(now, time.monotonic_ns(), session.conn, session.feed.stream)
+
+    def _subscriptions(self) -> list[dict[str, Any]]:
+        return [
+            {"stream": feed.stream, "subscriptions": getattr(feed, "subscriptions", [])}
+            for feed in self.feeds
+        ]
 
     async def _close_rolled(self, old: CaptureWriter) -> None:
         """Write the old capture's last rows, seal and close it, and mark its status ended."""
@@ -335,6 +396,12 @@ class Recorder:
             write_status(old.path, {**snapshot(self), "running": False, "capture": str(old.path)})
         if self._after_close is not None:
             await self._after_close(old)
+
+    async def _release_memory(self) -> None:
+        """Free memory back to the system now and then (:mod:`rtcap.capture.memory`)."""
+        while True:
+            await asyncio.sleep(TRIM_EVERY_S)
+            release_free_memory()
 
     async def _keep_status(self) -> None:
         """``status.json`` in the capture, refreshed every second (``rtcap status`` reads it)."""

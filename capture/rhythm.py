@@ -20,6 +20,7 @@ from collections import deque
 WINDOW = 512  # recent inter-arrival gaps kept per stream
 FACTOR = 4.0  # a silence is this many times longer than the longest recent gap
 FLOOR_S = 0.5  # never shorter than this
+SPARSE_FLOOR_S = 30.0  # the floor of feeds of sparse events (the ProjectX user hub)
 WARM_UP = 32  # gaps needed before the rhythm is trusted
 REFRESH = 64  # the threshold is recomputed every this many messages
 

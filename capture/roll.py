@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
 
+from rtcap.instruments import CME_SESSION_START, CME_TIMEZONE
 from rtcap.timeutil import NS, zone
 
 _AT = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s+(\S+))?$")
@@ -54,6 +55,10 @@ class RollSchedule:
             return datetime.fromtimestamp(now_ns // NS, zone("UTC")).date().isoformat()
         last_second = (self.next_after(now_ns) - 1) // NS  # whole seconds: floats round up
         return datetime.fromtimestamp(last_second, zone(self.tz)).date().isoformat()
+
+
+CME_TRADING_DAY = f"{CME_SESSION_START} {CME_TIMEZONE}"  # ProjectX's trading day opens then
+CME_SESSION_OPENS = RollSchedule(at=time.fromisoformat(CME_SESSION_START), tz=CME_TIMEZONE)
 
 
 def parse_roll(at: str | None, every_ns: int | None, default_tz_at: str) -> RollSchedule | None:

@@ -176,6 +176,18 @@ class Session:
         await self._ws.send(message)
         self._row("sent", redact_json(message.encode() if isinstance(message, str) else message))
 
+    async def send_now(self, messages: list[bytes]) -> bool:
+        """Send ``messages`` on the open connection (recorded as ``sent`` rows); ``False`` when
+        there is none or it closed meanwhile (the next connect subscribes afresh anyway)."""
+        if self._ws is None:
+            return False
+        try:
+            for message in messages:
+                await self._send(message)
+        except (ConnectionClosed, OSError):
+            return False
+        return True
+
     # --- main loop -----------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:

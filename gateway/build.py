@@ -29,11 +29,12 @@ def simulated_gateway(
     port: int = 0,
     tokens: TokenIssuer | None = None,
     keepalive_s: float = 15.0,
+    start_ns: int | None = None,
 ) -> tuple[GatewayServer, SimulatedFeed]:
     """The seeded simulated market paced in real time, with history ending where it starts.
 
     ``ValueError`` names an instrument the simulator does not know."""
-    feed = SimulatedFeed(seed, list(instruments), rate, faults=faults)
+    feed = SimulatedFeed(seed, list(instruments), rate, faults=faults, start_ns=start_ns)
     server = GatewayServer(
         feed,
         feed.contracts,

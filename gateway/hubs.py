@@ -145,7 +145,7 @@ class Hubs:
         self._authorise(request)
         ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE, compress=False, heartbeat=None)
         await ws.prepare(request)
-        known = frozenset(self.contracts) if hub == "market" else None
+        known = self.contracts if hub == "market" else None  # live: contracts roll
         conn = Connection(
             next(self._numbers),
             hub,

@@ -9,6 +9,7 @@ SignalR does).
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -54,7 +55,7 @@ class Reply:
 class HubSession:
     """State of one client connection to ``market`` or ``user`` hub."""
 
-    def __init__(self, hub: str, known_contracts: frozenset[str] | None = None) -> None:
+    def __init__(self, hub: str, known_contracts: Container[str] | None = None) -> None:
         self.hub = hub
         self.state = HubState.AWAITING_HANDSHAKE
         self.protocol_version: int | None = None

@@ -46,6 +46,7 @@ class Contract:
     id: str
     spec: InstrumentSpec | None
     symbol: str
+    active: bool = True  # the front contract of its symbol (``activeContract``)
 
     def as_json(self) -> dict[str, Any]:
         spec = self.spec
@@ -55,7 +56,7 @@ class Contract:
             "description": spec.description if spec else self.symbol,
             "tickSize": spec.tick_size if spec else 0.01,
             "tickValue": spec.tick_value if spec else 0.01,
-            "activeContract": True,
+            "activeContract": self.active,
             "symbolId": spec.symbol_id if spec else self.symbol,
         }
 

@@ -26,7 +26,7 @@ from rtcap.gateway.hubs import MAX_MESSAGE, Connection, Hubs
 from rtcap.gateway.rest import Contract, RestApi, authorise
 from rtcap.gateway.sendqueue import MAX_PENDING_BYTES, SendQueue, close_slow_consumer
 from rtcap.gateway.tokens import TokenIssuer
-from rtcap.instruments import CME_FUTURES
+from rtcap.instruments import CME_FUTURES, root_of, spec_of_root, symbol_of
 from rtcap.models import Bar, Frame
 from rtcap.pipeline import Pipeline
 from rtcap.replay.run import batches_of
@@ -166,6 +166,8 @@ class GatewayServer:
             self._drop_slow_raw(client)
         self.pipeline.feed(frame)
         target, contract = frame.target, frame.symbol
+        if contract and contract not in self.contracts and target in projectx.CHANNEL_OF_TARGET:
+            self._learn(contract, frame.exch_ns or frame.recv_ns)
         payload = frame.payload
         if target in projectx.CHANNEL_OF_TARGET and contract and payload.count(signalr.RS) == 1:
             self.hubs.deliver(projectx.CHANNEL_OF_TARGET[target], contract, payload)
@@ -178,6 +180,19 @@ class GatewayServer:
             arguments = message.get("arguments")
             if channel and isinstance(arguments, list) and arguments:
                 self.hubs.deliver(channel, str(arguments[0]), record + signalr.RS)
+
+    def _learn(self, contract_id: str, at_ns: int) -> None:
+        """A contract the source began to send (a simulated market rolled to its next month):
+        served from now on, and the front one of its symbol if CME's calendar says so then."""
+        spec = spec_of_root(root_of(contract_id))
+        symbol = symbol_of(contract_id)
+        active = spec is None or spec.contract_id(at_ns) == contract_id
+        if active:
+            for other in self.contracts.values():
+                if other.symbol == symbol:
+                    other.active = False
+        self.contracts[contract_id] = Contract(contract_id, spec, symbol, active)
+        log.info("serving %s (%s)", contract_id, "front" if active else "not the front")
 
     # --- raw frames (captures of any feed) ----------------------------------------------
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rtcap.instruments import symbol_of
 from rtcap.lifecycle import ClockRow
 from rtcap.models import DATA_KINDS, Frame
 from rtcap.replay.pacing import Pacer, parse_speed
@@ -90,6 +91,9 @@ class Replay:
             frozenset(symbols) if symbols else None,
             seqs,
         )
+        # The symbols a pipeline should keep events of (a contract id stands for its symbol).
+        self.instruments = sorted({symbol_of(s) if s.startswith("CON.") else s.upper()
+                                   for s in symbols}) if symbols else None  # fmt: skip
         self.pacer = Pacer(
             self.speed, None if max_gap is None else int(max_gap * 1e9), keep_lateness=keep_lateness
         )

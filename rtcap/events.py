@@ -33,6 +33,7 @@ class EventType(StrEnum):
     DISCONNECTED = "disconnected"
     RECONNECTING = "reconnecting"
     GAP = "gap"
+    CONTRACT_ROLLED = "contract_rolled"  # a symbol's front contract changed (its data says)
     ERROR = "error"
     WARNING = "warning"
 
@@ -51,6 +52,7 @@ EV_CONNECTED = EventType.CONNECTED
 EV_DISCONNECTED = EventType.DISCONNECTED
 EV_RECONNECTING = EventType.RECONNECTING
 EV_GAP = EventType.GAP
+EV_CONTRACT_ROLLED = EventType.CONTRACT_ROLLED
 EV_ERROR = EventType.ERROR
 EV_WARNING = EventType.WARNING
 

@@ -16,12 +16,14 @@ type (ES → ``EP``, NQ → ``ENQ``, CL → ``CLE``, ZN → ``TYA``).
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from rtcap.timeutil import ns_to_datetime
+from rtcap.timeutil import NS, ns_to_datetime
 
 MONTH_CODES = "FGHJKMNQUVXZ"
 QUARTERLY = "HMUZ"
@@ -51,6 +53,7 @@ class InstrumentSpec:
     # Trading stops this many months before the contract month (energy: the month before).
     expires_months_before: int = 0
     roll_day: int = 12  # the front contract rolls on this day of its last trading month
+    roll_rule: str = "day"  # "equity": CME's equity index roll date (see roll_date)
     session_start: str = CME_SESSION_START  # America/Chicago: the trading day starts here
 
     @property
@@ -81,20 +84,63 @@ class InstrumentSpec:
             return max(2 * high - ticks, low)
         return ticks
 
-    def contract_id(self, at_ns: int) -> str:
-        """Front contract id at ``at_ns``: the first listed month still trading."""
+    def trading_day(self, at_ns: int) -> date:
+        """The trading day ``at_ns`` belongs to: a session that starts in the evening (17:00
+        Chicago) opens the next calendar day's trading day."""
         moment = ns_to_datetime(at_ns, CME_TIMEZONE)
+        start = time.fromisoformat(self.session_start)
+        day = moment.date()
+        if start.hour >= 12 and moment.time() >= start:
+            day += timedelta(days=1)
+        return day
+
+    def session_start_ns(self, day: date) -> int:
+        """When trading day ``day`` opens (the evening before, for evening sessions)."""
+        start = time.fromisoformat(self.session_start)
+        opens_on = day - timedelta(days=1) if start.hour >= 12 else day
+        moment = datetime.combine(opens_on, start, tzinfo=ZoneInfo(CME_TIMEZONE))
+        return int(moment.timestamp()) * NS
+
+    def roll_date(self, code: str, year: int) -> date:
+        """The first trading day on which the next listed contract is the front one, for the
+        contract of month ``code`` in ``year``. Equity index futures roll eight days before
+        they expire on the third Friday of their month (CME's roll date, a Thursday); the
+        others roll on ``roll_day`` of their last trading month."""
+        month = MONTH_CODES.index(code) + 1
+        if self.roll_rule == "equity":
+            first = date(year, month, 1)
+            third_friday = first + timedelta(days=(4 - first.weekday()) % 7 + 14)
+            return third_friday - timedelta(days=8)
+        last_index = month - 1 - self.expires_months_before
+        return date(year + last_index // 12, last_index % 12 + 1, self.roll_day)
+
+    def _listed(self, from_day: date) -> Iterator[tuple[str, int]]:
+        """(month code, year) of the listed contracts from ``from_day``'s month on."""
         for ahead in range(0, 25):
-            index = moment.month - 1 + ahead
-            year, month = moment.year + index // 12, index % 12 + 1
-            code = MONTH_CODES[month - 1]
-            if code not in self.months:
-                continue
-            last_index = month - 1 - self.expires_months_before
-            last_year, last_month = year + last_index // 12, last_index % 12 + 1
-            if (last_year, last_month, self.roll_day) > (moment.year, moment.month, moment.day):
-                return f"CON.F.US.{self.root}.{code}{year % 100:02d}"
+            index = from_day.month - 1 + ahead
+            year, month = from_day.year + index // 12, index % 12 + 1
+            if MONTH_CODES[month - 1] in self.months:
+                yield MONTH_CODES[month - 1], year
+
+    def front(self, at_ns: int) -> tuple[str, int]:
+        """(month code, year) of the front contract at ``at_ns``: the first listed month whose
+        roll date is after the trading day of ``at_ns``."""
+        day = self.trading_day(at_ns)
+        for code, year in self._listed(day):
+            if self.roll_date(code, year) > day:
+                return code, year
         raise AssertionError(f"{self.symbol} lists no month")  # every spec lists some
+
+    def contract_id(self, at_ns: int) -> str:
+        """Front contract id at ``at_ns`` (``CON.F.US.<ROOT>.<month><yy>``)."""
+        code, year = self.front(at_ns)
+        return f"CON.F.US.{self.root}.{code}{year % 100:02d}"
+
+    def next_roll_ns(self, at_ns: int) -> int:
+        """When the front contract at ``at_ns`` stops being the front one: the session open
+        of its roll date."""
+        code, year = self.front(at_ns)
+        return self.session_start_ns(self.roll_date(code, year))
 
     @property
     def symbol_id(self) -> str:
@@ -112,6 +158,8 @@ def _spec(
     base: float,
     **more: Any,
 ) -> InstrumentSpec:
+    if sector == "equity":
+        more.setdefault("roll_rule", "equity")
     return InstrumentSpec(symbol, root, description, sector, tick, value, base, **more)
 
 
@@ -255,6 +303,19 @@ def symbol_of(contract_or_symbol_id: str) -> str:
     return spec.symbol if spec is not None else root
 
 
+def contract_prefix(symbol: str) -> str | None:
+    """``ES`` → ``CON.F.US.EP.``: how every contract id of a known futures symbol begins."""
+    spec = CME_FUTURES.get(symbol.upper())
+    return None if spec is None else f"CON.F.US.{spec.root}."
+
+
+def dated_name(contract_id: str) -> str:
+    """``CON.F.US.EP.Z26`` → ``ESZ26``: the trader symbol with the contract's month and year,
+    the name a contract goes by once it is no longer its symbol's front contract."""
+    month = contract_id.rsplit(".", 1)[-1] if contract_id.startswith("CON.") else ""
+    return symbol_of(contract_id) + month
+
+
 def session_of(symbol: str) -> tuple[str, str]:
     """(timezone, session start) in which ``symbol``'s bars align by default."""
     spec = CME_FUTURES.get(symbol.upper())
@@ -276,11 +337,24 @@ class ContractNames:
             if root != contract:  # payloads name the contract by F.US.<ROOT> too
                 self._names.setdefault(f"F.US.{root}", symbol.upper())
 
+    @property
+    def known(self) -> dict[str, str]:
+        """The answers so far (a codec looks contracts up here directly; :meth:`roll` changes
+        them in place, so every codec holding this dict follows a roll)."""
+        return self._names
+
     def __call__(self, contract_or_symbol_id: str) -> str:
         name = self._names.get(contract_or_symbol_id)
         if name is None:
             name = self._names[contract_or_symbol_id] = symbol_of(contract_or_symbol_id)
         return name
+
+    def roll(self, symbol: str, old: str, new: str) -> None:
+        """``symbol``'s front contract is ``new`` from now on: ``old`` goes by its dated name
+        (``MNQZ26``), so its last frames never mix into ``symbol``'s bars."""
+        self._names[new] = symbol.upper()
+        if old != new:
+            self._names[old] = dated_name(old)
 
 
 def sql_symbol_case(column: str) -> str:

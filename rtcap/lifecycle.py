@@ -203,6 +203,24 @@ def error_row(event: str, error: str | None = None, **extra: Any) -> ErrorRow:
     return ErrorRow(event, error, extra)
 
 
+CONTRACT_ROLLED = "contract_rolled"
+
+
+def contract_rolled(symbol: str, old: str, new: str) -> ErrorRow:
+    """The row a recorder writes when ``symbol``'s front contract changes from ``old`` to
+    ``new``: frames of ``old`` after it are no longer ``symbol``'s."""
+    return error_row(CONTRACT_ROLLED, None, symbol=symbol, from_contract=old, to_contract=new)
+
+
+def contract_roll_of(row: LifecycleRow | None) -> tuple[str, str, str] | None:
+    """(symbol, old contract, new contract) of a :func:`contract_rolled` row, else ``None``."""
+    if not isinstance(row, ErrorRow) or row.event != CONTRACT_ROLLED:
+        return None
+    fields = [_text(row.extra.get(k)) for k in ("symbol", "from_contract", "to_contract")]
+    symbol, old, new = fields
+    return (symbol, old, new) if symbol and old and new else None
+
+
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 

@@ -36,6 +36,7 @@ from rtcap.codecs import AutoCodec, Codec, DecodeError, DecodeSink, Notice, code
 from rtcap.decimals import add, places_of
 from rtcap.events import (
     EV_CONNECTED,
+    EV_CONTRACT_ROLLED,
     EV_DATA_UPDATE,
     EV_DISCONNECTED,
     EV_ERROR,
@@ -50,7 +51,13 @@ from rtcap.events import (
     EventType,
 )
 from rtcap.instruments import ContractNames, session_of
-from rtcap.lifecycle import ErrorRow, SequenceGapRow, parse_detail, payload_detail
+from rtcap.lifecycle import (
+    ErrorRow,
+    SequenceGapRow,
+    contract_roll_of,
+    parse_detail,
+    payload_detail,
+)
 from rtcap.models import (
     BINARY,
     CLOCK,
@@ -166,7 +173,7 @@ class Pipeline:
             raise ValueError("at least one timeframe is needed, e.g. '1min'")
         if isinstance(instruments, str):
             instruments = [instruments]
-        names = ContractNames(contracts)
+        names = self._names = ContractNames(contracts)
         self.codec = codec_for(codec, names) if isinstance(codec, str) else codec
         self.timezone = timezone
         self.session_start = session_start
@@ -709,6 +716,12 @@ class Pipeline:
             detail.setdefault("kind", "connection")
         elif isinstance(row, ErrorRow) and row.event == "reconnecting":
             event_type = EV_RECONNECTING
+        elif (roll := contract_roll_of(row)) is not None:
+            symbol, old, new = roll
+            self._names.roll(symbol, old, new)
+            if EV_CONTRACT_ROLLED in self.wanted:
+                out.append(Event(EV_CONTRACT_ROLLED, detail, "recorder", frame.recv_ns, symbol))
+            return
         else:
             event_type = EV_ERROR
         if event_type in self.wanted:

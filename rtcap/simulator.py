@@ -19,6 +19,7 @@ import heapq
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from rtcap.codecs import projectx
@@ -29,6 +30,7 @@ from rtcap.timeutil import NS, format_iso_ns, parse_iso_ns
 DEFAULT_START_NS = parse_iso_ns("2025-09-02T13:30:00Z")  # 08:30 Chicago, the cash open
 MS = 1_000_000
 
+EXPIRING_SHARE = 0.25  # of prints and quotes that go to the old contract after a roll
 REGIMES = {  # name: (message-rate multiplier, step scale in ticks, mean duration in s)
     "normal": (1.0, 1, 40.0),
     "burst": (6.0, 3, 6.0),
@@ -66,6 +68,11 @@ class _Walk:
         # same with and without depth.
         self.book_rng = random.Random(f"rtcap-sim-book:{seed}:{spec.symbol}")
         self.contract_id = spec.contract_id(start_ns)
+        self.next_roll_ns = spec.next_roll_ns(start_ns)
+        # After a roll the old contract trades on (prints and quotes, no book) to the end of
+        # the roll date's session, as expiring contracts do while volume moves to the next.
+        self.expiring: str | None = None
+        self.expiring_until = 0
         base = round(spec.base_price / spec.tick_size)
         # up to 400 ticks from the base, less where 400 ticks are a large part of the price
         self.price_ticks = base + self.rng.randint(-400, 400) * base // max(base, 20_000)
@@ -90,8 +97,9 @@ class _Walk:
     def price(self, ticks: int) -> float:
         return self.spec.price(ticks)
 
-    def step(self, depth: bool) -> tuple[int, str, bytes]:
-        """Produce the message due at ``next_ns``; returns (exch_ns, target, record).
+    def step(self, depth: bool) -> tuple[int, str, bytes, str]:
+        """Produce the message due at ``next_ns``; returns (exch_ns, target, record, contract
+        id).
 
         Time runs exactly; stamps are floored to the millisecond, the wire's resolution, so
         busy moments put several messages on one millisecond as real feeds do.
@@ -107,15 +115,36 @@ class _Walk:
                     self.regime = name
                     break
             self.regime_until = now + self._regime_length()
-        roll = self.rng.random()
-        if roll < 0.45:
-            target, record = projectx.TRADE, self._trades(now)
-        elif roll < 0.80 or not depth:
-            target, record = projectx.QUOTE, self._quote(now)
+        if now >= self.next_roll_ns:
+            self._roll(now)
+        pick = self.rng.random()
+        target = (
+            projectx.TRADE if pick < 0.45 else projectx.QUOTE if pick < 0.80 or not depth else None
+        )
+        contract = self.contract_id
+        if self.expiring is not None:
+            if now >= self.expiring_until:
+                self.expiring = None
+            elif target is not None and self.rng.random() < EXPIRING_SHARE:
+                contract = self.expiring
+        if target == projectx.TRADE:
+            record = self._trades(now, contract)
+        elif target == projectx.QUOTE:
+            record = self._quote(now, contract)
         else:
             target, record = projectx.DEPTH, self._depth(now)
         self.next_ns = exact + self._gap()
-        return now, target, record
+        return now, target, record, contract
+
+    def _roll(self, now: int) -> None:
+        """The front contract changes (CME's calendar, :mod:`rtcap.instruments`): the next one
+        takes the walk and a whole book; the old one trades on until its session ends."""
+        spec = self.spec
+        self.expiring = self.contract_id
+        self.expiring_until = spec.session_start_ns(spec.trading_day(now) + timedelta(days=1))
+        self.contract_id = spec.contract_id(now)
+        self.next_roll_ns = spec.next_roll_ns(now)
+        self.next_reset_ns = now
 
     def _move(self) -> int:
         scale = REGIMES[self.regime][1]
@@ -125,7 +154,7 @@ class _Walk:
         self.low_ticks = min(self.low_ticks, self.price_ticks)
         return move
 
-    def _trades(self, now: int) -> bytes:
+    def _trades(self, now: int, contract: str) -> bytes:
         count = 1 if self.rng.random() < 0.7 else self.rng.randint(2, 5)
         prints = []
         for _ in range(count):
@@ -138,9 +167,9 @@ class _Walk:
             volume = min(50, int(self.rng.expovariate(0.4)) + 1)
             self.session_volume += volume
             prints.append((now, self.price(self.price_ticks), volume, side))
-        return projectx.encode_trades(self.contract_id, self.spec.symbol_id, prints)
+        return projectx.encode_trades(contract, self.spec.symbol_id, prints)
 
-    def _quote(self, now: int) -> bytes:
+    def _quote(self, now: int, contract: str) -> bytes:
         self._move()
         bid = self.price_ticks - self.rng.randint(0, 1)
         self.bid_ticks = bid
@@ -161,7 +190,7 @@ class _Walk:
             "lastUpdated": stamp,
             "timestamp": stamp,
         }
-        return projectx.encode_quote(self.contract_id, fields)
+        return projectx.encode_quote(contract, fields)
 
     def _depth(self, now: int) -> bytes:
         stamp = format_iso_ns(now)
@@ -266,8 +295,13 @@ class MarketSimulator:
 
     @property
     def contracts(self) -> dict[str, str]:
-        """Instrument symbol → contract id served."""
+        """Instrument symbol → its front contract id now (it changes when the walk rolls)."""
         return {walk.spec.symbol: walk.contract_id for walk in self._walks}
+
+    @property
+    def expiring(self) -> dict[str, str]:
+        """Instrument symbol → the contract it rolled from, while that one still trades."""
+        return {w.spec.symbol: w.expiring for w in self._walks if w.expiring is not None}
 
     def messages(self) -> Iterator[SimMessage]:
         """The endless market, in exchange-time order (ties broken by instrument order)."""
@@ -278,10 +312,10 @@ class MarketSimulator:
         while True:
             _, index = heapq.heappop(heap)
             walk = self._walks[index]
-            exch_ns, target, record = walk.step(self.depth)
+            exch_ns, target, record, contract = walk.step(self.depth)
             # Receive times keep the stream's order, as one socket delivers it.
             last_recv = max(last_recv, exch_ns + self._latency_rng.randint(low, high))
-            yield SimMessage(exch_ns, last_recv, walk.spec.symbol, walk.contract_id, target, record)
+            yield SimMessage(exch_ns, last_recv, walk.spec.symbol, contract, target, record)
             heapq.heappush(heap, (walk.next_ns, index))
 
     def frames(

@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rtcap.instruments import contract_prefix
 from rtcap.models import Frame
 from rtcap.storage import manifest as manifests
 from rtcap.storage.errors import CaptureDamaged
@@ -91,7 +92,7 @@ class FrameFilter:
             None if self.end_ns is None else pc.less(recv, self.end_ns),
             _member(table, "stream", self.streams),
             _member(table, "kind", self.kinds),
-            _member(table, "symbol", self.symbols),
+            _symbol_member(table, self.symbols),
             None if self.seqs is None else pc.greater_equal(table.column("seq"), self.seqs[0]),
             None
             if self.seqs is None or self.seqs[1] is None
@@ -121,6 +122,24 @@ def _member(table: pa.Table, column: str, allowed: frozenset[str] | None):
         return None
     values = table.column(column).cast(pa.string())
     return pc.fill_null(pc.is_in(values, pa.array(sorted(allowed), pa.string())), False)
+
+
+def _symbol_member(table: pa.Table, allowed: frozenset[str] | None):
+    """Rows hinted with one of ``allowed``, where a futures symbol (``MNQ``) stands for every
+    contract of its root, so a symbol's tape continues across its contract rolls. A frame's
+    hint names only its first record's contract, so a frame that carries a wanted contract
+    id anywhere in its payload is kept too (the pipeline picks the symbol's records)."""
+    exact = _member(table, "symbol", allowed)
+    if allowed is None:
+        return exact
+    values = table.column("symbol").cast(pa.string())
+    payloads = table.column("payload")
+    for symbol in sorted(allowed):
+        prefix = contract_prefix(symbol) or (symbol if symbol.startswith("CON.") else None)
+        if prefix is not None:
+            exact = pc.or_(exact, pc.fill_null(pc.starts_with(values, prefix), False))
+            exact = pc.or_(exact, pc.fill_null(pc.match_substring(payloads, prefix), False))
+    return exact
 
 
 def journal_tables(directory: Path, after_seq: int | None) -> Iterator[pa.Table]:

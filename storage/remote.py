@@ -20,8 +20,10 @@ them is written anywhere: staging folders are named by bucket and prefix only.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,9 @@ import orjson
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from rtcap.storage.dataset import MAX_DEPTH, find_captures
 from rtcap.storage.errors import CaptureError, first_line
+from rtcap.storage.lease import StoreLease
 from rtcap.storage.manifest import MAX_MANIFEST_BYTES, _shape_problem, listed_files
 from rtcap.storage.segments import sha256_file
 
@@ -150,14 +154,70 @@ def _write(fs: pafs.FileSystem, path: str, source: Path) -> None:
 
 
 def pull(uri: str, endpoint_url: str | None = None) -> Path:
-    """Mirror the capture at ``uri`` locally (fetching only what changed); its local path."""
+    """Mirror what ``uri`` holds locally (fetching only what changed); its local path. ``uri``
+    is a capture, or a dataset root: then every capture below it, found by listing the store
+    (:func:`remote_captures`), is mirrored under the root's mirror, as the same tree."""
     fs, base = open_remote(uri, endpoint_url)
     try:
-        raw = _call(uri, "reading the manifest of", lambda: _read(fs, f"{base}/manifest.json"))
+        raw = _read_manifest(uri, fs, base)
     except FileNotFoundError:
-        raise CaptureError(f"no capture at {uri} (no manifest.json there): check the URI") from None
+        return _pull_root(uri, fs, base)
+    return _mirror(uri, fs, base, raw, mirror_path(uri))
+
+
+def _read_manifest(uri: str, fs: pafs.FileSystem, base: str) -> bytes:
+    try:
+        return _call(uri, "reading the manifest of", lambda: _read(fs, f"{base}/manifest.json"))
     except ValueError as exc:
         raise CaptureError(f"the manifest of {uri} is damaged ({exc})") from None
+
+
+def remote_captures(uri: str, fs: pafs.FileSystem, base: str) -> list[str]:
+    """The captures below ``base`` on the store, as paths relative to it (``source=sim/
+    date=2026-12-05/recorder=a``), sorted: every folder holding a ``manifest.json`` at most
+    :data:`MAX_DEPTH` levels down and not inside another capture. The store's counterpart of
+    :func:`rtcap.storage.dataset.find_captures`."""
+    selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
+    listing = _call(uri, "listing", lambda: fs.get_file_info(selector))
+    found = []
+    for info in listing:
+        relative = info.path[len(base) :].strip("/")
+        parts = relative.split("/")
+        if parts[-1] != "manifest.json" or len(parts) - 1 > MAX_DEPTH or len(parts) < 2:
+            continue
+        if any(part in ("", ".", "..") for part in parts):
+            continue  # not a name rtcap writes, and never a path to follow
+        found.append("/".join(parts[:-1]))
+    found.sort()
+    inside = [c for c in found if any(c.startswith(f"{other}/") for other in found)]
+    return [c for c in found if c not in inside]
+
+
+def _pull_root(uri: str, fs: pafs.FileSystem, base: str) -> Path:
+    captures = remote_captures(uri, fs, base)
+    if not captures:
+        raise CaptureError(
+            f"no capture at {uri} (no manifest.json there or in the folders below it): check "
+            "the URI"
+        )
+    root = mirror_path(uri)
+    for relative in captures:
+        where = f"{uri.rstrip('/')}/{relative}"
+        try:
+            raw = _read_manifest(where, fs, f"{base}/{relative}")
+        except FileNotFoundError:
+            continue  # removed since the listing
+        _mirror(where, fs, f"{base}/{relative}", raw, root / relative)
+    # A capture mirrored before and gone from the store since is not the store's any more.
+    for old in find_captures(root) if root.exists() else []:
+        if old != root and old.relative_to(root).as_posix() not in captures:
+            shutil.rmtree(old)
+    return root
+
+
+def _mirror(uri: str, fs: pafs.FileSystem, base: str, raw: bytes, local: Path) -> Path:
+    """Fetch the files the manifest ``raw`` of the capture at ``uri`` lists into ``local``
+    (those already there with the listed sha256 are kept), then the manifest."""
     try:
         manifest = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -165,7 +225,6 @@ def pull(uri: str, endpoint_url: str | None = None) -> Path:
     problem = _shape_problem(manifest)
     if problem:
         raise CaptureError(f"the manifest of {uri} is damaged ({problem})")
-    local = mirror_path(uri)
     local.mkdir(parents=True, exist_ok=True)
     for entry in listed_files(manifest):
         target = local / entry["path"]
@@ -205,6 +264,24 @@ class Uploader:
         self.uploaded: dict[str, str] = {}  # path -> sha256 already in the store
         self._manifest_sent: bytes | None = None
         self.bytes_sent = 0
+        self.lease: StoreLease | None = None  # one writer per prefix (storage/lease.py)
+
+    def claim(self, holder: str) -> None:
+        """Take the prefix's lease before recording (refused while another recorder holds
+        it); every :meth:`push` then keeps it."""
+        self.lease = StoreLease(self.uri, self.fs, self.base, holder)
+        _call(self.uri, "claiming", self.lease.claim)
+
+    def hold(self, holder: str) -> None:
+        """The lease of a capture opened mid-recording (a day roll): taken by the first
+        :meth:`push`, which is refused if another recorder holds it."""
+        self.lease = StoreLease(self.uri, self.fs, self.base, holder)
+
+    def release(self) -> None:
+        """Give the lease up (best effort: a lease left behind lapses by itself)."""
+        if self.lease is not None:
+            with contextlib.suppress(OSError, pa.ArrowException, CaptureError):
+                self.lease.release()
 
     def check_reachable(self) -> None:
         """Fail now, with one line, if the bucket cannot be written (before recording)."""
@@ -253,6 +330,8 @@ class Uploader:
         path = self.staging / "manifest.json"
         if not path.exists():
             return 0
+        if self.lease is not None:
+            _call(self.uri, "renewing the lease of", self.lease.keep)
         raw = path.read_bytes()
         manifest = orjson.loads(raw)
         sent = 0

@@ -233,3 +233,13 @@ async def replayed(source) -> tuple[list, list]:
                 (e.type, e.instrument, e.timestamp, repr(e.data)) for e in pipeline.feed(frame)
             ]
     return frames, events
+
+
+def samples(text: str) -> dict[str, float]:
+    """``name{labels}`` → value of every sample in Prometheus text."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out

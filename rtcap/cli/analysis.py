@@ -13,6 +13,7 @@ from rtcap.cli.options import (
     book_options,
     book_sampling,
     indicators_option,
+    on_each_capture,
     readable,
     split_list,
     timeframes_option,
@@ -84,15 +85,20 @@ def export_command(capture, out, timeframes, start, end, fmt, book, every, recor
 )
 def info_command(capture: Path, verify_checksums: bool) -> None:
     """What CAPTURE holds: span, frames and bytes by stream and kind, compression, connections
-    and gaps, receive-vs-exchange clock skew, and its segments.
+    and gaps, receive-vs-exchange clock skew, and its segments. CAPTURE may be a dataset root
+    (local or a URI): each of its captures is described in turn.
 
     Every segment and bar file is checked against the manifest (size, sha256, Parquet) first;
     damaged files are listed and the command exits 1."""
+    on_each_capture(capture, lambda name, local: _info(name, local, verify_checksums))
+
+
+def _info(location: str, capture: Path, verify_checksums: bool) -> None:
+    """``rtcap info`` of one capture (``location`` is what the user named it by: a URI is
+    shown as itself, with its mirror beside it)."""
     from rtcap.analysis.views import connect
 
-    location = capture  # what the user named: a URI is shown as itself, not as its mirror
     try:
-        capture = readable(location)
         manifest = open_capture(capture)
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from None
@@ -103,7 +109,7 @@ def info_command(capture: Path, verify_checksums: bool) -> None:
     last = max((s["last_ns"] for s in segments), default=None)
     source = manifest.get("source") or {}
     click.echo(f"capture   {location}  ({manifest['status']}, {source.get('kind', '?')} source)")
-    if location != capture:
+    if location != str(capture):
         click.echo(f"mirror    {capture}")
     if first is not None:
         click.echo(f"span      {_iso(first)} → {_iso(last)}  ({(last - first) / 1e9:,.1f} s)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -144,7 +145,47 @@ CAPTURE = CaptureLocation()
 
 
 def readable(location: Path | str) -> Path:
-    """A local capture to read: the path itself, or the pulled mirror of a URI."""
+    """A local capture (or dataset root) to read: the path itself, or the pulled mirror of a
+    URI (a root's mirror holds each of its captures)."""
     from rtcap.storage.remote import pull
 
     return location if isinstance(location, Path) else pull(location)
+
+
+def on_each_capture(location: Path | str, action: Callable[[str, Path], None]) -> None:
+    """Run ``action(name, local path)`` on the capture ``location`` names or, for a dataset
+    root, on each of its captures in turn under a ``== <name>`` heading; one that fails is
+    reported and the others still run, then the command fails naming them."""
+    from rtcap.storage.errors import CaptureError
+
+    try:
+        captures = each_capture(location)
+    except CaptureError as exc:
+        raise click.ClickException(str(exc)) from None
+    if len(captures) == 1:
+        action(*captures[0])
+        return
+    failed = []
+    for name, local in captures:
+        click.echo(f"== {name}")
+        try:
+            action(name, local)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.message}")
+            failed.append(name)
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {len(captures)} captures failed: {failed}")
+
+
+def each_capture(location: Path | str) -> list[tuple[str, Path]]:
+    """(name to show, local path) of the capture ``location`` names, or of every capture of the
+    dataset root it names (local or on a store), in label order."""
+    from rtcap.storage.dataset import find_captures, is_capture, label
+
+    local = readable(location)
+    if is_capture(local) or not local.is_dir():
+        return [(str(location), local)]
+    found = find_captures(local)
+    if not found:
+        return [(str(location), local)]  # the reader's own error names what is missing
+    return [(f"{str(location).rstrip('/')}/{label(local, c)}", c) for c in found]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import shutil
 import socket
 import time
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from rtcap.capture import rhythm
 from rtcap.capture.endpoints import (
     API_KEY_VARS,
     BINANCE_URL,
@@ -197,8 +199,9 @@ def _bars(ctx, param, value):
     default="5s",
     show_default=True,
     help="The longest quiet stretch on a connected stream without a 'silence' gap row. Shorter "
-    "ones are judged by the stream's own rhythm: a silence lasts 4x the longest of its last 512 "
-    "gaps, at least 0.5s (the user hub: 30s, its events are sparse).",
+    f"ones are judged by the stream's own rhythm: a silence lasts {rhythm.FACTOR:g}x the longest "
+    f"of its last {rhythm.WINDOW} gaps, at least {rhythm.FLOOR_S:g}s (the user hub: "
+    f"{rhythm.SPARSE_FLOOR_S:g}s, its events are sparse).",
 )
 @click.option(
     "--append",
@@ -294,13 +297,13 @@ def _given(name: str) -> bool:
 def _recording(params: dict[str, Any]) -> Callable[[asyncio.Event | None], Awaitable[str]]:
     """One recording as the options ``params`` describe it, checked and ready to run: call it
     (with a group's stop event, or ``None`` to stop on this process's signals)."""
-    from rtcap.capture.roll import parse_roll
+    from rtcap.capture.roll import CME_TRADING_DAY, parse_roll
     from rtcap.storage.dataset import capture_path
     from rtcap.storage.errors import CaptureError
     from rtcap.storage.remote import Uploader, staging_path
 
     capture, source = params["capture"], params["source"]
-    trading_day = "17:00 America/Chicago" if source == "projectx" else "00:00"
+    trading_day = CME_TRADING_DAY if source == "projectx" else "00:00"
     every = params["roll_every"]
     schedule = parse_roll(
         params["roll_at"], None if every is None else int(every * 1e9), trading_day
@@ -334,6 +337,7 @@ def _recording(params: dict[str, Any]) -> Callable[[asyncio.Event | None], Await
                     "append from the machine (or --journal-dir) that recorded it"
                 )
             )
+        uploader.claim(_holder())  # one writer per prefix: refused while another records here
         capture = staging
     api_url, market_hub_url, user_hub_url = projectx_urls(
         params["api_url"], params["market_hub_url"], params["user_hub_url"]
@@ -465,6 +469,7 @@ async def _record(
             return
         if not up.confirmed():
             return
+        await asyncio.to_thread(up.release)  # the day is closed and whole on the store
         confirmed.append(path)
         while len(confirmed) > keep:
             gone = confirmed.pop(0)
@@ -514,6 +519,8 @@ async def _record(
         except RecordingError:
             await asyncio.to_thread(writer.close)
             await asyncio.to_thread(writer.discard_if_unused)  # so the retry is not refused
+            if uploader is not None:
+                await asyncio.to_thread(uploader.release)  # nor by this run's lease
             raise
         status = None if quiet else asyncio.create_task(_status(recorder))
         uploading = None
@@ -549,6 +556,8 @@ async def _record(
             ) from None
         if recorder.rolls:
             await prune(last.staging, keep_local)
+        for held in every_uploader:  # a clean stop: the next recorder may start at once
+            await asyncio.to_thread(held.release)
         sent = sum(u.bytes_sent for u in every_uploader)
         where = f"{uploader.uri} ({sent / 1e6:,.2f} MB uploaded)"
     if recorder.rolls:  # several captures: the totals of all, and where the last one is
@@ -556,16 +565,28 @@ async def _record(
         return (
             f"recorded {recorder.rows} rows ({recorder.data_frames} data frames) into {where} "
             f"and {recorder.rolls} capture(s) after it (rolled; the last is {last}), "
-            f"{recorder.status()['reconnects']} reconnects"
+            f"{recorder.status()['reconnects']} reconnects{_contract_rolls(recorder)}"
         )
     return (
         f"recorded {manifest['frames']} rows ({recorder.data_frames} data frames) into "
         f"{where}: {len(manifest['segments'])} segments, {gaps} gaps, "
-        f"{recorder.status()['reconnects']} reconnects"
+        f"{recorder.status()['reconnects']} reconnects{_contract_rolls(recorder)}"
     )
 
 
+def _contract_rolls(recorder: Recorder) -> str:
+    return f", {recorder.contract_rolls} contract roll(s)" if recorder.contract_rolls else ""
+
+
 UPLOAD_EVERY_S = 2.0
+
+
+@functools.cache
+def _holder() -> str:
+    """This process's name in the leases of the prefixes it records (storage/lease.py)."""
+    from rtcap.storage.lease import new_holder
+
+    return new_holder()
 
 
 def _next_uri(
@@ -582,6 +603,7 @@ def _next_uri(
         staged = staging_path(candidate, journal_dir)
         up = Uploader(candidate, staged)
         if not staged.exists() and not up.exists():
+            up.hold(_holder())
             return up
         number += 1
         candidate = f"{base}.{number}"

@@ -19,6 +19,7 @@ from rtcap.cli.options import (
     DURATION,
     book_options,
     book_sampling,
+    on_each_capture,
     readable,
     split_list,
     timeframes_option,
@@ -98,7 +99,11 @@ def _replay_source(
 @click.option("--from", "start", help="Start: +5m (after the first frame), -30s, or ISO time.")
 @click.option("--to", "end", help="End (exclusive), same forms as --from.")
 @click.option("--streams", help="Only these streams (comma-separated).")
-@click.option("--symbols", help="Only frames hinted with these symbols/contract ids.")
+@click.option(
+    "--symbols",
+    help="Only these symbols or contract ids (a futures symbol such as MNQ takes "
+    "all its contracts, across rolls).",
+)
 @click.option("--include-open", is_flag=True, help="Also replay an unsealed journal.")
 @click.option(
     "--follow",
@@ -171,7 +176,7 @@ async def _print(
 ) -> None:
     bus = EventBus()
     pipeline = Pipeline(
-        None,
+        source.instruments,
         timeframes,
         wanted=bus.wanted,
         books=bool(sampling),
@@ -354,15 +359,21 @@ def verify(capture, speed, timeframes) -> None:
 
     A capture recorded in several sessions (rtcap record --append) is checked session by
     session, each replayed from its own start, as its recorder saw it. Gaps recorded in the
-    capture (outages, silences, sequence jumps) are counted in the summary."""
+    capture (outages, silences, sequence jumps) are counted in the summary. CAPTURE may be a
+    dataset root (local or a URI): each of its captures is verified on its own."""
     try:
-        capture = readable(capture)
-        manifest = open_capture(capture)
         labels = timeframes_option(None, None, timeframes) if timeframes else None
-    except CaptureError as exc:
-        raise click.ClickException(str(exc)) from None
     except click.BadParameter as exc:
         raise click.BadParameter(exc.message, param_hint="--timeframes") from None
+    on_each_capture(capture, lambda _, local: _verify(local, speed, labels))
+
+
+def _verify(capture: Path, speed: float, labels: list[str] | None) -> None:
+    """``rtcap verify`` of one local capture."""
+    try:
+        manifest = open_capture(capture)
+    except CaptureError as exc:
+        raise click.ClickException(str(exc)) from None
     runs = sessions(manifest)
     problems, summaries, hashes = [], [], []
     for session in runs:

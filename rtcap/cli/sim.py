@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,6 +68,12 @@ if TYPE_CHECKING:
     type=Duration(minimum_s=1.0),
     help="Interval of SignalR pings to clients.",
 )
+@click.option(
+    "--start-at",
+    help="Where the market's clock starts (it runs at real speed from there): an ISO time such "
+    "as 2026-12-09T22:59:50Z or a date; default now. Contracts roll on CME's calendar, so a "
+    "start just before a roll date shows a roll.",
+)
 @click.option("--drop-after", type=DURATION, help="Fault: abort every connection after this.")
 @click.option("--stall-after", type=DURATION, help="Fault: go silent on every connection after…")
 @click.option(
@@ -120,6 +127,7 @@ def sim(
     api_key,
     history_days,
     keepalive,
+    start_at,
     drop_after,
     stall_after,
     stall_for,
@@ -140,8 +148,11 @@ def sim(
     from rtcap.gateway.build import simulated_gateway
     from rtcap.gateway.faults import FaultPlan
     from rtcap.gateway.tokens import TokenIssuer
+    from rtcap.storage.reader import resolve_time
 
     try:
+        now = time.time_ns()
+        start_ns = resolve_time(start_at, now, now) if start_at else None
         faults = FaultPlan(
             drop_after_s=drop_after,
             stall_after_s=stall_after,
@@ -164,6 +175,7 @@ def sim(
             port=port,
             tokens=TokenIssuer(api_key),
             keepalive_s=keepalive,
+            start_ns=start_ns,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None

@@ -90,7 +90,8 @@ class ProjectXCodec(SinkCodec):
 
     def __init__(self, names: ContractNames | None = None) -> None:
         self._name = names or ContractNames()
-        self._symbols: dict[str, str] = {}  # contract id → trader symbol
+        # contract id → trader symbol: the names' own dict, so a contract roll reaches here
+        self._symbols: dict[str, str] = self._name.known
         if decode_trades is not None:
             # the compiled decoder stands in for this instance's method
             self.decode_into = partial(decode_trades, self._symbols, self.decode_into)  # type: ignore[method-assign]

@@ -13,6 +13,7 @@ import aiohttp
 import orjson
 from chaos import harness
 from click.testing import CliRunner
+from helpers import samples
 
 from rtcap.capture.feeds import local_gateway_feed
 from rtcap.capture.metrics import MetricsServer
@@ -21,16 +22,6 @@ from rtcap.cli import main
 from rtcap.gateway.embedded import start_embedded_market
 from rtcap.storage.integrity import open_capture, read_frames
 from rtcap.storage.writer import CaptureWriter
-
-
-def samples(text: str) -> dict[str, float]:
-    """``name{labels}`` → value of every sample in Prometheus text."""
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
 
 
 async def test_metrics_scraped_over_http_agree_with_the_capture(tmp_path):

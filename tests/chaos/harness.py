@@ -54,6 +54,52 @@ class Sim:
                 self.process.wait()
 
 
+def start_moto(env=None) -> tuple[subprocess.Popen, str]:
+    """moto's standalone S3 server on a free loopback port, once it accepts connections."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return server, f"http://127.0.0.1:{port}"
+        time.sleep(0.1)
+    server.kill()
+    raise AssertionError("moto's S3 server did not start")
+
+
+STORE_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret"}
+
+
+def store_env(endpoint: str, cache: Path) -> dict[str, str]:
+    """The environment that points rtcap at the moto server ``endpoint``, with its own cache."""
+    return {
+        **STORE_KEYS,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": "us-east-1",
+        "RTCAP_CACHE": str(cache),
+    }
+
+
+def store_fs(endpoint: str):
+    """A pyarrow file system on the moto server ``endpoint`` (to make buckets and look)."""
+    import pyarrow.fs as pafs
+
+    return pafs.S3FileSystem(
+        endpoint_override=endpoint,
+        scheme="http",
+        region="us-east-1",
+        access_key=STORE_KEYS["AWS_ACCESS_KEY_ID"],
+        secret_key=STORE_KEYS["AWS_SECRET_ACCESS_KEY"],
+        allow_bucket_creation=True,
+    )
+
+
 def start_sim(*, rate: float = 400, seed: int = 11, port: int = 0, extra=()) -> Sim:
     port = port or free_port()
     process = subprocess.Popen(

@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import uuid
 import orjson
 import pyarrow.fs as pafs
 import pytest
+from chaos.harness import start_moto, store_env, store_fs
 from click.testing import CliRunner
 
 from rtcap.cli import main
@@ -24,32 +24,6 @@ from rtcap.storage.journal import read_journal
 from rtcap.storage.remote import mirror_path, pull, staging_path
 
 RTCAP = [sys.executable, "-m", "rtcap"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_moto(env=None) -> tuple[subprocess.Popen, str]:
-    """moto's standalone S3 server on a free loopback port, once it accepts connections."""
-    pytest.importorskip("moto.server")
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return server, f"http://127.0.0.1:{port}"
-        time.sleep(0.1)
-    server.kill()
-    pytest.fail("moto's S3 server did not start")
 
 
 @pytest.fixture(scope="module")
@@ -63,19 +37,11 @@ def s3_server():
 @pytest.fixture
 def s3(s3_server, tmp_path, monkeypatch):
     """AWS environment for the local server, a fresh bucket, and a private rtcap cache."""
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing-secret",
-        "AWS_ENDPOINT_URL": s3_server,
-        "AWS_REGION": "us-east-1",
-        "RTCAP_CACHE": str(tmp_path / "cache"),
-    }
+    env = store_env(s3_server, tmp_path / "cache")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     bucket = f"tapes-{uuid.uuid4().hex[:12]}"
-    fs = pafs.S3FileSystem(endpoint_override=s3_server, scheme="http", region="us-east-1",
-                           access_key="testing", secret_key="testing-secret",
-                           allow_bucket_creation=True)  # fmt: skip
+    fs = store_fs(s3_server)
     fs.create_dir(bucket)
     return {"bucket": bucket, "env": {**os.environ, **env}, "fs": fs}
 
@@ -341,3 +307,119 @@ def open_capture_uri(uri):
     from rtcap.storage.integrity import open_capture
 
     return open_capture(pull(uri))
+
+
+def test_every_reader_takes_a_dataset_root_on_the_store(s3, tmp_path):
+    """Two recorders write one dataset on the store; sql, replay, export, info, verify and plot
+    each take the root's URI, listing its captures through the store, and answer as they do
+    for the same root copied to a local folder."""
+    root = f"s3://{s3['bucket']}/ds"
+    for recorder in ("a", "b"):  # one after the other: the same feed, never overlapping
+        done = subprocess.run(
+            [*RTCAP, "record", "--dataset", root, "--recorder", recorder, "--duration", "2s",
+             "--rate", "200", "--bars", "1sec", "--quiet"],
+            env=s3["env"], capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    local = tmp_path / "copy"
+    for info in s3["fs"].get_file_info(pafs.FileSelector(f"{s3['bucket']}/ds", recursive=True)):
+        if info.type == pafs.FileType.File:
+            target = local / info.path.split("/ds/", 1)[1]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with s3["fs"].open_input_stream(info.path) as stream:
+                target.write_bytes(stream.readall())
+    query = "select capture, count(*) from frames group by 1 order by 1"
+    on_store, copied = run("sql", root, "-c", query), run("sql", local, "-c", query)
+    assert on_store.exit_code == 0, on_store.output
+    assert on_store.output == copied.output and "recorder=a" in on_store.output
+    assert "recorder=b" in on_store.output
+    bars = run("replay", root, "--timeframes", "1sec", "--format", "csv")
+    assert bars.exit_code == 0, bars.output
+    assert bars.stdout == run("replay", local, "--timeframes", "1sec", "--format", "csv").stdout
+    assert len(bars.stdout.splitlines()) > 3
+    info = run("info", root)
+    assert info.exit_code == 0, info.output
+    assert info.output.count("capture   s3://") == 2 and "mirror    " in info.output
+    assert info.output.count("== s3://") == 2
+    verified = run("verify", root, "--speed", "50x")
+    assert verified.exit_code == 0, verified.output
+    assert verified.output.count("== s3://") == 2 and verified.output.count("identical") == 2
+    exported = run("export", root, "--out", tmp_path / "out")
+    assert exported.exit_code == 0, exported.output
+    plotted = run("plot", root, "--out", tmp_path / "chart.html")
+    assert plotted.exit_code == 0, plotted.output
+    # A capture removed from the store is gone from the next read too.
+    listing = s3["fs"].get_file_info(pafs.FileSelector(f"{s3['bucket']}/ds", recursive=True))
+    b = next(i.path for i in listing if i.path.endswith("recorder=b/manifest.json"))
+    s3["fs"].delete_dir(b.rsplit("/", 1)[0])
+    after = run("sql", root, "-c", query)
+    assert (
+        after.exit_code == 0 and "recorder=b" not in after.output and "recorder=a" in after.output
+    )
+    missing = run("info", f"s3://{s3['bucket']}/nothing-here")
+    assert missing.exit_code == 1 and "no capture at" in missing.output
+
+
+def test_one_writer_per_prefix_on_the_store(s3, tmp_path):
+    """Two machines (two caches) recording one dataset path: the second is refused while the
+    first records, naming it; started at the same moment, exactly one records; a recorder
+    whose lease someone else took stops uploading and says so, keeping its rows in staging."""
+    root = f"s3://{s3['bucket']}/ds"
+    fs, bucket = s3["fs"], s3["bucket"]
+
+    def recorder(name: str, cache: str, *more: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [*RTCAP, "record", "--dataset", root, "--recorder", name, "--rate", "200",
+             "--quiet", *more],
+            env={**s3["env"], "RTCAP_CACHE": str(tmp_path / cache)},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    def leases() -> list[str]:
+        listing = fs.get_file_info(pafs.FileSelector(f"{bucket}/ds", recursive=True,
+                                                     allow_not_found=True))  # fmt: skip
+        return [i.path for i in listing if i.path.endswith("/capture.lease")]
+
+    first = recorder("dup", "machine1", "--duration", "6s")
+    deadline = time.monotonic() + 30
+    while not leases() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [lease] = leases()
+    holder = orjson.loads(fs.open_input_stream(lease).readall())["holder"]
+    second = recorder("dup", "machine2", "--duration", "2s")
+    _, err = second.communicate(timeout=60)
+    assert second.returncode == 1
+    assert "is being recorded by" in err and holder in err and "refused" in err
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert leases() == []  # a clean stop gives the prefix up
+    uploaded = orjson.loads(
+        fs.open_input_stream(lease.replace("capture.lease", "manifest.json")).readall()
+    )
+    assert f"recorded {uploaded['frames']} rows" in out  # the store holds the first one's
+
+    # Both at once on a fresh prefix: one records, the other is refused.
+    racers = [recorder("race", f"racer{i}", "--duration", "3s") for i in range(2)]
+    results = [(r.wait(timeout=60), r.stderr.read()) for r in racers]
+    assert sorted(code for code, _ in results) == [0, 1], results
+    assert "is being recorded by" in next(err for code, err in results if code == 1)
+
+    # Someone else's lease appears under a running recorder: its uploads stop and it says so.
+    victim = recorder("victim", "machine3", "--duration", "8s")
+
+    def uploading() -> list[str]:  # its lease, once its first upload is on the store
+        held = [p for p in leases() if "recorder=victim" in p]
+        manifest = [p.replace("capture.lease", "manifest.json") for p in held]
+        return held if manifest and fs.get_file_info(manifest[0]).type == pafs.FileType.File else []
+
+    deadline = time.monotonic() + 30
+    while not uploading() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [taken] = uploading()
+    intruder = {"holder": "intruder:1:x", "expires_ns": time.time_ns() + 600 * 10**9,
+                "expires": "later"}  # fmt: skip
+    with fs.open_output_stream(taken) as stream:
+        stream.write(orjson.dumps(intruder))
+    _, err = victim.communicate(timeout=60)
+    assert victim.returncode == 1
+    assert "intruder:1:x" in err and "run `rtcap recover" in err
