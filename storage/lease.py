@@ -16,6 +16,7 @@ last writer's lease is what both read.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import time
@@ -35,8 +36,10 @@ SETTLE_S = 0.5  # between writing a new lease and reading it back
 NS = 1_000_000_000
 
 
-def new_holder() -> str:
-    """This process's name in a lease: host, pid and a random part (pids repeat)."""
+@functools.cache
+def this_process() -> str:
+    """This process's name in the leases it holds: host, pid and a random part (pids
+    repeat)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 

@@ -35,6 +35,7 @@ import pyarrow.fs as pafs
 
 from rtcap.storage.dataset import MAX_DEPTH, find_captures
 from rtcap.storage.errors import CaptureError, first_line
+from rtcap.storage.integrity import check_file, journal_files, open_capture
 from rtcap.storage.lease import StoreLease
 from rtcap.storage.manifest import MAX_MANIFEST_BYTES, _shape_problem, listed_files
 from rtcap.storage.segments import sha256_file
@@ -153,16 +154,17 @@ def _write(fs: pafs.FileSystem, path: str, source: Path) -> None:
             out.write(chunk)
 
 
-def pull(uri: str, endpoint_url: str | None = None) -> Path:
-    """Mirror what ``uri`` holds locally (fetching only what changed); its local path. ``uri``
-    is a capture, or a dataset root: then every capture below it, found by listing the store
-    (:func:`remote_captures`), is mirrored under the root's mirror, as the same tree."""
+def pull(uri: str, endpoint_url: str | None = None, into: Path | None = None) -> Path:
+    """Copy what ``uri`` holds locally (fetching only what changed); its local path: the
+    cache's mirror, or ``into`` (``rtcap pull``). ``uri`` is a capture, or a dataset root:
+    then every capture below it, found by listing the store (:func:`remote_captures`), is
+    copied as the same tree. Only the cache's mirror forgets captures gone from the store."""
     fs, base = open_remote(uri, endpoint_url)
     try:
         raw = _read_manifest(uri, fs, base)
     except FileNotFoundError:
-        return _pull_root(uri, fs, base)
-    return _mirror(uri, fs, base, raw, mirror_path(uri))
+        return _pull_root(uri, fs, base, into)
+    return _mirror(uri, fs, base, raw, into or mirror_path(uri), into is not None)
 
 
 def _read_manifest(uri: str, fs: pafs.FileSystem, base: str) -> bytes:
@@ -193,31 +195,42 @@ def remote_captures(uri: str, fs: pafs.FileSystem, base: str) -> list[str]:
     return [c for c in found if c not in inside]
 
 
-def _pull_root(uri: str, fs: pafs.FileSystem, base: str) -> Path:
+def _pull_root(uri: str, fs: pafs.FileSystem, base: str, into: Path | None) -> Path:
     captures = remote_captures(uri, fs, base)
     if not captures:
         raise CaptureError(
             f"no capture at {uri} (no manifest.json there or in the folders below it): check "
             "the URI"
         )
-    root = mirror_path(uri)
+    root = into or mirror_path(uri)
     for relative in captures:
         where = f"{uri.rstrip('/')}/{relative}"
         try:
             raw = _read_manifest(where, fs, f"{base}/{relative}")
         except FileNotFoundError:
             continue  # removed since the listing
-        _mirror(where, fs, f"{base}/{relative}", raw, root / relative)
+        _mirror(where, fs, f"{base}/{relative}", raw, root / relative, into is not None)
     # A capture mirrored before and gone from the store since is not the store's any more.
-    for old in find_captures(root) if root.exists() else []:
+    for old in find_captures(root) if into is None and root.exists() else []:
         if old != root and old.relative_to(root).as_posix() not in captures:
             shutil.rmtree(old)
     return root
 
 
-def _mirror(uri: str, fs: pafs.FileSystem, base: str, raw: bytes, local: Path) -> Path:
+def _created(manifest_path: Path) -> int | None:
+    """``created_ns`` of the capture whose manifest is at ``manifest_path`` (its identity)."""
+    try:
+        return orjson.loads(manifest_path.read_bytes()).get("created_ns")
+    except (OSError, orjson.JSONDecodeError, AttributeError):
+        return None
+
+
+def _mirror(
+    uri: str, fs: pafs.FileSystem, base: str, raw: bytes, local: Path, own_folder: bool = False
+) -> Path:
     """Fetch the files the manifest ``raw`` of the capture at ``uri`` lists into ``local``
-    (those already there with the listed sha256 are kept), then the manifest."""
+    (those already there with the listed sha256 are kept), then the manifest. In a folder of
+    the user's (``own_folder``), a different capture already there is refused, not mixed."""
     try:
         manifest = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -225,6 +238,8 @@ def _mirror(uri: str, fs: pafs.FileSystem, base: str, raw: bytes, local: Path) -
     problem = _shape_problem(manifest)
     if problem:
         raise CaptureError(f"the manifest of {uri} is damaged ({problem})")
+    if own_folder and _created(local / "manifest.json") not in (None, manifest.get("created_ns")):
+        raise CaptureError(f"{local} holds another capture than {uri}: pull into a new folder")
     local.mkdir(parents=True, exist_ok=True)
     for entry in listed_files(manifest):
         target = local / entry["path"]
@@ -359,6 +374,36 @@ class Uploader:
                 self.fs, f"{self.base}/manifest.json", path))  # fmt: skip
             self._manifest_sent = raw
         return sent
+
+
+def push_capture(capture: Path, uri: str, holder: str) -> Uploader:
+    """``rtcap push``: upload the closed local capture ``capture`` to ``uri``, every listed
+    file checked first and the manifest last. Resumable: files already on the store at their
+    size are not sent again. A store holding another capture at ``uri`` is refused, and the
+    prefix is leased (:mod:`rtcap.storage.lease`) while it goes up."""
+    manifest = open_capture(capture)
+    if journal_files(capture):
+        raise CaptureError(
+            f"{capture} has an unsealed journal (a recording still running, or one that "
+            f"crashed): stop it or run `rtcap recover {capture}`, then push"
+        )
+    for entry in listed_files(manifest):
+        check_file(capture, entry)
+    uploader = Uploader(uri, capture)
+    try:
+        there = orjson.loads(_read_manifest(uri, uploader.fs, uploader.base))
+    except FileNotFoundError:
+        there = None
+    except orjson.JSONDecodeError:
+        there = {}
+    if there is not None and there.get("created_ns") != manifest.get("created_ns"):
+        raise CaptureError(f"{uri} already holds another capture: push to a new URI")
+    uploader.claim(holder)
+    try:
+        uploader.push()
+    finally:
+        uploader.release()
+    return uploader
 
 
 def push_all(uri: str, staging: Path, endpoint_url: str | None = None) -> Uploader:

@@ -39,6 +39,14 @@ COMMANDS = {
         "rtcap.cli.maintenance:import_command",
         "Turn another tool's line-oriented capture into an rtcap capture.",
     ),
+    "push": (
+        "rtcap.cli.maintenance:push_command",
+        "Upload a local capture to a store URI (checked, resumable).",
+    ),
+    "pull": (
+        "rtcap.cli.maintenance:pull_command",
+        "Copy a capture or dataset root from a store URI into a folder.",
+    ),
     "migrate": (
         "rtcap.cli.maintenance:migrate_command",
         "Rewrite CAPTURE's old-format files in the current format.",

@@ -1,4 +1,5 @@
-"""``rtcap recover`` and ``rtcap import``: making captures whole, and bringing others' in."""
+"""``rtcap recover``, ``import``, ``migrate``, ``push`` and ``pull``: making captures whole,
+bringing others' in, and moving them between disk and a store."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from rtcap.cli import summary
 from rtcap.cli.options import CAPTURE
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.importer import FORMATS, TS_UNITS, import_lines
+from rtcap.storage.integrity import open_capture
 from rtcap.storage.migrate import migrate
 from rtcap.storage.recovery import recover
 from rtcap.storage.remote import push_all, staging_path
@@ -70,6 +72,57 @@ def recover_command(capture: Path | str, journal_dir: Path | None) -> None:
         click.echo(f"  removed unfinished temporary file: {path}")
     if uri is not None:
         click.echo(f"  uploaded {len(uploader.uploaded)} file(s) and the manifest to {uri}")
+
+
+@click.command("push", short_help=summary("push"))
+@click.argument("capture", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("uri")
+def push_command(capture: Path, uri: str) -> None:
+    """Upload the local CAPTURE to URI (s3://bucket/prefix …): every file is checked against
+    the manifest first, the manifest goes last, and a push that stopped half-way goes on where
+    it stopped. A URI holding another capture is refused."""
+    from rtcap.storage.lease import this_process
+    from rtcap.storage.remote import is_uri, push_capture
+
+    if not is_uri(uri):
+        raise click.UsageError(f"URI must be a store URI such as s3://bucket/prefix, not {uri!r}")
+    try:
+        uploader = push_capture(capture, uri, this_process())
+    except CaptureError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"pushed {capture} to {uri}: {len(uploader.uploaded)} file(s) there, "
+        f"{uploader.bytes_sent / 1e6:,.2f} MB sent now"
+    )
+
+
+@click.command("pull", short_help=summary("pull"))
+@click.argument("uri")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def pull_command(uri: str, directory: Path) -> None:
+    """Copy the capture (or every capture of the dataset root) at URI into DIRECTORY, each
+    file checked against its manifest; pulling again fetches only what changed. A folder
+    already holding another capture is refused."""
+    from rtcap.cli.output import refuse_output_inside_captures
+    from rtcap.storage.dataset import find_captures
+    from rtcap.storage.integrity import check_file
+    from rtcap.storage.manifest import listed_files
+    from rtcap.storage.remote import is_uri, pull
+
+    if not is_uri(uri):
+        raise click.UsageError(f"URI must be a store URI such as s3://bucket/prefix, not {uri!r}")
+    refuse_output_inside_captures(directory.parent, "DIRECTORY")
+    try:
+        local = pull(uri, into=directory)
+        captures = find_captures(local)
+        files = 0
+        for capture in captures:
+            for entry in listed_files(open_capture(capture)):
+                check_file(capture, entry)
+                files += 1
+    except CaptureError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"pulled {uri} into {local}: {len(captures)} capture(s), {files} file(s) checked")
 
 
 @click.command("migrate", short_help=summary("migrate"))

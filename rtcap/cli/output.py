@@ -59,7 +59,7 @@ def table_text(frame: pl.DataFrame, max_rows: int) -> str:
         return str(frame.head(max_rows))
 
 
-def refuse_output_inside_captures(out: Path) -> None:
+def refuse_output_inside_captures(out: Path, what: str = "--out") -> None:
     """No command writes into a capture: ``--out`` must not lie in any folder that holds a
     manifest or a journal (any capture, read by this command or not, at any depth of the path)."""
     from rtcap.storage.integrity import journal_files
@@ -68,6 +68,6 @@ def refuse_output_inside_captures(out: Path) -> None:
     for folder in [target, *target.parents]:
         if (folder / "manifest.json").is_file() or journal_files(folder):
             raise click.UsageError(
-                f"--out {out} lies inside the capture {folder}: captures are read-only, write "
+                f"{what} {out} lies inside the capture {folder}: captures are read-only, write "
                 "the result somewhere else"
             )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import shutil
 import socket
 import time
@@ -300,6 +299,7 @@ def _recording(params: dict[str, Any]) -> Callable[[asyncio.Event | None], Await
     from rtcap.capture.roll import CME_TRADING_DAY, parse_roll
     from rtcap.storage.dataset import capture_path
     from rtcap.storage.errors import CaptureError
+    from rtcap.storage.lease import this_process
     from rtcap.storage.remote import Uploader, staging_path
 
     capture, source = params["capture"], params["source"]
@@ -337,7 +337,7 @@ def _recording(params: dict[str, Any]) -> Callable[[asyncio.Event | None], Await
                     "append from the machine (or --journal-dir) that recorded it"
                 )
             )
-        uploader.claim(_holder())  # one writer per prefix: refused while another records here
+        uploader.claim(this_process())  # one writer per prefix: refused while another records here
         capture = staging
     api_url, market_hub_url, user_hub_url = projectx_urls(
         params["api_url"], params["market_hub_url"], params["user_hub_url"]
@@ -581,13 +581,6 @@ def _contract_rolls(recorder: Recorder) -> str:
 UPLOAD_EVERY_S = 2.0
 
 
-@functools.cache
-def _holder() -> str:
-    """This process's name in the leases of the prefixes it records (storage/lease.py)."""
-    from rtcap.storage.lease import new_holder
-
-    return new_holder()
-
 
 def _next_uri(
     first: str, day: str, dataset: tuple[str | Path, str] | None, source: str, journal_dir
@@ -595,6 +588,7 @@ def _next_uri(
     """The Uploader of the next day's URI: the dataset's folder of ``day``, or ``<first>.<day>``;
     ``.2``, ``.3`` … while the store or the staging cache already holds one of that name."""
     from rtcap.storage.dataset import capture_path
+    from rtcap.storage.lease import this_process
     from rtcap.storage.remote import Uploader, staging_path
 
     base = capture_path(dataset[0], source, day, dataset[1]) if dataset else f"{first}.{day}"
@@ -603,7 +597,7 @@ def _next_uri(
         staged = staging_path(candidate, journal_dir)
         up = Uploader(candidate, staged)
         if not staged.exists() and not up.exists():
-            up.hold(_holder())
+            up.hold(this_process())
             return up
         number += 1
         candidate = f"{base}.{number}"

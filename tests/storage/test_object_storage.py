@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import orjson
 import pyarrow.fs as pafs
@@ -423,3 +424,72 @@ def test_one_writer_per_prefix_on_the_store(s3, tmp_path):
     _, err = victim.communicate(timeout=60)
     assert victim.returncode == 1
     assert "intruder:1:x" in err and "run `rtcap recover" in err
+
+
+def test_push_and_pull_move_captures_between_disk_and_the_store(s3, tmp_path):
+    def recorded(name: str) -> Path:
+        done = run("record", tmp_path / name, "--duration", "2s", "--rate", "200",
+                   "--segment-minutes", "0.01", "--quiet")  # fmt: skip
+        assert done.exit_code == 0, done.output
+        return tmp_path / name
+
+    def count(where) -> str:
+        result = run("sql", where, "-c", "select count(*), sum(bytes) from frames")
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    first, other = recorded("first"), recorded("other")
+    uri = f"s3://{s3['bucket']}/pushed"
+    pushed = run("push", first, uri)
+    assert pushed.exit_code == 0, pushed.output
+    assert count(uri) == count(first)
+    remote = f"{s3['bucket']}/pushed"
+    assert (
+        s3["fs"].open_input_stream(f"{remote}/manifest.json").readall()
+        == (first / "manifest.json").read_bytes()
+    )
+    # A push that stopped half-way (a part and the manifest missing) goes on where it stopped.
+    parts = [i.path for i in s3["fs"].get_file_info(pafs.FileSelector(remote, recursive=True))
+             if i.path.endswith(".parquet")]  # fmt: skip
+    assert len(parts) >= 2
+    s3["fs"].delete_file(parts[0])
+    s3["fs"].delete_file(f"{remote}/manifest.json")
+    again = run("push", first, uri)
+    assert again.exit_code == 0, again.output
+    assert re.search(r"[1-9][\d,.]* MB sent now|0\.\d*[1-9]\d* MB sent now", again.output)
+    assert count(uri) == count(first)
+    # Another capture to the same URI, one still journaling, and a damaged one: refused.
+    refused = run("push", other, uri)
+    assert refused.exit_code == 1 and "already holds another capture" in refused.output
+    journaling = tmp_path / "journaling"
+    shutil.copytree(other, journaling)
+    (journaling / "journal").mkdir(exist_ok=True)
+    (journaling / "journal" / "segment-000009.rtj").write_bytes(b"RTJ")
+    refused = run("push", journaling, f"{uri}-2")
+    assert refused.exit_code == 1 and "unsealed journal" in refused.output
+    damaged = tmp_path / "damaged"
+    shutil.copytree(other, damaged)
+    part = next(damaged.glob("frames/date=*/part-*.parquet"))
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    part.write_bytes(bytes(data))
+    refused = run("push", damaged, f"{uri}-3")
+    assert refused.exit_code == 1 and part.name in refused.output
+    assert s3["fs"].get_file_info(f"{s3['bucket']}/pushed-3/manifest.json").type == (
+        pafs.FileType.NotFound
+    )
+    # Pull: the capture back, byte for byte; again (nothing changed); not over another capture.
+    back = tmp_path / "back"
+    pulled = run("pull", uri, back)
+    assert pulled.exit_code == 0, pulled.output
+    assert (back / "manifest.json").read_bytes() == (first / "manifest.json").read_bytes()
+    assert count(back) == count(first)
+    assert run("pull", uri, back).exit_code == 0
+    assert "another capture" in run("pull", uri, other).output
+    # A dataset root comes down as the same tree.
+    assert run("push", other, f"s3://{s3['bucket']}/root/b").exit_code == 0
+    assert run("push", first, f"s3://{s3['bucket']}/root/a").exit_code == 0
+    tree = run("pull", f"s3://{s3['bucket']}/root", tmp_path / "tree")
+    assert tree.exit_code == 0 and "2 capture(s)" in tree.output, tree.output
+    assert count(tmp_path / "tree" / "a") == count(first)
+    assert count(tmp_path / "tree" / "b") == count(other)
