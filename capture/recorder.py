@@ -60,6 +60,7 @@ class Recorder:
         roll: RollSchedule | None = None,
         next_writer: Callable[[int], CaptureWriter] | None = None,
         after_close: Callable[[CaptureWriter], Awaitable[None]] | None = None,
+        contract_checks: RollSchedule | None = None,
     ) -> None:
         self.feeds = list(feeds)
         self.hold_bytes = int(hold_mb * 1024 * 1024)
@@ -102,7 +103,7 @@ class Recorder:
         # Contract roll: feeds asked for a root (MNQ) re-resolve its front contract at every
         # session open: each day roll of a rolling recording, else CME's 17:00 Chicago.
         self._contract_sessions = [s for s in self.sessions if hasattr(s.feed, "recheck")]
-        self._contract_schedule = self.roll or CME_SESSION_OPENS
+        self._contract_schedule = contract_checks or self.roll or CME_SESSION_OPENS
         self._next_contract_check_ns: int | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.contract_rolls = 0

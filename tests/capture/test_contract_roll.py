@@ -17,14 +17,19 @@ from chaos.harness import manifest as read_manifest
 from click.testing import CliRunner
 from helpers import replayed
 
+from rtcap.capture.feeds import local_gateway_feed
+from rtcap.capture.recorder import Recorder
+from rtcap.capture.roll import RollSchedule
 from rtcap.cli import main
 from rtcap.codecs import projectx, signalr
 from rtcap.events import EventType
 from rtcap.gateway.build import simulated_gateway
+from rtcap.gateway.embedded import start_embedded_market
 from rtcap.instruments import spec_for
 from rtcap.replay.source import Replay
 from rtcap.simulator import MarketSimulator
 from rtcap.storage.integrity import read_frames
+from rtcap.storage.writer import CaptureWriter
 from rtcap.timeutil import format_iso_ns, parse_iso_ns
 
 S = 1_000_000_000
@@ -190,3 +195,26 @@ def test_a_recorder_on_a_root_moves_to_the_next_contract_at_a_session_open(tmp_p
     assert result.exit_code == 0, result.output
     printed = [line.split() for line in result.stdout.splitlines() if " trade " in line]
     assert Counter(fields[1] for fields in printed) == {"MNQ": prints["MNQ"]}
+
+
+async def test_a_failed_contract_check_is_a_row_and_recording_goes_on(tmp_path):
+    """The gateway's REST API stops answering at a session open: one contract_check_failed
+    row (retried a minute later, not every second), and the market stream records on."""
+    market = await start_embedded_market(instruments=["MNQ"], rate=300)
+    writer = CaptureWriter(tmp_path / "cap", source=market.source_info())
+    feed = local_gateway_feed(market, ["MNQ"])
+    recorder = Recorder([feed], writer=writer,
+                        contract_checks=RollSchedule(every_ns=S))  # fmt: skip
+    try:
+        await asyncio.to_thread(writer.open)
+        await recorder.prepare()
+        feed.auth.api_url = f"http://127.0.0.1:{harness.free_port()}/api"  # nobody listens
+        await recorder.run(3.5)
+    finally:
+        await market.stop()
+    tape = list(read_frames(tmp_path / "cap"))
+    failed = [i for i, r in enumerate(tape) if b"contract_check_failed" in r.payload]
+    assert len(failed) == 1
+    assert "cannot reach" in orjson.loads(tape[failed[0]].payload)["error"]
+    assert sum(r.kind == "text" for r in tape[failed[0] :]) > 100  # recording went on
+    assert not any(b"contract_rolled" in r.payload for r in tape)
