@@ -28,6 +28,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rtcap.codecs import sniff
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.integrity import journal_files, open_capture
 from rtcap.storage.reader import CaptureReader, FrameFilter
@@ -131,6 +132,10 @@ class DatasetReader:
         self.path = root
         self.labels = [label(root, c) for c in captures]
         self.readers = [CaptureReader(c, include_open=include_open) for c in captures]
+        # Captures of different protocols may name their streams alike (an imported Binance
+        # capture and a ProjectX one both say "market"): such streams are told apart as
+        # "<stream>@<protocol>", so each is decoded by its own codec.
+        self.renamed = _streams_to_qualify(self.readers)
         pairs = duplicates(root, captures)
         if pairs:
             first, second = pairs[0]
@@ -155,7 +160,10 @@ class DatasetReader:
     def tables(self, where: FrameFilter | None = None) -> Iterator[pa.Table]:
         """Merged tables: everything received before the earliest pending row-group end of
         any capture, sorted by (receive time, capture, seq)."""
-        streams = [_keyed(r.tables(where), rank) for rank, r in enumerate(self.readers)]
+        streams = [
+            _keyed(_qualified(r.tables(where), self.renamed[rank]), rank)
+            for rank, r in enumerate(self.readers)
+        ]
         pending: list[pa.Table | None] = [next(s, None) for s in streams]
         while any(t is not None for t in pending):
             horizon = min(t.column("_key")[-1].as_py() for t in pending if t is not None)
@@ -176,6 +184,55 @@ class DatasetReader:
             merged = pa.concat_tables(ready).sort_by(order)
             if merged.num_rows:
                 yield merged.drop(["_key", "_rank"])
+
+
+def protocol_of(reader: CaptureReader) -> str | None:
+    """The protocol of a capture's data (``projectx``, ``binance``), sniffed from its first
+    data frame as the pipeline's automatic codec does; ``None`` if nothing is recognised."""
+    for table in reader.tables(FrameFilter(kinds=frozenset({"text", "binary"}))):
+        for payload in table.column("payload").to_pylist()[:16]:
+            found = sniff(payload)
+            if found != "raw":
+                return found
+        return None
+    return None
+
+
+def _streams_to_qualify(readers: list[CaptureReader]) -> list[dict[str, str]]:
+    """Per capture, stream → ``stream@protocol`` for the stream names that captures of
+    different protocols share (none, for a dataset of one protocol)."""
+    protocols = [protocol_of(r) for r in readers]
+    by_stream: dict[str, set[str]] = {}
+    for reader, protocol in zip(readers, protocols, strict=True):
+        for stream in _stream_names(reader.manifest):
+            if protocol is not None:
+                by_stream.setdefault(stream, set()).add(protocol)
+    shared = {stream for stream, found in by_stream.items() if len(found) > 1}
+    return [
+        {s: f"{s}@{protocol}" for s in _stream_names(r.manifest) & shared} if protocol else {}
+        for r, protocol in zip(readers, protocols, strict=True)
+    ]
+
+
+def _stream_names(manifest: dict[str, Any]) -> set[str]:
+    """The streams a capture's manifest names (subscriptions, connections, or "market")."""
+    names = {s.get("stream") for s in manifest.get("subscriptions") or [] if isinstance(s, dict)}
+    names |= {c.get("stream") for c in manifest.get("connections") or [] if isinstance(c, dict)}
+    found = {n for n in names if isinstance(n, str)}
+    return found or {"market"}
+
+
+def _qualified(tables: Iterator[pa.Table], renamed: dict[str, str]) -> Iterator[pa.Table]:
+    if not renamed:
+        yield from tables
+        return
+    for table in tables:
+        streams = table.column("stream").cast(pa.string())
+        for old, new in renamed.items():
+            streams = pc.if_else(pc.equal(streams, old), new, streams)
+        index = table.schema.get_field_index("stream")
+        field = table.schema.field(index)  # its own type kept: the merge concatenates tables
+        yield table.set_column(index, field, streams.cast(field.type))
 
 
 def _keyed(tables: Iterator[pa.Table], rank: int) -> Iterator[pa.Table]:

@@ -92,3 +92,35 @@ def test_record_into_a_dataset(tmp_path):
                         capture.relative_to(tmp_path / "tapes").as_posix())  # fmt: skip
     both = run("record", tmp_path / "x", "--dataset", tmp_path / "tapes", "--duration", "1s")
     assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_captures_of_different_protocols_under_one_root_each_decode_with_their_own(
+    tmp_path, binance_capture
+):
+    """An imported Binance capture and a ProjectX one both name their stream "market": read
+    together, each is decoded by its own codec (its stream is "market@binance" or
+    "market@projectx"), so the root gives every bar that each gives alone, and no errors."""
+    root = tmp_path / "root"
+    imported = run("import", "--format", "hftbacktest", binance_capture, root / "binance")
+    assert imported.exit_code == 0, imported.output
+    projectx = recorder(root, "px", ["MNQ", "ES"], 5)
+
+    def bars(path) -> list[str]:
+        result = run("replay", path, "--timeframes", "1min", "--format", "csv")
+        assert result.exit_code == 0, result.output
+        return bars_of(result.stdout)
+
+    together = bars(root)
+    alone = sorted(bars(root / "binance") + bars(projectx))
+    assert set(alone) <= set(together)
+    # Beyond them only each instrument's last bar, which the later capture's clock closed.
+    for extra in set(together) - set(alone):
+        symbol = extra.split(",")[1]
+        assert extra == max(line for line in together if line.split(",")[1] == symbol)
+    assert {line.split(",")[1] for line in together} == {"ETHUSDT", "MNQ", "ES"}
+    reader = DatasetReader(root, find_captures(root))
+    streams = {s for table in reader.tables() for s in table.column("stream").to_pylist()}
+    assert {"market@binance", "market@projectx"} <= streams and "market" not in streams
+    # A root of one protocol keeps its stream names.
+    single = DatasetReader(tmp_path / "one", [projectx])
+    assert single.renamed == [{}]
