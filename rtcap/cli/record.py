@@ -581,7 +581,6 @@ def _contract_rolls(recorder: Recorder) -> str:
 UPLOAD_EVERY_S = 2.0
 
 
-
 def _next_uri(
     first: str, day: str, dataset: tuple[str | Path, str] | None, source: str, journal_dir
 ) -> Uploader:
