@@ -36,6 +36,7 @@ from rtcap.storage.writer import CaptureWriter
 
 log = logging.getLogger("rtcap.capture")
 CONTRACT_RETRY_NS = 60 * 1_000_000_000  # a failed front-contract check is tried again
+CONTRACT_FOLLOW_UPS_NS = (60 * 1_000_000_000, 600 * 1_000_000_000)  # checks after an open
 
 
 class RecordingError(Exception):
@@ -105,6 +106,7 @@ class Recorder:
         self._contract_sessions = [s for s in self.sessions if hasattr(s.feed, "recheck")]
         self._contract_schedule = contract_checks or self.roll or CME_SESSION_OPENS
         self._next_contract_check_ns: int | None = None
+        self._follow_ups: list[int] = []
         self._background: set[asyncio.Task[None]] = set()
         self.contract_rolls = 0
         self.stop = asyncio.Event()
@@ -319,6 +321,10 @@ class Recorder:
             self._sink(self._error_row("roll_failed", str(exc), next=str(new.path)))
             self._next_roll_ns = self.roll.next_after(now)
             return
+        for feed in self.feeds:  # a new day lists only the contract rolls it holds
+            retired = getattr(feed, "retired", None)
+            if retired is not None:
+                retired.clear()
         new.set_subscriptions(self._subscriptions())
         new.set_bar_timeframes(self.bar_timeframes or [])
         # The switch, with no await inside: every row from here on is the new capture's.
@@ -342,14 +348,20 @@ class Recorder:
         self._closing.append(asyncio.create_task(self._close_rolled(old)))
 
     def _contract_check_due(self) -> bool:
+        """A session opened (or one of the follow-ups after an open is due: a gateway may
+        switch its active contract a little after the open, and the next open is a day away)."""
         if not self._contract_sessions:
             return False
         now = time.time_ns()
         if self._next_contract_check_ns is None:
             self._next_contract_check_ns = self._contract_schedule.next_after(now)
+        if self._follow_ups and now >= self._follow_ups[0]:
+            self._follow_ups.pop(0)
+            return True
         if now < self._next_contract_check_ns:
             return False
         self._next_contract_check_ns = self._contract_schedule.next_after(now)
+        self._follow_ups = [now + after for after in CONTRACT_FOLLOW_UPS_NS]
         return True
 
     async def _check_contracts(self) -> None:

@@ -198,6 +198,10 @@ def lifecycle_trace(command: list[str], api_url: str, library: str) -> list:
     }
     for name in ("PROJECTX_USERNAME", "PROJECTX_API_KEY", "PROJECTX_MARKET_HUB_URL"):
         env.pop(name, None)
+    # Start just after a 15-second bar boundary: the script's start-up (history, connect,
+    # handlers) then ends well before the next one, which must come after the first quote. A
+    # start-up straddling a boundary would see that bar close before any handler was there.
+    time.sleep((1.0 - time.time()) % 15)
     done = subprocess.run(
         [*command, str(LIFECYCLE)], capture_output=True, text=True, env=env, timeout=200
     )
