@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -300,8 +301,11 @@ class Uploader:
 
     def check_reachable(self) -> None:
         """Fail now, with one line, if the bucket cannot be written (before recording)."""
-        probe = f"{self.base}/.rtcap-write-probe"
-        staging_probe = self.staging.parent / ".rtcap-write-probe"
+        # A name of this process's own: two recorders starting at once on one prefix must not
+        # delete each other's probe.
+        name = f".rtcap-write-probe-{uuid.uuid4().hex[:12]}"
+        probe = f"{self.base}/{name}"
+        staging_probe = self.staging.parent / name
         staging_probe.parent.mkdir(parents=True, exist_ok=True)
         staging_probe.write_bytes(b"rtcap")
         try:

@@ -324,8 +324,12 @@ def _recording(params: dict[str, Any]) -> Callable[[asyncio.Event | None], Await
         staging = staging_path(capture, params["journal_dir"])
         uploader = Uploader(capture, staging)
         uploader.check_reachable()
+        # One writer per prefix: refused while another recorder holds it (named), before
+        # anything else is judged, so two recorders racing are told apart by the lease alone.
+        uploader.claim(this_process())
         staged = (staging / "manifest.json").exists()
         if uploader.exists() and not (params["append"] and staged):
+            uploader.release()
             # As locally: an existing capture is never replaced. Appending needs the staging
             # copy it was recorded from (a fresh cache would upload a shorter manifest over it).
             raise CaptureError(
@@ -337,7 +341,6 @@ def _recording(params: dict[str, Any]) -> Callable[[asyncio.Event | None], Await
                     "append from the machine (or --journal-dir) that recorded it"
                 )
             )
-        uploader.claim(this_process())  # one writer per prefix: refused while another records here
         capture = staging
     api_url, market_hub_url, user_hub_url = projectx_urls(
         params["api_url"], params["market_hub_url"], params["user_hub_url"]
