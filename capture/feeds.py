@@ -159,9 +159,10 @@ class ProjectXMarketFeed:
         """Ask the gateway again for each symbol's front contract (a new session has begun);
         (symbol, old, new) for each that changed, now subscribed to on the next connect. The
         caller moves a live connection over with :meth:`resubscribe_messages`."""
+        # Every answer first: a failure part-way must not leave a switch half made.
+        fronts = [(symbol, await self._front(symbol)) for symbol in self.symbols]
         changes = []
-        for symbol in self.symbols:
-            chosen = await self._front(symbol)
+        for symbol, chosen in fronts:
             old = self.contracts.get(symbol)
             if old is not None and chosen["id"] != old:
                 self.retired.append({"symbol": symbol, "contract": old, "rolled_to": chosen["id"]})
