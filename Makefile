@@ -57,6 +57,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/record_memory.py --seconds 60
 	$(BIN)/python bench/replay_memory.py --frames 1000000
 	$(BIN)/python bench/roll_soak.py --seconds 120 --roll-every 20
+	$(BIN)/python bench/store_sql.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
