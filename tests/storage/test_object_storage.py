@@ -47,6 +47,14 @@ def s3(s3_server, tmp_path, monkeypatch):
     return {"bucket": bucket, "env": {**os.environ, **env}, "fs": fs}
 
 
+def record_cli(s3, *args, env=None, timeout=120) -> subprocess.CompletedProcess:
+    """``rtcap record ARGS`` in its own process, against the test store (or ``env``)."""
+    return subprocess.run(
+        [*RTCAP, "record", *map(str, args)],
+        env=env or s3["env"], capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
@@ -57,11 +65,19 @@ def hashes(output: str) -> list[str]:
 
 def test_record_to_s3_then_every_reader_reads_the_uri_as_local(s3):
     uri = f"s3://{s3['bucket']}/mnq/day1"
-    done = subprocess.run(
-        [*RTCAP, "record", uri, "--duration", "4s", "--rate", "200", "--bars", "1sec",
-         "--segment-minutes", "0.02", "--quiet"],
-        env=s3["env"], capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    done = record_cli(
+        s3,
+        uri,
+        "--duration",
+        "4s",
+        "--rate",
+        "200",
+        "--bars",
+        "1sec",
+        "--segment-minutes",
+        "0.02",
+        "--quiet",
+    )
     assert done.returncode == 0, done.stderr
     assert re.search(rf"into {re.escape(uri)} \([\d.]+ MB uploaded\): (\d+) segments", done.stdout)
     staged = staging_path(uri)
@@ -197,10 +213,7 @@ def test_a_remote_manifest_listing_anything_but_sealed_files_is_refused_and_noth
     them and every later read of the URI failed ("unsealed journal"). Now the manifest itself is
     refused, naming the entry, and nothing is written into the mirror."""
     uri = f"s3://{s3['bucket']}/mnq/hostile"
-    done = subprocess.run(
-        [*RTCAP, "record", uri, "--duration", "2s", "--rate", "100", "--quiet"],
-        env=s3["env"], capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    done = record_cli(s3, uri, "--duration", "2s", "--rate", "100", "--quiet")
     assert done.returncode == 0, done.stderr
     fs, base = s3["fs"], f"{s3['bucket']}/mnq/hostile"
     with fs.open_input_stream(f"{base}/manifest.json") as stream:
@@ -246,11 +259,20 @@ def test_a_rolling_recording_to_s3_keeps_only_the_open_day_in_staging(s3, tmp_pa
     staging copy goes (--keep-local 1), so staging holds one capture whatever the run's length;
     every day reads back from the store and verifies."""
     uri = f"s3://{s3['bucket']}/rolling/cap"
-    done = subprocess.run(
-        [*RTCAP, "record", uri, "--duration", "7s", "--rate", "150", "--bars", "1sec",
-         "--roll-every", "2s", "--quiet"],
-        env=s3["env"], capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+    done = record_cli(
+        s3,
+        uri,
+        "--duration",
+        "7s",
+        "--rate",
+        "150",
+        "--bars",
+        "1sec",
+        "--roll-every",
+        "2s",
+        "--quiet",
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr
     assert "capture(s) after it (rolled" in done.stdout
     listed = s3["fs"].get_file_info(pafs.FileSelector(f"{s3['bucket']}/rolling", recursive=True))
@@ -278,10 +300,7 @@ def test_a_uri_that_holds_a_capture_is_never_recorded_over(s3, tmp_path):
     --append from a fresh cache (which would upload a shorter manifest over it) is refused too;
     nothing in the store changes."""
     uri = f"s3://{s3['bucket']}/mnq/once"
-    first = subprocess.run(
-        [*RTCAP, "record", uri, "--duration", "2s", "--rate", "100", "--quiet"],
-        env=s3["env"], capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    first = record_cli(s3, uri, "--duration", "2s", "--rate", "100", "--quiet")
     assert first.returncode == 0, first.stderr
     with s3["fs"].open_input_stream(f"{s3['bucket']}/mnq/once/manifest.json") as stream:
         before = stream.readall()
@@ -289,17 +308,11 @@ def test_a_uri_that_holds_a_capture_is_never_recorded_over(s3, tmp_path):
     assert again.exit_code == 1 and "already holds a recording" in again.output
     assert "--append" in again.output
     fresh = {**s3["env"], "RTCAP_CACHE": str(tmp_path / "fresh-cache")}
-    appended = subprocess.run(
-        [*RTCAP, "record", uri, "--append", "--duration", "1s", "--quiet"],
-        env=fresh, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    appended = record_cli(s3, uri, "--append", "--duration", "1s", "--quiet", env=fresh)
     assert appended.returncode == 1 and "needs its staging copy" in appended.stderr
     with s3["fs"].open_input_stream(f"{s3['bucket']}/mnq/once/manifest.json") as stream:
         assert stream.readall() == before
-    same_cache = subprocess.run(
-        [*RTCAP, "record", uri, "--append", "--duration", "1s", "--rate", "100", "--quiet"],
-        env=s3["env"], capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    same_cache = record_cli(s3, uri, "--append", "--duration", "1s", "--rate", "100", "--quiet")
     assert same_cache.returncode == 0, same_cache.stderr  # from where it was recorded: fine
     assert len(open_capture_uri(uri)["sessions"]) == 2
 
@@ -316,11 +329,20 @@ def test_every_reader_takes_a_dataset_root_on_the_store(s3, tmp_path):
     for the same root copied to a local folder."""
     root = f"s3://{s3['bucket']}/ds"
     for recorder in ("a", "b"):  # one after the other: the same feed, never overlapping
-        done = subprocess.run(
-            [*RTCAP, "record", "--dataset", root, "--recorder", recorder, "--duration", "2s",
-             "--rate", "200", "--bars", "1sec", "--quiet"],
-            env=s3["env"], capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+        done = record_cli(
+            s3,
+            "--dataset",
+            root,
+            "--recorder",
+            recorder,
+            "--duration",
+            "2s",
+            "--rate",
+            "200",
+            "--bars",
+            "1sec",
+            "--quiet",
+        )
         assert done.returncode == 0, done.stderr
     local = tmp_path / "copy"
     for info in s3["fs"].get_file_info(pafs.FileSelector(f"{s3['bucket']}/ds", recursive=True)):
