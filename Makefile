@@ -58,6 +58,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/replay_memory.py --frames 1000000
 	$(BIN)/python bench/roll_soak.py --seconds 120 --roll-every 20
 	$(BIN)/python bench/store_sql.py
+	$(BIN)/python bench/spark_bars.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

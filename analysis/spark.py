@@ -7,23 +7,27 @@ Spark executors.
     spark.sql("select symbol, count(*) from trades group by 1").show()
     bars_job(spark, "captures/", ["1min", "5min"], "out/bars")   # Parquet, one row per bar
 
-A dataset root is a capture or a folder holding captures (as ``rtcap sql`` finds them). Only the
-files each manifest lists are read, each checked against its sha256 first, in the portable
-``frames/2`` schema that Spark reads with no flags (``rtcap migrate`` rewrites older captures).
+A dataset root is a capture or a folder holding captures (as ``rtcap sql`` finds them), on local
+disk or on any store pyarrow opens (``s3://bucket/tapes``, ``file:///…``). The driver reads
+manifests only (:mod:`rtcap.analysis.sparkplan`); the executors read the files each manifest
+lists where they lie, one piece (a row-group range of a segment file) per task, checking each
+file against its manifest entry in the task that reads it (:mod:`rtcap.analysis.sparktasks`).
 
 ``trades`` and ``quotes`` are decoded by rtcap's own codecs (ProjectX SignalR and Binance) in
-``mapInArrow``, one Arrow batch at a time; ``bars_job`` runs the kernel pipeline per capture in
-``applyInArrow`` (a capture is one recording: its frames in ``seq`` order are exactly what a
-local ``rtcap export`` of it replays), so Spark's bars equal ``rtcap export``'s bar for bar,
-while many captures (recorders, days) run on many executors.
+``mapInArrow``, one Arrow batch at a time; ``bars_job`` builds bar parts per piece with the
+kernel pipeline and merges them per instrument and timeframe, so its bars are ``rtcap export
+ROOT``'s bar for bar while a task's memory is bounded by a piece, not by a capture.
 
-Requires ``pip install 'rtcap[spark]'`` (pyspark with pandas, which ``applyInArrow`` needs) and
-Java 17.
+Executors need rtcap importable: locally :func:`session` points them at this interpreter; on a
+cluster ship it (README: Spark on a cluster), or a job fails with the one line :func:`explain`
+gives. Requires ``pip install 'rtcap[spark]'`` (pyspark with pandas, which ``applyInArrow``
+needs) and Java 17.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -32,21 +36,12 @@ from typing import Any
 import pyarrow as pa
 
 from rtcap import lifecycle
-from rtcap.analysis.views import discover
+from rtcap.analysis import sparkplan, sparktasks
 from rtcap.codecs import codec_for
-from rtcap.events import EventType
 from rtcap.models import Quote, Trade
 from rtcap.pipeline import Pipeline
 from rtcap.storage.errors import CaptureError
-from rtcap.storage.integrity import check_file, open_capture, segment_files
-from rtcap.storage.schema import (
-    BAR_SCHEMA,
-    FRAME_SCHEMA,
-    MICROS_UTC,
-    rows_table,
-    table_to_frames,
-    written_as,
-)
+from rtcap.storage.schema import MICROS_UTC, rows_table, table_to_frames
 from rtcap.timeframes import parse_timeframe
 
 VIEWS = ("frames", "lifecycle", "gaps", "trades", "quotes", "bars")
@@ -79,11 +74,8 @@ QUOTE_SCHEMA = pa.schema(
         ("exch_time", MICROS_UTC),
     ]
 )
-# The live-bars columns (storage.schema.BAR_SCHEMA) a closed bar has, under its capture's name.
-BARS_SCHEMA = pa.schema(
-    [pa.field("capture", pa.string())]
-    + [f for f in BAR_SCHEMA if f.name not in ("end_ns", "end_time", "closed_seq")]
-)
+BARS_SCHEMA = sparktasks.MERGED_SCHEMA  # bars_job's rows
+LIVE_BARS_SCHEMA = sparktasks.LIVE_BARS_SCHEMA  # the bars view: bars recorders built live
 
 
 def session(app: str = "rtcap", master: str = "local[*]", **config: str):
@@ -111,43 +103,36 @@ def session(app: str = "rtcap", master: str = "local[*]", **config: str):
     return builder.getOrCreate()
 
 
-def capture_files(root: str | Path) -> dict[str, list[str]]:
-    """Capture name → its checked frames/2 segment files, for every capture under ``root``."""
-    captures, _ = discover([Path(root)])
-    if not captures:
-        raise CaptureError(f"no capture under {root}: give a capture or a folder of captures")
-    out: dict[str, list[str]] = {}
-    for capture, name in captures:
-        files = [str(check_file(capture, e)) for e in segment_files(open_capture(capture))]
-        old = [f for f in files if not written_as(f, FRAME_SCHEMA)]
-        if old:
-            raise CaptureError(
-                f"{capture} was written before the portable frames/2 schema, which Spark "
-                f"cannot read ({len(old)} file(s)): run `rtcap migrate {capture}` first"
-            )
-        out[name] = files
-    return out
+def tasks_frame(spark, rows: list[dict[str, Any]], ddl: str):
+    """A DataFrame of task descriptions, one per partition (so one per task)."""
+    columns = [part.split()[0] for part in ddl.split(", ")]
+    tuples = [tuple(row[c] for c in columns) for row in rows]
+    rdd = spark.sparkContext.parallelize(tuples, max(1, len(tuples)))
+    return spark.createDataFrame(rdd, ddl)
 
 
-def frames_frame(spark, root: str | Path):
-    """The ``frames`` rows of every capture under ``root``, with a ``capture`` column."""
-    from pyspark.sql import functions as F
+PIECES_DDL = (
+    "order bigint, capture string, uri string, entry string, part int, parts int, contracts string"
+)
+LIVE_BARS_DDL = "capture string, uri string, entry string"
 
-    frames = None
-    for name, files in sorted(capture_files(root).items()):
-        if not files:
-            continue
-        part = spark.read.parquet(*files).withColumn("capture", F.lit(name))
-        frames = part if frames is None else frames.unionByName(part)
-    if frames is None:
+
+def frames_frame(spark, root: str | Path, *, recorders: list[str] | None = None, plan=None):
+    """The ``frames`` rows of every capture under ``root`` (a path or a store URI), with a
+    ``capture`` column: read and checked by the executors, one piece per task."""
+    plan = plan or sparkplan.plan(root, recorders=recorders)
+    if not plan.pieces:
         raise CaptureError(f"the captures under {root} hold no sealed frames yet")
-    return frames
+    pieces = tasks_frame(spark, plan.pieces, PIECES_DDL)
+    return pieces.mapInArrow(sparktasks.frames_task, _ddl(sparktasks.SPARK_FRAME_SCHEMA))
 
 
-def register_views(spark, root: str | Path) -> list[str]:
+def register_views(spark, root: str | Path, *, recorders: list[str] | None = None) -> list[str]:
     """Temp views ``frames``, ``lifecycle``, ``gaps``, ``trades``, ``quotes`` and ``bars``
-    (the bars recorders built live) over the captures under ``root``; returns their names."""
-    frames_frame(spark, root).createOrReplaceTempView("frames_raw")
+    (the bars recorders built live) over the captures under ``root`` (a path or a store URI;
+    ``recorders`` chooses among them); returns their names."""
+    plan = sparkplan.plan(root, recorders=recorders)
+    frames_frame(spark, root, plan=plan).createOrReplaceTempView("frames_raw")
     spark.sql("""
         CREATE OR REPLACE TEMP VIEW frames AS
         SELECT capture, seq, recv_time, recv_ns, mono_ns, conn, stream, kind, target, symbol,
@@ -177,7 +162,7 @@ def register_views(spark, root: str | Path) -> list[str]:
     text = spark.table("frames_raw").where("kind = 'text'").drop("recv_time", "exch_time")
     text.mapInArrow(_trades, _ddl(TRADE_SCHEMA)).createOrReplaceTempView("trades")
     text.mapInArrow(_quotes, _ddl(QUOTE_SCHEMA)).createOrReplaceTempView("quotes")
-    _live_bars(spark, root).createOrReplaceTempView("bars")
+    _live_bars(spark, plan).createOrReplaceTempView("bars")
     return list(VIEWS)
 
 
@@ -190,41 +175,55 @@ def _json_columns(columns: tuple[tuple[str, str, str], ...]) -> str:
     return lifecycle.view_columns(columns, extract, "CAST({value} AS {type})", _SPARK_TYPES)
 
 
-def bars_job(spark, root: str | Path, timeframes: Iterable[str], out: str | Path | None = None):
-    """Completed bars of every capture under ``root`` at ``timeframes``, computed by the kernel
-    pipeline on the executors (one capture per task); written as Parquet to ``out`` when given.
-    Returns the DataFrame (:data:`BARS_SCHEMA`)."""
+def bars_job(
+    spark,
+    root: str | Path,
+    timeframes: Iterable[str],
+    out: str | Path | None = None,
+    *,
+    recorders: list[str] | None = None,
+    piece_rows: int = sparkplan.PIECE_ROWS,
+):
+    """Completed bars of the dataset under ``root`` at ``timeframes``: ``rtcap export ROOT``'s
+    bars, bar for bar. The kernel pipeline builds bar parts from each piece of each segment on
+    the executors; parts are merged per (instrument, timeframe) in the feed's order
+    (:func:`rtcap.analysis.sparktasks.merge`), so a feed split across segments, recorders or
+    days gives whole bars. Written as Parquet to ``out`` when given; returns the DataFrame
+    (:data:`BARS_SCHEMA`)."""
     labels = [parse_timeframe(tf).label for tf in timeframes]
-    frames = frames_frame(spark, root).drop("recv_time", "exch_time")
-
-    def build(table: pa.Table) -> pa.Table:
-        return _capture_bars(table, labels)
-
-    bars = frames.groupBy("capture").applyInArrow(build, _ddl(BARS_SCHEMA))
+    plan = sparkplan.plan(root, recorders=recorders, across_venues=True, piece_rows=piece_rows)
+    if not plan.pieces:
+        raise CaptureError(f"the captures under {root} hold no sealed frames yet")
+    grace_ns = Pipeline(None, labels).close_grace_ns  # export's pipeline, as configured there
+    parts = tasks_frame(spark, plan.pieces, PIECES_DDL).mapInArrow(
+        sparktasks.bars_task(labels), _ddl(sparktasks.PART_SCHEMA)
+    )
+    bars = parts.groupBy("instrument", "timeframe").applyInArrow(
+        sparktasks.merge_task(plan.final_ns, grace_ns), _ddl(BARS_SCHEMA)
+    )
     if out is not None:
         bars.write.mode("overwrite").parquet(str(out))
     return bars
 
 
+def explain(exc: BaseException) -> str | None:
+    """One line for a failed Spark job whose cause rtcap knows: a task's ``rtcap: …`` error
+    (a damaged or unreachable file), or executors that cannot import rtcap; else ``None``."""
+    text = str(exc)
+    for line in text.splitlines():
+        if sparktasks.ERROR_MARK in line and "Error" in line.split(sparktasks.ERROR_MARK)[0]:
+            return line.split(sparktasks.ERROR_MARK, 1)[1].strip()
+    if re.search(r"No module named '?rtcap\b", text):
+        return (
+            "Spark's executors cannot import rtcap: ship it with the job, e.g. "
+            "--conf spark.submit.pyFiles=<the rtcap wheel> (executors with its dependencies), or "
+            "a packed virtualenv: --archives env.tar.gz#env with PYSPARK_PYTHON=./env/bin/python "
+            "(README: Spark on a cluster)"
+        )
+    return None
+
+
 # --- executor side ---------------------------------------------------------------------
-
-
-def _capture_bars(table: pa.Table, labels: list[str]) -> pa.Table:
-    """The bars ``rtcap export`` closes for one capture's frames (any order in)."""
-    if not table.num_rows:
-        return BARS_SCHEMA.empty_table()
-    capture = table.column("capture")[0].as_py()
-    table = table.sort_by("seq")
-    pipeline = Pipeline(None, labels, codec="auto", wanted={EventType.BAR_CLOSED})
-    rows: list[tuple] = []
-    for frame in table_to_frames(table):
-        for event in pipeline.feed(frame):
-            b = event.data["bar"]
-            rows.append(
-                (capture, event.instrument, b.timeframe, b.start_ns, b.start_ns // 1000, b.open,
-                 b.high, b.low, b.close, float(b.volume), b.trades, b.gap, b.flat)
-            )  # fmt: skip
-    return rows_table(rows, BARS_SCHEMA)
 
 
 def _decoded(batches: Iterator[pa.RecordBatch], kind: type) -> Iterator[tuple[str, Any, int]]:
@@ -262,6 +261,7 @@ def _quotes(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 def _ddl(schema: pa.Schema) -> str:
     names = {
         pa.string(): "string",
+        pa.binary(): "binary",
         pa.int64(): "bigint",
         pa.int32(): "int",
         pa.float64(): "double",
@@ -271,22 +271,8 @@ def _ddl(schema: pa.Schema) -> str:
     return ", ".join(f"{f.name} {names[f.type]}" for f in schema)
 
 
-def _live_bars(spark, root: str | Path):
-    from pyspark.sql import functions as F
-
-    captures, _ = discover([Path(root)])
-    parts = []
-    for capture, name in captures:
-        entry = open_capture(capture).get("live_bars") or {}
-        files = [str(check_file(capture, f)) for f in entry.get("files") or []]
-        if files:
-            parts.append(spark.read.parquet(*files).withColumn("capture", F.lit(name)))
-    if not parts:
-        return spark.createDataFrame([], _ddl(BARS_SCHEMA))
-    bars = parts[0]
-    for part in parts[1:]:
-        bars = bars.unionByName(part)
-    return bars.select(
-        "capture", "instrument", "timeframe", "start_ns", "start_time", "open", "high", "low",
-        "close", "volume", "trades", "gap", "flat",
-    )  # fmt: skip
+def _live_bars(spark, plan: sparkplan.Plan):
+    if not plan.live_bars:
+        return spark.createDataFrame([], _ddl(LIVE_BARS_SCHEMA))
+    files = tasks_frame(spark, plan.live_bars, LIVE_BARS_DDL)
+    return files.mapInArrow(sparktasks.live_bars_task, _ddl(LIVE_BARS_SCHEMA))

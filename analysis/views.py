@@ -35,7 +35,7 @@ import pyarrow.dataset as ds
 from rtcap import lifecycle
 from rtcap.analysis.booktable import BOOK_SCHEMA
 from rtcap.instruments import sql_symbol_case
-from rtcap.storage.dataset import find_captures, is_capture, label
+from rtcap.storage.dataset import chosen, find_captures, is_capture, label, refuse_duplicates
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.integrity import check_file, segment_files
 from rtcap.storage.reader import capture_manifest, journal_tables
@@ -61,9 +61,13 @@ def _quote(text: str) -> str:
 Labelled = tuple[Path, str]  # a capture and its name in the views' ``capture`` column
 
 
-def discover(paths: list[Path]) -> tuple[list[Labelled], list[Path]]:
+def discover(
+    paths: list[Path], recorders: list[str] | None = None
+) -> tuple[list[Labelled], list[Path]]:
     """(captures with their labels, export folders) at or below ``paths``: captures at any
-    depth of a dataset root (:mod:`rtcap.storage.dataset`), export folders directly below."""
+    depth of a dataset root (:mod:`rtcap.storage.dataset`), export folders directly below;
+    with ``recorders``, only the captures they name. Captures of one feed over the same time
+    are refused (:func:`rtcap.storage.dataset.refuse_duplicates`)."""
     captures: list[Labelled] = []
     exports: list[Path] = []
     for path in paths:
@@ -96,6 +100,9 @@ def discover(paths: list[Path]) -> tuple[list[Labelled], list[Path]]:
     clash = next((n for n in names if names.count(n) > 1), None)
     if clash:
         raise CaptureError(f"two captures are both named {clash!r}: query their parent folder")
+    if recorders:
+        captures = chosen(captures, recorders, ", ".join(map(str, paths)))
+    refuse_duplicates(captures)
     return captures, exports
 
 
@@ -108,10 +115,14 @@ LOCKED_DOWN = {
 }
 
 
-def connect(paths: list[str | Path], *, include_open: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(
+    paths: list[str | Path], *, include_open: bool = False, recorders: list[str] | None = None
+) -> duckdb.DuckDBPyConnection:
     """An in-memory, read-only DuckDB connection with every view defined over ``paths``
-    (``include_open``: frames still in a recording's journal count too)."""
-    captures, exports = discover([Path(p) for p in paths])
+    (``include_open``: frames still in a recording's journal count too; ``recorders``: only
+    the captures whose labels name one of them). Two captures of one feed over the same time
+    are refused until ``recorders`` chooses (:func:`rtcap.storage.dataset.refuse_duplicates`)."""
+    captures, exports = discover([Path(p) for p in paths], recorders)
     con = duckdb.connect(config=LOCKED_DOWN)
     con.execute("SET TimeZone = 'UTC'")
     _frames(con, captures, include_open)

@@ -428,16 +428,32 @@ def resample(bars: list[Bar], grid: Grid) -> list[Bar]:
     The first bar of a bucket gives its open, the last its close; volumes and trade counts add
     up and the ``gap`` flag spreads to the coarser bar.
     """
+
+    def bucket(bar: Bar) -> tuple[int, int]:
+        start = grid.bucket_start(bar.start_ns)
+        return start, grid.bucket_end(start)
+
+    return _combine(bars, bucket, grid.timeframe.label)
+
+
+def merge_parts(parts: list[Bar]) -> list[Bar]:
+    """Parts of bars of one timeframe, each built from a piece of one feed (sorted by start,
+    then by the piece's place in the feed), as whole bars: the rule of :func:`resample` with
+    each part's own bucket, so a bar split across segments, recorders or days is the bar one
+    pipeline builds from the whole feed."""
+    return _combine(parts, lambda bar: (bar.start_ns, bar.end_ns), None)
+
+
+def _combine(bars: list[Bar], bucket: Any, label: str | None) -> list[Bar]:
     out: list[Bar] = []
     current: Bar | None = None
-    label = grid.timeframe.label
     for bar in bars:
         if current is None or not (current.start_ns <= bar.start_ns < current.end_ns):
-            start = grid.bucket_start(bar.start_ns)
+            start, end = bucket(bar)
             current = Bar(
-                label,
+                label or bar.timeframe,
                 start,
-                grid.bucket_end(start),
+                end,
                 bar.open,
                 bar.high,
                 bar.low,

@@ -12,9 +12,9 @@ root (``source=sim/date=2026-11-24/recorder=a``), the ``capture`` column of ever
 Reading a dataset merges its captures in receive-time order. Ties (equal receive times) go to the
 capture whose label sorts first, then to ``seq``; each capture's own rows keep their ``seq``
 order even if its clock stepped back (the merge key is the running maximum of its receive
-times). Two captures that recorded the same feed (same source and subscriptions, overlapping in
-time) would count every trade twice: reading such a dataset is refused with both labels named
-until one is chosen (``--recorders``).
+times). Two captures that recorded the same feed over overlapping time (the same venue, symbol
+and channel: :mod:`rtcap.storage.identity`) would count every trade twice: every reader
+(replay, export, sql, Spark) refuses such a dataset, naming both, until ``--recorders`` chooses.
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from rtcap.codecs import sniff
+from rtcap.storage import manifest as manifests
 from rtcap.storage.errors import CaptureError
-from rtcap.storage.integrity import journal_files, open_capture
+from rtcap.storage.identity import refuse_overlaps
+from rtcap.storage.integrity import check_file, journal_files
 from rtcap.storage.reader import CaptureReader, FrameFilter
 
 MAX_DEPTH = 6
@@ -86,43 +87,42 @@ def choose(root: Path, recorders: list[str] | None) -> list[Path]:
     if not captures:
         raise CaptureError(f"no capture at or under {root}: check the path")
     if recorders:
-        chosen = [c for c in captures if _named(label(root, c), recorders)]
-        if not chosen:
-            names = ", ".join(label(root, c) for c in captures)
-            raise CaptureError(f"no capture of {recorders} under {root} (there are: {names})")
-        captures = chosen
+        labelled = [(c, label(root, c)) for c in captures]
+        captures = [c for c, _ in chosen(labelled, recorders, str(root))]
     return captures
 
 
-def _named(name: str, recorders: list[str]) -> bool:
+def named(name: str, recorders: list[str]) -> bool:
     """``name`` is one of ``recorders``: a recorder id, a path part, or the whole label."""
     parts = name.split("/")
     return any(r == name or r in parts or f"recorder={r}" in parts for r in recorders)
 
 
-def _feed(manifest: dict[str, Any]) -> bytes:
-    source = manifest.get("source") or {}
-    key = {k: source.get(k) for k in ("kind", "symbols", "streams", "url", "instruments")}
-    subscriptions = [s.get("subscriptions") for s in manifest.get("subscriptions") or []]
-    return orjson.dumps([key, subscriptions], option=orjson.OPT_SORT_KEYS)
+def refuse_duplicates(labelled: list[tuple[Path, str]], *, across_venues: bool = False) -> None:
+    """Refuse (naming both and the fix) two local captures, given with their labels, holding
+    one feed over overlapping time (:func:`rtcap.storage.identity.refuse_overlaps`);
+    ``across_venues`` for readers that build one instrument per symbol (replay, export)."""
+    if len(labelled) < 2:
+        return
+    refuse_overlaps(
+        (
+            # the sealed part of a capture still recording counts too (--include-open)
+            (name, manifests.load(c), lambda entry, c=c: check_file(c, entry))
+            for c, name in labelled
+            if (c / manifests.MANIFEST).exists()
+        ),
+        across_venues=across_venues,
+    )
 
 
-def duplicates(root: Path, captures: list[Path]) -> list[tuple[str, str]]:
-    """Pairs of captures that recorded the same feed over overlapping time."""
-    spans = []
-    for capture in captures:
-        manifest = open_capture(capture)
-        segments = manifest["segments"]
-        if segments:
-            first = min(s["first_ns"] for s in segments)
-            last = max(s["last_ns"] for s in segments)
-            spans.append((label(root, capture), _feed(manifest), first, last))
-    pairs = []
-    for index, (name, feed, first, last) in enumerate(spans):
-        for other, other_feed, o_first, o_last in spans[index + 1 :]:
-            if feed == other_feed and first <= o_last and o_first <= last:
-                pairs.append((name, other))
-    return pairs
+def chosen(labelled: list[tuple[Any, str]], recorders: list[str], where: str) -> list:
+    """The (item, label) pairs whose label :func:`named` one of ``recorders``; an error listing
+    the labels there are when none is."""
+    picked = [(item, name) for item, name in labelled if named(name, recorders)]
+    if not picked:
+        names = ", ".join(name for _, name in labelled)
+        raise CaptureError(f"no capture of {recorders} under {where} (there are: {names})")
+    return picked
 
 
 class DatasetReader:
@@ -136,14 +136,7 @@ class DatasetReader:
         # capture and a ProjectX one both say "market"): such streams are told apart as
         # "<stream>@<protocol>", so each is decoded by its own codec.
         self.renamed = _streams_to_qualify(self.readers)
-        pairs = duplicates(root, captures)
-        if pairs:
-            first, second = pairs[0]
-            raise CaptureError(
-                f"{first} and {second} recorded the same feed at the same time: reading both "
-                f"would count every message twice; choose one with --recorders "
-                f"{first.rsplit('=', 1)[-1]}"
-            )
+        refuse_duplicates(list(zip(captures, self.labels, strict=True)), across_venues=True)
 
     @property
     def manifest(self) -> dict[str, Any]:

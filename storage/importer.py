@@ -37,7 +37,7 @@ from rtcap.codecs import frame_hints
 from rtcap.events import EventType
 from rtcap.models import Frame
 from rtcap.pipeline import Pipeline, sequence_gap_row
-from rtcap.storage.segments import SEAL_LEVEL
+from rtcap.storage.segments import SEAL_LEVEL, sha256_file
 from rtcap.storage.writer import CaptureWriter
 from rtcap.timeutil import NS, parse_iso_ns
 
@@ -188,7 +188,9 @@ def import_lines(
 def _import(path: Path, target: Path, fmt: str, seal_level: int, ts_unit: str) -> ImportReport:
     writer = CaptureWriter(
         target,
-        source={"kind": "import", "format": fmt, "file": path.name},
+        # the file's digest is the import's venue (rtcap.storage.identity): importing one file
+        # twice gives the same feed, two files never do
+        source={"kind": "import", "format": fmt, "file": path.name, "sha256": sha256_file(path)},
         fsync="never",
         seal_level=seal_level,
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from rtcap.models import Frame
@@ -28,7 +29,7 @@ from rtcap.storage.schema import (
     table_to_bars,
     table_to_frames,
 )
-from rtcap.storage.segments import sha256_file
+from rtcap.storage.segments import sha256_stream
 
 JOURNAL_NAME = re.compile(r"^segment-(\d{6})\.rtj$")
 BAR_JOURNAL_NAME = re.compile(r"^bars-(\d{6})\.rtj$")
@@ -88,43 +89,50 @@ def check_file(directory: Path, entry: dict[str, Any] | str) -> Path:
     """The path of a listed file once its size and sha256 match the manifest entry."""
     relative = entry if isinstance(entry, str) else entry["path"]
     path = directory / relative
-    fix = (
-        "restore it from a backup (every damaged file: "
-        f"`rtcap info --verify-checksums {directory}`)"
-    )
-    if not path.is_file():
-        raise CaptureDamaged(f"{path} is missing (the manifest lists it): {fix}")
-    if isinstance(entry, dict):
-        size = entry.get("bytes")
-        if size is not None and path.stat().st_size != size:
-            raise CaptureDamaged(
-                f"{path} is damaged: {path.stat().st_size:,} bytes, the manifest says "
-                f"{size:,}: {fix}"
-            )
-        expected = entry.get("sha256")
-        if expected is not None:
-            actual = sha256_file(path)
-            if actual != expected:
-                raise CaptureDamaged(
-                    f"{path} is damaged: sha256 {actual[:12]}…, the manifest says "
-                    f"{expected[:12]}…: {fix}"
-                )
-        problem = _footer_problem(path, entry)
-        if problem:
-            raise CaptureDamaged(
-                f"{path} does not hold what the manifest says ({problem}): the manifest or the "
-                f"file was altered; {fix}"
-            )
+    problem = entry_problem(pafs.LocalFileSystem(), str(path), entry)
+    if problem:
+        raise CaptureDamaged(
+            f"{path} {problem}: restore it from a backup (every damaged file: "
+            f"`rtcap info --verify-checksums {directory}`)"
+        )
     return path
 
 
-def _footer_problem(path: Path, entry: dict[str, Any]) -> str | None:
+def entry_problem(fs: pafs.FileSystem, path: str, entry: dict[str, Any] | str) -> str | None:
+    """What is wrong with the listed file at ``path`` on ``fs`` (any store pyarrow opens):
+    missing, another size or sha256 than its manifest entry, or a footer that contradicts it;
+    ``None`` when it is what the manifest says. Reads the whole file once (the digest)."""
+    info = fs.get_file_info(path)
+    if info.type != pafs.FileType.File:
+        return "is missing (the manifest lists it)"
+    if isinstance(entry, str):
+        return None
+    size = entry.get("bytes")
+    if size is not None and info.size != size:
+        return f"is damaged: {info.size:,} bytes, the manifest says {size:,}"
+    expected = entry.get("sha256")
+    if expected is not None:
+        with fs.open_input_stream(path) as stream:
+            actual = sha256_stream(stream)
+        if actual != expected:
+            return f"is damaged: sha256 {actual[:12]}…, the manifest says {expected[:12]}…"
+    with fs.open_input_file(path) as handle:
+        problem = _footer_problem(handle, entry)
+    if problem:
+        return (
+            f"does not hold what the manifest says ({problem}): the manifest or the file was "
+            "altered"
+        )
+    return None
+
+
+def _footer_problem(source: Any, entry: dict[str, Any]) -> str | None:
     """What the file's own footer contradicts in its manifest entry: the schema (a frames or
     bars file of rtcap), the row count and, for a segment file, its seq range. Only the footer
     is read: the statistics rtcap writes for every column hold the seq range."""
     segment = str(entry["path"]).startswith("frames/")
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(source)
     except (OSError, pa.ArrowException) as exc:
         return f"not readable Parquet: {first_line(exc)}"
     schemas = FRAME_SCHEMAS if segment else BAR_SCHEMAS

@@ -29,6 +29,7 @@ from rtcap.lifecycle import (
 )
 from rtcap.sequence import SEQUENCE_GAP_KINDS
 from rtcap.storage.errors import CaptureError
+from rtcap.storage.identity import feeds_problem
 
 MANIFEST = "manifest.json"
 FORMAT = "rtcap-capture/1"
@@ -161,6 +162,8 @@ def _shape_problem(manifest: Any) -> str | None:
             return f"{name!r} is not a number"
     if not isinstance(manifest.get("status", ""), str):
         return "'status' is not text"
+    if "feeds" in manifest and (problem := feeds_problem(manifest["feeds"])):
+        return problem
     for session in manifest.get("sessions", []):
         if not _is_int(session.get("first_seq", 0)) or not isinstance(
             session.get("live_bars") or {}, dict

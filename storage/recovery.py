@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from rtcap.storage import manifest as manifests
 from rtcap.storage.errors import CaptureError, describe_os_error
+from rtcap.storage.identity import segment_feeds
 from rtcap.storage.integrity import (
     bar_journal_files,
     journal_files,
@@ -292,6 +293,7 @@ def _inspect_part(directory: Path, part: Path) -> tuple[dict | None, pa.Table | 
             "last_seq": last,
             "first_ns": pc.min(recv).as_py(),
             "last_ns": pc.max(recv).as_py(),
+            "feeds": sorted(segment_feeds(table)),
             "files": [
                 {
                     "path": part.relative_to(directory).as_posix(),

@@ -175,6 +175,12 @@ def _read_manifest(uri: str, fs: pafs.FileSystem, base: str) -> bytes:
         raise CaptureError(f"the manifest of {uri} is damaged ({exc})") from None
 
 
+def remote_manifest(uri: str, fs: pafs.FileSystem, base: str) -> dict[str, Any]:
+    """The checked manifest of the capture at ``uri`` (``base`` on ``fs``), read from the store;
+    ``FileNotFoundError`` when there is none."""
+    return _parsed(uri, _read_manifest(uri, fs, base))
+
+
 def remote_captures(uri: str, fs: pafs.FileSystem, base: str) -> list[str]:
     """The captures below ``base`` on the store, as paths relative to it (``source=sim/
     date=2026-12-05/recorder=a``), sorted: every folder holding a ``manifest.json`` at most
@@ -218,6 +224,17 @@ def _pull_root(uri: str, fs: pafs.FileSystem, base: str, into: Path | None) -> P
     return root
 
 
+def _parsed(uri: str, raw: bytes) -> dict[str, Any]:
+    try:
+        manifest = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise CaptureError(f"the manifest of {uri} is not JSON: it is damaged") from None
+    problem = _shape_problem(manifest)
+    if problem:
+        raise CaptureError(f"the manifest of {uri} is damaged ({problem})")
+    return manifest
+
+
 def _created(manifest_path: Path) -> int | None:
     """``created_ns`` of the capture whose manifest is at ``manifest_path`` (its identity)."""
     try:
@@ -232,13 +249,7 @@ def _mirror(
     """Fetch the files the manifest ``raw`` of the capture at ``uri`` lists into ``local``
     (those already there with the listed sha256 are kept), then the manifest. In a folder of
     the user's (``own_folder``), a different capture already there is refused, not mixed."""
-    try:
-        manifest = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise CaptureError(f"the manifest of {uri} is not JSON: it is damaged") from None
-    problem = _shape_problem(manifest)
-    if problem:
-        raise CaptureError(f"the manifest of {uri} is damaged ({problem})")
+    manifest = _parsed(uri, raw)
     if own_folder and _created(local / "manifest.json") not in (None, manifest.get("created_ns")):
         raise CaptureError(f"{local} holds another capture than {uri}: pull into a new folder")
     local.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from rtcap.storage.identity import segment_feeds
 from rtcap.storage.manifest import fsync_dir
 from rtcap.storage.schema import (
     BAR_SCHEMA,
@@ -53,10 +54,16 @@ def utc_date(ns: int) -> str:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+        return sha256_stream(handle)
+
+
+def sha256_stream(stream: Any) -> str:
+    """The sha256 of what ``stream`` (anything with ``read(n)``: a file, a store's stream)
+    holds from here to its end: the digest every manifest entry lists."""
+    digest = hashlib.sha256()
+    for block in iter(lambda: stream.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()
 
 
@@ -118,6 +125,7 @@ class SegmentSealer:
         self.last_seq: int | None = None
         self.first_ns: int | None = None
         self.last_ns: int | None = None
+        self.feeds: set[tuple[str, str, str]] = set()
 
     def add(self, table: pa.Table) -> None:
         if not table.num_rows:
@@ -138,6 +146,7 @@ class SegmentSealer:
         self.last_ns = end if self.last_ns is None else max(self.last_ns, end)
         self.rows += table.num_rows
         self.payload_bytes += pc.sum(pc.binary_length(table.column("payload"))).as_py() or 0
+        self.feeds |= segment_feeds(table)
 
     def _add_to_date(self, date: str, rows: pa.Table) -> None:
         file = self.files.get(date)
@@ -212,6 +221,7 @@ class SegmentSealer:
             "last_seq": self.last_seq,
             "first_ns": self.first_ns,
             "last_ns": self.last_ns,
+            "feeds": sorted(self.feeds),  # add_segment moves them to the capture's "feeds"
             "files": entries,
         }
 

@@ -34,6 +34,7 @@ from rtcap.bars import bar_line
 from rtcap.models import Bar, Frame
 from rtcap.storage import manifest as manifests
 from rtcap.storage.errors import CaptureError, RecoveryNeeded, describe_os_error
+from rtcap.storage.identity import note_feeds
 from rtcap.storage.integrity import bar_journal_files, journal_files, read_table
 from rtcap.storage.journal import JournalWriter
 from rtcap.storage.lock import lock_capture, unlock_capture
@@ -448,7 +449,10 @@ class CaptureWriter:
 
 
 def add_segment(manifest: dict, entry: dict) -> None:
-    """List a sealed segment in the manifest and update its totals."""
+    """List a sealed segment in the manifest and update its totals, and its feeds
+    (:func:`rtcap.storage.identity.note_feeds`)."""
+    note_feeds(manifest, entry.get("feeds"), entry["first_ns"], entry["last_ns"])
+    entry = {key: value for key, value in entry.items() if key != "feeds"}
     manifest["segments"].append(entry)
     manifest["segments"].sort(key=lambda s: s["first_seq"])
     manifest["frames"] += entry["rows"]

@@ -243,3 +243,30 @@ def samples(text: str) -> dict[str, float]:
             name, value = line.rsplit(" ", 1)
             out[name] = float(value)
     return out
+
+
+def exported_bars(root, out, timeframes=("1min", "5min")) -> list[tuple]:
+    """``rtcap export ROOT --format parquet``'s bars as sorted (instrument, timeframe, start ns,
+    open, high, low, close, volume, trades) rows: what Spark's bar job must equal."""
+    from click.testing import CliRunner
+
+    from rtcap.cli import main
+
+    result = CliRunner().invoke(main, ["export", str(root), "--out", str(out), "--timeframes",
+                                       ",".join(timeframes), "--format", "parquet"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return sorted(
+        (r["instrument"], r["timeframe"], r["ts_ns"], r["open"], r["high"], r["low"], r["close"],
+         r["volume"], r["trades"])
+        for f in out.glob("bars_*.parquet")
+        for r in pq.read_table(f).to_pylist()
+    )  # fmt: skip
+
+
+def bar_rows(rows) -> list[tuple]:
+    """Bars of Spark's bar job (dicts with ``start_ns``) in :func:`exported_bars`' shape."""
+    return sorted(
+        (r["instrument"], r["timeframe"], r["start_ns"], r["open"], r["high"], r["low"],
+         r["close"], r["volume"], r["trades"])
+        for r in rows
+    )  # fmt: skip

@@ -15,7 +15,7 @@ from rtcap.cli.options import (
     indicators_option,
     on_each_capture,
     readable,
-    split_list,
+    recorders_option,
     timeframes_option,
 )
 from rtcap.cli.output import refuse_output_inside_captures
@@ -39,9 +39,7 @@ from rtcap.timeutil import ns_to_datetime
     "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True
 )
 @book_options("Also write top-N order-book snapshots (book_*.csv/.parquet, the sql 'book' view).")
-@click.option(
-    "--recorders", help="CAPTURE is a dataset root: only these recorders (comma-separated)."
-)
+@recorders_option
 def export_command(capture, out, timeframes, start, end, fmt, book, every, recorders) -> None:
     """Replay CAPTURE at max speed and write its completed bars and a JSON snapshot to OUT
     (and, with --book, order-book snapshots).
@@ -63,7 +61,7 @@ def export_command(capture, out, timeframes, start, end, fmt, book, every, recor
                 end=end,
                 fmt=fmt,
                 book=sampling,
-                recorders=split_list(recorders) or None,
+                recorders=recorders,
             )
         )
     except (CaptureError, ValueError) as exc:
@@ -128,6 +126,7 @@ def _info(location: str, capture: Path, verify_checksums: bool) -> None:
         except CaptureError as exc:
             problems[entry if isinstance(entry, str) else entry["path"]] = str(exc)
     if not problems:
+        _feeds(capture, manifest)
         _frame_statistics(connect([capture]), manifest)
     else:
         click.echo(f"contents  not read: {len(problems)} damaged file(s), listed below")
@@ -155,6 +154,18 @@ def _info(location: str, capture: Path, verify_checksums: bool) -> None:
         raise click.ClickException(
             f"{len(problems)} file(s) of {capture} are missing or damaged (listed above)"
         )
+
+
+def _feeds(capture: Path, manifest: dict) -> None:
+    """What the capture holds, as the overlap rule of datasets sees it (storage.identity)."""
+    from rtcap.storage.identity import capture_feeds
+
+    feeds = capture_feeds(manifest, lambda entry: check_file(capture, entry))
+    by_symbol: dict[tuple[str, str], list[str]] = {}
+    for venue, symbol, channel in sorted(feeds):
+        by_symbol.setdefault((venue, symbol), []).append(channel)
+    for (venue, symbol), channels in by_symbol.items():
+        click.echo(f"feed      {venue}: {symbol or '(no symbol)'} {', '.join(channels)}")
 
 
 def _frame_statistics(con, manifest) -> None:

@@ -16,6 +16,19 @@ def split_list(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
+def _recorders(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
+    return split_list(value) or None
+
+
+# Every reader of dataset roots chooses captures the same way (rtcap.storage.dataset.named).
+recorders_option = click.option(
+    "--recorders",
+    callback=_recorders,
+    help="A dataset root: only these recorders' captures (ids or labels, comma-separated). "
+    "Needed when two captures hold the same feed over the same time.",
+)
+
+
 def timeframes_option(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
     """Validate ``--timeframes 15sec,1min`` into canonical labels."""
     try:
@@ -129,16 +142,19 @@ def book_sampling(book: int | None, every_s: float) -> tuple[int, int] | None:
 
 
 class CaptureLocation(click.ParamType):
-    """A capture directory, or a URI (``s3://bucket/prefix``) kept as text."""
+    """A capture directory (a ``file://`` URI names one too), or a store URI
+    (``s3://bucket/prefix``) kept as text."""
 
     name = "capture"
 
     def convert(self, value, param, ctx) -> Path | str:
         from rtcap.storage.remote import is_uri
 
-        if isinstance(value, Path) or not is_uri(value):
-            return Path(value)
-        return str(value)
+        if isinstance(value, Path):
+            return value
+        if str(value).startswith("file://"):
+            return Path(str(value).removeprefix("file://"))
+        return str(value) if is_uri(value) else Path(value)
 
 
 CAPTURE = CaptureLocation()

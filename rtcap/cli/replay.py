@@ -21,6 +21,7 @@ from rtcap.cli.options import (
     book_sampling,
     on_each_capture,
     readable,
+    recorders_option,
     split_list,
     timeframes_option,
 )
@@ -71,7 +72,7 @@ def _replay_source(
             symbols=split_list(symbols) or None,
             include_open=include_open,
             max_gap=max_gap,
-            recorders=split_list(recorders) or None,
+            recorders=recorders,
             follow=follow,
         )
     except (CaptureError, ValueError) as exc:
@@ -111,11 +112,7 @@ def _replay_source(
     help="Keep going as a recorder writes CAPTURE: sealed rows, the journal, then each new row "
     "as it reaches the disk, until the recording ends.",
 )
-@click.option(
-    "--recorders",
-    help="CAPTURE is a dataset root: only these recorders' captures (ids or labels, "
-    "comma-separated). Needed when two recorded the same feed.",
-)
+@recorders_option
 @click.option("--max-gap", type=DURATION, help="Compress idle stretches longer than this.")
 @book_options("Print the top N levels of every order book (rebuilt from depth) instead of bars.")
 @click.option("--serve", is_flag=True, help="Serve the replay on a ProjectX-compatible gateway.")

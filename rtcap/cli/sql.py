@@ -10,7 +10,7 @@ import click
 import orjson
 
 from rtcap.cli import summary
-from rtcap.cli.options import CAPTURE, readable
+from rtcap.cli.options import CAPTURE, readable, recorders_option
 from rtcap.cli.output import refuse_output_inside_captures, table_text
 from rtcap.storage.errors import CaptureError
 
@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Also read frames still in a recording's journal (while a recorder runs).",
 )
-def sql(paths, query, fmt, out, max_rows, include_open) -> None:
+@recorders_option
+def sql(paths, query, fmt, out, max_rows, include_open, recorders) -> None:
     """Query captures and exports with DuckDB.
 
     PATHS are capture directories, folders of captures, or export folders (default:
@@ -59,7 +60,7 @@ def sql(paths, query, fmt, out, max_rows, include_open) -> None:
     if out is not None:
         refuse_output_inside_captures(out)
     try:
-        con = connect(sources, include_open=include_open)
+        con = connect(sources, include_open=include_open, recorders=recorders)
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from None
     if query is not None:

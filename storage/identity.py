@@ -1,0 +1,183 @@
+"""Feed identity: what a capture holds, as (venue, symbol, channel), and over which time.
+
+Two captures that hold the same instrument's same channel from the same venue over overlapping
+time recorded the same messages: read together they would count every trade twice. Captures of
+different symbols, channels or venues never conflict, whatever their stream names say.
+
+* The **venue** is where the data came from, from the manifest's ``source``: a ProjectX gateway
+  (its market hub's host), a Binance endpoint (its host: spot, USD-M and COIN-M differ), a
+  simulated market (its seed and rate decide every message), a generic websocket (its URL), or
+  the file an import came from, by its sha256 (the data cannot tell Binance spot from USD-M).
+* The **symbol** and **channel** are each data frame's pushdown hints (``symbol`` and
+  ``target`` columns: a contract id and ``GatewayTrade``, or ``ETHUSDT`` and ``trade``); a frame
+  with no hint is the channel of its stream.
+
+The manifest lists them as ``feeds``: ``[stream, channel, symbol, first_ns, last_ns]`` with the
+receive-time span of the segments holding each, kept by every seal (:func:`note_feeds`). A
+capture without the list (sealed before it existed, or appended to by such a version) has its
+feeds read from the segment files' hint columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from rtcap.storage.errors import CaptureError
+
+Feed = tuple[str, str, str]  # (venue, symbol, channel)
+DATA_KINDS = pa.array(["text", "binary"])
+HINT_COLUMNS = ["kind", "stream", "target", "symbol"]
+
+
+def segment_feeds(table: pa.Table) -> set[tuple[str, str, str]]:
+    """The distinct (stream, channel, symbol) of ``table``'s data frames ("" for no hint)."""
+    kinds = table.column("kind").cast(pa.string())
+    data = table.filter(pc.is_in(kinds, value_set=DATA_KINDS))
+    if not data.num_rows:
+        return set()
+    columns = {
+        name: pc.fill_null(data.column(name).cast(pa.string()), "")
+        for name in ("stream", "target", "symbol")
+    }
+    unique = pa.table(columns).group_by(["stream", "target", "symbol"]).aggregate([])
+    return set(zip(*(unique.column(n).to_pylist() for n in ("stream", "target", "symbol")),
+                   strict=True))  # fmt: skip
+
+
+def note_feeds(
+    manifest: dict[str, Any], found: Iterable[Iterable[str]] | None, first_ns: int, last_ns: int
+) -> None:
+    """Add a new segment's feeds (``None``: not known) spanning ``first_ns``–``last_ns`` to the
+    manifest's list; the list is kept only while every segment's feeds are known."""
+    if found is None or ("feeds" not in manifest and manifest.get("segments")):
+        manifest.pop("feeds", None)  # incomplete from here on: readers look at the files
+        return
+    spans = {(r[0], r[1], r[2]): (r[3], r[4]) for r in manifest.get("feeds") or []}
+    for stream, channel, symbol in found:
+        first, last = spans.get((stream, channel, symbol), (first_ns, last_ns))
+        spans[(stream, channel, symbol)] = (min(first, first_ns), max(last, last_ns))
+    manifest["feeds"] = [[*key, *span] for key, span in sorted(spans.items())]
+
+
+def feeds_problem(feeds: Any) -> str | None:
+    """What is malformed in a manifest's ``feeds`` list (checked when a manifest is loaded)."""
+    if not isinstance(feeds, list):
+        return "'feeds' is not a list"
+    for row in feeds:
+        if not (
+            isinstance(row, list)
+            and len(row) == 5
+            and all(isinstance(v, str) for v in row[:3])
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in row[3:])
+        ):
+            return "an entry of 'feeds' is not [stream, channel, symbol, first_ns, last_ns]"
+    return None
+
+
+def venue(manifest: dict[str, Any]) -> str:
+    """Where the capture's data came from (see the module's docstring)."""
+    source = manifest.get("source") or {}
+    kind = str(source.get("kind") or "unknown")
+    if kind == "sim":
+        rate = source.get("rate")
+        return f"sim seed={source.get('seed')}" + (f" rate={rate}" if rate is not None else "")
+    if kind == "projectx":
+        return f"projectx {_host(source.get('market_hub_url') or source.get('api_url'))}"
+    if kind == "binance":
+        return f"binance {_host(source.get('url'))}"
+    if kind == "ws":
+        return f"ws {source.get('url')}"
+    if kind == "import":  # imports since the digest was kept name the file's content
+        digest = str(source.get("sha256") or "")[:16]
+        return f"import {source.get('format')} {digest or source.get('file')}"
+    return kind
+
+
+def _host(url: Any) -> str:
+    return urlsplit(url).netloc if isinstance(url, str) else "?"
+
+
+def capture_feeds(
+    manifest: dict[str, Any], open_file: Callable[[dict[str, Any]], Any]
+) -> dict[Feed, tuple[int, int]]:
+    """Each feed the capture holds → the receive-time span of the segments that hold it.
+    ``open_file(entry)`` opens a listed segment file (a path or a store's file), for captures
+    whose manifest does not list their feeds."""
+    where = venue(manifest)
+    listed = manifest.get("feeds")
+    if listed is None:
+        listed = []
+        for segment in manifest.get("segments") or []:
+            found = set()
+            for entry in segment.get("files") or []:
+                found |= segment_feeds(pq.read_table(open_file(entry), columns=HINT_COLUMNS))
+            for key in found:
+                listed.append([*key, segment["first_ns"], segment["last_ns"]])
+    spans: dict[Feed, tuple[int, int]] = {}
+    for stream, channel, symbol, first_ns, last_ns in listed:
+        feed = (where, symbol, channel or stream)
+        first, last = spans.get(feed, (first_ns, last_ns))
+        spans[feed] = (min(first, first_ns), max(last, last_ns))
+    return spans
+
+
+def overlapping(
+    captures: Iterable[tuple[str, dict[Feed, tuple[int, int]]]], *, across_venues: bool = False
+) -> tuple[str, str, Feed, Feed] | None:
+    """The first two captures (by name) holding one feed over overlapping time, and that feed
+    in each. ``across_venues``: one symbol and channel from any two venues conflicts too (a
+    replay builds one instrument per symbol, so it would merge two markets into one)."""
+
+    def key(feed: Feed) -> tuple[str, ...]:
+        return feed[1:] if across_venues else feed
+
+    listed = sorted(captures)
+    for index, (name, feeds) in enumerate(listed):
+        keyed = {key(f): f for f in feeds}
+        for other, other_feeds in listed[index + 1 :]:
+            for feed in sorted(other_feeds, key=lambda f: (not f[1], f)):  # symbols named first
+                mine = keyed.get(key(feed))
+                if mine is None or (mine[0] != feed[0] and not feed[1]):
+                    continue  # frames naming no symbol are only compared within one venue
+                (first, last), (o_first, o_last) = feeds[mine], other_feeds[feed]
+                if first < o_last and o_first < last:  # a feed split at one instant is not twice
+                    return name, other, mine, feed
+    return None
+
+
+def refuse_overlaps(
+    captures: Iterable[tuple[str, dict[str, Any], Callable[[dict[str, Any]], Any]]],
+    *,
+    across_venues: bool = False,
+) -> None:
+    """Raise :class:`CaptureError` (:func:`refusal`) when two of ``captures`` — (label,
+    manifest, how to open a listed file) — hold one feed over overlapping time."""
+    found = overlapping(
+        ((name, capture_feeds(manifest, open_file)) for name, manifest, open_file in captures),
+        across_venues=across_venues,
+    )
+    if found is not None:
+        raise CaptureError(refusal(*found))
+
+
+def refusal(first: str, second: str, feed: Feed, other: Feed) -> str:
+    """The one-line error for two captures of one feed (or one symbol from two venues)."""
+    where, symbol, channel = feed
+    what = " ".join(p for p in (symbol, channel) if p)
+    pick = f"choose with --recorders {first.rsplit('=', 1)[-1]}"
+    if other[0] != where:
+        return (
+            f"{first} and {second} both hold {what} at the same time, from {where} and "
+            f"{other[0]}: their bars would merge two markets into one instrument; {pick} "
+            f"(rtcap sql reads both apart, by capture)"
+        )
+    return (
+        f"{first} and {second} recorded the same feed at the same time ({what} from {where}): "
+        f"reading both would count every message twice; {pick}"
+    )
