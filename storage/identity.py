@@ -130,25 +130,29 @@ def capture_feeds(
 def overlapping(
     captures: Iterable[tuple[str, dict[Feed, tuple[int, int]]]], *, across_venues: bool = False
 ) -> tuple[str, str, Feed, Feed] | None:
-    """The first two captures (by name) holding one feed over overlapping time, and that feed
-    in each. ``across_venues``: one symbol and channel from any two venues conflicts too (a
-    replay builds one instrument per symbol, so it would merge two markets into one)."""
-
-    def key(feed: Feed) -> tuple[str, ...]:
-        return feed[1:] if across_venues else feed
-
-    listed = sorted(captures)
-    for index, (name, feeds) in enumerate(listed):
-        keyed = {key(f): f for f in feeds}
-        for other, other_feeds in listed[index + 1 :]:
-            for feed in sorted(other_feeds, key=lambda f: (not f[1], f)):  # symbols named first
-                mine = keyed.get(key(feed))
-                if mine is None or (mine[0] != feed[0] and not feed[1]):
-                    continue  # frames naming no symbol are only compared within one venue
-                (first, last), (o_first, o_last) = feeds[mine], other_feeds[feed]
-                if first < o_last and o_first < last:  # a feed split at one instant is not twice
-                    return name, other, mine, feed
-    return None
+    """Two captures (the first pair by name) holding one feed over overlapping time, and that
+    feed in each. ``across_venues``: one symbol and channel from any two venues conflicts too
+    (a replay builds one instrument per symbol, so it would merge two markets into one); frames
+    naming no symbol are compared within their venue only. Spans that only touch (a feed split
+    at one instant) do not overlap. One sweep per feed: a year of daily captures is cheap."""
+    spans: dict[tuple[str, ...], list[tuple[int, int, str, Feed]]] = {}
+    for name, feeds in captures:
+        for feed, (first, last) in feeds.items():
+            key = feed[1:] if across_venues and feed[1] else feed
+            spans.setdefault(key, []).append((first, last, name, feed))
+    found = []
+    for listed in spans.values():
+        listed.sort()
+        reach: tuple[int, int, str, Feed] | None = None  # the span ending last so far
+        for span in listed:
+            if reach is not None and span[0] < reach[1] and reach[0] < span[1]:
+                one, other = sorted((reach, span), key=lambda s: s[2])
+                found.append((one[2], other[2], one[3], other[3]))
+            if reach is None or span[1] > reach[1]:
+                reach = span
+    if not found:
+        return None
+    return min(found, key=lambda f: (f[0], f[1], not f[2][1], f[2]))  # symbols named first
 
 
 def refuse_overlaps(

@@ -2,12 +2,15 @@
 and export of the root merged in receive-time order, and two recorders of the same feed
 refused until one is chosen."""
 
+import itertools
 import re
 from pathlib import Path
 
 import orjson
 from click.testing import CliRunner
 from helpers import write_capture
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rtcap.cli import main
 from rtcap.simulator import MarketSimulator
@@ -215,3 +218,42 @@ def test_a_feed_split_at_one_instant_is_not_recorded_twice():
     apart = [("a", {feed: (0, 200)}), ("b", {other_venue: (100, 200)})]
     assert overlapping(apart) is None
     assert overlapping(apart, across_venues=True) == ("a", "b", feed, other_venue)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["v1", "v2"]),
+            st.sampled_from(["MNQ", "ES", ""]),
+            st.integers(0, 50),
+            st.integers(0, 30),
+        ),
+        max_size=8,
+    ),
+    st.booleans(),
+)
+def test_the_overlap_sweep_agrees_with_comparing_every_pair(rows, across_venues):
+    from rtcap.storage.identity import overlapping
+
+    captures = [
+        (f"c{index}", {(venue, symbol, "trade"): (start, start + length)})
+        for index, (venue, symbol, start, length) in enumerate(rows)
+    ]
+
+    def same(a, b):
+        if across_venues and a[1] and b[1]:
+            return a[1:] == b[1:]
+        return a == b
+
+    pairs = sorted(
+        (one, other)
+        for (one, feeds), (other, other_feeds) in itertools.combinations(captures, 2)
+        for a, (first, last) in feeds.items()
+        for b, (o_first, o_last) in other_feeds.items()
+        if same(a, b) and first < o_last and o_first < last
+    )
+    found = overlapping(captures, across_venues=across_venues)
+    assert (found is None) == (not pairs)
+    if found is not None:
+        assert found[:2] in pairs
