@@ -24,7 +24,7 @@ from rtcap.storage.dataset import chosen
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.identity import refuse_overlaps
 from rtcap.storage.integrity import check_file, open_capture, segment_files
-from rtcap.storage.manifest import bar_blocks, contract_names
+from rtcap.storage.manifest import contract_names
 from rtcap.storage.remote import is_uri, open_remote, remote_captures, remote_manifest
 
 PIECE_ROWS = 200_000  # a task's frames: bounded, whatever the size of a capture or file
@@ -81,16 +81,16 @@ def plan(
                         "contracts": contracts,
                     }
                 )
-        for block in bar_blocks(capture.manifest):
-            for entry in block.get("files") or []:
-                entry = entry if isinstance(entry, dict) else {"path": entry}
-                result.live_bars.append(
-                    {
-                        "capture": capture.label,
-                        "uri": f"{capture.base}/{entry['path']}",
-                        "entry": orjson.dumps(entry).decode(),
-                    }
-                )
+        # the capture's block lists every session's files (each session's own block repeats them)
+        for entry in (capture.manifest.get("live_bars") or {}).get("files") or []:
+            entry = entry if isinstance(entry, dict) else {"path": entry}
+            result.live_bars.append(
+                {
+                    "capture": capture.label,
+                    "uri": f"{capture.base}/{entry['path']}",
+                    "entry": orjson.dumps(entry).decode(),
+                }
+            )
     result.final_ns = max((spans[c.label][1] for c in captures), default=0)
     return result
 

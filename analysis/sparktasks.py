@@ -66,27 +66,31 @@ class PieceError(RuntimeError):
         super().__init__(ERROR_MARK + message)
 
 
-def _checked(piece: dict[str, Any], whole: bool) -> tuple[Any, str, dict[str, Any], str]:
-    """(file system, path, manifest entry, name for errors) of a piece's file; ``whole``:
-    the file is checked against its entry first (size, sha256, footer)."""
+def _where(piece: dict[str, Any]) -> str:
+    """A piece's file as errors name it."""
+    return f"{piece['uri']} (capture {piece['capture']})"
+
+
+def _checked(piece: dict[str, Any], whole: bool) -> tuple[Any, str, dict[str, Any]]:
+    """(file system, path, manifest entry) of a piece's file; ``whole``: the file is checked
+    against its entry first (size, sha256, footer)."""
     entry = orjson.loads(piece["entry"])
-    where = f"{piece['uri']} (capture {piece['capture']})"
     fs, path = open_remote(piece["uri"])
     if whole:
         problem = entry_problem(fs, path, entry)
         if problem:
             raise PieceError(
-                f"{where} {problem}: restore it from a backup (rtcap verify names every "
+                f"{_where(piece)} {problem}: restore it from a backup (rtcap verify names every "
                 "damaged file)"
             )
-    return fs, path, entry, where
+    return fs, path, entry
 
 
 def read_piece(piece: dict[str, Any]) -> pa.Table:
     """The frames of one piece (frames/2 columns, seq order), checked as the module says."""
-    where = f"{piece['uri']} (capture {piece['capture']})"
+    where = _where(piece)
     try:
-        fs, path, entry, where = _checked(piece, piece["part"] == 0)
+        fs, path, entry = _checked(piece, piece["part"] == 0)
         with fs.open_input_file(path) as handle:
             parquet = pq.ParquetFile(handle, page_checksum_verification=True)
             count = parquet.metadata.num_row_groups
@@ -114,17 +118,16 @@ def read_piece(piece: dict[str, Any]) -> pa.Table:
 def live_bars_task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """``mapInArrow``: listed live-bars files → their closed bars, with a ``capture`` column."""
     for piece in pieces_of(batches, ("capture", "uri", "entry")):
-        where = f"{piece['uri']} (capture {piece['capture']})"
         try:
-            fs, path, _, where = _checked(piece, True)
+            fs, path, _ = _checked(piece, True)
             with fs.open_input_file(path) as handle:
                 table = bars_v2(pq.read_table(handle, page_checksum_verification=True))
         except PieceError:
             raise
         except Exception as exc:
-            raise PieceError(f"cannot read {where}: {first_line(exc)}") from None
+            raise PieceError(f"cannot read {_where(piece)}: {first_line(exc)}") from None
         columns = [pa.array([piece["capture"]] * table.num_rows, pa.string())]
-        columns += [table.column(f.name) for f in LIVE_BARS_SCHEMA[1:]]  # type: ignore[misc]
+        columns += [table.column(f.name) for f in MERGED_SCHEMA]
         yield from pa.Table.from_arrays(columns, schema=LIVE_BARS_SCHEMA).to_batches()
 
 

@@ -211,3 +211,14 @@ def test_executors_without_rtcap_fail_with_one_line_naming_the_fix(spark, tmp_pa
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: Spark's executors cannot import rtcap: ship it with the job")
     assert "spark.submit.pyFiles" in last and "PYSPARK_PYTHON=./env/bin/python" in last
+
+
+def test_the_bars_view_holds_the_bars_a_recorder_built_live(spark, tmp_path):
+    recorded = run("record", tmp_path / "live", "--duration", "3s", "--rate", "300", "--bars",
+                   "1sec", "--quiet")  # fmt: skip
+    assert recorded.exit_code == 0, recorded.output
+    spark_module.register_views(spark, tmp_path / "live")
+    sql = "select capture, instrument, timeframe, count(*), sum(volume), max(high) from bars "
+    sql += "group by 1, 2, 3"
+    mine = sorted(tuple(row) for row in spark.sql(sql).collect())
+    assert mine == duck(tmp_path / "live", sql) and sum(row[3] for row in mine) >= 2
