@@ -4,8 +4,9 @@ Layout (``rtcap record --dataset ROOT --recorder ID``)::
 
     ROOT/source=<sim|projectx|binance|ws>/date=<trading day (rtcap.capture.roll)>/recorder=<ID>/
 
-Each leaf is an ordinary capture, written by one recorder without coordinating with any other
-(a recorder only ever writes its own folder). Any folder holding captures at any depth (this
+Each leaf is a capture, written by one recorder without coordinating with any other; its sealed
+files go into the root's tables (``ROOT/frames``, ``ROOT/bars``: :mod:`rtcap.storage.placement`),
+in folders of that recorder's own. Any folder holding captures at any depth (this
 layout, or plain sub-folders) is a dataset. A capture's *label* is its path relative to the
 root (``source=sim/date=2026-11-24/recorder=a``), the ``capture`` column of every view.
 

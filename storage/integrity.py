@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from rtcap.models import Frame
 from rtcap.storage import manifest as manifests
 from rtcap.storage.errors import CaptureDamaged, CaptureError, RecoveryNeeded, first_line
+from rtcap.storage.placement import is_segment_path
 from rtcap.storage.schema import (
     BAR_SCHEMAS,
     FRAME_SCHEMAS,
@@ -130,7 +131,7 @@ def _footer_problem(source: Any, entry: dict[str, Any]) -> str | None:
     """What the file's own footer contradicts in its manifest entry: the schema (a frames or
     bars file of rtcap), the row count and, for a segment file, its seq range. Only the footer
     is read: the statistics rtcap writes for every column hold the seq range."""
-    segment = str(entry["path"]).startswith("frames/")
+    segment = is_segment_path(str(entry["path"]))
     try:
         parquet = pq.ParquetFile(source)
     except (OSError, pa.ArrowException) as exc:

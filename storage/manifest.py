@@ -13,7 +13,7 @@ import itertools
 import os
 import platform
 import re
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import orjson
@@ -30,6 +30,7 @@ from rtcap.lifecycle import (
 from rtcap.sequence import SEQUENCE_GAP_KINDS
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.identity import feeds_problem
+from rtcap.storage.placement import placement_from_path, placement_of, tables_problem
 
 MANIFEST = "manifest.json"
 FORMAT = "rtcap-capture/1"
@@ -117,7 +118,7 @@ def load(directory: Path) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         what = "empty" if not data.strip() else "truncated or not JSON"
         raise CaptureError(f"{path} is {what}: {_FIX}") from None
-    problem = _shape_problem(manifest)
+    problem = _shape_problem(manifest) or tables_elsewhere(manifest, directory)
     if problem:
         raise CaptureError(f"{path} is not a valid rtcap manifest ({problem}): {_FIX}")
     manifest.setdefault("sessions", [])
@@ -130,10 +131,9 @@ _FIX = "restore it from a backup, or run `rtcap recover` to rebuild it from the 
 
 # The names of sealed files, and where in a capture they live: a manifest lists nothing else
 # (not a journal, not the lock), so no reader or mirror ever fetches or opens anything else.
-PART_NAME = re.compile(r"^part-(\d{6})(?:-(\d+))?\.parquet$")
-BARS_NAME = re.compile(r"^bars-(\d{6})(?:-(\d+))?\.parquet$")
-SEGMENT_PATH = re.compile(r"^frames/date=\d{4}-\d{2}-\d{2}/" + PART_NAME.pattern[1:])
-BARS_PATH = re.compile(r"^bars/" + BARS_NAME.pattern[1:])
+# (in a dataset's tables, the capture's trading day follows the stem: storage.placement)
+PART_NAME = re.compile(r"^part-(?:\d{8}-)?(\d{6})(?:-(\d+))?\.parquet$")
+BARS_NAME = re.compile(r"^bars-(?:\d{8}-)?(\d{6})(?:-(\d+))?\.parquet$")
 # Bounds a manifest rtcap wrote never reaches (a year of 5-minute segments is 105,120 files;
 # the recorder rolls long before), so a hostile one fails fast in bounded memory.
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024
@@ -164,12 +164,16 @@ def _shape_problem(manifest: Any) -> str | None:
         return "'status' is not text"
     if "feeds" in manifest and (problem := feeds_problem(manifest["feeds"])):
         return problem
+    if "tables" in manifest and (problem := tables_problem(manifest["tables"])):
+        return problem
+    where = placement_of(manifest)  # which paths the manifest may list (storage.placement)
+    segment_path, bars_path = where.segment_path(), where.bars_path()
     for session in manifest.get("sessions", []):
         if not _is_int(session.get("first_seq", 0)) or not isinstance(
             session.get("live_bars") or {}, dict
         ):
             return "a session is malformed"
-        problem = _bars_problem(session.get("live_bars"))
+        problem = _bars_problem(session.get("live_bars"), bars_path)
         if problem:
             return problem
     listed = sum(len(s.get("files") or []) for s in manifest["segments"] if isinstance(s, dict))
@@ -185,7 +189,7 @@ def _shape_problem(manifest: Any) -> str | None:
         for file in segment["files"]:
             if not isinstance(file, dict) or not isinstance(file.get("path"), str):
                 return "a segment file has no path"
-            if not SEGMENT_PATH.match(file["path"]):
+            if not segment_path.match(file["path"]):
                 return f"{file['path']!r} is not the name of a sealed segment file"
             for key in ("rows", "first_seq", "last_seq"):
                 if not _is_int(file.get(key)):
@@ -200,14 +204,24 @@ def _shape_problem(manifest: Any) -> str | None:
         if first <= last:
             same = "twice" if path == other else f"overlapping {other}"
             return f"{path} is listed {same} (seq ranges must not overlap)"
-    return _bars_problem(manifest.get("live_bars"))
+    return _bars_problem(manifest.get("live_bars"), bars_path)
+
+
+def tables_elsewhere(manifest: dict[str, Any], capture: PurePath) -> str | None:
+    """A manifest whose ``tables`` are not those of the folder it is in: it would read (and
+    recovery would tidy) another capture's files."""
+    if "tables" not in manifest:
+        return None
+    if placement_of(manifest) != placement_from_path(capture, own_files_allowed=True):
+        return "its 'tables' are not those of the folder it is in"
+    return None
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _bars_problem(bars: Any) -> str | None:
+def _bars_problem(bars: Any, bars_path: re.Pattern[str]) -> str | None:
     if bars is None:
         return None
     if not isinstance(bars, dict) or not isinstance(bars.get("files", []), list):
@@ -216,7 +230,7 @@ def _bars_problem(bars: Any) -> str | None:
         return "'live_bars' timeframes are malformed"
     for file in bars.get("files", []):
         path = file if isinstance(file, str) else file.get("path") if isinstance(file, dict) else 0
-        if not isinstance(path, str) or not BARS_PATH.match(path):
+        if not isinstance(path, str) or not bars_path.match(path):
             return f"{path!r} is not the name of a live-bars file"
         if isinstance(file, dict) and not isinstance(file.get("sha256", ""), str):
             return "a live-bars file has a malformed sha256"

@@ -26,8 +26,9 @@ from rtcap.storage.errors import CaptureError
 from rtcap.storage.integrity import check_file, open_capture, read_table
 from rtcap.storage.lock import lock_capture, unlock_capture
 from rtcap.storage.manifest import BARS_NAME
+from rtcap.storage.placement import Placement, placement_from_path, placement_of
 from rtcap.storage.schema import BAR_SCHEMA, FRAME_SCHEMA, bars_v2, table_to_frames, written_as
-from rtcap.storage.segments import seal_segment, write_bars_file
+from rtcap.storage.segments import seal_segment, write_bars_files
 
 
 @dataclass
@@ -35,6 +36,7 @@ class MigrationReport:
     files_rewritten: list[tuple[str, str]] = field(default_factory=list)  # (old, new)
     already_current: int = 0
     rows: int = 0
+    to_tables: bool = False  # moved into the dataset root's tables
     digest: str = ""
 
 
@@ -55,15 +57,93 @@ def bars_digest(tables: list[pa.Table]) -> str:
 
 
 def migrate(path: str | Path) -> MigrationReport:
+    """Rewrite the capture at ``path`` in frames/2 and, when it is a dataset's capture keeping
+    its files in its own folder, move them into the root's tables (:func:`move_to_tables`)."""
     directory = Path(path)
     manifest = open_capture(directory)  # a capture with an open journal must be recovered first
     if manifest.get("status") == "recording":
         raise CaptureError(f"{directory} is still being recorded: migrate it once it is closed")
     lock = lock_capture(directory, purpose="migrating it")
     try:
-        return _migrate(directory, manifest)
+        report = _migrate(directory, manifest)
+        target = placement_from_path(directory, own_files_allowed=True)
+        if target.in_tables and not placement_of(manifest).in_tables:
+            report.files_rewritten += move_to_tables(directory, manifest, target)
+            report.to_tables = True
+            report.rows = manifest["frames"]
+            report.digest = frames_digest(
+                [read_table(directory, f) for s in manifest["segments"] for f in s["files"]]
+            )
+        return report
     finally:
         unlock_capture(lock)
+
+
+def move_to_tables(
+    directory: Path, manifest: dict[str, Any], target: Placement
+) -> list[tuple[str, str]]:
+    """Move a dataset capture's sealed files into the root's tables: every file is rewritten
+    there (frames split by the UTC date of their rows, bars by their starts) and proven equal
+    row for row; then the manifest switches to them in one atomic write and the old files are
+    removed. Files of this capture's name already in the tables and not listed are what an
+    interrupted move left: they are removed first (nothing else lists them)."""
+    for leftover in [*directory.glob(target.frames_glob()), *directory.glob(target.bars_glob())]:
+        leftover.unlink()
+    moved: list[tuple[str, str]] = []
+    new_paths: list[str] = []
+    segments = []
+    try:
+        for segment in manifest["segments"]:
+            tables = [read_table(directory, f) for f in segment["files"]]
+            entry = seal_segment(directory, segment["number"], tables, placement=target)
+            new_paths += [f["path"] for f in entry["files"]]
+            after = [read_table(directory, f) for f in entry["files"]]
+            if frames_digest(after) != frames_digest(tables) or entry["rows"] != segment["rows"]:
+                raise CaptureError(
+                    f"moving segment {segment['number']} of {directory} into the tables "
+                    "changed its content: nothing was switched; please report this"
+                )
+            moved.append((_joined(segment["files"]), _joined(entry["files"])))
+            segments.append({**segment, "files": entry["files"]})
+        bars: dict[str, list[dict]] = {}
+        for block in manifests.bar_blocks(manifest):
+            for old in block.get("files") or []:
+                path = old["path"] if isinstance(old, dict) else old
+                if path in bars:
+                    continue
+                table = read_table(directory, old)
+                match = BARS_NAME.match(Path(path).name)
+                number = int(match.group(1)) if match else 0
+                bars[path] = write_bars_files(directory, number, [table], target)
+                new_paths += [f["path"] for f in bars[path]]
+                again = [read_table(directory, f) for f in bars[path]]
+                if bars_digest(again) != bars_digest([table]):
+                    raise CaptureError(
+                        f"moving {path} of {directory} into the tables changed its bars: "
+                        "nothing was switched; please report this"
+                    )
+                moved.append((path, _joined(bars[path])))
+    except BaseException:
+        _remove(directory, new_paths)
+        raise
+    old_paths = [f["path"] for s in manifest["segments"] for f in s["files"]] + list(bars)
+    manifest["segments"] = segments
+    for block in manifests.bar_blocks(manifest):
+        files = []
+        for old in block.get("files") or []:
+            files += bars[old["path"] if isinstance(old, dict) else old]
+        block["files"] = files
+    manifest["tables"] = target.describe()
+    _switch(directory, manifest, old_paths)
+    for folder in ("frames", "bars"):  # empty now: its files live in the tables
+        for empty in sorted((directory / folder).glob("**/"), reverse=True):
+            with contextlib.suppress(OSError):
+                empty.rmdir()
+    return moved
+
+
+def _joined(entries: list[dict]) -> str:
+    return ", ".join(e["path"] for e in entries)
 
 
 def _migrate(directory: Path, manifest: dict[str, Any]) -> MigrationReport:
@@ -111,7 +191,9 @@ def _migrate_bars(directory: Path, manifest: dict[str, Any]) -> list[tuple[str, 
             continue
         table = read_table(directory, entry)
         match = BARS_NAME.match(Path(path).name)
-        new = write_bars_file(directory, int(match.group(1)) if match else 0, [table])
+        # a frames/1 capture predates the tables: one file, in the capture's bars/
+        new = next(iter(write_bars_files(directory, int(match.group(1)) if match else 0, [table])),
+                   None)  # fmt: skip
         if new is None or bars_digest([read_table(directory, new)]) != bars_digest([table]):
             _remove(directory, [new["path"]] if new else [])
             raise CaptureError(

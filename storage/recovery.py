@@ -41,7 +41,8 @@ from rtcap.storage.integrity import (
 )
 from rtcap.storage.journal import JournalReader
 from rtcap.storage.lock import lock_capture, unlock_capture
-from rtcap.storage.manifest import PART_NAME
+from rtcap.storage.manifest import BARS_NAME, PART_NAME
+from rtcap.storage.placement import Placement, placement_from_path, placement_of
 from rtcap.storage.schema import (
     BAR_SCHEMA,
     BAR_SCHEMAS,
@@ -57,7 +58,7 @@ from rtcap.storage.segments import (
     SEAL_LEVEL,
     seal_segment,
     sha256_file,
-    write_bars_file,
+    write_bars_files,
 )
 from rtcap.storage.writer import add_bar_file, add_segment
 from rtcap.timeframes import parse_timeframe
@@ -129,20 +130,25 @@ def recover(path: str | Path, *, seal_level: int = SEAL_LEVEL) -> RecoveryReport
     if not directory.is_dir():
         raise CaptureError(f"no capture at {directory}: check the path")
     has_manifest = (directory / manifests.MANIFEST).exists()
-    if not has_manifest and not journal_files(directory) and not _part_files(directory):
+    if (
+        not has_manifest
+        and not journal_files(directory)
+        and not _part_files(directory, placement_from_path(directory))
+    ):
         raise CaptureError(f"{directory} is not a capture (no manifest.json, no journal)")
     report = RecoveryReport()
     lock = lock_capture(directory, purpose="recovering it")
     try:
         manifest = _load_or_rebuild(directory, report)
-        _remove_temporaries(directory, report)
+        where = placement_of(manifest)
+        _remove_temporaries(directory, where, report)
         cover = SeqCover(manifest)
-        _adopt_orphans(directory, manifest, cover, report)
-        _adopt_orphan_bars(directory, manifest, cover, report)
+        _adopt_orphans(directory, where, manifest, cover, report)
+        _adopt_orphan_bars(directory, where, manifest, cover, report)
         for journal in journal_files(directory):
-            _seal_journal(directory, manifest, cover, journal, seal_level, report)
+            _seal_journal(directory, where, manifest, cover, journal, seal_level, report)
         for journal in bar_journal_files(directory):
-            _seal_bar_journal(directory, manifest, cover, journal, report)
+            _seal_bar_journal(directory, where, manifest, cover, journal, report)
         sessions = manifest.get("sessions") or []
         if sessions:
             sessions[-1]["last_seq"] = manifest.get("last_seq")
@@ -172,30 +178,36 @@ def _load_or_rebuild(directory: Path, report: RecoveryReport) -> dict:
             report.manifest_rebuilt = True
     elif path.exists():
         raise CaptureError(f"{path} is a directory: move it away, then run `rtcap recover`")
-    return manifests.new_manifest({"kind": "unknown"}, time.time_ns())
+    rebuilt = manifests.new_manifest({"kind": "unknown"}, time.time_ns())
+    if (where := placement_from_path(directory)).in_tables:  # its files are in the tables
+        rebuilt["tables"] = where.describe()
+    return rebuilt
 
 
-def _remove_temporaries(directory: Path, report: RecoveryReport) -> None:
+def _remove_temporaries(directory: Path, where: Placement, report: RecoveryReport) -> None:
     candidates = [directory / (manifests.MANIFEST + ".tmp")]
-    candidates += [
-        p for p in (directory / "bars").glob(".bars-*.tmp") if BARS_TMP_NAME.match(p.name)
-    ]
-    for folder in (directory / "frames").glob("date=*"):
-        candidates += [p for p in folder.glob(".part-*.tmp") if PART_TMP_NAME.match(p.name)]
+    for pattern in where.temporaries_globs():
+        candidates += [
+            p
+            for p in directory.glob(pattern)
+            if PART_TMP_NAME.match(p.name) or BARS_TMP_NAME.match(p.name)
+        ]
     for tmp in candidates:
         if tmp.is_file():
             tmp.unlink()
             report.temporaries_removed.append(tmp.relative_to(directory).as_posix())
 
 
-def _part_files(directory: Path) -> list[Path]:
-    frames = directory / "frames"
-    return sorted(frames.glob("date=*/*.parquet")) if frames.is_dir() else []
+def _part_files(directory: Path, where: Placement) -> list[Path]:
+    """Every segment file the capture may have written (in its tables: only its own)."""
+    return sorted(directory.glob(where.frames_glob()))
 
 
-def _adopt_orphans(directory: Path, manifest: dict, cover: SeqCover, report: RecoveryReport):
+def _adopt_orphans(
+    directory: Path, where: Placement, manifest: dict, cover: SeqCover, report: RecoveryReport
+):
     listed = {f["path"] for s in manifest["segments"] for f in s["files"]}
-    for part in _part_files(directory):
+    for part in _part_files(directory, where):
         relative = part.relative_to(directory).as_posix()
         if relative in listed:
             continue
@@ -218,7 +230,9 @@ def _adopt_orphans(directory: Path, manifest: dict, cover: SeqCover, report: Rec
         report.orphans_adopted.append(relative)
 
 
-def _adopt_orphan_bars(directory: Path, manifest: dict, cover: SeqCover, report: RecoveryReport):
+def _adopt_orphan_bars(
+    directory: Path, where: Placement, manifest: dict, cover: SeqCover, report: RecoveryReport
+):
     """Live-bars files no manifest lists (it was rebuilt): listed again under the session their
     closing rows belong to, with the timeframes they hold, if the rows are on the tape."""
     listed = {
@@ -226,7 +240,7 @@ def _adopt_orphan_bars(directory: Path, manifest: dict, cover: SeqCover, report:
         for block in manifests.bar_blocks(manifest)
         for f in block.get("files") or []
     }
-    for path in sorted((directory / "bars").glob("bars-*.parquet")):
+    for path in sorted(directory.glob(where.bars_glob())):
         relative = path.relative_to(directory).as_posix()
         if relative in listed or not path.is_file() or path.is_symlink():
             continue
@@ -312,6 +326,7 @@ def _inspect_part(directory: Path, part: Path) -> tuple[dict | None, pa.Table | 
 
 def _seal_journal(
     directory: Path,
+    where: Placement,
     manifest: dict,
     cover: SeqCover,
     journal: Path,
@@ -341,7 +356,9 @@ def _seal_journal(
         _note_rows(manifest, fresh)
         return fresh
 
-    entry = seal_segment(directory, journal_number(journal), reader, level=seal_level, keep=keep)
+    entry = seal_segment(
+        directory, journal_number(journal), reader, level=seal_level, keep=keep, placement=where
+    )
     report.already_sealed += seen["rows"] - seen["kept"]
     if entry is not None:
         add_segment(manifest, entry)
@@ -459,7 +476,12 @@ def _note_rows(manifest: dict, table: pa.Table) -> None:
 
 
 def _seal_bar_journal(
-    directory: Path, manifest: dict, cover: SeqCover, journal: Path, report: RecoveryReport
+    directory: Path,
+    where: Placement,
+    manifest: dict,
+    cover: SeqCover,
+    journal: Path,
+    report: RecoveryReport,
 ):
     """Seal the live bars whose closing rows are on the tape. A recorder journals a block's
     bars just before its frames, so a crash between the two writes leaves bars closed by rows
@@ -471,11 +493,10 @@ def _seal_bar_journal(
         for f in (manifest.get("live_bars") or {}).get("files", [])
     }
     number = journal_number(journal)
-    if f"bars/bars-{number:06d}.parquet" in listed:
+    if any(_bars_number(path) == number for path in listed):
         journal.unlink()  # sealed before the crash; the journal was all that was left
         return
-    bars = write_bars_file(directory, number, _on_tape(reader, cover, report))
-    if bars is not None:
+    for bars in write_bars_files(directory, number, _on_tape(reader, cover, report), where):
         sessions = manifest.get("sessions") or []
         session = _session_of(sessions, bars["first_seq"])
         if session is None:
@@ -490,6 +511,12 @@ def _seal_bar_journal(
         report.damaged_kept.append(kept.relative_to(directory).as_posix())
     else:
         journal.unlink()
+
+
+def _bars_number(path: str) -> int | None:
+    """The segment number in a live-bars file's name."""
+    match = BARS_NAME.match(Path(path).name)
+    return int(match.group(1)) if match else None
 
 
 def _session_of(sessions: list[dict], seq: int) -> dict | None:

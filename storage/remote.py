@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import re
 import shutil
 import time
 import uuid
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -34,11 +35,18 @@ import orjson
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from rtcap.storage import manifest as manifests
 from rtcap.storage.dataset import MAX_DEPTH, find_captures
 from rtcap.storage.errors import CaptureError, first_line
 from rtcap.storage.integrity import check_file, journal_files, open_capture
 from rtcap.storage.lease import StoreLease
-from rtcap.storage.manifest import MAX_MANIFEST_BYTES, _shape_problem, listed_files
+from rtcap.storage.manifest import (
+    MAX_MANIFEST_BYTES,
+    _shape_problem,
+    listed_files,
+    tables_elsewhere,
+)
+from rtcap.storage.placement import UP, placement_from_path
 from rtcap.storage.segments import sha256_file
 
 RETRIES = 4
@@ -78,10 +86,38 @@ def mirror_path(uri: str) -> Path:
     return cache_root() / "mirror" / _local_name(uri)
 
 
-def staging_path(uri: str, journal_dir: str | Path | None = None) -> Path:
-    """The local capture (journal and sealed files) a write to ``uri`` goes through."""
+def staging_path(
+    uri: str, journal_dir: str | Path | None = None, dataset: str | None = None
+) -> Path:
+    """The local capture (journal and sealed files) a write to ``uri`` goes through; for a
+    capture of the dataset at URI ``dataset``, its folder in the staging tree of the whole
+    dataset (its sealed files go to that tree's tables: :mod:`rtcap.storage.placement`)."""
     root = Path(journal_dir) if journal_dir else cache_root() / "staging"
-    return root / _local_name(uri)
+    if dataset is None:
+        return root / _local_name(uri)
+    relative = uri.rstrip("/")[len(dataset.rstrip("/")) :].strip("/")
+    return root / _local_name(dataset) / relative
+
+
+def drop_local_copy(capture: Path) -> None:
+    """Remove a local copy of a capture the store holds whole (staging): its folder and, for a
+    dataset's capture, the files it listed in the tables."""
+    with contextlib.suppress(CaptureError, OSError):
+        for entry in listed_files(manifests.load(capture)):
+            if entry["path"].startswith(UP):
+                (capture / entry["path"]).unlink(missing_ok=True)
+    shutil.rmtree(capture, ignore_errors=True)
+
+
+def _object(uri: str, base: str, relative: str) -> str:
+    """The store path of the file a manifest lists at ``relative`` from the capture at
+    ``base``: in a dataset's tables, three levels up (:mod:`rtcap.storage.placement`)."""
+    if relative.startswith(UP) and len([p for p in base.split("/") if p]) < 4:
+        raise CaptureError(
+            f"{uri} lists {relative}, in a dataset's tables, but is not a dataset's capture "
+            "(ROOT/source=…/date=…/recorder=…): pull or push the dataset root"
+        )
+    return posixpath.normpath(f"{base}/{relative}")
 
 
 def open_remote(uri: str, endpoint_url: str | None = None) -> tuple[pafs.FileSystem, str]:
@@ -165,6 +201,11 @@ def pull(uri: str, endpoint_url: str | None = None, into: Path | None = None) ->
         raw = _read_manifest(uri, fs, base)
     except FileNotFoundError:
         return _pull_root(uri, fs, base, into)
+    if _parsed(uri, raw).get("tables"):
+        # a dataset's capture: copied into the tree of its root, beside the root's tables
+        root, *relative = uri.rstrip("/").rsplit("/", 3)
+        local = (into or mirror_path(root)).joinpath(*relative)
+        return _mirror(uri, fs, base, raw, local, into is not None)
     return _mirror(uri, fs, base, raw, into or mirror_path(uri), into is not None)
 
 
@@ -220,7 +261,7 @@ def _pull_root(uri: str, fs: pafs.FileSystem, base: str, into: Path | None) -> P
     # A capture mirrored before and gone from the store since is not the store's any more.
     for old in find_captures(root) if into is None and root.exists() else []:
         if old != root and old.relative_to(root).as_posix() not in captures:
-            shutil.rmtree(old)
+            drop_local_copy(old)
     return root
 
 
@@ -229,7 +270,9 @@ def _parsed(uri: str, raw: bytes) -> dict[str, Any]:
         manifest = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise CaptureError(f"the manifest of {uri} is not JSON: it is damaged") from None
-    problem = _shape_problem(manifest)
+    problem = _shape_problem(manifest) or tables_elsewhere(
+        manifest, PurePosixPath(urlsplit(uri).path)
+    )
     if problem:
         raise CaptureError(f"the manifest of {uri} is damaged ({problem})")
     return manifest
@@ -250,6 +293,12 @@ def _mirror(
     (those already there with the listed sha256 are kept), then the manifest. In a folder of
     the user's (``own_folder``), a different capture already there is refused, not mixed."""
     manifest = _parsed(uri, raw)
+    if manifest.get("tables") and not placement_from_path(local, own_files_allowed=True).in_tables:
+        # its files sit three levels up, in the root's tables: only the root's tree holds them
+        raise CaptureError(
+            f"{uri} is a capture of a dataset whose files are in the root's tables: read or "
+            "pull the dataset root (the folder holding source=…/) or the capture's own URI"
+        )
     if own_folder and _created(local / "manifest.json") not in (None, manifest.get("created_ns")):
         raise CaptureError(f"{local} holds another capture than {uri}: pull into a new folder")
     local.mkdir(parents=True, exist_ok=True)
@@ -263,7 +312,7 @@ def _mirror(
             _call(
                 uri,
                 f"fetching {entry['path']} of",
-                lambda e=entry, p=partial: _fetch(fs, base, e, p),
+                lambda e=entry, p=partial: _fetch(uri, fs, base, e, p),
             )
         except FileNotFoundError:
             raise CaptureError(
@@ -275,8 +324,9 @@ def _mirror(
     return local
 
 
-def _fetch(fs: pafs.FileSystem, base: str, entry: dict[str, Any], partial: Path) -> None:
-    with fs.open_input_stream(f"{base}/{entry['path']}") as stream, open(partial, "wb") as out:
+def _fetch(uri: str, fs: pafs.FileSystem, base: str, entry: dict[str, Any], partial: Path) -> None:
+    source = _object(uri, base, entry["path"])
+    with fs.open_input_stream(source) as stream, open(partial, "wb") as out:
         while chunk := stream.read(CHUNK):
             out.write(chunk)
 
@@ -370,7 +420,7 @@ class Uploader:
             if self.uploaded.get(entry["path"]) == sha and sha:
                 continue
             source = self.staging / entry["path"]
-            remote = f"{self.base}/{entry['path']}"
+            remote = _object(self.uri, self.base, entry["path"])
             if entry["path"] not in self.uploaded:  # a new process: what is up already?
                 info = _call(self.uri, "listing", lambda r=remote: self.fs.get_file_info(r))
                 if info.type == pafs.FileType.File and info.size == source.stat().st_size:
@@ -404,6 +454,14 @@ def push_capture(capture: Path, uri: str, holder: str) -> Uploader:
         )
     for entry in listed_files(manifest):
         check_file(capture, entry)
+    tables = manifest.get("tables")
+    if tables:  # its files go to the tables of the dataset root the URI is in
+        tail = f"source={tables['source']}/date={tables['day']}/recorder={tables['recorder']}"
+        if not uri.rstrip("/").endswith(f"/{tail}"):
+            raise CaptureError(
+                f"{capture} is a dataset's capture, its files in the root's tables: push it to "
+                f"<dataset root URI>/{tail}"
+            )
     uploader = Uploader(uri, capture)
     try:
         there = orjson.loads(_read_manifest(uri, uploader.fs, uploader.base))

@@ -25,8 +25,9 @@ import pyarrow as pa
 from rtcap.storage import manifest as manifests
 from rtcap.storage.errors import CaptureDamaged, describe_os_error
 from rtcap.storage.journal import Damage, JournalReader
+from rtcap.storage.placement import HERE
 from rtcap.storage.schema import BAR_SCHEMA
-from rtcap.storage.segments import SegmentSealer, write_bars_file
+from rtcap.storage.segments import SegmentSealer, write_bars_files
 
 if TYPE_CHECKING:
     from rtcap.storage.writer import OpenSegment
@@ -39,7 +40,7 @@ _TAIL = object()  # on the seal queue: blocks were handed over, seal them into r
 
 # The writer lists a sealed segment (its entry, live-bars file and damage found) in the
 # manifest; raising leaves the journal in place for a retry.
-ListSealed = Callable[["OpenSegment", dict | None, dict | None, list[Damage]], None]
+ListSealed = Callable[["OpenSegment", dict | None, list[dict], list[Damage]], None]
 
 
 @dataclass
@@ -97,6 +98,7 @@ class Sealer:
         open_segment: Callable[[], OpenSegment | None],
     ) -> None:
         self.path = directory
+        self.placement = HERE  # where sealed files go: the writer sets its manifest's
         self.seal_level = level
         self.row_group_rows = row_group_rows
         self._list_sealed = list_sealed
@@ -255,7 +257,11 @@ class Sealer:
 
     def _new_sealer(self, segment: OpenSegment) -> SegmentSealer:
         return SegmentSealer(
-            self.path, segment.number, level=self.seal_level, row_group_rows=self.row_group_rows
+            self.path,
+            segment.number,
+            level=self.seal_level,
+            row_group_rows=self.row_group_rows,
+            placement=self.placement,
         )
 
     def seal(self, segment: OpenSegment) -> dict | None:
@@ -275,15 +281,15 @@ class Sealer:
         except BaseException:
             tail.sealer.abort()
             raise
-        bar_file = None
+        bar_files: list[dict] = []
         try:
             if segment.bars is not None:
                 bars = JournalReader(segment.bars_path, BAR_SCHEMA)
-                bar_file = write_bars_file(self.path, segment.number, bars)
-            self._list_sealed(segment, entry, bar_file, damage)
+                bar_files = write_bars_files(self.path, segment.number, bars, self.placement)
+            self._list_sealed(segment, entry, bar_files, damage)
         except BaseException:
             tail.sealer.abort()  # its files are unlisted: the journal still holds every row
-            if bar_file is not None:
+            for bar_file in bar_files:
                 with contextlib.suppress(OSError):
                     (self.path / bar_file["path"]).unlink()
             raise

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from rtcap.storage.identity import segment_feeds
 from rtcap.storage.manifest import fsync_dir
+from rtcap.storage.placement import HERE, Placement
 from rtcap.storage.schema import (
     BAR_SCHEMA,
     DICTIONARY_COLUMNS,
@@ -37,8 +38,8 @@ ROW_GROUP_BYTES = 16 * 1024 * 1024  # of payload: bounds a seal's memory on larg
 SEAL_LEVEL = 6  # smaller than gzip-6 lines on real Binance data; about 3-4x the time of level 3
 DAY_NS = 86_400 * 1_000_000_000
 # Names rtcap gives the files it seals; recovery adopts or removes nothing else.
-PART_TMP_NAME = re.compile(r"^\.part-\d{6}(?:-\d+)?\.parquet\.tmp$")
-BARS_TMP_NAME = re.compile(r"^\.bars-\d{6}(?:-\d+)?\.parquet\.tmp$")
+PART_TMP_NAME = re.compile(r"^\.part-(?:\d{8}-)?\d{6}(?:-\d+)?\.parquet\.tmp$")
+BARS_TMP_NAME = re.compile(r"^\.bars-(?:\d{8}-)?\d{6}(?:-\d+)?\.parquet\.tmp$")
 
 
 # Ascending integers and times: delta encoding stores their small steps (cheaper to compress
@@ -91,6 +92,7 @@ class _DateFile:
 
     tmp: Path
     final: Path
+    relative: str  # its path in the manifest (storage.placement)
     writer: pq.ParquetWriter
     pending: list[pa.Table] = field(default_factory=list)
     pending_rows: int = 0
@@ -111,8 +113,10 @@ class SegmentSealer:
         level: int = SEAL_LEVEL,
         row_group_rows: int = ROW_GROUP_ROWS,
         row_group_bytes: int = ROW_GROUP_BYTES,
+        placement: Placement = HERE,
     ) -> None:
         self.directory = directory
+        self.placement = placement
         self.row_group_bytes = row_group_bytes
         self.number = number
         self.level = level
@@ -151,9 +155,10 @@ class SegmentSealer:
     def _add_to_date(self, date: str, rows: pa.Table) -> None:
         file = self.files.get(date)
         if file is None:
-            folder = self.directory / "frames" / f"date={date}"
+            relative = self.placement.frames_folder(date)
+            folder = self.directory / relative
             folder.mkdir(parents=True, exist_ok=True)
-            name = free_name(folder, "part", self.number)
+            name = free_name(folder, self.placement.stem("part"), self.number)
             tmp = folder / f".{name}.tmp"
             writer = pq.ParquetWriter(
                 tmp,
@@ -166,7 +171,7 @@ class SegmentSealer:
                 write_page_checksum=True,
                 sorting_columns=[pq.SortingColumn(0)],
             )
-            file = self.files[date] = _DateFile(tmp, folder / name, writer)
+            file = self.files[date] = _DateFile(tmp, folder / name, f"{relative}/{name}", writer)
         seqs = rows.column("seq")
         first, last = (v.as_py() for v in pc.min_max(seqs).values())
         file.first_seq = first if file.first_seq is None else min(file.first_seq, first)
@@ -203,7 +208,7 @@ class SegmentSealer:
             self.published.append(file.final)
             entries.append(
                 {
-                    "path": file.final.relative_to(self.directory).as_posix(),
+                    "path": file.relative,
                     "rows": file.rows,
                     "bytes": file.final.stat().st_size,
                     "sha256": sha256_file(file.final),
@@ -245,11 +250,14 @@ def seal_segment(
     level: int = SEAL_LEVEL,
     row_group_rows: int = ROW_GROUP_ROWS,
     keep: Callable[[pa.Table], pa.Table] | None = None,
+    placement: Placement = HERE,
 ) -> dict[str, Any] | None:
     """Write frame tables (in seq order) as ``frames/date=…/part-<number>.parquet`` files, one
     per UTC date of ``recv_ns``, and return the segment's manifest entry (``None`` when no row
     is left after ``keep``). On any failure nothing is left behind and the error propagates."""
-    sealer = SegmentSealer(directory, number, level=level, row_group_rows=row_group_rows)
+    sealer = SegmentSealer(
+        directory, number, level=level, row_group_rows=row_group_rows, placement=placement
+    )
     try:
         for table in [tables] if isinstance(tables, pa.Table) else tables:
             sealer.add(keep(table) if keep is not None else table)
@@ -259,27 +267,47 @@ def seal_segment(
         raise
 
 
-def write_bars_file(directory: Path, number: int, tables: Iterable[pa.Table]) -> dict | None:
-    """Live bars of one segment as ``bars/bars-<number>.parquet``; its manifest entry."""
+def write_bars_files(
+    directory: Path, number: int, tables: Iterable[pa.Table], placement: Placement = HERE
+) -> list[dict]:
+    """Live bars of one segment as ``bars/bars-<number>.parquet`` (in a dataset's tables, one
+    file per UTC date of the bars' starts: :mod:`rtcap.storage.placement`); their manifest
+    entries (none without bars). On any failure nothing is left behind."""
     table = pa.concat_tables([bars_v2(t) for t in tables] or [BAR_SCHEMA.empty_table()])
     if not table.num_rows:
-        return None
-    folder = directory / "bars"
-    folder.mkdir(exist_ok=True)
-    name = free_name(folder, "bars", number)
-    tmp, final = folder / f".{name}.tmp", folder / name
+        return []
+    if placement.in_tables:
+        days = pc.divide(table.column("start_ns"), pa.scalar(DAY_NS, pa.int64()))
+        parts = [
+            (placement.bars_folder(utc_date(day * DAY_NS)), table.filter(pc.equal(days, day)))
+            for day in sorted(pc.unique(days).to_pylist())
+        ]
+    else:
+        parts = [(placement.bars_folder(""), table)]
+    written: list[Path] = []
+    entries = []
     try:
-        pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
-        publish(tmp, final)
+        for relative, rows in parts:
+            folder = directory / relative
+            folder.mkdir(parents=True, exist_ok=True)
+            name = free_name(folder, placement.stem("bars"), number)
+            tmp, final = folder / f".{name}.tmp", folder / name
+            written.append(tmp)
+            pq.write_table(rows, tmp, compression="zstd", write_page_checksum=True)
+            publish(tmp, final)
+            written.append(final)
+            entries.append(
+                {
+                    "path": f"{relative}/{name}",
+                    "rows": rows.num_rows,
+                    "sha256": sha256_file(final),
+                    "first_seq": pc.min(rows.column("closed_seq")).as_py(),
+                    "last_seq": pc.max(rows.column("closed_seq")).as_py(),
+                }
+            )
     except BaseException:
-        for path in (tmp, final):
+        for path in written:
             with contextlib.suppress(OSError):
                 path.unlink()
         raise
-    return {
-        "path": final.relative_to(directory).as_posix(),
-        "rows": table.num_rows,
-        "sha256": sha256_file(final),
-        "first_seq": pc.min(table.column("closed_seq")).as_py(),
-        "last_seq": pc.max(table.column("closed_seq")).as_py(),
-    }
+    return entries

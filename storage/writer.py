@@ -38,6 +38,7 @@ from rtcap.storage.identity import note_feeds
 from rtcap.storage.integrity import bar_journal_files, journal_files, read_table
 from rtcap.storage.journal import JournalWriter
 from rtcap.storage.lock import lock_capture, unlock_capture
+from rtcap.storage.placement import HERE, placement_from_path, placement_of
 from rtcap.storage.schema import ClosedBar, FrameColumns, bars_to_table, table_to_bars
 from rtcap.storage.sealer import Sealer, SealerStats
 from rtcap.storage.segments import SEAL_LEVEL
@@ -87,8 +88,18 @@ class CaptureWriter:
         segment_max_s: float = 3600.0,
         row_group_rows: int = 100_000,
         append: bool = False,
+        tables: bool = False,
     ) -> None:
+        """``tables``: a new capture of a dataset (at ``ROOT/source=S/date=T/recorder=R``)
+        seals its files into the root's tables (:mod:`rtcap.storage.placement`); an appended
+        capture keeps the placement its manifest declares."""
         self.path = Path(path)
+        self.placement = placement_from_path(self.path) if tables else HERE
+        if tables and not self.placement.in_tables:
+            raise CaptureError(
+                f"{self.path} is not a dataset capture's folder (ROOT/source=…/date=…/"
+                "recorder=…, without a frames/ folder of its own)"
+            )
         self.fsync = fsync
         self.seal_level = seal_level
         self.segment_max_bytes = segment_max_bytes
@@ -180,6 +191,9 @@ class CaptureWriter:
                 )
         else:
             self.manifest = manifests.new_manifest(self._source, now)
+            if self.placement.in_tables:
+                self.manifest["tables"] = self.placement.describe()
+        self.placement = self.sealer.placement = placement_of(self.manifest)
         self.session = {
             "number": len(self.manifest["sessions"]) + 1,
             "started_ns": now,
@@ -354,7 +368,7 @@ class CaptureWriter:
         return self.sealer.sealed_bytes
 
     def _list_sealed(
-        self, segment: OpenSegment, entry: dict | None, bar_file: dict | None, damage: list
+        self, segment: OpenSegment, entry: dict | None, bar_files: list[dict], damage: list
     ) -> None:
         """List a sealed segment and its live-bars file in the manifest (on the sealer's
         thread); the manifest on disk changes in one atomic write or not at all."""
@@ -364,7 +378,7 @@ class CaptureWriter:
             if entry is not None:
                 add_segment(updated, entry)
                 session["last_seq"] = updated["last_seq"]
-            if bar_file is not None:
+            for bar_file in bar_files:
                 add_bar_file(self.path, updated, session, bar_file)
             if damage:
                 updated["damage"].append(

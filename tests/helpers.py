@@ -270,3 +270,29 @@ def bar_rows(rows) -> list[tuple]:
          r["close"], r["volume"], r["trades"])
         for r in rows
     )  # fmt: skip
+
+
+def across_midnight(root, recorder="m", seconds=240):
+    """A dataset capture (its files in the root's tables) whose rows cross UTC midnight
+    2026-03-03; its trading day is the earlier date."""
+    from pathlib import Path
+
+    from rtcap.simulator import MarketSimulator
+    from rtcap.storage.dataset import capture_path
+    from rtcap.storage.writer import CaptureWriter
+
+    frames = MarketSimulator(
+        5, ("MNQ",), start_ns=parse_iso_ns("2026-03-03T00:00:00Z") - seconds // 2 * 10**9, rate=60
+    )
+    path = Path(capture_path(root, "sim", "2026-03-02", recorder))
+    writer = CaptureWriter(path, source={"kind": "sim", "seed": 5, "rate": 60}, fsync="never",
+                           tables=True, segment_max_bytes=40_000)  # fmt: skip
+    writer.open()
+    for frame in frames.frames(duration_s=seconds):
+        writer.append(frame)
+        if writer.pending >= 500:
+            writer.flush()
+        if writer.should_rotate():
+            writer.seal_now(writer.rotate())
+    writer.close()
+    return path

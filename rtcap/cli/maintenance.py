@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from rtcap.cli import summary
-from rtcap.cli.options import CAPTURE
+from rtcap.cli.options import CAPTURE, on_each_capture
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.importer import FORMATS, TS_UNITS, import_lines
 from rtcap.storage.integrity import open_capture
@@ -130,19 +130,26 @@ def pull_command(uri: str, directory: Path) -> None:
 def migrate_command(capture: Path) -> None:
     """Rewrite CAPTURE's frames/1 segments and bars files in the portable frames/2 schema
     (signed integers, int64 nanoseconds beside TIMESTAMP(MICROS, UTC) columns) that Spark,
-    Trino and DuckDB read with no flags.
+    Trino and DuckDB read with no flags; CAPTURE may be a dataset root: each capture in turn,
+    and captures keeping their files in their own folders move them into the root's tables
+    (ROOT/frames, ROOT/bars), which other engines read.
 
-    Each file is rewritten beside the old one and compared row by row (payload bytes included)
-    before the manifest switches to it; every rtcap command reads both schemas."""
+    Each file is rewritten and compared row by row (payload bytes included) before the
+    manifest switches to it; every rtcap command reads both schemas and both layouts."""
+    on_each_capture(capture, lambda name, local: _migrate_one(name, local))
+
+
+def _migrate_one(name: str, capture: Path) -> None:
     try:
         report = migrate(capture)
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from None
     if not report.files_rewritten:
-        click.echo(f"{capture} is already frames/2 ({report.already_current} files): nothing to do")
+        click.echo(f"{name} is already frames/2 ({report.already_current} files): nothing to do")
         return
     click.echo(
-        f"migrated {capture} to frames/2: {len(report.files_rewritten)} file(s) rewritten, "
+        f"migrated {name} to frames/2{' in the tables' if report.to_tables else ''}: "
+        f"{len(report.files_rewritten)} file(s) rewritten, "
         f"{report.rows:,} frames identical (content sha256 {report.digest[:16]}…)"
     )
     for old, new in report.files_rewritten:

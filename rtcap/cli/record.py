@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -321,7 +320,8 @@ def _recording(params: dict[str, Any]) -> Callable[[asyncio.Event | None], Await
     capture = capture or Path("captures") / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     uploader = None
     if isinstance(capture, str):  # a URI: record into local staging, upload as segments seal
-        staging = staging_path(capture, params["journal_dir"])
+        in_dataset = str(dataset) if dataset is not None else None
+        staging = staging_path(capture, params["journal_dir"], in_dataset)
         uploader = Uploader(capture, staging)
         uploader.check_reachable()
         # One writer per prefix: refused while another recorder holds it (named), before
@@ -371,6 +371,8 @@ def _recording(params: dict[str, Any]) -> Callable[[asyncio.Event | None], Await
         seal_level=params["seal_level"],
         segment_max_bytes=params["segment_mb"] * 1024 * 1024,
         segment_max_s=params["segment_minutes"] * 60,
+        # a dataset's captures seal into the root's tables (storage.placement)
+        tables=dataset is not None,
     )
 
     def run(group_stop: asyncio.Event | None) -> Awaitable[str]:
@@ -425,6 +427,7 @@ async def _record(
     from rtcap.storage.dataset import capture_path
     from rtcap.storage.errors import CaptureError
     from rtcap.storage.manifest import gap_count
+    from rtcap.storage.remote import drop_local_copy
     from rtcap.storage.writer import CaptureWriter
 
     stale_after, silence_after = timeouts
@@ -476,7 +479,7 @@ async def _record(
         confirmed.append(path)
         while len(confirmed) > keep:
             gone = confirmed.pop(0)
-            await asyncio.to_thread(shutil.rmtree, gone, True)
+            await asyncio.to_thread(drop_local_copy, gone)
             uploaders.pop(gone, None)
 
     async def after_close(old: CaptureWriter) -> None:
@@ -596,7 +599,7 @@ def _next_uri(
     base = capture_path(dataset[0], source, day, dataset[1]) if dataset else f"{first}.{day}"
     candidate, number = str(base), 1
     while True:
-        staged = staging_path(candidate, journal_dir)
+        staged = staging_path(candidate, journal_dir, str(dataset[0]) if dataset else None)
         up = Uploader(candidate, staged)
         if not staged.exists() and not up.exists():
             up.hold(this_process())

@@ -13,7 +13,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from helpers import bar_rows, downgrade, exported_bars, write_capture
+from helpers import across_midnight, bar_rows, downgrade, exported_bars, write_capture
 
 from rtcap.analysis.views import connect
 from rtcap.cli import main
@@ -222,3 +222,59 @@ def test_the_bars_view_holds_the_bars_a_recorder_built_live(spark, tmp_path):
     sql += "group by 1, 2, 3"
     mine = sorted(tuple(row) for row in spark.sql(sql).collect())
     assert mine == duck(tmp_path / "live", sql) and sum(row[3] for row in mine) >= 2
+
+
+def test_four_engines_read_a_dataset_roots_tables_as_rtcap_sql_does(spark, tmp_path):
+    """polars, DuckDB, pyarrow and Spark each read ROOT/frames and ROOT/bars as hive tables,
+    with no error, and count what `rtcap sql ROOT` counts per recorder and date."""
+    import duckdb
+    import polars as pl
+    import pyarrow.dataset as ds
+
+    root = tmp_path / "root"
+    for recorder in ("a", "b"):  # one after the other: the same feed, never at once
+        result = run("record", "--dataset", root, "--recorder", recorder, "--duration", "2s",
+                     "--rate", "300", "--bars", "1sec", "--quiet")  # fmt: skip
+        assert result.exit_code == 0, result.output
+    across_midnight(root, seconds=120)  # rows on two UTC dates
+    query = (
+        "select capture, cast(recv_time as date) as day, count(*) as n, sum(seq)::bigint as s "
+        "from frames group by 1, 2"
+    )
+    mine = run("sql", root, "-c", query, "--format", "json")
+    assert mine.exit_code == 0, mine.output
+    want = sorted(
+        (r["capture"].rsplit("=", 1)[-1], r["day"], r["n"], r["s"])
+        for r in orjson.loads(mine.output)
+    )
+    assert len({day for _, day, _, _ in want}) == 3  # today, and both sides of a midnight
+
+    def rows(found):
+        return sorted((str(recorder), str(date), n, int(s)) for recorder, date, n, s in found)
+
+    frames = f"{root}/frames"
+    polars = (
+        pl.scan_parquet(f"{frames}/**/*.parquet", hive_partitioning=True)
+        .group_by("recorder", "date")
+        .agg(pl.len(), pl.col("seq").sum())
+        .collect()
+    )
+    duck = duckdb.sql(
+        f"select recorder, date, count(*), sum(seq) from read_parquet('{frames}/**/*.parquet', "
+        "hive_partitioning = true) group by 1, 2"
+    ).fetchall()
+    arrow = pl.from_arrow(ds.dataset(frames, partitioning="hive").to_table())
+    arrow = arrow.group_by("recorder", "date").agg(pl.len(), pl.col("seq").sum())
+    sparked = (
+        spark.read.parquet(frames).groupBy("recorder", "date").agg({"seq": "sum", "*": "count"})
+    )
+    sparked = [(r["recorder"], r["date"], r["count(1)"], r["sum(seq)"]) for r in sparked.collect()]
+    assert rows(polars.iter_rows()) == want
+    assert rows(duck) == want
+    assert rows(arrow.iter_rows()) == want
+    assert rows(sparked) == want
+    bars = orjson.loads(run("sql", root, "-c", "select count(*) as n from bars", "--format",
+                            "json").output)[0]["n"]  # fmt: skip
+    assert bars >= 2 and spark.read.parquet(f"{root}/bars").count() == bars
+    assert pl.scan_parquet(f"{root}/bars/**/*.parquet", hive_partitioning=True).select(
+        pl.len()).collect().item() == bars  # fmt: skip
