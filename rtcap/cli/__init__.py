@@ -49,7 +49,7 @@ COMMANDS = {
     ),
     "migrate": (
         "rtcap.cli.maintenance:migrate_command",
-        "Rewrite CAPTURE's old-format files in the current format.",
+        "Rewrite old files in the current format and layout.",
     ),
     "spark-sql": (
         "rtcap.cli.spark:spark_sql",
@@ -57,7 +57,7 @@ COMMANDS = {
     ),
     "spark-bars": (
         "rtcap.cli.spark:spark_bars",
-        "Build bars of every capture under ROOT on Spark.",
+        "Build the bars of export ROOT on Spark executors.",
     ),
     "sim": (
         "rtcap.cli.sim:sim",
