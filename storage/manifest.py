@@ -176,7 +176,11 @@ def _shape_problem(manifest: Any) -> str | None:
         problem = _bars_problem(session.get("live_bars"), bars_path)
         if problem:
             return problem
-    listed = sum(len(s.get("files") or []) for s in manifest["segments"] if isinstance(s, dict))
+    listed = sum(
+        len(s["files"])
+        for s in manifest["segments"]
+        if isinstance(s, dict) and isinstance(s.get("files"), list)
+    )
     if listed > MAX_LISTED_FILES:
         return f"it lists {listed:,} segment files, more than any capture rtcap writes"
     ranges = []
