@@ -25,7 +25,14 @@ from rtcap.storage.errors import CaptureError
 from rtcap.storage.identity import refuse_overlaps
 from rtcap.storage.integrity import check_file, open_capture, segment_files
 from rtcap.storage.manifest import contract_names
-from rtcap.storage.remote import is_uri, open_remote, remote_captures, remote_manifest
+from rtcap.storage.remote import (
+    is_uri,
+    listed_uri,
+    open_remote,
+    remote_captures,
+    remote_manifest,
+    store_key,
+)
 
 PIECE_ROWS = 200_000  # a task's frames: bounded, whatever the size of a capture or file
 
@@ -38,6 +45,10 @@ class Capture:
     manifest: dict[str, Any]
     base: str  # a local folder or a store URI, without the trailing slash
     open_file: Callable[[dict[str, Any]], Any]
+
+    def uri(self, relative: str) -> str:
+        """Where a task opens the file the manifest lists at ``relative``."""
+        return listed_uri(self.base, relative) if is_uri(self.base) else f"{self.base}/{relative}"
 
 
 @dataclass
@@ -74,7 +85,7 @@ def plan(
                     {
                         "order": len(result.pieces),
                         "capture": capture.label,
-                        "uri": f"{capture.base}/{entry['path']}",
+                        "uri": capture.uri(entry["path"]),
                         "entry": orjson.dumps(entry).decode(),
                         "part": part,
                         "parts": parts,
@@ -87,7 +98,7 @@ def plan(
             result.live_bars.append(
                 {
                     "capture": capture.label,
-                    "uri": f"{capture.base}/{entry['path']}",
+                    "uri": capture.uri(entry["path"]),
                     "entry": orjson.dumps(entry).decode(),
                 }
             )
@@ -139,7 +150,7 @@ def _remote(uri: str, recorders: list[str] | None) -> list[Capture]:
                 label,
                 manifest,
                 where,
-                lambda entry, p=path: fs.open_input_file(f"{p}/{entry['path']}"),
+                lambda entry, w=where, p=path: fs.open_input_file(store_key(w, p, entry["path"])),
             )
         )
     if recorders:

@@ -109,7 +109,7 @@ def drop_local_copy(capture: Path) -> None:
     shutil.rmtree(capture, ignore_errors=True)
 
 
-def _object(uri: str, base: str, relative: str) -> str:
+def store_key(uri: str, base: str, relative: str) -> str:
     """The store path of the file a manifest lists at ``relative`` from the capture at
     ``base``: in a dataset's tables, three levels up (:mod:`rtcap.storage.placement`)."""
     if relative.startswith(UP) and len([p for p in base.split("/") if p]) < 4:
@@ -118,6 +118,13 @@ def _object(uri: str, base: str, relative: str) -> str:
             "(ROOT/source=…/date=…/recorder=…): pull or push the dataset root"
         )
     return posixpath.normpath(f"{base}/{relative}")
+
+
+def listed_uri(uri: str, relative: str) -> str:
+    """The URI of the file the capture at ``uri`` lists at ``relative`` (its tables included)."""
+    parts = urlsplit(uri)
+    base = f"{parts.netloc}/{parts.path.strip('/')}".rstrip("/")
+    return f"{parts.scheme}://{store_key(uri, base, relative)}"
 
 
 def open_remote(uri: str, endpoint_url: str | None = None) -> tuple[pafs.FileSystem, str]:
@@ -325,7 +332,7 @@ def _mirror(
 
 
 def _fetch(uri: str, fs: pafs.FileSystem, base: str, entry: dict[str, Any], partial: Path) -> None:
-    source = _object(uri, base, entry["path"])
+    source = store_key(uri, base, entry["path"])
     with fs.open_input_stream(source) as stream, open(partial, "wb") as out:
         while chunk := stream.read(CHUNK):
             out.write(chunk)
@@ -420,7 +427,7 @@ class Uploader:
             if self.uploaded.get(entry["path"]) == sha and sha:
                 continue
             source = self.staging / entry["path"]
-            remote = _object(self.uri, self.base, entry["path"])
+            remote = store_key(self.uri, self.base, entry["path"])
             if entry["path"] not in self.uploaded:  # a new process: what is up already?
                 info = _call(self.uri, "listing", lambda r=remote: self.fs.get_file_info(r))
                 if info.type == pafs.FileType.File and info.size == source.stat().st_size:

@@ -18,6 +18,7 @@ import pyarrow.fs as pafs
 from click.testing import CliRunner
 from helpers import across_midnight, write_capture
 
+from rtcap.analysis import sparkplan, sparktasks
 from rtcap.cli import main
 from rtcap.simulator import MarketSimulator
 from rtcap.storage.dataset import capture_path
@@ -133,7 +134,7 @@ def test_migrate_moves_an_older_root_into_the_tables(tmp_path):
     assert again.exit_code == 0 and "nothing to do" in again.output
 
 
-def test_tables_on_a_store(tmp_path):
+def test_tables_on_a_store(tmp_path, monkeypatch):
     """record --dataset s3://… stages the dataset's tree and uploads into the root's tables;
     readers take the root or one capture's URI, and an engine reads the tables on the store."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "chaos"))
@@ -166,6 +167,13 @@ def test_tables_on_a_store(tmp_path):
                                   text=True, check=False)  # fmt: skip
         assert verified.returncode == 0, verified.stderr
         assert set(table.column("recorder").to_pylist()) == {"a"}
+        # Spark's tasks read the same tables through the store's URIs (planned from manifests)
+        for name, value in harness.store_env(endpoint, tmp_path / "cache").items():
+            monkeypatch.setenv(name, str(value))
+        plan = sparkplan.plan("s3://tapes/ds")
+        read = sum(sparktasks.read_piece(piece).num_rows for piece in plan.pieces)
+        assert plan.pieces[0]["uri"].startswith("s3://tapes/ds/frames/date=")
+        assert read == table.num_rows
     finally:
         moto.terminate()
 
