@@ -36,18 +36,15 @@ HINT_COLUMNS = ["kind", "stream", "target", "symbol"]
 
 
 def segment_feeds(table: pa.Table) -> set[tuple[str, str, str]]:
-    """The distinct (stream, channel, symbol) of ``table``'s data frames ("" for no hint)."""
-    kinds = table.column("kind").cast(pa.string())
-    data = table.filter(pc.is_in(kinds, value_set=DATA_KINDS))
-    if not data.num_rows:
-        return set()
-    columns = {
-        name: pc.fill_null(data.column(name).cast(pa.string()), "")
-        for name in ("stream", "target", "symbol")
-    }
-    unique = pa.table(columns).group_by(["stream", "target", "symbol"]).aggregate([])
-    return set(zip(*(unique.column(n).to_pylist() for n in ("stream", "target", "symbol")),
-                   strict=True))  # fmt: skip
+    """The distinct (stream, channel, symbol) of ``table``'s data frames ("" for no hint).
+    Grouped on the dictionary columns as they are, the payloads never copied: a seal pays
+    about 0.1 µs a row for it."""
+    names = ["stream", "target", "symbol"]
+    hints = table.select(names).filter(pc.is_in(table.column("kind"), value_set=DATA_KINDS))
+    # journal blocks each carry their own dictionaries
+    unique = hints.unify_dictionaries().group_by(names).aggregate([])
+    columns = [unique.column(name).to_pylist() for name in names]
+    return {tuple(value or "" for value in row) for row in zip(*columns, strict=True)}
 
 
 def note_feeds(

@@ -257,3 +257,23 @@ def test_the_overlap_sweep_agrees_with_comparing_every_pair(rows, across_venues)
     assert (found is None) == (not pairs)
     if found is not None:
         assert found[:2] in pairs
+
+
+def test_segment_feeds_reads_blocks_whose_dictionaries_differ():
+    import pyarrow as pa
+
+    from rtcap.storage.identity import segment_feeds
+    from rtcap.storage.schema import FrameColumns, frames_v2
+
+    blocks = []
+    for seed, symbol in ((1, "MNQ"), (2, "ES")):  # two journal blocks, two dictionaries
+        columns = FrameColumns()
+        for frame in MarketSimulator(seed, (symbol,), rate=200).frames(max_frames=300):
+            columns.append(frame)
+        blocks.append(frames_v2(columns.to_table()))
+    table = pa.concat_tables(blocks)
+    assert table.column("symbol").num_chunks == 2
+    found = segment_feeds(table)
+    assert {symbol.split(".")[3] for _, _, symbol in found} == {"MNQ", "EP"}
+    assert {channel for _, channel, _ in found} == {"GatewayTrade", "GatewayQuote", "GatewayDepth"}
+    assert found == segment_feeds(blocks[0]) | segment_feeds(blocks[1])
