@@ -24,7 +24,7 @@ from rtcap.storage.dataset import chosen
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.identity import refuse_overlaps
 from rtcap.storage.integrity import check_file, open_capture, segment_files
-from rtcap.storage.manifest import contract_names
+from rtcap.storage.manifest import contract_names, span
 from rtcap.storage.remote import (
     is_uri,
     listed_uri,
@@ -73,7 +73,7 @@ def plan(
     refuse_overlaps(
         ((c.label, c.manifest, c.open_file) for c in captures), across_venues=across_venues
     )
-    spans = {c.label: _span(c.manifest) for c in captures}
+    spans = {c.label: span(c.manifest) for c in captures}
     captures.sort(key=lambda c: (spans[c.label][0], c.label))
     result = Plan(captures)
     for capture in captures:
@@ -104,13 +104,6 @@ def plan(
             )
     result.final_ns = max((spans[c.label][1] for c in captures), default=0)
     return result
-
-
-def _span(manifest: dict[str, Any]) -> tuple[int, int]:
-    segments = manifest["segments"]
-    if not segments:
-        return 0, 0
-    return min(s["first_ns"] for s in segments), max(s["last_ns"] for s in segments)
 
 
 def _local(text: str, recorders: list[str] | None) -> list[Capture]:

@@ -311,6 +311,14 @@ def note_gap(
     gaps.append({"stream": stream, "seq": seq, **detail})
 
 
+def span(manifest: dict[str, Any]) -> tuple[int, int]:
+    """(first, last) receive time of a capture's sealed frames; (0, 0) before the first seal."""
+    segments = manifest["segments"]
+    if not segments:
+        return 0, 0
+    return min(s["first_ns"] for s in segments), max(s["last_ns"] for s in segments)
+
+
 def subscribed_contracts(manifest: dict[str, Any]) -> dict[str, str]:
     """Symbol → contract id of every contract the capture subscribed to: as the gateway itself
     answered ``Contract/search`` when the recorder resolved the symbol."""

@@ -177,10 +177,7 @@ class CaptureReader:
     @property
     def span(self) -> tuple[int, int]:
         """(first, last) receive time of the sealed frames."""
-        segments = self.manifest["segments"]
-        if not segments:
-            return 0, 0
-        return min(s["first_ns"] for s in segments), max(s["last_ns"] for s in segments)
+        return manifests.span(self.manifest)
 
     def tables(self, where: FrameFilter | None = None) -> Iterator[pa.Table]:
         """Row groups (filtered) in seq order; then the open journal when asked."""
