@@ -59,6 +59,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/roll_soak.py --seconds 120 --roll-every 20
 	$(BIN)/python bench/store_sql.py
 	$(BIN)/python bench/spark_bars.py
+	$(BIN)/python bench/cold.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

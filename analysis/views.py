@@ -7,7 +7,10 @@ Views (each has a ``capture`` column naming where a row came from):
 * ``lifecycle``: open/close/error/sent/clock/gap rows with their JSON fields;
 * ``gaps``: every ``gap`` row (connection outages and exchange sequence jumps);
 * ``trades``, ``quotes``, ``depth``: typed market data decoded from ProjectX SignalR records and
-  Binance messages (prices DOUBLE, times TIMESTAMPTZ), one row per print / quote / level;
+  Binance messages (prices DOUBLE, times TIMESTAMPTZ), one row per print / quote / level; in a
+  compacted capture (``rtcap compact``) they read the typed columns, with no JSON to parse;
+* ``typed_rows``: the typed columns of compacted captures as stored (integer mantissas with
+  their ``*_scale``: value = mantissa / 10^scale), one row per market message;
 * ``bars``: bars built live while recording, and bars from ``rtcap export`` CSV/Parquet files;
 * ``snapshots``: ``rtcap export`` JSON snapshots;
 * ``book``: order-book snapshots from ``rtcap export --book`` (``book_*.csv``/``.parquet``): one
@@ -31,15 +34,25 @@ import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from rtcap import lifecycle
 from rtcap.analysis.booktable import BOOK_SCHEMA
 from rtcap.instruments import sql_symbol_case
+from rtcap.storage.compact import is_cold_file
 from rtcap.storage.dataset import chosen, find_captures, is_capture, label, refuse_duplicates
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.integrity import check_file, segment_files
 from rtcap.storage.reader import capture_manifest, journal_tables
-from rtcap.storage.schema import BAR_SCHEMA, FRAME_SCHEMA, MICROS_UTC, written_as
+from rtcap.storage.schema import (
+    BAR_SCHEMA,
+    COLD_SCHEMA,
+    FRAME_SCHEMA,
+    MICROS_UTC,
+    SHAPES_KEY,
+    written_as,
+)
+from rtcap.storage.shapes import SQL_MACROS, shapes_from_json, sql_payload
 
 VIEW_NAMES = (
     "frames",
@@ -106,6 +119,8 @@ def discover(
     return captures, exports
 
 
+PAYLOAD = "\x00payload\x00"  # where a part of the frames views puts its payload expression
+
 LOCKED_DOWN = {
     "enable_external_access": False,
     "autoinstall_known_extensions": False,
@@ -150,10 +165,34 @@ def _register(con: duckdb.DuckDBPyConnection, name: str, data) -> str:
 def _frames(
     con: duckdb.DuckDBPyConnection, captures: list[Labelled], include_open: bool = False
 ) -> None:
-    parts = []
+    for macro in SQL_MACROS:  # the payloads of compacted captures are rendered with these
+        con.execute(macro)
+    parts: list[tuple[str, str]] = []  # (a SELECT with PAYLOAD in it, its payload expression)
+    typed = []
     for index, (capture, name_of_capture) in enumerate(captures):
         manifest = capture_manifest(capture, include_open=include_open)
         files = [str(check_file(capture, entry)) for entry in segment_files(manifest)]
+        cold = [file for file in files if is_cold_file(file)]
+        files = [file for file in files if file not in cold]
+        for number, file in enumerate(cold):
+            name = _register(con, f"_cold_{index}_{number}", ds.dataset(file, format="parquet"))
+            shapes = shapes_from_json((pq.read_schema(file).metadata or {})[SHAPES_KEY])
+            parts.append(
+                (
+                    f"SELECT *, CAST(recv_time AS DATE) AS date FROM (SELECT "
+                    f"{_quote(name_of_capture)} AS capture, seq, recv_ns, "
+                    "make_timestamptz(recv_ns // 1000) AS recv_time, mono_ns, conn, stream, kind, "
+                    f"{PAYLOAD} AS payload, target, symbol, exch_ns, "
+                    f"CAST(message AS VARCHAR) AS message FROM {name})",
+                    sql_payload(shapes),
+                )
+            )
+            typed.append(
+                f"SELECT {_quote(name_of_capture)} AS capture, "
+                "make_timestamptz(recv_ns // 1000) AS recv_time, "
+                f"CAST(message AS VARCHAR) AS message, * EXCLUDE (payload, message) FROM {name}"
+                " WHERE message IS NOT NULL"
+            )
         for current, version_files in _by_version(files, FRAME_SCHEMA):
             name = f"_segments_{index}_{'v2' if current else 'v1'}"
             _register(con, name, ds.dataset(version_files, format="parquet"))
@@ -166,35 +205,56 @@ def _frames(
             )
             conn = "conn" if current else "CAST(conn AS INTEGER) AS conn"
             parts.append(
-                f"SELECT *, CAST(recv_time AS DATE) AS date FROM (SELECT "
-                f"{_quote(name_of_capture)} AS capture, {columns}, mono_ns, {conn}, stream, kind, "
-                f"payload, target, symbol, exch_ns FROM {name})"
+                (
+                    f"SELECT *, CAST(recv_time AS DATE) AS date FROM (SELECT "
+                    f"{_quote(name_of_capture)} AS capture, {columns}, mono_ns, {conn}, stream, kind, "
+                    f"payload, target, symbol, exch_ns, NULL::VARCHAR AS message FROM {name})",
+                    "payload",
+                )
             )  # the UTC date of the receive time is the date=… partition the row is in
         journaled = list(journal_tables(capture, manifest.get("last_seq"))) if include_open else []
         if journaled:
             name = f"_journal_{index}"
             _register(con, name, pa.concat_tables(journaled))
             parts.append(
-                f"SELECT *, CAST(recv_time AS DATE) AS date FROM (SELECT "
-                f"{_quote(name_of_capture)} AS capture, seq, recv_ns, recv_time, mono_ns, conn, "
-                f"stream, kind, payload, target, symbol, exch_ns FROM {name})"
+                (
+                    f"SELECT *, CAST(recv_time AS DATE) AS date FROM (SELECT "
+                    f"{_quote(name_of_capture)} AS capture, seq, recv_ns, recv_time, mono_ns, conn, "
+                    f"stream, kind, payload, target, symbol, exch_ns, NULL::VARCHAR AS message "
+                    f"FROM {name})",
+                    "payload",
+                )
             )
     empty = (
         "SELECT NULL::VARCHAR AS capture, NULL::BIGINT AS seq, NULL::BIGINT AS recv_ns, "
         "NULL::TIMESTAMPTZ AS recv_time, NULL::BIGINT AS mono_ns, NULL::INTEGER AS conn, "
         "NULL::VARCHAR AS stream, NULL::VARCHAR AS kind, NULL::BLOB AS payload, "
         "NULL::VARCHAR AS target, NULL::VARCHAR AS symbol, NULL::BIGINT AS exch_ns, "
-        "NULL::DATE AS date WHERE false"
+        "NULL::DATE AS date, NULL::VARCHAR AS message WHERE false"
     )
-    con.execute(f"CREATE VIEW frames_raw AS {' UNION ALL BY NAME '.join(parts) or empty}")
+    # Two unions of the same files: one with every payload (compacted frames rendered from their
+    # shapes, for the frames view), one with the payloads as stored (null where a shape renders
+    # it), which the JSON views parse: typed frames are read from their columns (typed_rows),
+    # never rendered to JSON to be parsed again, and those views never bind the rendering.
+    rendered = [part.replace(PAYLOAD, payload) for part, payload in parts]
+    stored = [part.replace(PAYLOAD, "payload") for part, _ in parts]
+    con.execute(f"CREATE VIEW frames_raw AS {' UNION ALL BY NAME '.join(rendered) or empty}")
+    con.execute(f"CREATE VIEW frames_stored AS {' UNION ALL BY NAME '.join(stored) or empty}")
+    _typed(con, typed)
     con.execute("""
         CREATE VIEW frames AS
         SELECT capture, seq, recv_time, recv_ns, mono_ns, conn, stream, kind, target, symbol,
                CASE WHEN exch_ns IS NOT NULL THEN make_timestamptz(exch_ns // 1000) END AS exch_time,
                exch_ns, octet_length(payload) AS bytes,
                CASE WHEN kind <> 'binary' THEN try(decode(payload)) END AS payload_text,
-               payload, date
+               payload, date, message
         FROM frames_raw
+    """)
+    con.execute("""
+        CREATE VIEW stored_frames AS
+        SELECT capture, seq, recv_time, stream, conn, kind,
+               CASE WHEN kind <> 'binary' THEN try(decode(payload)) END AS payload_text
+        FROM frames_stored WHERE message IS NULL
     """)
     kinds = ", ".join(f"'{kind}'" for kind in lifecycle.ROW_KINDS)
     con.execute(f"""
@@ -204,7 +264,7 @@ def _frames(
         FROM (SELECT *, rtrim(payload_text, chr(30)) AS detail,
                      CASE WHEN json_valid(rtrim(payload_text, chr(30)))
                           THEN rtrim(payload_text, chr(30))::JSON END AS j
-              FROM frames WHERE kind IN ({kinds}))
+              FROM stored_frames WHERE kind IN ({kinds}))
     """)
     con.execute(f"""
         CREATE VIEW gaps AS
@@ -213,8 +273,66 @@ def _frames(
                make_timestamptz(TRY_CAST(payload_text ->> '$.from_ns' AS BIGINT) // 1000) AS gap_from,
                make_timestamptz(TRY_CAST(payload_text ->> '$.to_ns' AS BIGINT) // 1000) AS gap_to,
                {_json_columns("payload_text", lifecycle.GAP_COLUMNS)}
-        FROM frames WHERE kind = 'gap'
+        FROM stored_frames WHERE kind = 'gap'
     """)
+
+
+def _typed(con: duckdb.DuckDBPyConnection, parts: list[str]) -> None:
+    """Views over the typed columns of compacted captures (``rtcap compact``): what the codec
+    read from each market message, as numbers, with no JSON to parse. ``trades``, ``quotes``
+    and ``depth`` add them to what they decode from raw frames."""
+    empty = (
+        "SELECT NULL::VARCHAR AS capture, NULL::TIMESTAMPTZ AS recv_time, "
+        "NULL::VARCHAR AS message, "
+        + ", ".join(
+            f"NULL::{_sql_type(f.type)} AS {f.name}"
+            for f in COLD_SCHEMA
+            if f.name not in ("payload", "message")
+        )
+        + " WHERE false"
+    )
+    con.execute(f"CREATE VIEW typed_rows AS {' UNION ALL BY NAME '.join(parts) or empty}")
+    common = """capture, seq, recv_time, CAST(instrument AS VARCHAR) AS instrument,
+               CASE WHEN target IS NOT NULL THEN lower(symbol) || '@' || target END AS contract"""
+    con.execute(f"""
+        CREATE VIEW typed_trades AS
+        SELECT {common}, price / pow(10, price_scale) AS price, qty / pow(10, qty_scale) AS volume,
+               CASE WHEN maker THEN 'sell' ELSE 'buy' END AS side,
+               make_timestamptz(time_ms * 1000) AS exch_time, trade_id
+        FROM typed_rows WHERE message IN ('trade', 'aggTrade')
+    """)
+    con.execute(f"""
+        CREATE VIEW typed_quotes AS
+        SELECT {common}, bid / pow(10, bid_scale) AS bid, ask / pow(10, ask_scale) AS ask,
+               bid_qty / pow(10, bid_qty_scale) AS bid_size,
+               ask_qty / pow(10, ask_qty_scale) AS ask_size,
+               CASE WHEN time_ms IS NOT NULL THEN make_timestamptz(time_ms * 1000) END AS exch_time
+        FROM typed_rows WHERE message = 'bookTicker'
+    """)
+    side = """{common}, '{side}' AS side,
+               unnest({side}_prices) / pow(10, {side}_price_scale) AS price,
+               unnest({side}_sizes) / pow(10, {side}_size_scale) AS volume,
+               CASE WHEN event_ms IS NOT NULL THEN make_timestamptz(event_ms * 1000) END
+                   AS exch_time,
+               first_update_id, update_id, message = 'depthSnapshot' AS snapshot
+        FROM typed_rows WHERE message IN ('depthUpdate', 'depthSnapshot')"""
+    con.execute(f"""
+        CREATE VIEW typed_depth AS
+        SELECT {side.format(common=common, side="bid")}
+        UNION ALL
+        SELECT {side.format(common=common, side="ask")}
+    """)
+
+
+def _sql_type(kind: pa.DataType) -> str:
+    """The DuckDB type a typed column reads as (for the empty view's columns)."""
+    if pa.types.is_dictionary(kind):
+        return "VARCHAR"
+    if pa.types.is_list(kind):
+        return f"{_sql_type(kind.value_type)}[]"
+    if pa.types.is_boolean(kind):
+        return "BOOLEAN"
+    return "BIGINT"
 
 
 _DUCKDB_TYPES = {"int32": "INTEGER", "int64": "BIGINT", "float64": "DOUBLE"}
@@ -235,7 +353,7 @@ def _market_views(con: duckdb.DuckDBPyConnection) -> None:
                r.record ->> '$.target' AS target,
                r.record ->> '$.arguments[0]' AS contract,
                json_extract(r.record, '$.arguments[1]') AS body
-        FROM frames f,
+        FROM stored_frames f,
              unnest(string_split(rtrim(f.payload_text, chr(30)), chr(30))) WITH ORDINALITY AS r(record, record_index)
         WHERE f.kind = 'text' AND ends_with(f.payload_text, chr(30))
           AND r.record <> '' AND (r.record ->> '$.type') = '1'
@@ -246,7 +364,7 @@ def _market_views(con: duckdb.DuckDBPyConnection) -> None:
                payload_text ->> '$.stream' AS binance_stream,
                CASE WHEN json_exists(payload_text, '$.data') THEN json_extract(payload_text, '$.data')
                     ELSE payload_text::JSON END AS data
-        FROM frames
+        FROM stored_frames
         WHERE kind = 'text' AND NOT ends_with(payload_text, chr(30))
           AND starts_with(ltrim(payload_text), '{') AND json_valid(payload_text)
     """)
@@ -269,6 +387,10 @@ def _market_views(con: duckdb.DuckDBPyConnection) -> None:
                make_timestamptz(CAST(data ->> '$.T' AS BIGINT) * 1000),
                CAST(coalesce(data ->> '$.t', data ->> '$.a') AS BIGINT)
         FROM binance_messages WHERE (data ->> '$.e') IN ('trade', 'aggTrade')
+        UNION ALL
+        SELECT capture, seq, 1, 1, recv_time, 'binance', instrument, contract, price, volume,
+               side, exch_time, trade_id
+        FROM typed_trades
     """)
     con.execute(f"""
         CREATE VIEW quotes AS
@@ -286,7 +408,12 @@ def _market_views(con: duckdb.DuckDBPyConnection) -> None:
                CASE WHEN data ->> '$.T' IS NOT NULL
                     THEN make_timestamptz(CAST(data ->> '$.T' AS BIGINT) * 1000) END
         FROM binance_messages
-        WHERE (data ->> '$.e') IS NULL AND json_exists(data, '$.u') AND json_exists(data, '$.b')
+        WHERE ((data ->> '$.e') = 'bookTicker'
+               OR ((data ->> '$.e') IS NULL AND json_exists(data, '$.u') AND json_exists(data, '$.b')))
+        UNION ALL
+        SELECT capture, seq, recv_time, 'binance', instrument, contract, bid, ask, bid_size,
+               ask_size, NULL, NULL, exch_time
+        FROM typed_quotes
     """)
     con.execute(f"""
         CREATE VIEW depth AS
@@ -328,6 +455,10 @@ def _market_views(con: duckdb.DuckDBPyConnection) -> None:
                    'ask'
             FROM binance_messages WHERE (data ->> '$.e') = 'depthUpdate' OR json_exists(data, '$.lastUpdateId')
         )
+        UNION ALL
+        SELECT capture, seq, recv_time, 'binance', instrument, contract, side, price, volume,
+               exch_time, first_update_id, update_id, snapshot
+        FROM typed_depth
     """)
 
 

@@ -29,6 +29,7 @@ from rtcap.models import Frame
 from rtcap.simulator import MarketSimulator
 from rtcap.storage.importer import import_lines
 from rtcap.storage.integrity import open_capture
+from rtcap.storage.segments import SEAL_LEVEL
 from rtcap.storage.writer import CaptureWriter
 
 BINANCE = (
@@ -83,7 +84,7 @@ def main() -> None:
     frames = list(MarketSimulator(5, ["MNQ", "ES"], rate=400).frames(max_frames=args.frames))
     work = Path(tempfile.mkdtemp(prefix="rtcap-bench-"))
     try:
-        levels = (3, 6, 9)
+        levels = (1, 3, 6)
         compressor = zstandard.ZstdCompressor(level=6)
         payloads = b"".join(frame.payload for frame in frames)
         base = alone = float("inf")
@@ -133,7 +134,7 @@ def main() -> None:
         for name, size in (
             ("gzip-6 lines", (work / "lines.gz").stat().st_size),
             ("zstd-3 lines", (work / "lines3.zst").stat().st_size),
-            ("rtcap Parquet (zstd-6)", sealed),
+            (f"rtcap Parquet (zstd-{SEAL_LEVEL})", sealed),
         ):
             print(
                 f"  {name:24s}: {size / count:6.1f} bytes/frame, {payload / size:5.2f}x compression"

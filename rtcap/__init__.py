@@ -12,6 +12,8 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from rtcap.analysis.tape import Tape
+    from rtcap.analysis.tape import open_tape as open
     from rtcap.events import Event, EventBus, EventType
     from rtcap.models import Bar, Frame
     from rtcap.sources import ListSource
@@ -30,6 +32,8 @@ _EXPORTS = {
     "InstrumentContext": "rtcap.suite",
     "ListSource": "rtcap.sources",
     "TradingSuite": "rtcap.suite",
+    "Tape": "rtcap.analysis.tape",
+    "open": "rtcap.analysis.tape",
 }
 
 
@@ -37,7 +41,7 @@ def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'rtcap' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), "open_tape" if name == "open" else name)
     globals()[name] = value
     return value
 
@@ -50,6 +54,8 @@ __all__ = [
     "Frame",
     "InstrumentContext",
     "ListSource",
+    "Tape",
     "TradingSuite",
     "__version__",
+    "open",
 ]

@@ -27,6 +27,7 @@ from rtcap.storage.schema import (
     FRAME_SCHEMAS,
     ClosedBar,
     bars_v2,
+    frames_v2,
     table_to_bars,
     table_to_frames,
 )
@@ -195,7 +196,7 @@ def read_frames(path: str | Path) -> Iterator[Frame]:
                 table = parquet.read_row_group(index)
             except (OSError, pa.ArrowException) as exc:
                 raise CaptureDamaged(f"{file} is damaged ({first_line(exc)})") from None
-            yield from table_to_frames(table)
+            yield from table_to_frames(frames_v2(table))
 
 
 def sessions(manifest: dict[str, Any]) -> list[dict[str, Any]]:

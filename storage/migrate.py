@@ -27,7 +27,15 @@ from rtcap.storage.integrity import check_file, open_capture, read_table
 from rtcap.storage.lock import lock_capture, unlock_capture
 from rtcap.storage.manifest import BARS_NAME
 from rtcap.storage.placement import Placement, placement_from_path, placement_of
-from rtcap.storage.schema import BAR_SCHEMA, FRAME_SCHEMA, bars_v2, table_to_frames, written_as
+from rtcap.storage.schema import (
+    BAR_SCHEMA,
+    COLD_SCHEMA,
+    FRAME_SCHEMA,
+    bars_v2,
+    frames_v2,
+    table_to_frames,
+    written_as,
+)
 from rtcap.storage.segments import seal_segment, write_bars_files
 
 
@@ -43,7 +51,7 @@ class MigrationReport:
 def frames_digest(tables: list[pa.Table]) -> str:
     """sha256 of every frame's fields and payload, in seq order (either schema version)."""
     digest = hashlib.sha256()
-    frames = sorted((f for t in tables for f in table_to_frames(t)), key=lambda f: f.seq)
+    frames = sorted((f for t in tables for f in table_to_frames(frames_v2(t))), key=lambda f: f.seq)
     for f in frames:
         head = f"{f.seq}|{f.recv_ns}|{f.mono_ns}|{f.conn}|{f.stream}|{f.kind}|{f.target}|"
         digest.update(f"{head}{f.symbol}|{f.exch_ns}|{len(f.payload)}|".encode())
@@ -134,7 +142,7 @@ def move_to_tables(
             files += bars[old["path"] if isinstance(old, dict) else old]
         block["files"] = files
     manifest["tables"] = target.describe()
-    _switch(directory, manifest, old_paths)
+    switch_files(directory, manifest, old_paths)
     for folder in ("frames", "bars"):  # empty now: its files live in the tables
         for empty in sorted((directory / folder).glob("**/"), reverse=True):
             with contextlib.suppress(OSError):
@@ -169,7 +177,7 @@ def _migrate(directory: Path, manifest: dict[str, Any]) -> MigrationReport:
             raise
         old_paths = [f["path"] for f in segment["files"]]
         segment["files"] = entry["files"]  # same rows, seqs and times: only the files change
-        _switch(directory, manifest, old_paths)
+        switch_files(directory, manifest, old_paths)
         report.files_rewritten += list(zip(old_paths, new_paths, strict=False))
         report.rows += entry["rows"]
     report.files_rewritten += _migrate_bars(directory, manifest)
@@ -203,7 +211,7 @@ def _migrate_bars(directory: Path, manifest: dict[str, Any]) -> list[tuple[str, 
     if not done:
         return []
     _replace_bar_entries(manifest, done)
-    _switch(directory, manifest, list(done))
+    switch_files(directory, manifest, list(done))
     return [(old, new["path"]) for old, new in done.items()]
 
 
@@ -215,10 +223,14 @@ def _replace_bar_entries(manifest: dict[str, Any], done: dict[str, dict]) -> Non
 
 
 def _current(directory: Path, entry: dict | str, schema: pa.Schema) -> bool:
-    return written_as(check_file(directory, entry), schema)
+    """Whether a listed file is in ``schema`` (a compacted segment is current too)."""
+    path = check_file(directory, entry)
+    return written_as(path, schema) or (
+        schema.equals(FRAME_SCHEMA) and written_as(path, COLD_SCHEMA)
+    )
 
 
-def _switch(directory: Path, manifest: dict[str, Any], old_paths: list[str]) -> None:
+def switch_files(directory: Path, manifest: dict[str, Any], old_paths: list[str]) -> None:
     """List the new files (atomically), then remove the old ones."""
     manifests.save(directory, manifest)
     _remove(directory, old_paths)

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from rtcap.accel import speedups
 from rtcap.models import Bar, Frame
+from rtcap.storage.shapes import TYPED_FIELDS_ARROW, render, shapes_from_json
 
 DICT = pa.dictionary(pa.int32(), pa.string())
 MICROS_UTC = pa.timestamp("us", tz="UTC")
@@ -58,7 +59,23 @@ FRAME_SCHEMA_V1 = pa.schema(
     ],
     metadata={"rtcap.schema": "frames/1"},
 )
-FRAME_SCHEMAS = (FRAME_SCHEMA, FRAME_SCHEMA_V1)
+# The cold form (rtcap compact): the frame columns, then the typed columns of storage.shapes;
+# a frame's payload is null where its shape renders its bytes. Each file's shapes are in its
+# schema metadata (``rtcap.shapes``). The microsecond time columns are left out (they are the
+# ns columns truncated) and rows are grouped by message kind, in seq order within each: each
+# column then holds one kind's values in a run, which is what compresses (bench/cold.py).
+DERIVED_TIMES = {"recv_time": "recv_ns", "exch_time": "exch_ns"}
+COLD_SCHEMA = pa.schema(
+    [
+        f.with_nullable(True) if f.name == "payload" else f
+        for f in FRAME_SCHEMA
+        if f.name not in DERIVED_TIMES
+    ]
+    + TYPED_FIELDS_ARROW,
+    metadata={"rtcap.schema": "frames/2+typed/1"},
+)
+SHAPES_KEY = b"rtcap.shapes"
+FRAME_SCHEMAS = (FRAME_SCHEMA, FRAME_SCHEMA_V1, COLD_SCHEMA)
 DICTIONARY_COLUMNS = ["stream", "kind", "target", "symbol"]
 BAR_SCHEMA = pa.schema(
     [
@@ -134,9 +151,12 @@ def readable_as(schema: pa.Schema, table: pa.Table) -> pa.Table | None:
 
 
 def frames_v2(table: pa.Table) -> pa.Table:
-    """A frames table of either version, in :data:`FRAME_SCHEMA`."""
+    """A frames table of any version, or of the cold form (payloads rendered back from their
+    shapes), in :data:`FRAME_SCHEMA`."""
     if table.schema.equals(FRAME_SCHEMA, check_metadata=False):
         return table
+    if "shape" in table.column_names:
+        return cold_frames(table)
     if not table.schema.equals(FRAME_SCHEMA_V1, check_metadata=False):
         raise ValueError("not an rtcap frames table (frames/1 or frames/2)")
     recv = table.column("recv_ns").cast(pa.int64())
@@ -156,6 +176,22 @@ def frames_v2(table: pa.Table) -> pa.Table:
         "exch_time": _micros(exch),
     }
     return pa.Table.from_pydict(columns, schema=FRAME_SCHEMA)
+
+
+def cold_frames(table: pa.Table) -> pa.Table:
+    """A table of the cold form as frames, every payload back to its exact bytes."""
+    metadata = table.schema.metadata or {}
+    if SHAPES_KEY not in metadata:
+        raise ValueError("a cold frames table without its shapes (rtcap.shapes metadata)")
+    shapes = shapes_from_json(metadata[SHAPES_KEY])
+    payload = render({name: table.column(name) for name in table.column_names}, shapes,
+                     table.column("payload"))  # fmt: skip
+    columns = {f.name: table.column(f.name) for f in FRAME_SCHEMA if f.name not in DERIVED_TIMES}
+    columns["payload"] = payload
+    for name, source in DERIVED_TIMES.items():
+        columns[name] = _micros(table.column(source))
+    frames = pa.Table.from_pydict(columns, schema=FRAME_SCHEMA)
+    return frames.take(pc.sort_indices(frames.column("seq")))
 
 
 def bars_v2(table: pa.Table) -> pa.Table:

@@ -35,7 +35,7 @@ from rtcap.storage.schema import (
 
 ROW_GROUP_ROWS = 100_000
 ROW_GROUP_BYTES = 16 * 1024 * 1024  # of payload: bounds a seal's memory on large frames
-SEAL_LEVEL = 6  # smaller than gzip-6 lines on real Binance data; about 3-4x the time of level 3
+SEAL_LEVEL = 3  # hot: keeps pace with the wire (bench/storage.py); closed captures are compacted
 DAY_NS = 86_400 * 1_000_000_000
 # Names rtcap gives the files it seals; recovery adopts or removes nothing else.
 PART_TMP_NAME = re.compile(r"^\.part-(?:\d{8}-)?\d{6}(?:-\d+)?\.parquet\.tmp$")

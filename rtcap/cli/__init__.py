@@ -51,6 +51,10 @@ COMMANDS = {
         "rtcap.cli.maintenance:migrate_command",
         "Rewrite old files in the current format and layout.",
     ),
+    "compact": (
+        "rtcap.cli.maintenance:compact_command",
+        "Rewrite closed captures as typed columns, lossless to the byte.",
+    ),
     "spark-sql": (
         "rtcap.cli.spark:spark_sql",
         "Run Spark SQL over the captures under ROOT.",

@@ -117,6 +117,7 @@ def _info(location: str, capture: Path, verify_checksums: bool) -> None:
         f"frames    {manifest['frames']:,} rows, {payload / 1e6:,.2f} MB payload, "
         f"{on_disk / 1e6:,.2f} MB on disk, compression {ratio}"
     )
+    _cold(capture, manifest, files)
     live = manifest.get("live_bars") or {}
     bar_files = list(live.get("files") or [])
     problems = {}
@@ -166,6 +167,32 @@ def _feeds(capture: Path, manifest: dict) -> None:
         by_symbol.setdefault((venue, symbol), []).append(channel)
     for (venue, symbol), channels in by_symbol.items():
         click.echo(f"feed      {venue}: {symbol or '(no symbol)'} {', '.join(channels)}")
+
+
+def _cold(capture: Path, manifest: dict, files: list[dict]) -> None:
+    """The compacted part of a capture (``rtcap compact``): sizes per table and against the
+    hot files it replaced."""
+    from rtcap.storage.compact import table_sizes
+
+    cold = [f for f in files if f.get("form")]
+    if not cold:
+        return
+    choice = manifest.get("cold") or {}
+    size = sum(f["bytes"] for f in cold)
+    hot = sum(f.get("hot_bytes") or 0 for f in cold)
+    typed = sum(f.get("typed") or 0 for f in cold)
+    raw = sum(f.get("raw") or 0 for f in cold)
+    click.echo(
+        f"cold  {cold[0]['form']}, {choice.get('compression', '?')}: {len(cold)} of {len(files)} "
+        f"file(s), {size / 1e6:,.2f} MB ({size / hot if hot else 1:.2f} of the hot "
+        f"{hot / 1e6:,.2f} MB); {typed:,} frames typed, {raw:,} kept raw"
+    )
+    try:
+        sizes = table_sizes([check_file(capture, f) for f in cold])
+    except CaptureError:
+        return  # the damaged file is listed below
+    for table, nbytes in sorted(sizes.items(), key=lambda item: -item[1]):
+        click.echo(f"  {table:<9} {nbytes / 1e6:>9.3f} MB  {nbytes / size:6.1%}")
 
 
 def _frame_statistics(con, manifest) -> None:

@@ -44,7 +44,8 @@ def sql(paths, query, fmt, out, max_rows, include_open, recorders) -> None:
     """Query captures and exports with DuckDB.
 
     PATHS are capture directories, folders of captures, or export folders (default:
-    ./captures). Views: frames, lifecycle, gaps, trades, quotes, depth, bars, snapshots.
+    ./captures). Views: frames, lifecycle, gaps, trades, quotes, depth, bars, snapshots,
+    typed_rows (the typed columns of compacted captures).
     Nothing is ever written into a capture.
 
         rtcap sql captures/today -c "select symbol, count(*) from trades group by 1"

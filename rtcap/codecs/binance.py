@@ -16,6 +16,85 @@ from rtcap.models import DepthLevel, DepthUpdate, Frame, Quote
 
 MS = 1_000_000
 
+# The fields the cold form keeps as typed columns (storage.shapes), per message kind: JSON key →
+# column. Everything else in a message (keys, their order, the symbol, constant flags) stays in
+# its shape's template. This is the codec's own reading of each field, stated once.
+TYPED_FIELDS: dict[str, dict[str, str]] = {
+    "trade": {
+        "s": "instrument",
+        "E": "event_ms",
+        "T": "time_ms",
+        "t": "trade_id",
+        "p": "price",
+        "q": "qty",
+        "m": "maker",
+        "b": "buyer_order",
+        "a": "seller_order",
+    },
+    "aggTrade": {
+        "s": "instrument",
+        "E": "event_ms",
+        "T": "time_ms",
+        "a": "trade_id",
+        "p": "price",
+        "q": "qty",
+        "f": "first_trade_id",
+        "l": "last_trade_id",
+        "m": "maker",
+    },
+    "bookTicker": {
+        "s": "instrument",
+        "u": "update_id",
+        "E": "event_ms",
+        "T": "time_ms",
+        "b": "bid",
+        "B": "bid_qty",
+        "a": "ask",
+        "A": "ask_qty",
+    },
+    "depthUpdate": {
+        "s": "instrument",
+        "E": "event_ms",
+        "T": "time_ms",
+        "U": "first_update_id",
+        "u": "update_id",
+        "pu": "prev_update_id",
+        "b": "bids",
+        "a": "asks",
+    },
+    "depthSnapshot": {
+        "lastUpdateId": "update_id",
+        "E": "event_ms",
+        "T": "time_ms",
+        "bids": "bids",
+        "asks": "asks",
+    },
+}
+
+
+def message_kind(data: dict[str, Any]) -> str | None:
+    """Which market message ``data`` (a message, unwrapped from its combined-stream envelope)
+    is: a key of :data:`TYPED_FIELDS`, or ``None`` for anything else (subscription replies,
+    unknown events)."""
+    kind = data.get("e")
+    if kind in ("trade", "aggTrade", "depthUpdate"):
+        return str(kind)
+    if kind == "bookTicker" or (kind is None and "b" in data and "a" in data and "u" in data):
+        return "bookTicker"  # futures name it; spot's carries no event type at all
+    if "lastUpdateId" in data and "bids" in data:  # REST or partial-depth snapshot
+        return "depthSnapshot"
+    return None
+
+
+def message_data(message: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """(the message, its combined stream's name) of a decoded frame; ``(None, None)`` when the
+    frame is not a JSON object."""
+    if type(message) is not dict:
+        return None, None
+    stream = message.get("stream")
+    data = message.get("data", message) if stream is not None else message
+    return (data, stream) if type(data) is dict else (None, None)
+
 
 def stream_symbol(stream: str) -> str:
     """``ethusdt@depth@100ms`` → ``ETHUSDT``."""
@@ -40,8 +119,11 @@ class BinanceCodec(SinkCodec):
         if type(message) is not dict:
             sink.error(DecodeError(frame.seq, frame.recv_ns, "not a JSON object", frame.payload))
             return
-        stream = message.get("stream")
-        data = message.get("data", message) if stream is not None else message
+        data, stream = message_data(message)
+        if data is None:
+            sink.error(DecodeError(frame.seq, frame.recv_ns, "bad message: its data is not an "
+                                   "object", frame.payload))  # fmt: skip
+            return
         try:
             self._dispatch(data, stream, frame, sink)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
@@ -52,7 +134,7 @@ class BinanceCodec(SinkCodec):
     def _dispatch(
         self, data: dict[str, Any], stream: str | None, frame: Frame, sink: DecodeSink
     ) -> None:
-        kind = data.get("e")
+        kind = message_kind(data)
         if kind == "trade" or kind == "aggTrade":
             symbol = data["s"]
             price, volume, maker = to_float(data["p"]), to_float(data["q"]), data["m"]
@@ -83,7 +165,7 @@ class BinanceCodec(SinkCodec):
             )
             self._last_symbol[frame.stream] = update.symbol
             sink.depth(update)
-        elif kind is None and "b" in data and "a" in data and "u" in data:  # bookTicker
+        elif kind == "bookTicker":
             symbol = data.get("s") or stream_symbol(stream or "")
             exch = data.get("T") or data.get("E")  # futures carry times, spot none
             self._last_symbol[frame.stream] = symbol
@@ -112,7 +194,7 @@ class BinanceCodec(SinkCodec):
                     ask_size,
                 )
             )
-        elif "lastUpdateId" in data and "bids" in data:  # REST or partial-depth snapshot
+        elif kind == "depthSnapshot":
             symbol = (
                 stream_symbol(stream)
                 if stream

@@ -1,0 +1,279 @@
+"""``rtcap compact``: rewrite a closed capture's sealed files in the cold form, proven lossless.
+
+Live sealing stays fast (zstd-3 over each frame's text) so a recorder keeps pace with the wire.
+A closed capture is then compacted: every frame the codec understands becomes typed columns
+plus a shape (:mod:`rtcap.storage.shapes`), and its raw payload is dropped only where the shape
+renders its exact bytes. Per file: read it (checked against the manifest), write the cold file
+beside it under a fresh name, read the new file back and compare every frame (times, hints and
+payload bytes) with the old file's; only when they are equal is the manifest switched to the new
+file (atomically) and the old one removed. A crash at any point leaves the old file listed or
+the new one, never neither; an unlisted cold file left by a crash is removed by the next
+``compact`` (nothing lists it).
+
+The encodings, level and row-group size below were chosen by measuring the real Binance
+captures (``bench/cold.py``); they are recorded in the manifest's ``cold`` entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from rtcap.storage import manifest as manifests
+from rtcap.storage.dataset import find_captures
+from rtcap.storage.errors import CaptureError
+from rtcap.storage.integrity import check_file, open_capture, read_table
+from rtcap.storage.lock import lock_capture, unlock_capture
+from rtcap.storage.migrate import switch_files
+from rtcap.storage.placement import placement_of
+from rtcap.storage.schema import (
+    COLD_SCHEMA,
+    DICTIONARY_COLUMNS,
+    FRAME_SCHEMA,
+    SHAPES_KEY,
+    frames_v2,
+)
+from rtcap.storage.segments import free_name, publish, sha256_file
+from rtcap.storage.shapes import column_table, shapes_json, typed_columns
+
+FORM = "typed/1"
+COLD_LEVEL = 19
+COLD_ROW_GROUP_ROWS = 200_000  # a Spark task reads one row group at most (analysis.sparkplan)
+# Ascending or slowly moving integers: their steps are small (delta); level lists hold prices
+# and sizes whose bytes split into streams compress best (byte-stream split). Measured in
+# bench/cold.py on the real Binance captures.
+COLD_ENCODINGS: dict[str, str] = {
+    **{
+        name: "DELTA_BINARY_PACKED"
+        for name in (
+            "seq",
+            "recv_ns",
+            "mono_ns",
+            "exch_ns",
+            "event_ms",
+            "time_ms",
+            "trade_id",
+            "first_trade_id",
+            "last_trade_id",
+            "update_id",
+            "first_update_id",
+            "prev_update_id",
+            "buyer_order",
+            "seller_order",
+        )
+    },
+    **{
+        f"{side}_{kind}.list.element": "BYTE_STREAM_SPLIT"
+        for side in ("bid", "ask")
+        for kind in ("prices", "sizes")
+    },
+}
+COLD_DICTIONARY = [*DICTIONARY_COLUMNS, "message", "instrument"]
+
+
+@dataclass
+class CompactReport:
+    """What one capture's compaction did."""
+
+    path: Path
+    files_rewritten: int = 0
+    already_cold: int = 0
+    frames: int = 0
+    typed: int = 0  # frames with typed columns (their codec knows their kind)
+    raw: int = 0  # frames whose payload is kept (no shape renders their bytes)
+    hot_bytes: int = 0
+    cold_bytes: int = 0
+    seconds: float = 0.0
+    skipped: str = ""  # why a capture was left as it is
+
+    @property
+    def ratio(self) -> float:
+        return self.cold_bytes / self.hot_bytes if self.hot_bytes else 1.0
+
+
+def cold_table(frames: pa.Table) -> pa.Table:
+    """A frames table (any version) in the cold form, its shapes in the schema metadata."""
+    frames = frames_v2(frames).combine_chunks()
+    payloads = frames.column("payload").chunk(0) if frames.num_rows else pa.array([], pa.binary())
+    typed, shapes = typed_columns(payloads)
+    columns: dict[str, Any] = {name: frames.column(name) for name in COLD_SCHEMA.names
+                               if name in FRAME_SCHEMA.names}  # fmt: skip
+    columns["payload"] = pc.if_else(pc.is_null(typed["shape"]), payloads,
+                                    pa.scalar(None, pa.binary()))  # fmt: skip
+    columns.update(typed)
+    schema = COLD_SCHEMA.with_metadata({**COLD_SCHEMA.metadata, SHAPES_KEY: shapes_json(shapes)})
+    return pa.Table.from_pydict(columns, schema=schema)
+
+
+def by_message(table: pa.Table) -> pa.Table:
+    """A cold table's rows grouped by message kind, in seq order within each (raw frames
+    last): what one row group is written as."""
+    order = pa.table({"message": table.column("message").cast(pa.string()),
+                      "seq": table.column("seq")})  # fmt: skip
+    keys = [("message", "ascending"), ("seq", "ascending")]
+    return table.take(pc.sort_indices(order, sort_keys=keys))
+
+
+def write_cold(table: pa.Table, path: Path, metadata: dict[bytes, bytes] | None = None) -> None:
+    """Write a cold table (in seq order) with the measured encodings (see ``bench/cold.py``):
+    row groups of :data:`COLD_ROW_GROUP_ROWS` consecutive frames, each grouped by message."""
+    with pq.ParquetWriter(
+        path,
+        table.schema,
+        compression="zstd",
+        compression_level=COLD_LEVEL,
+        use_dictionary=COLD_DICTIONARY,
+        column_encoding=COLD_ENCODINGS,
+        write_statistics=True,
+        write_page_checksum=True,
+        sorting_columns=[pq.SortingColumn(0)],
+    ) as writer:
+        for start in range(0, max(table.num_rows, 1), COLD_ROW_GROUP_ROWS):
+            part = by_message(table.slice(start, COLD_ROW_GROUP_ROWS))
+            writer.write_table(part, row_group_size=COLD_ROW_GROUP_ROWS)
+        if metadata:
+            writer.add_key_value_metadata({k.decode(): v.decode() for k, v in metadata.items()})
+
+
+def same_frames(left: pa.Table, right: pa.Table) -> bool:
+    """Whether two frames tables hold the same frames, field for field and byte for byte."""
+    if left.num_rows != right.num_rows:
+        return False
+    for name in FRAME_SCHEMA.names:
+        a, b = left.column(name), right.column(name)
+        if pa.types.is_dictionary(a.type):
+            a, b = a.cast(pa.string()), b.cast(pa.string())
+        if not a.equals(b):
+            return False
+    return True
+
+
+def is_cold_file(path: Path | str) -> bool:
+    return "shape" in pq.read_schema(path).names
+
+
+def table_sizes(paths: list[Path]) -> dict[str, int]:
+    """Compressed bytes per table (:func:`rtcap.storage.shapes.column_table`) of cold files,
+    read from their footers."""
+    sizes: dict[str, int] = {}
+    for path in paths:
+        metadata = pq.read_metadata(path)
+        for group in range(metadata.num_row_groups):
+            row_group = metadata.row_group(group)
+            for index in range(row_group.num_columns):
+                chunk = row_group.column(index)
+                table = column_table(chunk.path_in_schema.split(".")[0])
+                sizes[table] = sizes.get(table, 0) + chunk.total_compressed_size
+    return sizes
+
+
+def compact(path: str | Path) -> list[CompactReport]:
+    """Compact the capture at ``path``, or every closed capture under a dataset root."""
+    directory = Path(path)
+    if not directory.exists():
+        raise CaptureError(f"no capture at {directory}: check the path")
+    captures = find_captures(directory)
+    if not captures:
+        raise CaptureError(f"no capture (manifest.json) at or under {directory}: check the path")
+    return [compact_capture(capture) for capture in captures]
+
+
+def compact_capture(directory: Path) -> CompactReport:
+    """Rewrite every hot file of one closed capture in the cold form (see the module's
+    docstring); a capture still being recorded is left as it is and says so."""
+    report = CompactReport(directory)
+    manifest = open_capture(directory)
+    if manifest.get("status") == "recording":
+        report.skipped = "still being recorded: compact it once it is closed"
+        return report
+    started = time.perf_counter()
+    lock = lock_capture(directory, purpose="compacting it")
+    try:
+        _remove_leftovers(directory, manifest)
+        stem = placement_of(manifest).stem("part")
+        for segment in manifest["segments"]:
+            for index, entry in enumerate(segment["files"]):
+                file = check_file(directory, entry)
+                if is_cold_file(file):
+                    report.already_cold += 1
+                    _count(report, entry)
+                    continue
+                segment["files"][index] = _compact_file(directory, file, entry, segment, stem)
+                switch_files(directory, manifest, [entry["path"]])
+                report.files_rewritten += 1
+                _count(report, segment["files"][index])
+        if report.files_rewritten:
+            manifest["cold"] = {
+                "form": FORM,
+                "compression": f"zstd-{COLD_LEVEL}",
+                "row_group_rows": COLD_ROW_GROUP_ROWS,
+                "encodings": COLD_ENCODINGS,
+                "dictionary": COLD_DICTIONARY,
+            }
+            manifests.save(directory, manifest)
+    finally:
+        unlock_capture(lock)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _count(report: CompactReport, entry: dict[str, Any]) -> None:
+    report.frames += entry.get("rows") or 0
+    report.typed += entry.get("typed") or 0
+    report.raw += entry.get("raw", entry.get("rows")) or 0
+    report.hot_bytes += entry.get("hot_bytes") or entry.get("bytes") or 0
+    report.cold_bytes += entry.get("bytes") or 0
+
+
+def _compact_file(
+    directory: Path, file: Path, entry: dict[str, Any], segment: dict[str, Any], stem: str
+) -> dict[str, Any]:
+    before = frames_v2(read_table(directory, entry))
+    cold = cold_table(before)
+    name = free_name(file.parent, stem, segment["number"])
+    tmp, final = file.parent / f".{name}.tmp", file.parent / name
+    metadata = pq.read_metadata(file).metadata or {}
+    kept = {k: v for k, v in metadata.items() if k.startswith(b"rtcap.") and k != SHAPES_KEY}
+    try:
+        write_cold(cold, tmp, kept)
+        publish(tmp, final)
+        after = frames_v2(pq.read_table(final, page_checksum_verification=True))
+        if not same_frames(before, after):
+            raise CaptureError(
+                f"compacting {entry['path']} of {directory} changed its frames: nothing was "
+                "switched; please report this"
+            )
+    except BaseException:
+        for leftover in (tmp, final):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        raise
+    shapes = cold.column("shape")
+    return {
+        **entry,
+        "path": str(Path(entry["path"]).parent / name),
+        "bytes": final.stat().st_size,
+        "sha256": sha256_file(final),
+        "form": FORM,
+        "typed": cold.num_rows - cold.column("message").null_count,
+        "raw": shapes.null_count,
+        "hot_bytes": entry.get("bytes") or file.stat().st_size,
+    }
+
+
+def _remove_leftovers(directory: Path, manifest: dict[str, Any]) -> None:
+    """Cold files of this capture no manifest lists: what an interrupted compaction left."""
+    listed = {f["path"] for s in manifest["segments"] for f in s["files"]}
+    for path in directory.glob(placement_of(manifest).frames_glob()):
+        relative = path.relative_to(directory).as_posix()
+        if relative not in listed and path.is_file() and not path.is_symlink():
+            with contextlib.suppress(OSError, pa.ArrowException):
+                if is_cold_file(path):
+                    path.unlink()

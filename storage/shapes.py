@@ -1,0 +1,540 @@
+"""Shapes: a frame's exact bytes as a template plus typed values, and back again.
+
+The cold form of a capture (:mod:`rtcap.storage.compact`) keeps each market message the codec
+understands as typed columns: its ids and times as integers, its decimal prices and sizes as
+integer mantissas with their scale (``"2678.10"`` is 267810 and 2, so trailing zeros survive),
+the maker flag as a boolean and depth levels as lists. Which field is which is the codec's word
+(:data:`rtcap.codecs.binance.TYPED_FIELDS`). What is left of the frame once those values are cut
+out — keys, their order, literal strings, spacing, quotes — is its *shape*, stored once per file.
+
+Rendering joins shape and values back into bytes column by column (no Python loop over rows).
+:func:`typed_columns` keeps a frame's shape only when rendering gives back exactly its bytes;
+otherwise the frame keeps its raw payload (and its typed values, which are still what the
+codec reads). Frames of no known kind stay raw.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from rtcap.codecs.binance import TYPED_FIELDS, message_data, message_kind
+
+INT, DECIMAL, BOOL, LEVELS, STRING = "int", "decimal", "bool", "levels", "string"
+# Every typed column the codecs' field maps name, by kind of value.
+VALUE_KINDS: dict[str, str] = {
+    "instrument": STRING,
+    "event_ms": INT,
+    "time_ms": INT,
+    "trade_id": INT,
+    "first_trade_id": INT,
+    "last_trade_id": INT,
+    "buyer_order": INT,
+    "seller_order": INT,
+    "update_id": INT,
+    "first_update_id": INT,
+    "prev_update_id": INT,
+    "maker": BOOL,
+    "price": DECIMAL,
+    "qty": DECIMAL,
+    "bid": DECIMAL,
+    "bid_qty": DECIMAL,
+    "ask": DECIMAL,
+    "ask_qty": DECIMAL,
+    "bids": LEVELS,
+    "asks": LEVELS,
+}
+LEVEL_PREFIX = {"bids": "bid", "asks": "ask"}
+HOLE = "\x00"  # never in a shape: JSON text cannot hold a raw NUL
+MIN_USES = 2  # a shape used once saves nothing: that frame stays raw
+MAX_SHAPES = 4096  # per file; the least used beyond it stay raw
+MAX_SCALE = 18
+INT64 = 1 << 63
+# Mantissas below 2**53 divide by 10**scale into exactly the double the codec parses from the
+# text (both correctly rounded); larger ones would not, so their frames stay raw.
+EXACT = 1 << 53
+
+_DEC = r"-?\d+(?:\.\d+)?"
+_PAIR = rf'\["{_DEC}","{_DEC}"\]'
+# "key": then a string with no escapes (group 2, inside its quotes), a bare number (3), a
+# boolean (4) or a list of [price, size] decimal-string pairs (5).
+_FIELD = re.compile(
+    rf'"(\w+)":(?:"([^"\\]*)"|({_DEC})(?=[,}}\]\s])|(true|false)|(\[(?:{_PAIR}(?:,{_PAIR})*)?\]))'
+)
+_DECIMAL = re.compile(_DEC)
+_PAIRS = re.compile(rf'\["({_DEC})","({_DEC})"\]')
+
+
+def decimal_columns(column: str) -> tuple[str, str, str]:
+    """The columns holding a decimal field (or a side's level prices or sizes): its integer
+    values, their scale (value = integer / 10**scale) and the digits its text shows after the
+    point (what rendering pads to: ``"2678.14000000"`` is 267814, scale 2, digits 8)."""
+    return column, f"{column}_scale", f"{column}_digits"
+
+
+def level_columns(column: str) -> tuple[str, str]:
+    """The list columns of one side's levels: prices and sizes."""
+    side = LEVEL_PREFIX[column]
+    return f"{side}_prices", f"{side}_sizes"
+
+
+def _digit_stem(values_column: str) -> str:
+    # bid_prices -> bid_price: a side's scale and digits columns are named per value
+    return values_column[:-1]
+
+
+def typed_schema() -> list[pa.Field]:
+    """The typed columns of the cold form, after the frame columns."""
+    fields = [
+        pa.field("message", pa.dictionary(pa.int32(), pa.string())),
+        pa.field("shape", pa.int32()),
+    ]
+    for column, kind in VALUE_KINDS.items():
+        if kind == STRING:
+            fields.append(pa.field(column, pa.dictionary(pa.int32(), pa.string())))
+        elif kind == INT:
+            fields.append(pa.field(column, pa.int64()))
+        elif kind == BOOL:
+            fields.append(pa.field(column, pa.bool_()))
+        elif kind == DECIMAL:
+            values, scale, digits = decimal_columns(column)
+            fields += [pa.field(values, pa.int64()), pa.field(scale, pa.int8()),
+                       pa.field(digits, pa.int8())]  # fmt: skip
+        else:
+            for values in level_columns(column):
+                stem = _digit_stem(values)
+                fields += [
+                    pa.field(values, pa.list_(pa.int64())),
+                    pa.field(f"{stem}_scale", pa.int8()),
+                    pa.field(f"{stem}_digits", pa.int8()),
+                ]
+    return fields
+
+
+TYPED_FIELDS_ARROW = typed_schema()
+TYPED_NAMES = [f.name for f in TYPED_FIELDS_ARROW]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A template: the literal text around each hole, and which column fills each hole."""
+
+    message: str
+    pieces: tuple[str, ...]  # len(holes) + 1
+    holes: tuple[str, ...]
+
+    def to_json(self) -> list:
+        return [self.message, list(self.pieces), list(self.holes)]
+
+    @classmethod
+    def from_json(cls, value: list) -> Shape:
+        message, pieces, holes = value
+        return cls(message, tuple(pieces), tuple(holes))
+
+
+def decimal_value(text: str) -> tuple[int, int] | None:
+    """``"-12.50"`` → (-1250, 2): the text's mantissa and its digits after the point; ``None``
+    when they do not fit."""
+    whole, _, fraction = text.partition(".")
+    if len(fraction) > MAX_SCALE:
+        return None
+    mantissa = int(whole + fraction)
+    return (mantissa, len(fraction)) if -EXACT < mantissa < EXACT else None
+
+
+def _levels_value(text: str) -> tuple[list[int], list[int], int | None, int | None] | None:
+    prices: list[int] = []
+    sizes: list[int] = []
+    price_digits = size_digits = None
+    for price_text, size_text in _PAIRS.findall(text):
+        price, size = decimal_value(price_text), decimal_value(size_text)
+        if price is None or size is None:
+            return None
+        if price_digits is None:
+            price_digits, size_digits = price[1], size[1]
+        elif price[1] != price_digits or size[1] != size_digits:
+            return None  # one number of digits per side and message: mixed ones stay raw
+        prices.append(price[0])
+        sizes.append(size[0])
+    return prices, sizes, price_digits, size_digits
+
+
+def _hole_value(kind: str, match: re.Match) -> Any:
+    quoted, bare, flag, levels = match.group(2, 3, 4, 5)
+    if kind == INT:
+        if bare is None or "." in bare:
+            return None
+        number = int(bare)
+        return number if -INT64 <= number < INT64 else None
+    if kind == DECIMAL:
+        text = quoted if quoted is not None else bare
+        return None if text is None or not _DECIMAL.fullmatch(text) else decimal_value(text)
+    if kind == STRING:
+        return quoted
+    if kind == BOOL:
+        return None if flag is None else flag == "true"
+    return None if levels is None else _levels_value(levels)
+
+
+def _span(match: re.Match) -> tuple[int, int]:
+    for group in (2, 3, 4, 5):
+        if match.group(group) is not None:
+            return match.span(group)
+    raise AssertionError("a field match always has a value")
+
+
+def extract(payload: bytes) -> tuple[Shape, dict[str, Any]] | None:
+    """The shape of one frame and its typed values; ``None`` when the frame is not a market
+    message the codec knows, or some field the codec reads could not be typed."""
+    try:
+        text = payload.decode("utf-8")
+        data, _ = message_data(orjson.loads(payload))
+    except (UnicodeDecodeError, orjson.JSONDecodeError):
+        return None
+    if data is None:
+        return None
+    message = message_kind(data)
+    if message is None:
+        return None
+    fields = TYPED_FIELDS[message]
+    pieces: list[str] = []
+    holes: list[str] = []
+    values: dict[str, Any] = {}
+    last = 0
+    for match in _FIELD.finditer(text):
+        column = fields.get(match.group(1))
+        if column is None:
+            continue
+        if column in values:
+            return None  # a key twice (in the envelope, say): not a shape
+        value = _hole_value(VALUE_KINDS[column], match)
+        if value is None:
+            return None
+        start, end = _span(match)
+        pieces.append(text[last:start])
+        holes.append(column)
+        values[column] = value
+        last = end
+    pieces.append(text[last:])
+    if len(values) != sum(1 for key in data if key in fields):
+        return None  # a field the codec reads was not cut out: keep the frame raw
+    if any(HOLE in piece for piece in pieces):
+        return None
+    return Shape(message, tuple(pieces), tuple(holes)), values
+
+
+def typed_columns(payloads: pa.Array) -> tuple[dict[str, pa.Array], list[Shape]]:
+    """The typed columns (:data:`TYPED_FIELDS_ARROW`) of a file's frames and its shapes. A
+    frame keeps a shape only if its shape is used at least :data:`MIN_USES` times (or holds
+    depth levels) and renders back to exactly its bytes (checked here, column-wise); the caller
+    keeps the payload of every frame whose ``shape`` is null."""
+    rows = len(payloads)
+    found = [extract(p) if p is not None else None for p in payloads.to_pylist()]
+    uses = Counter(item[0] for item in found if item is not None)
+    kept = [
+        shape
+        for shape, count in uses.most_common(MAX_SHAPES)
+        if count >= MIN_USES or any(VALUE_KINDS[hole] == LEVELS for hole in shape.holes)
+    ]
+    number = {shape: index for index, shape in enumerate(kept)}
+    lists: dict[str, list] = {name: [None] * rows for name in TYPED_NAMES}
+    for row, item in enumerate(found):
+        if item is None:
+            continue
+        shape, values = item
+        lists["message"][row] = shape.message
+        lists["shape"][row] = number.get(shape)
+        for column, value in values.items():
+            kind = VALUE_KINDS[column]
+            if kind == DECIMAL:
+                lists[column][row], lists[f"{column}_digits"][row] = value
+            elif kind == LEVELS:
+                prices, sizes = level_columns(column)
+                lists[prices][row], lists[sizes][row], digits_of_prices, digits_of_sizes = value
+                lists[f"{_digit_stem(prices)}_digits"][row] = digits_of_prices
+                lists[f"{_digit_stem(sizes)}_digits"][row] = digits_of_sizes
+            else:
+                lists[column][row] = value
+    columns = {}
+    for f in TYPED_FIELDS_ARROW:
+        if not f.name.endswith("_scale"):
+            columns[f.name] = pa.array(lists[f.name], f.type)
+    for stem, values, digits in _decimal_value_columns():
+        columns[values], columns[f"{stem}_scale"] = _at_least_scale(
+            columns[values], columns[digits]
+        )
+    columns = {f.name: columns[f.name] for f in TYPED_FIELDS_ARROW}
+    if kept:
+        rendered = render(columns, kept, payloads)
+        exact = pc.fill_null(pc.equal(rendered, payloads), False)
+        columns["shape"] = pc.if_else(exact, columns["shape"], pa.scalar(None, pa.int32()))
+    return columns, kept
+
+
+def _decimal_value_columns() -> list[tuple[str, str, str]]:
+    """(stem, values column, digits column) of every decimal field and level side."""
+    found = []
+    for column, kind in VALUE_KINDS.items():
+        if kind == DECIMAL:
+            values, _, digits = decimal_columns(column)
+            found.append((column, values, digits))
+        elif kind == LEVELS:
+            for values in level_columns(column):
+                stem = _digit_stem(values)
+                found.append((stem, values, f"{stem}_digits"))
+    return found
+
+
+def _at_least_scale(values: pa.Array, digits: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Text mantissas (``digits`` after the point) as integers at the least scale that holds
+    every value of the column exactly: ``"2678.14000000"`` becomes 267814 at scale 2 when no
+    value of the file needs more, so the integers carry no run of zeros that only the text
+    had. Returns the integers (lists stay lists) and the scale of each row."""
+    is_list = pa.types.is_list(values.type)
+    flat = values.flatten() if is_list else values
+    row_digits = digits.take(pc.list_parent_indices(values)) if is_list else digits
+    present = pc.is_valid(flat).to_numpy(zero_copy_only=False)
+    mantissas = pc.fill_null(flat, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    text_digits = pc.fill_null(row_digits, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    zeros = np.zeros(len(mantissas), dtype=np.int64)  # trailing decimal zeros of each mantissa
+    rest = mantissas.copy()
+    for _ in range(MAX_SCALE):
+        step = (rest % 10 == 0) & (rest != 0)
+        if not step.any():
+            break
+        zeros += step
+        rest = np.where(step, rest // 10, rest)
+    needed = (text_digits - zeros)[present & (mantissas != 0)]
+    scale = int(max(needed.max(), 0)) if needed.size else 0
+    stored = mantissas.copy()
+    for shown in np.unique(text_digits[present]):
+        rows = present & (text_digits == shown)
+        if shown >= scale:
+            stored[rows] = mantissas[rows] // 10 ** int(shown - scale)
+        else:
+            stored[rows] = mantissas[rows] * 10 ** int(scale - shown)
+    flat_stored = pa.array(stored, pa.int64(), mask=~present)
+    if is_list:
+        offsets = pc.subtract(values.offsets, values.offsets[0])
+        stored_values = pa.ListArray.from_arrays(offsets, flat_stored, mask=pc.is_null(values))
+    else:
+        stored_values = flat_stored
+    scales = pc.if_else(pc.is_null(digits), pa.scalar(None, pa.int8()), pa.scalar(scale, pa.int8()))
+    return stored_values, scales
+
+
+def render(columns: dict[str, Any], shapes: list[Shape], payloads: pa.Array) -> pa.Array:
+    """Every frame's bytes: its shape filled with its typed values where it has a shape, its
+    payload where it has none (``columns`` maps names to arrays or chunked arrays)."""
+    shape_ids = _array(columns["shape"])
+    payloads = _array(payloads)
+    if shape_ids.null_count == len(shape_ids):
+        return payloads
+    indices = [pc.indices_nonzero(pc.is_null(shape_ids))]
+    parts = [payloads.take(indices[0])]
+    for shape_id in pc.unique(shape_ids.drop_null()).to_pylist():
+        rows = pc.indices_nonzero(pc.fill_null(pc.equal(shape_ids, shape_id), False))
+        taken = {
+            name: _array(columns[name]).take(rows) for name in _shape_columns(shapes[shape_id])
+        }
+        indices.append(rows)
+        parts.append(_render_shape(shapes[shape_id], taken).cast(pa.binary()))
+    order = pc.sort_indices(pa.concat_arrays(indices))
+    return pa.concat_arrays(parts).take(order)
+
+
+def _array(column: Any) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def _shape_columns(shape: Shape) -> list[str]:
+    names = []
+    for hole in shape.holes:
+        kind = VALUE_KINDS[hole]
+        if kind == DECIMAL:
+            names += decimal_columns(hole)
+        elif kind == LEVELS:
+            for values in level_columns(hole):
+                stem = _digit_stem(values)
+                names += [values, f"{stem}_scale", f"{stem}_digits"]
+        else:
+            names.append(hole)
+    return names
+
+
+def _render_shape(shape: Shape, columns: dict[str, pa.Array]) -> pa.Array:
+    parts: list[Any] = [shape.pieces[0]]
+    for hole, piece in zip(shape.holes, shape.pieces[1:], strict=True):
+        parts += [_hole_text(hole, columns), piece]
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def _hole_text(hole: str, columns: dict[str, pa.Array]) -> pa.Array:
+    kind = VALUE_KINDS[hole]
+    if kind in (INT, STRING):
+        return pc.cast(columns[hole], pa.string())
+    if kind == BOOL:
+        return pc.if_else(columns[hole], "true", "false")
+    if kind == DECIMAL:
+        values, scale, digits = decimal_columns(hole)
+        return decimal_text(columns[values], columns[scale], columns[digits])
+    texts = []
+    for values in level_columns(hole):
+        stem = _digit_stem(values)
+        levels = columns[values]
+        parents = pc.list_parent_indices(levels)
+        scales, digits = columns[f"{stem}_scale"], columns[f"{stem}_digits"]
+        texts.append(decimal_text(levels.flatten(), scales, digits, parents))
+    pairs = pc.binary_join_element_wise('["', texts[0], '","', texts[1], '"]', "")
+    prices = columns[level_columns(hole)[0]]
+    offsets = pc.subtract(prices.offsets, prices.offsets[0])
+    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, pairs), ",")
+    return pc.binary_join_element_wise("[", joined, "]", "")
+
+
+def decimal_text(
+    values: pa.Array, scales: pa.Array, digits: pa.Array, parents: pa.Array | None = None
+) -> pa.Array:
+    """Integers at ``scales`` back to decimal text showing ``digits`` after the point
+    (``-125``, 1, 2 → ``"-12.50"``). With ``parents``, ``values`` are list elements and the
+    scales and digits are their rows'. A file's column nearly always has one scale and one
+    number of digits: then the whole column is converted at once."""
+    pairs = _scale_digit_pairs(scales, digits)
+    if len(pairs) == 1:
+        return _pointed(_at_digits(values, *pairs[0]), pairs[0][1])
+    if parents is not None:
+        scales, digits = scales.take(parents), digits.take(parents)
+    text = None
+    for scale, shown in pairs:
+        piece = _pointed(_at_digits(values, scale, shown), shown)
+        rows = pc.and_(pc.equal(scales, scale), pc.equal(digits, shown))
+        text = piece if text is None else pc.if_else(rows, piece, text)
+    return text if text is not None else pc.cast(values, pa.string())
+
+
+def _scale_digit_pairs(scales: pa.Array, digits: pa.Array) -> list[tuple[int, int]]:
+    """The (scale, digits) pairs present (rows with no value have neither)."""
+    scale_values = pc.unique(scales.drop_null()).to_pylist()
+    digit_values = pc.unique(digits.drop_null()).to_pylist()
+    if len(scale_values) <= 1 and len(digit_values) <= 1:
+        return list(zip(scale_values, digit_values, strict=False))
+    keys = pc.add(pc.multiply(scales.cast(pa.int32()), 256), digits.cast(pa.int32()))
+    return [divmod(key, 256) for key in pc.unique(keys.drop_null()).to_pylist()]
+
+
+def _at_digits(values: pa.Array, scale: int, shown: int) -> pa.Array:
+    """Integers at ``scale`` as the mantissas of text with ``shown`` digits after the point."""
+    if scale == shown:
+        return values
+    factor = pa.scalar(10 ** abs(shown - scale), pa.int64())
+    return pc.multiply(values, factor) if shown > scale else pc.divide(values, factor)
+
+
+def _pointed(mantissas: pa.Array, shown: int) -> pa.Array:
+    """Mantissas as text with ``shown`` digits after the point."""
+    negative = pc.any(pc.less(mantissas, 0)).as_py()
+    text = pc.cast(pc.abs(mantissas) if negative else mantissas, pa.string())
+    if shown > 0:
+        text = pc.utf8_lpad(text, width=shown + 1, padding="0")
+        text = pc.utf8_replace_slice(text, start=-shown, stop=-shown, replacement=".")
+    if negative:
+        signed = pc.binary_join_element_wise("-", text, "")
+        text = pc.if_else(pc.less(mantissas, 0), signed, text)
+    return text
+
+
+def shapes_json(shapes: list[Shape]) -> bytes:
+    return orjson.dumps([shape.to_json() for shape in shapes])
+
+
+def shapes_from_json(text: bytes | str) -> list[Shape]:
+    return [Shape.from_json(value) for value in orjson.loads(text)]
+
+
+# The same rendering as DuckDB SQL, so a query's ``payload`` is rendered only for the rows it
+# reads: :func:`sql_payload` builds it from a file's shapes with these macros (checked against
+# :func:`render` on the real captures by the tests).
+SQL_MACROS = (
+    "CREATE MACRO rtcap_mantissa(v, sc, dg) AS CASE WHEN dg >= sc "
+    "THEN v * CAST(pow(10, dg - sc) AS BIGINT) ELSE v // CAST(pow(10, sc - dg) AS BIGINT) END",
+    "CREATE MACRO rtcap_text(m, dg) AS CASE WHEN dg = 0 THEN CAST(m AS VARCHAR) ELSE "
+    "printf('%s%d.%0*d', CASE WHEN m < 0 THEN '-' ELSE '' END, abs(m) // CAST(pow(10, dg) AS "
+    "BIGINT), dg, abs(m) % CAST(pow(10, dg) AS BIGINT)) END",
+    "CREATE MACRO rtcap_decimal(v, sc, dg) AS rtcap_text(rtcap_mantissa(v, sc, dg), dg)",
+)
+
+
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _sql_hole(hole: str) -> str:
+    kind = VALUE_KINDS[hole]
+    if kind in (INT, STRING):
+        return f"CAST({hole} AS VARCHAR)"
+    if kind == BOOL:
+        return f"CASE WHEN {hole} THEN 'true' ELSE 'false' END"
+    if kind == DECIMAL:
+        return f"rtcap_decimal({', '.join(decimal_columns(hole))})"
+    prices, sizes = level_columns(hole)
+    price, size = _digit_stem(prices), _digit_stem(sizes)
+    pair = (
+        f"""'["' || rtcap_decimal(x[1], {price}_scale, {price}_digits) || '","' || """
+        f"""rtcap_decimal(x[2], {size}_scale, {size}_digits) || '"]'"""
+    )
+    levels = f"list_transform(list_zip({prices}, {sizes}), lambda x: {pair})"
+    return f"'[' || array_to_string({levels}, ',') || ']'"
+
+
+def sql_payload(shapes: list[Shape]) -> str:
+    """A DuckDB expression giving every row's payload bytes in a cold file with ``shapes``."""
+    if not shapes:
+        return "payload"
+    cases = []
+    for number, shape in enumerate(shapes):
+        parts = [_sql_text(shape.pieces[0])]
+        for hole, piece in zip(shape.holes, shape.pieces[1:], strict=True):
+            parts += [_sql_hole(hole), _sql_text(piece)]
+        cases.append(f"WHEN {number} THEN {' || '.join(parts)}")
+    return f"CASE WHEN shape IS NULL THEN payload ELSE encode(CASE shape {' '.join(cases)} END) END"
+
+
+TABLE_OF_MESSAGE = {"trade": "trades", "aggTrade": "trades", "bookTicker": "quotes",
+                    "depthUpdate": "depth", "depthSnapshot": "depth"}  # fmt: skip
+
+
+def column_table(column: str) -> str:
+    """Which table a stored column belongs to, for sizes: ``trades``, ``quotes`` or ``depth``
+    when only those messages fill it, ``shared`` when several do, ``envelope`` for the frame
+    columns and ``payload`` for raw payloads."""
+    if column == "payload":
+        return "payload"
+    owners = {
+        TABLE_OF_MESSAGE[message]
+        for message, fields in TYPED_FIELDS.items()
+        for field in fields.values()
+        if column in _stored_columns(field)
+    }
+    if not owners:
+        return "envelope"
+    return owners.pop() if len(owners) == 1 else "shared"
+
+
+def _stored_columns(field: str) -> list[str]:
+    kind = VALUE_KINDS[field]
+    if kind == DECIMAL:
+        return list(decimal_columns(field))
+    if kind == LEVELS:
+        return [
+            name
+            for values in level_columns(field)
+            for name in (values, f"{_digit_stem(values)}_scale", f"{_digit_stem(values)}_digits")
+        ]
+    return [field]

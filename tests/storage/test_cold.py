@@ -1,0 +1,391 @@
+"""The cold form: ``rtcap compact`` rewrites a closed capture as typed columns plus shapes, and
+every frame still reads back byte for byte; replay, verify and the books see the same tape."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from helpers import write_capture
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rtcap.cli import main
+from rtcap.codecs import BinanceCodec, DecodeError
+from rtcap.models import DepthUpdate, Frame, Quote, Trade
+from rtcap.simulator import MarketSimulator
+from rtcap.storage.compact import compact, is_cold_file
+from rtcap.storage.importer import import_lines
+from rtcap.storage.integrity import open_capture, read_frames
+from rtcap.storage.shapes import render, typed_columns
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+REAL = [
+    *sorted(FIXTURES.glob("binance-*/*.gz")),
+    *sorted(SHARED_DATA.glob("binance-*/*.gz")),
+]
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def lines_of(path: Path) -> list[tuple[int, bytes]]:
+    with gzip.open(path, "rb") as handle:
+        return [
+            (int(stamp), payload)
+            for stamp, _, payload in (line.rstrip(b"\n").partition(b" ") for line in handle)
+        ]
+
+
+def capture_files(capture: Path) -> list[Path]:
+    manifest = open_capture(capture)
+    return [capture / f["path"] for s in manifest["segments"] for f in s["files"]]
+
+
+@pytest.mark.parametrize("source", REAL, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_real_frame_reads_back_byte_for_byte_after_compaction(source, tmp_path):
+    capture = tmp_path / "cap"
+    import_lines(source, capture, "hftbacktest")
+    before = capture_files(capture)
+    (report,) = compact(capture)
+    lines = lines_of(source)
+    frames = list(read_frames(capture))
+    assert [(f.recv_ns, f.payload) for f in frames] == lines
+    assert report.frames == len(lines) and report.files_rewritten == len(before)
+    # every frame is a market message the codec knows: all typed, and only shapes used once
+    # and holding no levels may keep their payload
+    assert report.typed == len(lines) and report.raw <= 2
+    assert report.cold_bytes < report.hot_bytes * 0.7
+    assert all(is_cold_file(f) for f in capture_files(capture))
+    assert not any(f.exists() for f in before)
+    manifest = open_capture(capture)
+    assert manifest["cold"]["form"] == "typed/1" and manifest["cold"]["encodings"]
+
+
+def decoded(frames: list[Frame]) -> list:
+    codec = BinanceCodec()
+    return [item for frame in frames for item in codec.decode(frame)]
+
+
+def test_typed_columns_hold_what_the_codec_reads(tmp_path):
+    """Every trade, quote and depth level in the typed columns equals the codec's event for
+    the same frame (one codec: compaction cuts out the fields the codec reads)."""
+    source = FIXTURES / "binance-usdm" / "ethusdt_20240808_1min.gz"
+    frames = [
+        Frame(seq, ns, 0, 0, "market", "text", payload)
+        for seq, (ns, payload) in enumerate(lines_of(source))
+    ]
+    columns, _ = typed_columns(pa.array([f.payload for f in frames], pa.binary()))
+    rows = pa.table(columns).to_pylist()
+    checked = {"trade": 0, "bookTicker": 0, "depthUpdate": 0}
+
+    def value(row, name):
+        return row[name] / 10 ** row[f"{name}_scale"]
+
+    for frame, row in zip(frames, rows, strict=True):
+        (event,) = BinanceCodec().decode(frame)
+        if isinstance(event, Trade):
+            assert (event.price, event.volume, event.trade_id) == (
+                value(row, "price"), value(row, "qty"), row["trade_id"])  # fmt: skip
+            assert event.side == ("sell" if row["maker"] else "buy")
+            assert event.exch_ns == row["time_ms"] * 1_000_000
+        elif isinstance(event, Quote):
+            assert (event.bid, event.ask, event.bid_size, event.ask_size) == tuple(
+                value(row, name) for name in ("bid", "ask", "bid_qty", "ask_qty"))  # fmt: skip
+        elif isinstance(event, DepthUpdate) and not event.snapshot:
+            bids = [
+                (price / 10 ** row["bid_price_scale"], size / 10 ** row["bid_size_scale"])
+                for price, size in zip(row["bid_prices"], row["bid_sizes"], strict=True)
+            ]
+            assert [(lv.price, lv.volume) for lv in event.levels if lv.side == "bid"] == bids
+            assert (event.first_id, event.last_id, event.prev_id) == (
+                row["first_update_id"], row["update_id"], row["prev_update_id"])  # fmt: skip
+        else:
+            continue
+        checked[row["message"]] += 1
+    assert min(checked.values()) > 100, checked
+
+
+def test_a_futures_book_ticker_is_a_quote_in_the_codec_and_in_sql(tmp_path):
+    """USD-M and COIN-M bookTicker messages name their event type ("e": "bookTicker");
+    both the codec and the SQL view once took only spot's, which names none."""
+    source = FIXTURES / "binance-usdm" / "ethusdt_20240808_1min.gz"
+    tickers = [(ns, p) for ns, p in lines_of(source) if b"@bookTicker" in p]
+    (quote,) = BinanceCodec().decode(Frame(0, tickers[0][0], 0, 0, "m", "text", tickers[0][1]))
+    assert isinstance(quote, Quote) and quote.symbol == "ETHUSDT" and quote.bid < quote.ask
+    capture = tmp_path / "usdm"
+    import_lines(source, capture, "hftbacktest")
+    result = run("sql", capture, "-c", "select count(*) as n from quotes", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.output) == [{"n": len(tickers)}]
+
+
+# Awkward numbers: trailing zeros, leading zeros, negative zero, exponents, huge integers,
+# spacing, reordered keys and mixed digits within one side's levels. Whatever the text, the
+# frame must read back exactly; where it cannot be typed it keeps its payload.
+decimals = st.one_of(
+    st.builds(
+        lambda w, f: f"{w}.{f}",
+        st.integers(0, 10**7),
+        st.text("0123456789", min_size=1, max_size=9),
+    ),
+    st.sampled_from(["0", "-0.0", "007.5", "1e5", "-1.25", "0.00000000", "12.", "9" * 25, "1E-7"]),
+    st.integers(-(10**6), 10**9).map(str),
+)
+integers = st.one_of(st.integers(0, 2**63 - 1), st.sampled_from([2**63, 2**70, -1]))
+
+
+@st.composite
+def binance_frames(draw) -> bytes:
+    kind = draw(st.sampled_from(["trade", "bookTicker", "depthUpdate", "other"]))
+    if kind == "trade":
+        data = {"e": "trade", "E": draw(integers), "s": "ETHUSDT", "t": draw(integers),
+                "p": draw(decimals), "q": draw(decimals), "T": draw(integers),
+                "m": draw(st.booleans()), "M": True}  # fmt: skip
+    elif kind == "bookTicker":
+        data = {"u": draw(integers), "s": "ETHUSDT", "b": draw(decimals), "B": draw(decimals),
+                "a": draw(decimals), "A": draw(decimals)}  # fmt: skip
+    elif kind == "depthUpdate":
+        levels = st.lists(st.tuples(decimals, decimals).map(list), max_size=6)
+        data = {"e": "depthUpdate", "E": draw(integers), "s": "ETHUSDT", "U": draw(integers),
+                "u": draw(integers), "pu": draw(integers), "b": draw(levels), "a": draw(levels)}  # fmt: skip
+    else:
+        data = {"result": None, "id": draw(integers)}
+    keys = draw(st.permutations(list(data)))
+    separator = draw(st.sampled_from([",", ", "]))
+    body = separator.join(f'"{k}":{_text(data[k])}' for k in keys)
+    text = "{" + body + "}"
+    if draw(st.booleans()):
+        text = '{"stream":"ethusdt@' + kind + '","data":' + text + "}"
+    return text.encode()
+
+
+def _text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ",".join("[" + ",".join(f'"{x}"' for x in pair) + "]" for pair in value) + "]"
+    return "null" if value is None else f'"{value}"'
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(binance_frames(), min_size=1, max_size=40))
+def test_generated_frames_with_awkward_numbers_read_back_exactly(payloads):
+    original = pa.array(payloads, pa.binary())
+    columns, shapes = typed_columns(original)
+    kept = pc.if_else(pc.is_null(columns["shape"]), original, pa.scalar(None, pa.binary()))
+    assert render(columns, shapes, kept).to_pylist() == payloads
+    # a typed frame's values are the codec's: its prices and sizes as the codec's floats
+    for payload, row in zip(payloads, pa.table(columns).to_pylist(), strict=True):
+        if row["message"] in ("trade", "bookTicker"):
+            events = BinanceCodec().decode(Frame(0, 1, 0, 0, "m", "text", payload))
+            if events and not isinstance(events[0], DecodeError):
+                name = "price" if row["message"] == "trade" else "bid"
+                typed = row[name] / 10 ** row[f"{name}_scale"]
+                codec = events[0].price if row["message"] == "trade" else events[0].bid
+                assert typed == codec
+
+
+def test_compaction_keeps_replay_verify_and_books_identical(tmp_path):
+    """Real USD-M depth (with its book) and a simulated ProjectX tape (all raw: its codec has
+    no typed form yet) verify to the same bar, event and book hashes once compacted."""
+    real = tmp_path / "usdm"
+    import_lines(FIXTURES / "binance-usdm" / "ethusdt_20240808_1min.gz", real, "hftbacktest")
+    sim = tmp_path / "sim"
+    write_capture(sim, MarketSimulator(7, ["MNQ", "ES"], rate=40).frames(duration_s=120)).close()
+    for capture in (real, sim):
+        before = run("verify", capture)
+        assert before.exit_code == 0, before.output
+        digests = [line for line in before.output.splitlines() if "sha256" in line]
+        compact(capture)
+        after = run("verify", capture)
+        assert after.exit_code == 0, after.output
+        assert [line for line in after.output.splitlines() if "sha256" in line] == digests
+        assert len(digests) >= 2
+
+
+def test_an_interrupted_compaction_leaves_the_hot_file_listed_and_is_finished_later(tmp_path):
+    capture = tmp_path / "cap"
+    import_lines(
+        FIXTURES / "binance-coinm" / "ethusd_perp_20240808_1min.gz", capture, "hftbacktest"
+    )
+    (hot,) = capture_files(capture)
+    digest = hashlib.sha256(b"".join(f.payload for f in read_frames(capture))).hexdigest()
+    # a crash after the cold file was published, before the manifest switched to it
+    from rtcap.storage.compact import cold_table, write_cold
+
+    leftover = hot.parent / (hot.stem + "-1.parquet")
+    write_cold(cold_table(pq.read_table(hot)), leftover)
+    assert capture_files(capture) == [hot]
+    assert run("verify", capture).exit_code == 0
+    (report,) = compact(capture)
+    assert report.files_rewritten == 1
+    (cold,) = capture_files(capture)
+    assert is_cold_file(cold) and not hot.exists()
+    assert hashlib.sha256(b"".join(f.payload for f in read_frames(capture))).hexdigest() == digest
+    (again,) = compact(capture)  # nothing left to do
+    assert (again.files_rewritten, again.already_cold) == (0, 1)
+
+
+def test_compact_command_reports_sizes_and_info_shows_the_tables(tmp_path):
+    capture = tmp_path / "cap"
+    import_lines(FIXTURES / "binance-spot" / "ethusdt_20240808_3min.gz", capture, "hftbacktest")
+    result = run("compact", capture)
+    assert result.exit_code == 0, result.output
+    assert "17,492 frames" in result.output and "of the hot size" in result.output
+    info = run("info", capture)
+    assert info.exit_code == 0, info.output
+    assert "cold  typed/1" in info.output
+    for table in ("envelope", "trades", "quotes", "depth"):
+        assert f"  {table}" in info.output
+    migrated = run("migrate", capture)  # a compacted capture is current: left as it is
+    assert migrated.exit_code == 0 and "nothing to do" in migrated.output
+    again = run("compact", capture)
+    assert again.exit_code == 0 and "already compacted" in again.output
+    missing = run("compact", tmp_path / "nowhere")
+    assert missing.exit_code != 0 and "no capture" in missing.output
+
+
+def test_sql_views_read_the_typed_columns_as_they_decoded_the_json(tmp_path):
+    """trades, quotes and depth of a compacted capture (typed columns, no JSON parsed) equal
+    those of the same capture hot (decoded from the JSON), row for row; frames still gives
+    every payload's exact bytes, rendered in SQL from the shapes."""
+    from rtcap.analysis.views import connect
+
+    source = FIXTURES / "binance-usdm" / "ethusdt_20240808_1min.gz"
+    for name in ("hot", "cold"):
+        import_lines(source, tmp_path / name, "hftbacktest")
+    compact(tmp_path / "cold")
+    queries = {
+        "trades": "select * exclude (capture) from trades order by seq",
+        "quotes": "select * exclude (capture) from quotes order by seq",
+        "depth": "select * exclude (capture) from depth order by seq, side, price",
+        "frames": "select seq, recv_time, exch_time, bytes, payload, payload_text from frames "
+        "order by seq",
+    }
+    hot, cold = connect([tmp_path / "hot"]), connect([tmp_path / "cold"])
+    for view, query in queries.items():
+        expected = hot.execute(query).fetchall()
+        assert cold.execute(query).fetchall() == expected, view
+        assert len(expected) > 1000, view
+    typed = cold.execute("select count(*) from typed_rows").fetchone()[0]
+    assert typed == len(lines_of(source))
+    assert hot.execute("select count(*) from typed_rows").fetchone()[0] == 0
+
+
+def test_rtcap_open_hands_the_views_out_as_lazy_polars_frames(tmp_path):
+    import polars as pl
+
+    import rtcap
+
+    source = FIXTURES / "binance-usdm" / "ethusdt_20240808_1min.gz"
+    import_lines(source, tmp_path / "cap", "hftbacktest")
+    compact(tmp_path / "cap")
+    tape = rtcap.open(tmp_path / "cap")
+    trades = tape.trades()
+    assert isinstance(trades, pl.LazyFrame)
+    minutes = (
+        trades.sort("seq")
+        .group_by_dynamic("recv_time", every="1m")
+        .agg(pl.col("price").first().alias("open"), pl.col("volume").sum(), pl.len())
+        .collect()
+    )
+    expected = tape.connection.execute(
+        "select time_bucket(interval 1 minute, recv_time) as m, first(price order by seq), "
+        "sum(volume), count(*) from trades group by 1 order by 1"
+    ).fetchall()
+    assert [(r["open"], r["len"]) for r in minutes.iter_rows(named=True)] == [
+        (row[1], row[3]) for row in expected
+    ]
+    assert sum(minutes["volume"]) == pytest.approx(sum(row[2] for row in expected))
+    stored = tape.typed_rows().filter(pl.col("message") == "trade").sort("seq").select(
+        (pl.col("price") / 10 ** pl.col("price_scale")).alias("price")).collect()  # fmt: skip
+    assert stored["price"].to_list() == trades.sort("seq").collect()["price"].to_list()
+    with pytest.raises(ValueError, match="no table 'nope'"):
+        tape.table("nope")
+
+
+def test_other_engines_read_the_cold_files_as_the_readme_says(tmp_path):
+    """DuckDB and Polars, without rtcap, read a folder of hot and cold files (the recipe in the
+    README) and get the trades `rtcap sql` gives."""
+    import duckdb
+    import polars as pl
+
+    from rtcap.analysis.views import connect
+
+    root = tmp_path / "eth"
+    import_lines(FIXTURES / "binance-usdm" / "ethusdt_20240808_1min.gz", root / "a", "hftbacktest")
+    import_lines(FIXTURES / "binance-spot" / "ethusdt_20240808_3min.gz", root / "b", "hftbacktest")
+    compact(root / "a")  # b stays hot: the folder holds both forms
+    files = f"{root}/a/frames/**/*.parquet"
+    rows = duckdb.sql(f"""
+        select time_bucket(interval 1 minute, make_timestamp(recv_ns // 1000)) as minute,
+               instrument, first(price / 10^price_scale order by seq) as open,
+               max(price / 10^price_scale) as high, min(price / 10^price_scale) as low,
+               last(price / 10^price_scale order by seq) as close,
+               sum(qty / 10^qty_scale) as volume
+        from read_parquet(['{files}', '{root}/b/frames/**/*.parquet'], union_by_name = true)
+        where message = 'trade' group by all order by all
+    """).fetchall()
+    expected = (
+        connect([root / "a"])
+        .execute("""
+        select time_bucket(interval 1 minute, recv_time) as minute, symbol,
+               first(price order by seq), max(price), min(price), last(price order by seq),
+               sum(volume)
+        from trades group by all order by all
+    """)
+        .fetchall()
+    )
+    assert [r[2:6] for r in rows] == [r[2:6] for r in expected] and len(rows) >= 1
+    assert [r[6] for r in rows] == pytest.approx([r[6] for r in expected])
+    trades = (
+        pl.scan_parquet(files, missing_columns="insert")
+        .filter(pl.col("message") == "trade")
+        .select(
+            "seq",
+            (pl.col("price") / 10.0 ** pl.col("price_scale")).alias("price"),
+            (pl.col("qty") / 10.0 ** pl.col("qty_scale")).alias("volume"),
+        )
+        .sort("seq")
+        .collect()
+    )
+    ours = connect([root / "a"]).execute("select price, volume from trades order by seq")
+    assert list(zip(trades["price"], trades["volume"], strict=True)) == ours.fetchall()
+
+
+def test_spark_tasks_read_a_compacted_root_as_it_was(tmp_path):
+    """Spark's tasks (run here without Spark) read a compacted dataset capture's pieces back to
+    the frames it held: the tables of a root may be hot and cold at once."""
+    from rtcap.analysis import sparkplan, sparktasks
+    from rtcap.storage.dataset import capture_path
+
+    root = tmp_path / "root"
+    capture = Path(capture_path(root, "sim", "2025-09-02", "a"))
+    frames = list(MarketSimulator(7, ["MNQ"], rate=40).frames(duration_s=60))
+    write_capture(capture, frames, tables=True).close()
+    source = FIXTURES / "binance-usdm" / "ethusdt_20240808_1min.gz"
+    other = Path(capture_path(root, "import", "2024-08-08", "b"))
+    import_lines(source, other, "hftbacktest")
+    before = hashlib.sha256(b"".join(f.payload for f in read_frames(other))).hexdigest()
+    compact(root)
+    plan = sparkplan.plan(root, across_venues=True)
+    tables = [sparktasks.read_piece(piece) for piece in plan.pieces]
+    payloads = pa.concat_tables(tables).sort_by("seq").column("payload").to_pylist()
+    assert len(payloads) == len(frames) + len(lines_of(source))
+    assert (
+        hashlib.sha256(b"".join(read.payload for read in read_frames(other))).hexdigest() == before
+    )
+    assert any(is_cold_file(f) for f in capture_files(other))
+    assert set(payloads) >= {payload for _, payload in lines_of(source)}
