@@ -355,18 +355,7 @@ def _array(column: Any) -> pa.Array:
 
 
 def _shape_columns(shape: Shape) -> list[str]:
-    names = []
-    for hole in shape.holes:
-        kind = VALUE_KINDS[hole]
-        if kind == DECIMAL:
-            names += decimal_columns(hole)
-        elif kind == LEVELS:
-            for values in level_columns(hole):
-                stem = _digit_stem(values)
-                names += [values, f"{stem}_scale", f"{stem}_digits"]
-        else:
-            names.append(hole)
-    return names
+    return [name for hole in shape.holes for name in _stored_columns(hole)]
 
 
 def _render_shape(shape: Shape, columns: dict[str, pa.Array]) -> pa.Array:
@@ -528,6 +517,7 @@ def column_table(column: str) -> str:
 
 
 def _stored_columns(field: str) -> list[str]:
+    """The columns one field of the codec's map is stored in."""
     kind = VALUE_KINDS[field]
     if kind == DECIMAL:
         return list(decimal_columns(field))
