@@ -41,41 +41,47 @@ from rtcap.storage.schema import (
     frames_v2,
 )
 from rtcap.storage.segments import free_name, publish, sha256_file
-from rtcap.storage.shapes import column_table, shapes_json, typed_columns
+from rtcap.storage.shapes import (
+    INT,
+    LEVELS,
+    STRING,
+    VALUE_KINDS,
+    column_table,
+    level_columns,
+    shapes_json,
+    typed_columns,
+)
 
 FORM = "typed/1"
 COLD_LEVEL = 19
 COLD_ROW_GROUP_ROWS = 200_000  # a Spark task reads one row group at most (analysis.sparkplan)
-# Ascending or slowly moving integers: their steps are small (delta); level lists hold prices
-# and sizes whose bytes split into streams compress best (byte-stream split). Measured in
-# bench/cold.py on the real Binance captures.
+# Ascending or slowly moving integers (the frame's own and every integer field of the codec's
+# map): their steps are small (delta); level lists hold prices and sizes whose bytes split into
+# streams compress best (byte-stream split). Measured in bench/cold.py on the real Binance
+# captures.
 COLD_ENCODINGS: dict[str, str] = {
     **{
         name: "DELTA_BINARY_PACKED"
-        for name in (
+        for name in [
             "seq",
             "recv_ns",
             "mono_ns",
             "exch_ns",
-            "event_ms",
-            "time_ms",
-            "trade_id",
-            "first_trade_id",
-            "last_trade_id",
-            "update_id",
-            "first_update_id",
-            "prev_update_id",
-            "buyer_order",
-            "seller_order",
-        )
+            *(field for field, kind in VALUE_KINDS.items() if kind == INT),
+        ]
     },
     **{
-        f"{side}_{kind}.list.element": "BYTE_STREAM_SPLIT"
-        for side in ("bid", "ask")
-        for kind in ("prices", "sizes")
+        f"{values}.list.element": "BYTE_STREAM_SPLIT"
+        for field, kind in VALUE_KINDS.items()
+        if kind == LEVELS
+        for values in level_columns(field)
     },
 }
-COLD_DICTIONARY = [*DICTIONARY_COLUMNS, "message", "instrument"]
+COLD_DICTIONARY = [
+    *DICTIONARY_COLUMNS,
+    "message",
+    *(field for field, kind in VALUE_KINDS.items() if kind == STRING),
+]
 
 
 @dataclass
