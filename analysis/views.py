@@ -52,7 +52,7 @@ from rtcap.storage.schema import (
     SHAPES_KEY,
     written_as,
 )
-from rtcap.storage.shapes import SQL_MACROS, shapes_from_json, sql_payload
+from rtcap.storage.shapes import render, shape_columns, shapes_from_json
 
 VIEW_NAMES = (
     "frames",
@@ -165,10 +165,9 @@ def _register(con: duckdb.DuckDBPyConnection, name: str, data) -> str:
 def _frames(
     con: duckdb.DuckDBPyConnection, captures: list[Labelled], include_open: bool = False
 ) -> None:
-    for macro in SQL_MACROS:  # the payloads of compacted captures are rendered with these
-        con.execute(macro)
     parts: list[tuple[str, str]] = []  # (a SELECT with PAYLOAD in it, its payload expression)
     typed = []
+    untyped = set()  # the parts that hold frames no typed column holds (message null)
     for index, (capture, name_of_capture) in enumerate(captures):
         manifest = capture_manifest(capture, include_open=include_open)
         files = [str(check_file(capture, entry)) for entry in segment_files(manifest)]
@@ -176,7 +175,6 @@ def _frames(
         files = [file for file in files if file not in cold]
         for number, file in enumerate(cold):
             name = _register(con, f"_cold_{index}_{number}", ds.dataset(file, format="parquet"))
-            shapes = shapes_from_json((pq.read_schema(file).metadata or {})[SHAPES_KEY])
             parts.append(
                 (
                     f"SELECT *, CAST(recv_time AS DATE) AS date FROM (SELECT "
@@ -184,9 +182,11 @@ def _frames(
                     "make_timestamptz(recv_ns // 1000) AS recv_time, mono_ns, conn, stream, kind, "
                     f"{PAYLOAD} AS payload, target, symbol, exch_ns, "
                     f"CAST(message AS VARCHAR) AS message FROM {name})",
-                    sql_payload(shapes),
+                    _payload_function(con, f"_render_{index}_{number}", file),
                 )
             )
+            if _nulls(file, "message"):
+                untyped.add(len(parts) - 1)
             typed.append(
                 f"SELECT {_quote(name_of_capture)} AS capture, "
                 "make_timestamptz(recv_ns // 1000) AS recv_time, "
@@ -237,7 +237,11 @@ def _frames(
     # it), which the JSON views parse: typed frames are read from their columns (typed_rows),
     # never rendered to JSON to be parsed again, and those views never bind the rendering.
     rendered = [part.replace(PAYLOAD, payload) for part, payload in parts]
-    stored = [part.replace(PAYLOAD, "payload") for part, _ in parts]
+    stored = [  # a compacted file whose every frame is typed has nothing for the JSON views
+        part.replace(PAYLOAD, "payload")
+        for number, (part, payload) in enumerate(parts)
+        if payload == "payload" or number in untyped
+    ]
     con.execute(f"CREATE VIEW frames_raw AS {' UNION ALL BY NAME '.join(rendered) or empty}")
     con.execute(f"CREATE VIEW frames_stored AS {' UNION ALL BY NAME '.join(stored) or empty}")
     _typed(con, typed)
@@ -275,6 +279,47 @@ def _frames(
                {_json_columns("payload_text", lifecycle.GAP_COLUMNS)}
         FROM stored_frames WHERE kind = 'gap'
     """)
+
+
+def _nulls(file: str, column: str) -> int:
+    """The nulls of ``column`` in a Parquet file, from its footer's statistics (every row
+    when a row group has none)."""
+    metadata = pq.read_metadata(file)
+    index = metadata.schema.to_arrow_schema().get_field_index(column)
+    nulls = 0
+    for group in range(metadata.num_row_groups):
+        chunk = metadata.row_group(group)
+        stats = chunk.column(index).statistics
+        nulls += stats.null_count if stats is not None and stats.has_null_count else chunk.num_rows
+    return nulls
+
+
+def _payload_function(con: duckdb.DuckDBPyConnection, name: str, file: str) -> str:
+    """Define ``name``, a DuckDB function giving the payloads of the cold ``file``: its shapes
+    filled with its typed columns by :func:`rtcap.storage.shapes.render`, the rendering every
+    other reader uses; return its call. DuckDB calls it only for rows whose payload a query
+    reads, a vector of rows at a time."""
+    schema = pq.read_schema(file)
+    shapes = shapes_from_json((schema.metadata or {})[SHAPES_KEY])
+    filled = sorted({column for shape in shapes for column in shape_columns(shape)})
+    columns = ["shape", "payload", *filled]
+
+    def payloads(rows: pa.StructArray) -> pa.Array:
+        if isinstance(rows, pa.ChunkedArray):
+            rows = rows.combine_chunks()
+        values = {column: rows.field(column) for column in columns}
+        return render(values, shapes, values["payload"])
+
+    fields = ", ".join(f"{column} {_sql_type(schema.field(column).type)}" for column in columns)
+    con.create_function(
+        name,
+        payloads,
+        [f"STRUCT({fields})"],
+        "BLOB",
+        type="arrow",
+        null_handling="special",  # a row's unfilled columns are null, its payload too
+    )
+    return f"{name}(struct_pack({', '.join(columns)}))"
 
 
 def _typed(con: duckdb.DuckDBPyConnection, parts: list[str]) -> None:
@@ -332,6 +377,8 @@ def _sql_type(kind: pa.DataType) -> str:
         return f"{_sql_type(kind.value_type)}[]"
     if pa.types.is_boolean(kind):
         return "BOOLEAN"
+    if pa.types.is_binary(kind):
+        return "BLOB"
     return "BIGINT"
 
 

@@ -11,6 +11,7 @@ ahead of the next frame, so the events are the same at every speed.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -207,14 +208,54 @@ class Replay:
         return f"replay of {self.reader.path} at {speed}"
 
 
-async def _prefetching(tables: Iterator[pa.Table]) -> AsyncIterator[pa.Table | None]:
-    """Row groups read in a worker thread, the next one while the current is replayed, so a
-    paced replay never waits on Parquet decoding; ``None`` at the end."""
-    pending = asyncio.ensure_future(asyncio.to_thread(next, tables, None))
-    while True:
-        table = await pending
-        if table is None:
-            yield None
-            return
-        pending = asyncio.ensure_future(asyncio.to_thread(next, tables, None))
-        yield table
+PREFETCH_TABLES = 3  # row groups read ahead of the one being replayed
+
+
+async def _prefetching(
+    tables: Iterator[pa.Table], depth: int = PREFETCH_TABLES
+) -> AsyncIterator[pa.Table | None]:
+    """Row groups read by a worker thread up to ``depth`` ahead of the one being replayed, so
+    a paced replay never waits on Parquet decoding, and one slow read (a new file's checks, a
+    compacted row group's decoding) is absorbed by the ones before it; ``None`` at the end.
+
+    The worker reads on as soon as there is room, rather than one table per request: each of
+    its calls into Arrow gives up the GIL, and a worker that must get it back from the thread
+    replaying falls behind by a switch interval each time."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Queue[tuple[pa.Table | None, BaseException | None]] = asyncio.Queue()
+    room = threading.Semaphore(depth)
+    stop = threading.Event()
+
+    def hand_over(item: tuple[pa.Table | None, BaseException | None]) -> None:
+        try:
+            loop.call_soon_threadsafe(ready.put_nowait, item)
+        except RuntimeError:  # the loop has closed: nobody is reading any more
+            stop.set()
+
+    def read() -> None:
+        try:
+            for table in tables:
+                while not room.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
+                if stop.is_set():
+                    return
+                hand_over((table, None))
+            hand_over((None, None))
+        except BaseException as exc:  # handed to the reader, raised there
+            hand_over((None, exc))
+
+    worker = threading.Thread(target=read, name="rtcap-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            table, error = await ready.get()
+            if error is not None:
+                raise error
+            if table is None:
+                yield None
+                return
+            room.release()
+            yield table
+    finally:
+        stop.set()

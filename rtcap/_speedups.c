@@ -27,6 +27,9 @@
  *
  * apply_levels is OrderBook.apply_levels, the per-level loop of every depth message.
  *
+ * render_rows is storage/shapes.py's render: the exact bytes of a compacted capture's frames
+ * from their shapes and typed columns, a row group at a time, without the GIL.
+ *
  * Numbers go through PyOS_string_to_double, which is what float() uses: correctly rounded and
  * independent of the C locale, like orjson's own parser. Timestamps are the gateway's
  * "YYYY-MM-DDTHH:MM:SS.mmmZ", with every field checked against the calendar.
@@ -1754,6 +1757,482 @@ static PyObject *apply_levels(PyObject *module, PyObject *const *args, Py_ssize_
     return PyLong_FromSsize_t(rejected);
 }
 
+/* ---- render_rows: the payloads of a cold table (storage/shapes.py's render) ----
+ *
+ * Each row with a shape is its shape's pieces with its typed values between them; a row with
+ * none is its stored payload. The same text as the pure path (integers in decimal, booleans
+ * as true/false, strings as stored, decimals as mantissa, scale and digits shown, depth
+ * levels as [["price","size"],...]); anything outside the layouts it reads (a null where a
+ * shape needs a value, an index out of its buffer, an overflow) gives None, and the caller
+ * renders that table with the pure path. */
+
+typedef struct {
+    int kind;  /* 0 int, 1 bool, 2 dictionary string, 3 string/binary, 4 list of int64 */
+    int width; /* of int values or dictionary indices */
+    Py_ssize_t offset, child_offset;
+    Py_buffer validity, values, offsets, data;
+} RCol;
+
+typedef struct {
+    char *buf;
+    Py_ssize_t len, cap;
+} Out;
+
+static int out_reserve(Out *o, Py_ssize_t extra) {
+    if (o->len + extra <= o->cap)
+        return 0;
+    Py_ssize_t cap = o->cap ? o->cap : 1 << 16;
+    while (cap < o->len + extra)
+        cap *= 2;
+    char *grown = PyMem_RawRealloc(o->buf, cap); /* no GIL needed: the loop runs without it */
+    if (grown == NULL)
+        return -1;
+    o->buf = grown;
+    o->cap = cap;
+    return 0;
+}
+
+static inline int out_put(Out *o, const char *s, Py_ssize_t n) {
+    if (out_reserve(o, n) < 0)
+        return -1;
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+    return 0;
+}
+
+static void rcol_release(RCol *c) {
+    Py_buffer *views[4] = {&c->validity, &c->values, &c->offsets, &c->data};
+    for (int k = 0; k < 4; k++)
+        if (views[k]->obj != NULL)
+            PyBuffer_Release(views[k]);
+}
+
+static int get_view(PyObject *obj, Py_buffer *view) {
+    view->obj = NULL;
+    view->buf = NULL;
+    view->len = 0;
+    if (obj == Py_None)
+        return 0;
+    return PyObject_GetBuffer(obj, view, PyBUF_SIMPLE);
+}
+
+/* spec: (kind, width, offset, child_offset, validity, values, offsets, data) */
+static int rcol_init(RCol *c, PyObject *spec) {
+    memset(c, 0, sizeof(*c));
+    if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 8)
+        return -1;
+    c->kind = (int)PyLong_AsLong(PyTuple_GET_ITEM(spec, 0));
+    c->width = (int)PyLong_AsLong(PyTuple_GET_ITEM(spec, 1));
+    c->offset = PyLong_AsSsize_t(PyTuple_GET_ITEM(spec, 2));
+    c->child_offset = PyLong_AsSsize_t(PyTuple_GET_ITEM(spec, 3));
+    if (PyErr_Occurred())
+        return -1;
+    if (get_view(PyTuple_GET_ITEM(spec, 4), &c->validity) < 0 ||
+        get_view(PyTuple_GET_ITEM(spec, 5), &c->values) < 0 ||
+        get_view(PyTuple_GET_ITEM(spec, 6), &c->offsets) < 0 ||
+        get_view(PyTuple_GET_ITEM(spec, 7), &c->data) < 0)
+        return -1;
+    if (c->width != 1 && c->width != 2 && c->width != 4 && c->width != 8)
+        return -1;
+    return 0;
+}
+
+static inline int rcol_valid(const RCol *c, Py_ssize_t i) {
+    if (c->validity.buf == NULL)
+        return 1;
+    Py_ssize_t at = c->offset + i;
+    if (at < 0 || (at >> 3) >= c->validity.len)
+        return 0;
+    return (((const uint8_t *)c->validity.buf)[at >> 3] >> (at & 7)) & 1;
+}
+
+static inline int read_at(const Py_buffer *view, int width, Py_ssize_t at, long long *out) {
+    if (at < 0 || at >= view->len / width)
+        return -1;
+    *out = read_int(view->buf, width, at);
+    return 0;
+}
+
+/* The int of row i (a null or an index out of bounds is -1). */
+static inline int rcol_int(const RCol *c, Py_ssize_t i, long long *out) {
+    if (!rcol_valid(c, i))
+        return -1;
+    return read_at(&c->values, c->width, c->offset + i, out);
+}
+
+/* The bytes of string number at (from int32 offsets and data). */
+static int string_at(const RCol *c, Py_ssize_t at, const char **s, Py_ssize_t *n) {
+    long long lo, hi;
+    if (read_at(&c->offsets, 4, at, &lo) < 0 || read_at(&c->offsets, 4, at + 1, &hi) < 0)
+        return -1;
+    if (lo < 0 || hi < lo || hi > c->data.len)
+        return -1;
+    *s = (const char *)c->data.buf + lo;
+    *n = (Py_ssize_t)(hi - lo);
+    return 0;
+}
+
+/* The decimal digits of v (not negative) at the end of text[24]; returns how many. */
+static inline int digits_of(unsigned long long v, char *text) {
+    int n = 0;
+    do {
+        text[23 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return n;
+}
+
+static int put_int(Out *o, long long v) {
+    char text[24];
+    unsigned long long magnitude = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    int n = digits_of(magnitude, text);
+    if (v < 0)
+        text[23 - n++] = '-';
+    return out_put(o, text + 24 - n, n);
+}
+
+static const long long POW10[19] = {1LL, 10LL, 100LL, 1000LL, 10000LL, 100000LL, 1000000LL,
+    10000000LL, 100000000LL, 1000000000LL, 10000000000LL, 100000000000LL, 1000000000000LL,
+    10000000000000LL, 100000000000000LL, 1000000000000000LL, 10000000000000000LL,
+    100000000000000000LL, 1000000000000000000LL};
+
+/* An integer at scale sc as text with dg digits after the point ("-12.50" for -125, 1, 2). */
+static int put_decimal(Out *o, long long v, long long sc, long long dg) {
+    if (sc < 0 || sc > 18 || dg < 0 || dg > 18)
+        return -1;
+    long long m = v;
+    if (dg > sc) {
+        if (__builtin_mul_overflow(v, POW10[dg - sc], &m))
+            return -1;
+    } else if (dg < sc) {
+        m = v / POW10[sc - dg];
+    }
+    if (m == INT64_MIN)
+        return -1;
+    char buffer[24];
+    int n = digits_of((unsigned long long)(m < 0 ? -m : m), buffer);
+    const char *digits = buffer + 24 - n;
+    int total = n > dg ? n : (int)dg + 1; /* digits once zero-padded to one before the point */
+    int zeros = total - n, whole = total - (int)dg;
+    char text[48];
+    int at = 0;
+    if (m < 0)
+        text[at++] = '-';
+    for (int k = 0; k < total; k++) {
+        if (k == whole && dg > 0)
+            text[at++] = '.';
+        text[at++] = k < zeros ? '0' : digits[k - zeros];
+    }
+    return out_put(o, text, at);
+}
+
+/* One decimal from columns v, sc, dg at row i. */
+static int put_decimal_column(Out *o, RCol *cols, long v, long sc, long dg, Py_ssize_t i) {
+    long long value, scale, shown;
+    if (rcol_int(&cols[v], i, &value) < 0 || rcol_int(&cols[sc], i, &scale) < 0 ||
+        rcol_int(&cols[dg], i, &shown) < 0)
+        return -1;
+    return put_decimal(o, value, scale, shown);
+}
+
+/* Row i's list bounds [lo, hi) in the child values of a list column. */
+static int list_bounds(const RCol *c, Py_ssize_t i, Py_ssize_t *lo, Py_ssize_t *hi) {
+    long long a, b;
+    if (!rcol_valid(c, i) || read_at(&c->offsets, 4, c->offset + i, &a) < 0 ||
+        read_at(&c->offsets, 4, c->offset + i + 1, &b) < 0 || b < a)
+        return -1;
+    *lo = c->child_offset + (Py_ssize_t)a;
+    *hi = c->child_offset + (Py_ssize_t)b;
+    return 0;
+}
+
+/* Depth levels: [["price","size"],...] from two list columns and their scales and digits. */
+static int put_levels(Out *o, RCol *cols, const long *op, Py_ssize_t i) {
+    RCol *prices = &cols[op[1]], *sizes = &cols[op[4]];
+    Py_ssize_t plo, phi, slo, shi;
+    if (list_bounds(prices, i, &plo, &phi) < 0 || list_bounds(sizes, i, &slo, &shi) < 0 ||
+        phi - plo != shi - slo)
+        return -1;
+    long long psc = 0, pdg = 0, ssc = 0, sdg = 0;
+    if (phi > plo && (rcol_int(&cols[op[2]], i, &psc) < 0 || rcol_int(&cols[op[3]], i, &pdg) < 0 ||
+                      rcol_int(&cols[op[5]], i, &ssc) < 0 || rcol_int(&cols[op[6]], i, &sdg) < 0))
+        return -1;
+    if (out_put(o, "[", 1) < 0)
+        return -1;
+    for (Py_ssize_t k = 0; k < phi - plo; k++) {
+        long long price, size;
+        if (read_at(&prices->values, 8, plo + k, &price) < 0 ||
+            read_at(&sizes->values, 8, slo + k, &size) < 0)
+            return -1;
+        if ((k > 0 && out_put(o, ",", 1) < 0) || out_put(o, "[\"", 2) < 0 ||
+            put_decimal(o, price, psc, pdg) < 0 || out_put(o, "\",\"", 3) < 0 ||
+            put_decimal(o, size, ssc, sdg) < 0 || out_put(o, "\"]", 2) < 0)
+            return -1;
+    }
+    return out_put(o, "]", 1);
+}
+
+enum { OP_TEXT, OP_INT, OP_STRING, OP_BOOL, OP_DECIMAL, OP_LEVELS };
+#define OP_WIDTH 7 /* an op and up to six column numbers */
+
+static int put_hole(Out *o, RCol *cols, const long *op, Py_ssize_t i) {
+    RCol *c = &cols[op[1]];
+    long long value;
+    const char *s;
+    Py_ssize_t n;
+    switch (op[0]) {
+    case OP_INT:
+        return rcol_int(c, i, &value) < 0 ? -1 : put_int(o, value);
+    case OP_BOOL:
+        if (!rcol_valid(c, i) || c->values.buf == NULL ||
+            ((c->offset + i) >> 3) >= c->values.len)
+            return -1;
+        value = (((const uint8_t *)c->values.buf)[(c->offset + i) >> 3] >> ((c->offset + i) & 7)) & 1;
+        return value ? out_put(o, "true", 4) : out_put(o, "false", 5);
+    case OP_STRING:
+        if (c->kind == 2) { /* dictionary: the index, then the dictionary's string */
+            if (rcol_int(c, i, &value) < 0 || value < 0 || value > INT32_MAX ||
+                string_at(c, c->child_offset + (Py_ssize_t)value, &s, &n) < 0)
+                return -1;
+        } else if (!rcol_valid(c, i) || string_at(c, c->offset + i, &s, &n) < 0) {
+            return -1;
+        }
+        return out_put(o, s, n);
+    case OP_DECIMAL:
+        return put_decimal_column(o, cols, op[1], op[2], op[3], i);
+    case OP_LEVELS:
+        return put_levels(o, cols, op, i);
+    }
+    return -1;
+}
+
+/* The ops of every shape: a flat array of OP_WIDTH longs per op, with each op's literal text
+ * (for OP_TEXT) borrowed from the caller's bytes; starts[s]..starts[s+1] are shape s's ops. */
+typedef struct {
+    long *ops;
+    const char **text;
+    Py_ssize_t *text_len;
+    Py_ssize_t *starts;
+    Py_ssize_t shapes;
+} Programs;
+
+static void programs_free(Programs *p) {
+    PyMem_Free(p->ops);
+    PyMem_Free(p->text);
+    PyMem_Free(p->text_len);
+    PyMem_Free(p->starts);
+}
+
+static int programs_init(Programs *p, PyObject *programs, Py_ssize_t columns) {
+    memset(p, 0, sizeof(*p));
+    if (!PyList_Check(programs))
+        return -1;
+    p->shapes = PyList_GET_SIZE(programs);
+    Py_ssize_t total = 0;
+    for (Py_ssize_t s = 0; s < p->shapes; s++) {
+        PyObject *ops = PyList_GET_ITEM(programs, s);
+        if (!PyList_Check(ops))
+            return -1;
+        total += PyList_GET_SIZE(ops);
+    }
+    p->ops = PyMem_Calloc(total + 1, sizeof(long) * OP_WIDTH);
+    p->text = PyMem_Calloc(total + 1, sizeof(char *));
+    p->text_len = PyMem_Calloc(total + 1, sizeof(Py_ssize_t));
+    p->starts = PyMem_Calloc(p->shapes + 1, sizeof(Py_ssize_t));
+    if (p->ops == NULL || p->text == NULL || p->text_len == NULL || p->starts == NULL)
+        return -1;
+    Py_ssize_t at = 0;
+    for (Py_ssize_t s = 0; s < p->shapes; s++) {
+        PyObject *ops = PyList_GET_ITEM(programs, s);
+        p->starts[s] = at;
+        for (Py_ssize_t k = 0; k < PyList_GET_SIZE(ops); k++, at++) {
+            PyObject *op = PyList_GET_ITEM(ops, k);
+            if (!PyTuple_Check(op) || PyTuple_GET_SIZE(op) < 2 || PyTuple_GET_SIZE(op) > OP_WIDTH)
+                return -1;
+            long *row = p->ops + at * OP_WIDTH;
+            static const Py_ssize_t SIZES[] = {2, 2, 2, 2, 4, 7}; /* each op's tuple length */
+            row[0] = PyLong_AsLong(PyTuple_GET_ITEM(op, 0));
+            if (row[0] < OP_TEXT || row[0] > OP_LEVELS || PyTuple_GET_SIZE(op) != SIZES[row[0]])
+                return -1;
+            if (row[0] == OP_TEXT) {
+                PyObject *text = PyTuple_GET_ITEM(op, 1); /* kept alive by the caller's list */
+                if (!PyBytes_Check(text))
+                    return -1;
+                p->text[at] = PyBytes_AS_STRING(text);
+                p->text_len[at] = PyBytes_GET_SIZE(text);
+                continue;
+            }
+            for (Py_ssize_t f = 1; f < PyTuple_GET_SIZE(op); f++) {
+                row[f] = PyLong_AsLong(PyTuple_GET_ITEM(op, f));
+                if (row[f] < 0 || row[f] >= columns)
+                    return -1;
+            }
+            if (PyErr_Occurred())
+                return -1;
+        }
+    }
+    p->starts[p->shapes] = at;
+    return 0;
+}
+
+static int render_loop(Out *out, const int64_t *order, Py_ssize_t count, RCol *shape,
+                       RCol *payload, RCol *cols, Programs *programs, int32_t *ends) {
+    ends[0] = 0;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        Py_ssize_t i = (Py_ssize_t)order[k];
+        long long id;
+        if (rcol_int(shape, i, &id) < 0) { /* no shape: the stored payload */
+            const char *s;
+            Py_ssize_t n;
+            if (!rcol_valid(payload, i) || string_at(payload, payload->offset + i, &s, &n) < 0 ||
+                out_put(out, s, n) < 0)
+                return -1;
+        } else {
+            if (id < 0 || id >= programs->shapes)
+                return -1;
+            for (Py_ssize_t at = programs->starts[id]; at < programs->starts[id + 1]; at++) {
+                const long *op = programs->ops + at * OP_WIDTH;
+                int bad = op[0] == OP_TEXT ? out_put(out, programs->text[at], programs->text_len[at])
+                                           : put_hole(out, cols, op, i);
+                if (bad < 0)
+                    return -1;
+            }
+        }
+        if (out->len > INT32_MAX)
+            return -1;
+        ends[k + 1] = (int32_t)out->len;
+    }
+    return 0;
+}
+
+/* The bytes render_rows wrote, owned as they are and read through the buffer protocol (Arrow
+ * wraps them as a Buffer without copying). */
+typedef struct {
+    PyObject_HEAD char *data;
+    Py_ssize_t len;
+} RenderedBytes;
+
+static int rendered_getbuffer(RenderedBytes *self, Py_buffer *view, int flags) {
+    return PyBuffer_FillInfo(view, (PyObject *)self, self->data, self->len, 1, flags);
+}
+
+static void rendered_dealloc(RenderedBytes *self) {
+    PyMem_RawFree(self->data);
+    PyObject_Free(self);
+}
+
+static PyBufferProcs rendered_as_buffer = {(getbufferproc)rendered_getbuffer, NULL};
+
+static PyTypeObject RenderedBytesType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rtcap._speedups.RenderedBytes",
+    .tp_basicsize = sizeof(RenderedBytes),
+    .tp_dealloc = (destructor)rendered_dealloc,
+    .tp_as_buffer = &rendered_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The payload bytes of one render_rows call (a read-only buffer).",
+};
+
+/* Whether every op reads columns of the layouts it expects (a file whose typed columns are not
+ * of the cold schema's types is left to the pure path, which refuses or reads it its own way). */
+static int ops_fit(const Programs *p, const RCol *cols) {
+    for (Py_ssize_t at = 0; at < p->starts[p->shapes]; at++) {
+        const long *op = p->ops + at * OP_WIDTH;
+        int fits;
+        switch (op[0]) {
+        case OP_TEXT:
+            fits = 1;
+            break;
+        case OP_INT:
+            fits = cols[op[1]].kind == 0;
+            break;
+        case OP_BOOL:
+            fits = cols[op[1]].kind == 1;
+            break;
+        case OP_STRING:
+            fits = cols[op[1]].kind == 2 || cols[op[1]].kind == 3;
+            break;
+        case OP_DECIMAL:
+            fits = cols[op[1]].kind == 0 && cols[op[2]].kind == 0 && cols[op[3]].kind == 0;
+            break;
+        case OP_LEVELS:
+            fits = cols[op[1]].kind == 4 && cols[op[4]].kind == 4 && cols[op[2]].kind == 0 &&
+                   cols[op[3]].kind == 0 && cols[op[5]].kind == 0 && cols[op[6]].kind == 0;
+            break;
+        default:
+            fits = 0;
+        }
+        if (!fits)
+            return 0;
+    }
+    return 1;
+}
+
+/* render_rows(order, count, shape, payload, programs, specs) -> (offsets, data) | None */
+static PyObject *render_rows(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *order_obj, *shape_spec, *payload_spec, *programs_obj, *specs;
+    Py_ssize_t count;
+    if (!PyArg_ParseTuple(args, "OnOOO!O!", &order_obj, &count, &shape_spec, &payload_spec,
+                          &PyList_Type, &programs_obj, &PyList_Type, &specs))
+        return NULL;
+    Py_ssize_t ncols = PyList_GET_SIZE(specs);
+    RCol *cols = PyMem_Calloc(ncols + 2, sizeof(RCol));
+    Py_buffer order = {0};
+    Programs programs = {0};
+    Out out = {0};
+    PyObject *offsets = NULL, *result = NULL;
+    int ok = 0;
+    if (cols == NULL)
+        return PyErr_NoMemory();
+    RCol *shape = &cols[ncols], *payload = &cols[ncols + 1];
+    if (get_view(order_obj, &order) < 0 || order.len < count * 8 ||
+        rcol_init(shape, shape_spec) < 0 || rcol_init(payload, payload_spec) < 0 ||
+        programs_init(&programs, programs_obj, ncols) < 0)
+        goto done;
+    for (Py_ssize_t c = 0; c < ncols; c++)
+        if (rcol_init(&cols[c], PyList_GET_ITEM(specs, c)) < 0)
+            goto done;
+    if (shape->kind != 0 || payload->kind != 3 || !ops_fit(&programs, cols))
+        goto done;
+    offsets = PyBytes_FromStringAndSize(NULL, (count + 1) * 4);
+    if (offsets == NULL)
+        goto done;
+    int status;
+    Py_BEGIN_ALLOW_THREADS /* only buffers are read: the prefetching thread's peers run on */
+    status = render_loop(&out, (const int64_t *)order.buf, count, shape, payload, cols,
+                         &programs, (int32_t *)PyBytes_AS_STRING(offsets));
+    Py_END_ALLOW_THREADS
+    if (status < 0)
+        goto done;
+    if (out.buf == NULL && out_reserve(&out, 1) < 0) /* no rows: still a buffer */
+        goto done;
+    RenderedBytes *data = PyObject_New(RenderedBytes, &RenderedBytesType);
+    if (data != NULL) {
+        data->data = out.buf; /* handed over: no copy of a row group's payloads with the GIL */
+        data->len = out.len;
+        out.buf = NULL;
+        result = PyTuple_Pack(2, offsets, (PyObject *)data);
+        Py_DECREF(data);
+    }
+    ok = 1;
+done:
+    for (Py_ssize_t c = 0; c < ncols + 2; c++)
+        rcol_release(&cols[c]);
+    PyMem_Free(cols);
+    if (order.obj != NULL)
+        PyBuffer_Release(&order);
+    programs_free(&programs);
+    PyMem_RawFree(out.buf);
+    Py_XDECREF(offsets);
+    if (!ok) {
+        if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_MemoryError))
+            PyErr_Clear();
+        if (!PyErr_Occurred())
+            Py_RETURN_NONE;
+    }
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"projectx_trades", (PyCFunction)(void (*)(void))projectx_trades, METH_FASTCALL,
      "projectx_trades(payload: bytes, symbols: dict) -> (symbol, [(price, volume, side, "
@@ -1790,6 +2269,14 @@ static PyMethodDef methods[] = {
      "refused) picks the side, the level is set, removed or refused, and (side, price, size) "
      "appended to changed unless it is None; a reset level clears both sides and appends "
      "('reset', price, 0.0). Returns how many levels were refused."},
+    {"render_rows", render_rows, METH_VARARGS,
+     "render_rows(order, count, shape, payload, programs, specs) -> (offsets, data) | None\n\n"
+     "The payloads of rows order[0..count) (an int64 buffer) of a cold table: shape s's "
+     "programs[s], a list of ops (0, text), (1, c) int, (2, c) string, (3, c) bool, (4, v, sc, "
+     "dg) decimal, (5, prices, price_scale, price_digits, sizes, size_scale, size_digits) "
+     "levels over the columns in specs, each (kind, width, offset, child_offset, validity, "
+     "values, offsets, data); rows with a null shape give their payload. Returns the int32 "
+     "offsets and the data of a binary array, or None when a row is outside what it reads."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1835,7 +2322,7 @@ PyMODINIT_FUNC PyInit__speedups(void) {
         STR_SEQ == NULL || STR_TRADE == NULL || STR_TRADES == NULL || STR_QUOTE == NULL ||
         STR_DEPTH == NULL || SIDE_OTHER == NULL)
         return NULL;
-    if (PyType_Ready(&TradeFoldType) < 0)
+    if (PyType_Ready(&TradeFoldType) < 0 || PyType_Ready(&RenderedBytesType) < 0)
         return NULL;
     PyObject *module = PyModule_Create(&module_def);
     if (module != NULL && PyModule_AddObjectRef(module, "TradeFold", (PyObject *)&TradeFoldType) < 0)

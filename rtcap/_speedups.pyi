@@ -44,3 +44,13 @@ class TradeFold:
         builder_cls: type,
     ) -> None: ...
     def __call__(self, *args: Any) -> None: ...
+
+def render_rows(
+    order: Any,
+    count: int,
+    shape: tuple[Any, ...],
+    payload: tuple[Any, ...],
+    programs: list[list[tuple[Any, ...]]],
+    specs: list[tuple[Any, ...]],
+    /,
+) -> tuple[bytes, Any] | None: ...

@@ -179,19 +179,27 @@ def frames_v2(table: pa.Table) -> pa.Table:
 
 
 def cold_frames(table: pa.Table) -> pa.Table:
-    """A table of the cold form as frames, every payload back to its exact bytes."""
+    """A table of the cold form as frames, every payload back to its exact bytes, in seq
+    order."""
     metadata = table.schema.metadata or {}
     if SHAPES_KEY not in metadata:
         raise ValueError("a cold frames table without its shapes (rtcap.shapes metadata)")
     shapes = shapes_from_json(metadata[SHAPES_KEY])
-    payload = render({name: table.column(name) for name in table.column_names}, shapes,
-                     table.column("payload"))  # fmt: skip
-    columns = {f.name: table.column(f.name) for f in FRAME_SCHEMA if f.name not in DERIVED_TIMES}
-    columns["payload"] = payload
+    order = pc.sort_indices(table.column("seq"))  # rows are grouped by message in a group
+    # One call per step: on a replay's prefetching thread each call into Arrow gives up the
+    # GIL, and getting it back waits on the thread replaying.
+    stored = [f.name for f in FRAME_SCHEMA if f.name not in DERIVED_TIMES and f.name != "payload"]
+    taken = table.select(stored).take(order)
+    columns = {name: taken.column(name) for name in stored}
+    columns["payload"] = render(
+        {name: table.column(name) for name in table.column_names},
+        shapes,
+        table.column("payload"),
+        order,
+    )
     for name, source in DERIVED_TIMES.items():
-        columns[name] = _micros(table.column(source))
-    frames = pa.Table.from_pydict(columns, schema=FRAME_SCHEMA)
-    return frames.take(pc.sort_indices(frames.column("seq")))
+        columns[name] = _micros(columns[source])
+    return pa.Table.from_pydict(columns, schema=FRAME_SCHEMA)
 
 
 def bars_v2(table: pa.Table) -> pa.Table:

@@ -54,6 +54,9 @@ def utc_date(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d")
 
 
+HASH_BLOCK = 8 << 20
+
+
 def sha256_file(path: Path) -> str:
     with open(path, "rb") as handle:
         return sha256_stream(handle)
@@ -63,7 +66,9 @@ def sha256_stream(stream: Any) -> str:
     """The sha256 of what ``stream`` (anything with ``read(n)``: a file, a store's stream)
     holds from here to its end: the digest every manifest entry lists."""
     digest = hashlib.sha256()
-    for block in iter(lambda: stream.read(1 << 20), b""):
+    # Large blocks: each read and each update gives up the GIL, and getting it back from a
+    # busy thread (a replay reading ahead) can take a switch interval per call.
+    for block in iter(lambda: stream.read(HASH_BLOCK), b""):
         digest.update(block)
     return digest.hexdigest()
 

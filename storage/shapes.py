@@ -7,7 +7,10 @@ the maker flag as a boolean and depth levels as lists. Which field is which is t
 (:data:`rtcap.codecs.binance.TYPED_FIELDS`). What is left of the frame once those values are cut
 out — keys, their order, literal strings, spacing, quotes — is its *shape*, stored once per file.
 
-Rendering joins shape and values back into bytes column by column (no Python loop over rows).
+Rendering joins shape and values back into bytes column by column (no Python loop over rows),
+or row by row in compiled code (``rtcap._speedups.render_rows``) where it was built: the
+pyarrow path is the reference, and the compiled one hands back any table it does not fully
+read.
 :func:`typed_columns` keeps a frame's shape only when rendering gives back exactly its bytes;
 otherwise the frame keeps its raw payload (and its typed values, which are still what the
 codec reads). Frames of no known kind stay raw.
@@ -25,6 +28,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rtcap.accel import speedups
 from rtcap.codecs.binance import TYPED_FIELDS, message_data, message_kind
 
 INT, DECIMAL, BOOL, LEVELS, STRING = "int", "decimal", "bool", "levels", "string"
@@ -330,9 +334,24 @@ def _at_least_scale(values: pa.Array, digits: pa.Array) -> tuple[pa.Array, pa.Ar
     return stored_values, scales
 
 
-def render(columns: dict[str, Any], shapes: list[Shape], payloads: pa.Array) -> pa.Array:
+def render(
+    columns: dict[str, Any],
+    shapes: list[Shape],
+    payloads: Any,
+    order: pa.Array | None = None,
+) -> pa.Array:
     """Every frame's bytes: its shape filled with its typed values where it has a shape, its
-    payload where it has none (``columns`` maps names to arrays or chunked arrays)."""
+    payload where it has none (``columns`` maps names to arrays or chunked arrays); the rows
+    ``order`` names, in that order, when given (a sort costs nothing extra this way)."""
+    compiled = _compiled_render(columns, shapes, payloads, order)
+    if compiled is not None:
+        return compiled
+    rendered = render_by_columns(columns, shapes, payloads)
+    return rendered if order is None else rendered.take(order)
+
+
+def render_by_columns(columns: dict[str, Any], shapes: list[Shape], payloads: Any) -> pa.Array:
+    """:func:`render` in pyarrow kernels: the reference the compiled path is checked against."""
     shape_ids = _array(columns["shape"])
     payloads = _array(payloads)
     if shape_ids.null_count == len(shape_ids):
@@ -341,20 +360,115 @@ def render(columns: dict[str, Any], shapes: list[Shape], payloads: pa.Array) -> 
     parts = [payloads.take(indices[0])]
     for shape_id in pc.unique(shape_ids.drop_null()).to_pylist():
         rows = pc.indices_nonzero(pc.fill_null(pc.equal(shape_ids, shape_id), False))
-        taken = {
-            name: _array(columns[name]).take(rows) for name in _shape_columns(shapes[shape_id])
-        }
+        taken = {name: _array(columns[name]).take(rows) for name in shape_columns(shapes[shape_id])}
         indices.append(rows)
         parts.append(_render_shape(shapes[shape_id], taken).cast(pa.binary()))
     order = pc.sort_indices(pa.concat_arrays(indices))
     return pa.concat_arrays(parts).take(order)
 
 
+_OP_TEXT, _OP_INT, _OP_STRING, _OP_BOOL, _OP_DECIMAL, _OP_LEVELS = range(6)  # _speedups.c
+
+
+def _compiled_render(
+    columns: dict[str, Any], shapes: list[Shape], payloads: Any, order: pa.Array | None
+) -> pa.Array | None:
+    """:func:`render` by ``rtcap._speedups.render_rows``; ``None`` where it is not built or
+    does not read these columns (the caller then renders them in pyarrow)."""
+    if speedups is None:
+        return None
+    shape_ids = _array(columns["shape"])
+    if order is None:
+        count = len(shape_ids)
+        rows: Any = np.arange(count, dtype=np.int64)
+    else:
+        order = _array(order)
+        if order.type not in (pa.int64(), pa.uint64()) or order.null_count:
+            return None  # sort_indices gives uint64: the same bits for the row numbers here
+        count = len(order)
+        rows = order.buffers()[1].slice(order.offset * 8, count * 8)
+    names = sorted({name for shape in shapes for name in shape_columns(shape)})
+    specs = [_arrow_spec(_array(columns[name])) for name in names]
+    shape_spec, payload_spec = _arrow_spec(shape_ids), _arrow_spec(_array(payloads))
+    if shape_spec is None or payload_spec is None or None in specs:
+        return None
+    number = {name: index for index, name in enumerate(names)}
+    programs = [_program(shape, number) for shape in shapes]
+    rendered = speedups.render_rows(rows, count, shape_spec, payload_spec, programs, specs)
+    if rendered is None:
+        return None
+    offsets, data = rendered
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    return pa.Array.from_buffers(pa.binary(), count, buffers)
+
+
+def _program(shape: Shape, number: dict[str, int]) -> list[tuple]:
+    """A shape as the compiled renderer's ops: its texts, and the columns of each hole."""
+    ops: list[tuple] = [(_OP_TEXT, shape.pieces[0].encode())]
+    for hole, piece in zip(shape.holes, shape.pieces[1:], strict=True):
+        kind = VALUE_KINDS[hole]
+        if kind == LEVELS:
+            op: tuple = (_OP_LEVELS,)
+            for values in level_columns(hole):
+                stem = _digit_stem(values)
+                op += (number[values], number[f"{stem}_scale"], number[f"{stem}_digits"])
+        elif kind == DECIMAL:
+            op = (_OP_DECIMAL, *(number[name] for name in decimal_columns(hole)))
+        else:
+            op = ({INT: _OP_INT, STRING: _OP_STRING, BOOL: _OP_BOOL}[kind], number[hole])
+        ops += [op, (_OP_TEXT, piece.encode())]
+    return ops
+
+
+_INT_WIDTHS = {pa.int8(): 1, pa.int16(): 2, pa.int32(): 4, pa.int64(): 8}
+
+
+def _arrow_spec(array: pa.Array) -> tuple | None:
+    """How ``render_rows`` reads one column: (kind, width, offset, child offset, validity,
+    values, offsets, data); ``None`` for a layout it does not read."""
+    kind = array.type
+    if kind in _INT_WIDTHS:
+        validity, values = array.buffers()
+        return 0, _INT_WIDTHS[kind], array.offset, 0, validity, values, None, None
+    if pa.types.is_boolean(kind):
+        validity, values = array.buffers()
+        return 1, 1, array.offset, 0, validity, values, None, None
+    if pa.types.is_dictionary(kind):
+        words, indices = array.dictionary, array.indices
+        if (
+            kind.index_type not in _INT_WIDTHS
+            or words.null_count
+            or words.type
+            not in (
+                pa.string(),
+                pa.binary(),
+            )
+        ):
+            return None
+        _, offsets, data = words.buffers()
+        validity, values = indices.buffers()
+        width = _INT_WIDTHS[kind.index_type]
+        return 2, width, indices.offset, words.offset, validity, values, offsets, data
+    if kind in (pa.string(), pa.binary()):
+        validity, offsets, data = array.buffers()
+        return 3, 4, array.offset, 0, validity, None, offsets, data
+    if kind == pa.list_(pa.int64()):
+        child = array.values
+        if child.null_count:
+            return None
+        validity, offsets = array.buffers()[:2]
+        values = child.buffers()[1]
+        return 4, 8, array.offset, child.offset, validity, values, offsets, None
+    return None
+
+
 def _array(column: Any) -> pa.Array:
-    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if isinstance(column, pa.ChunkedArray):
+        return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    return column
 
 
-def _shape_columns(shape: Shape) -> list[str]:
+def shape_columns(shape: Shape) -> list[str]:
     return [name for hole in shape.holes for name in _stored_columns(hole)]
 
 
@@ -445,54 +559,6 @@ def shapes_json(shapes: list[Shape]) -> bytes:
 
 def shapes_from_json(text: bytes | str) -> list[Shape]:
     return [Shape.from_json(value) for value in orjson.loads(text)]
-
-
-# The same rendering as DuckDB SQL, so a query's ``payload`` is rendered only for the rows it
-# reads: :func:`sql_payload` builds it from a file's shapes with these macros (checked against
-# :func:`render` on the real captures by the tests).
-SQL_MACROS = (
-    "CREATE MACRO rtcap_mantissa(v, sc, dg) AS CASE WHEN dg >= sc "
-    "THEN v * CAST(pow(10, dg - sc) AS BIGINT) ELSE v // CAST(pow(10, sc - dg) AS BIGINT) END",
-    "CREATE MACRO rtcap_text(m, dg) AS CASE WHEN dg = 0 THEN CAST(m AS VARCHAR) ELSE "
-    "printf('%s%d.%0*d', CASE WHEN m < 0 THEN '-' ELSE '' END, abs(m) // CAST(pow(10, dg) AS "
-    "BIGINT), dg, abs(m) % CAST(pow(10, dg) AS BIGINT)) END",
-    "CREATE MACRO rtcap_decimal(v, sc, dg) AS rtcap_text(rtcap_mantissa(v, sc, dg), dg)",
-)
-
-
-def _sql_text(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _sql_hole(hole: str) -> str:
-    kind = VALUE_KINDS[hole]
-    if kind in (INT, STRING):
-        return f"CAST({hole} AS VARCHAR)"
-    if kind == BOOL:
-        return f"CASE WHEN {hole} THEN 'true' ELSE 'false' END"
-    if kind == DECIMAL:
-        return f"rtcap_decimal({', '.join(decimal_columns(hole))})"
-    prices, sizes = level_columns(hole)
-    price, size = _digit_stem(prices), _digit_stem(sizes)
-    pair = (
-        f"""'["' || rtcap_decimal(x[1], {price}_scale, {price}_digits) || '","' || """
-        f"""rtcap_decimal(x[2], {size}_scale, {size}_digits) || '"]'"""
-    )
-    levels = f"list_transform(list_zip({prices}, {sizes}), lambda x: {pair})"
-    return f"'[' || array_to_string({levels}, ',') || ']'"
-
-
-def sql_payload(shapes: list[Shape]) -> str:
-    """A DuckDB expression giving every row's payload bytes in a cold file with ``shapes``."""
-    if not shapes:
-        return "payload"
-    cases = []
-    for number, shape in enumerate(shapes):
-        parts = [_sql_text(shape.pieces[0])]
-        for hole, piece in zip(shape.holes, shape.pieces[1:], strict=True):
-            parts += [_sql_hole(hole), _sql_text(piece)]
-        cases.append(f"WHEN {number} THEN {' || '.join(parts)}")
-    return f"CASE WHEN shape IS NULL THEN payload ELSE encode(CASE shape {' '.join(cases)} END) END"
 
 
 TABLE_OF_MESSAGE = {"trade": "trades", "aggTrade": "trades", "bookTicker": "quotes",

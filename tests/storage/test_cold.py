@@ -17,6 +17,7 @@ from helpers import write_capture
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rtcap.accel import speedups
 from rtcap.cli import main
 from rtcap.codecs import BinanceCodec, DecodeError
 from rtcap.models import DepthUpdate, Frame, Quote, Trade
@@ -24,7 +25,14 @@ from rtcap.simulator import MarketSimulator
 from rtcap.storage.compact import compact, is_cold_file
 from rtcap.storage.importer import import_lines
 from rtcap.storage.integrity import open_capture, read_frames
-from rtcap.storage.shapes import render, typed_columns
+from rtcap.storage.schema import SHAPES_KEY
+from rtcap.storage.shapes import (
+    _compiled_render,
+    render,
+    render_by_columns,
+    shapes_from_json,
+    typed_columns,
+)
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -180,12 +188,19 @@ def _text(value) -> str:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(binance_frames(), min_size=1, max_size=40))
-def test_generated_frames_with_awkward_numbers_read_back_exactly(payloads):
+@given(st.lists(binance_frames(), min_size=1, max_size=40), st.randoms(use_true_random=False))
+def test_generated_frames_with_awkward_numbers_read_back_exactly(payloads, random):
     original = pa.array(payloads, pa.binary())
     columns, shapes = typed_columns(original)
     kept = pc.if_else(pc.is_null(columns["shape"]), original, pa.scalar(None, pa.binary()))
     assert render(columns, shapes, kept).to_pylist() == payloads
+    # the compiled renderer (where built) and the pyarrow one give the same bytes, in any order
+    assert render_by_columns(columns, shapes, kept).to_pylist() == payloads
+    order = random.sample(range(len(payloads)), len(payloads))
+    in_order = render(columns, shapes, kept, pa.array(order, pa.uint64()))
+    assert in_order.to_pylist() == [payloads[i] for i in order]
+    if speedups is not None:
+        assert _compiled_render(columns, shapes, kept, None) is not None
     # a typed frame's values are the codec's: its prices and sizes as the codec's floats
     for payload, row in zip(payloads, pa.table(columns).to_pylist(), strict=True):
         if row["message"] in ("trade", "bookTicker"):
@@ -195,6 +210,39 @@ def test_generated_frames_with_awkward_numbers_read_back_exactly(payloads):
                 typed = row[name] / 10 ** row[f"{name}_scale"]
                 codec = events[0].price if row["message"] == "trade" else events[0].bid
                 assert typed == codec
+
+
+def test_the_compiled_renderer_hands_back_what_it_cannot_read(tmp_path):
+    """On a real compacted file the compiled renderer gives the pyarrow renderer's bytes; a
+    row whose shape needs a value that is missing, or a column of another type (a damaged or
+    hand-made file), is not guessed at: it returns nothing and the pyarrow path renders the
+    table."""
+    capture = tmp_path / "cap"
+    import_lines(FIXTURES / "binance-usdm" / "ethusdt_20240808_1min.gz", capture, "hftbacktest")
+    compact(capture)
+    (path,) = capture_files(capture)
+    table = pq.read_table(path)
+    shapes = shapes_from_json(table.schema.metadata[SHAPES_KEY])
+    columns = {name: table.column(name) for name in table.column_names}
+    reference = render_by_columns(columns, shapes, table.column("payload"))
+    assert render(columns, shapes, table.column("payload")).equals(reference)
+    assert sorted(reference.to_pylist()) == sorted(p for _, p in lines_of(
+        FIXTURES / "binance-usdm" / "ethusdt_20240808_1min.gz"))  # fmt: skip
+    if speedups is not None:
+        assert _compiled_render(columns, shapes, table.column("payload"), None) is not None
+    trade = pc.index(table.column("message").cast(pa.string()), "trade").as_py()
+    assert trade >= 0
+    prices = table.column("price").combine_chunks().to_pylist()
+    prices[trade] = None
+    damaged = {**columns, "price": pa.array(prices, pa.int64())}
+    assert _compiled_render(damaged, shapes, table.column("payload"), None) is None
+    rendered = render(damaged, shapes, table.column("payload"))
+    assert rendered.equals(render_by_columns(damaged, shapes, table.column("payload")))
+    assert rendered[trade].as_py() is None and rendered.null_count == 1
+    # a column of another type than the cold schema's: left to pyarrow, which reads it as text
+    as_text = {**columns, "trade_id": pc.cast(table.column("trade_id"), pa.string())}
+    assert _compiled_render(as_text, shapes, table.column("payload"), None) is None
+    assert render(as_text, shapes, table.column("payload")).equals(reference)
 
 
 def test_compaction_keeps_replay_verify_and_books_identical(tmp_path):
@@ -282,6 +330,33 @@ def test_sql_views_read_the_typed_columns_as_they_decoded_the_json(tmp_path):
     typed = cold.execute("select count(*) from typed_rows").fetchone()[0]
     assert typed == len(lines_of(source))
     assert hot.execute("select count(*) from typed_rows").fetchone()[0] == 0
+
+
+def test_the_rows_no_typed_column_holds_stay_in_the_views_that_read_them(tmp_path):
+    """A compacted file whose frames are all typed is left out of the views over raw frames
+    (lifecycle, gaps, the JSON decoders), as its footer shows; one with connection rows is
+    not, and its rows read as they did hot."""
+    from rtcap.analysis.views import connect
+
+    lines = lines_of(FIXTURES / "binance-usdm" / "ethusdt_20240808_1min.gz")[:3000]
+    opened = orjson.dumps({"url": "wss://fstream.binance.com/stream"})
+    frames = [
+        Frame(0, lines[0][0] - 1, 0, 1, "binance", "open", opened),
+        *(Frame(0, ns, 0, 1, "binance", "text", payload) for ns, payload in lines),
+        Frame(0, lines[-1][0] + 1, 0, 1, "binance", "close", orjson.dumps({"code": 1000})),
+    ]
+    for name in ("hot", "cold"):
+        write_capture(tmp_path / name, frames).close()
+    compact(tmp_path / "cold")
+    queries = (
+        "select seq, kind, detail from lifecycle order by seq",
+        "select count(*), sum(price * volume) from trades",
+        "select count(*), sum(bytes) from frames",
+    )
+    hot, cold = connect([tmp_path / "hot"]), connect([tmp_path / "cold"])
+    for query in queries:
+        assert cold.execute(query).fetchall() == hot.execute(query).fetchall(), query
+    assert [kind for _, kind, _ in cold.execute(queries[0]).fetchall()] == ["open", "close"]
 
 
 def test_rtcap_open_hands_the_views_out_as_lazy_polars_frames(tmp_path):
