@@ -29,6 +29,7 @@ from rtcap.cli.options import CAPTURE, DURATION, Duration, split_list, timeframe
 from rtcap.cli.serving import stop_on_signals
 
 if TYPE_CHECKING:
+    from rtcap.capture.compaction import ClosedDayCompactions
     from rtcap.capture.recorder import Recorder
     from rtcap.capture.roll import RollSchedule
     from rtcap.storage.remote import Uploader
@@ -185,6 +186,14 @@ def _bars(ctx, param, value):
     type=click.IntRange(min=1),
     help="For a URI capture that rolls: the days kept in local staging (the open day counts); "
     "older ones are removed once the store holds them whole (manifest and every file's sha256).",
+)
+@click.option(
+    "--compact/--no-compact",
+    default=True,
+    show_default=True,
+    help="Compact each capture a roll closes (`rtcap compact`: typed columns, about half the "
+    "size of gzip) in a child process at low CPU priority while recording goes on. A "
+    "capture recorded to a URI is uploaded as it seals and stays as it was sealed.",
 )
 @click.option(
     "--roll-every",
@@ -363,6 +372,7 @@ def _recording(params: dict[str, Any]) -> Callable[[asyncio.Event | None], Await
         sends=list(params["sends"]),
         seed=params["seed"],
         rate=params["rate"],
+        compact=params["compact"],
     )
     add_secret_names(list(params["redact_names"]))
     writer_options = dict(
@@ -418,6 +428,7 @@ async def _record(
     dataset: tuple[str | Path, str] | None = None,
     staging: tuple[Path | None, int] = (None, 1),
 ) -> str:
+    from rtcap.capture.compaction import ClosedDayCompactions
     from rtcap.capture.feeds import (
         local_gateway_feed,
     )
@@ -482,8 +493,14 @@ async def _record(
             await asyncio.to_thread(drop_local_copy, gone)
             uploaders.pop(gone, None)
 
+    # a URI's sealed files are uploaded as they seal: its days stay as sealed
+    compactions = ClosedDayCompactions() if options["compact"] and uploader is None else None
+
     async def after_close(old: CaptureWriter) -> None:
-        await prune(old.path, max(0, keep_local - 1))  # the open day counts as one
+        if compactions is not None:
+            compactions.start(old.path)
+        else:
+            await prune(old.path, max(0, keep_local - 1))  # the open day counts as one
 
     recorder = Recorder(
         feeds,
@@ -497,7 +514,7 @@ async def _record(
         max_frames=max_frames,
         roll=roll,
         next_writer=next_writer,
-        after_close=after_close if uploader is not None else None,
+        after_close=after_close if uploader is not None or compactions is not None else None,
     )
     recorder.uploader = uploader
     # Before anything is on disk: a SIGTERM from the moment the capture exists seals it.
@@ -548,6 +565,13 @@ async def _record(
             await metrics_server.stop()
         if embedded is not None:
             await embedded.stop()
+        if compactions is not None:
+            for capture_left in await compactions.stop():
+                click.echo(
+                    f"warning: compacting {capture_left} stopped with the recording; it is "
+                    f"whole: run `rtcap compact {capture_left}` to finish",
+                    err=True,
+                )
     manifest = writer.manifest
     gaps = gap_count(manifest)
     where = writer.path
@@ -572,12 +596,18 @@ async def _record(
             f"recorded {recorder.rows} rows ({recorder.data_frames} data frames) into {where} "
             f"and {recorder.rolls} capture(s) after it (rolled; the last is {last}), "
             f"{recorder.status()['reconnects']} reconnects{_contract_rolls(recorder)}"
+            f"{_compacted(compactions)}"
         )
     return (
         f"recorded {manifest['frames']} rows ({recorder.data_frames} data frames) into "
         f"{where}: {len(manifest['segments'])} segments, {gaps} gaps, "
         f"{recorder.status()['reconnects']} reconnects{_contract_rolls(recorder)}"
     )
+
+
+def _compacted(compactions: ClosedDayCompactions | None) -> str:
+    done = [ended for ended in compactions.ended if ended.code == 0] if compactions else []
+    return f", {len(done)} closed capture(s) compacted" if done else ""
 
 
 def _contract_rolls(recorder: Recorder) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import threading
 import time
 from datetime import time as clock_time
@@ -21,6 +22,7 @@ from helpers import replayed
 from rtcap.capture.roll import RollSchedule, next_capture, parse_roll
 from rtcap.cli import main
 from rtcap.replay.source import Replay
+from rtcap.storage.compact import is_cold_file
 from rtcap.storage.integrity import read_frames
 from rtcap.timeutil import parse_iso_ns
 
@@ -129,3 +131,42 @@ def test_a_rolling_recording_equals_an_uninterrupted_one(tmp_path):
     inner = [line for line in rolled if low < second(line) < high]
     assert len(inner) >= 8
     assert inner == [line for line in whole if low < second(line) < high]
+
+
+def test_a_rolling_recording_compacts_each_day_it_closes(tmp_path):
+    """Each capture a roll closes is compacted by a low-priority child while recording goes on;
+    stopping interrupts a compaction still running, and every capture is whole either way."""
+    sim = harness.start_sim(rate=300)
+    root = tmp_path / "rolled"
+    roller = harness.start_recorder(root / "cap", sim, "--roll-every", "1s")
+    try:
+        harness.wait_for_journal(root / "cap", roller)
+        deadline = time.monotonic() + 90
+
+        def compacted_days() -> int:
+            manifests = [c / "manifest.json" for c in root.iterdir()]
+            return sum(1 for m in manifests if m.exists() and "cold" in harness.manifest(m.parent))
+
+        while compacted_days() < 2:  # the first day's child has surely ended by the second's
+            assert roller.poll() is None and time.monotonic() < deadline, "never compacted"
+            time.sleep(0.1)
+    finally:
+        code, out, err = harness.stop(roller)
+        sim.stop()
+    assert code == 0, err
+    compacted = re.search(r"(\d+) closed capture\(s\) compacted", out)
+    assert compacted and int(compacted.group(1)) >= 1, out
+    first = harness.manifest(root / "cap")
+    assert first["status"] != "recording" and first["cold"]["form"] == "typed/1"
+    files = [root / "cap" / f["path"] for s in first["segments"] for f in s["files"]]
+    assert files and all(is_cold_file(f) for f in files)
+    frames = list(read_frames(root / "cap"))
+    assert len(frames) == first["frames"] > 100
+    assert orjson.loads(frames[-1].payload)["event"] == "rolled"
+    captures = sorted(root.iterdir(), key=lambda p: (len(p.name), p.name))
+    assert len(captures) >= 2
+    for capture in captures:  # compacted, interrupted or never started: each whole
+        assert len(list(read_frames(capture))) == harness.manifest(capture)["frames"]
+        assert not [p for p in capture.rglob("*") if p.name.endswith(".tmp")]
+        verified = CliRunner().invoke(main, ["verify", str(capture), "--speed", "50x"])
+        assert verified.exit_code == 0, (capture, verified.output)
