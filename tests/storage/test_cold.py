@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 from pathlib import Path
 
 import orjson
@@ -36,10 +37,9 @@ from rtcap.storage.shapes import (
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-REAL = [
-    *sorted(FIXTURES.glob("binance-*/*.gz")),
-    *sorted(SHARED_DATA.glob("binance-*/*.gz")),
-]
+SLICES = sorted(FIXTURES.glob("binance-*/*.gz"))
+WHOLE = sorted(SHARED_DATA.glob("binance-*/*.gz"))
+SHORT_LINES = 5_000  # of each whole capture, outside --run-slow
 
 
 def run(*args):
@@ -59,9 +59,24 @@ def capture_files(capture: Path) -> list[Path]:
     return [capture / f["path"] for s in manifest["segments"] for f in s["files"]]
 
 
-@pytest.mark.parametrize("source", REAL, ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("source", SLICES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_real_frame_reads_back_byte_for_byte_after_compaction(source, tmp_path):
-    capture = tmp_path / "cap"
+    compacts_byte_for_byte(source, tmp_path / "cap")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", WHOLE, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_the_whole_real_captures_read_back_byte_for_byte(source, tmp_path, full_length):
+    """The captures in ../shared/data whole under --run-slow, their first lines otherwise."""
+    if not full_length:
+        head = tmp_path / source.name
+        with gzip.open(source, "rb") as whole, gzip.open(head, "wb") as out:
+            out.writelines(itertools.islice(whole, SHORT_LINES))
+        source = head
+    compacts_byte_for_byte(source, tmp_path / "cap")
+
+
+def compacts_byte_for_byte(source: Path, capture: Path) -> None:
     import_lines(source, capture, "hftbacktest")
     before = capture_files(capture)
     (report,) = compact(capture)
