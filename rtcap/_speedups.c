@@ -1873,13 +1873,24 @@ static int string_at(const RCol *c, Py_ssize_t at, const char **s, Py_ssize_t *n
 }
 
 /* The decimal digits of v (not negative) at the end of text[24]; returns how many. */
+static const char DIGIT_PAIRS[] = "0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849"
+                                  "5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+
 static inline int digits_of(unsigned long long v, char *text) {
-    int n = 0;
-    do {
-        text[23 - n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    return n;
+    int at = 24;
+    while (v >= 100) { /* two digits a step */
+        unsigned pair = (unsigned)(v % 100) * 2;
+        v /= 100;
+        text[--at] = DIGIT_PAIRS[pair + 1];
+        text[--at] = DIGIT_PAIRS[pair];
+    }
+    if (v >= 10) {
+        text[--at] = DIGIT_PAIRS[v * 2 + 1];
+        text[--at] = DIGIT_PAIRS[v * 2];
+    } else {
+        text[--at] = (char)('0' + v);
+    }
+    return 24 - at;
 }
 
 static int put_int(Out *o, long long v) {
@@ -1912,18 +1923,32 @@ static int put_decimal(Out *o, long long v, long long sc, long long dg) {
     char buffer[24];
     int n = digits_of((unsigned long long)(m < 0 ? -m : m), buffer);
     const char *digits = buffer + 24 - n;
-    int total = n > dg ? n : (int)dg + 1; /* digits once zero-padded to one before the point */
-    int zeros = total - n, whole = total - (int)dg;
-    char text[48];
+    int shown = (int)dg;
+    if (out_reserve(o, 48) < 0) /* sign, 19 digits, point, up to 18 zeros */
+        return -1;
+    char *text = o->buf + o->len;
     int at = 0;
     if (m < 0)
         text[at++] = '-';
-    for (int k = 0; k < total; k++) {
-        if (k == whole && dg > 0)
-            text[at++] = '.';
-        text[at++] = k < zeros ? '0' : digits[k - zeros];
+    if (shown == 0) {
+        memcpy(text + at, digits, n);
+        at += n;
+    } else if (n > shown) { /* digits before the point, the point, the rest */
+        memcpy(text + at, digits, n - shown);
+        at += n - shown;
+        text[at++] = '.';
+        memcpy(text + at, digits + n - shown, shown);
+        at += shown;
+    } else { /* "0." then zeros up to the digits */
+        text[at++] = '0';
+        text[at++] = '.';
+        memset(text + at, '0', shown - n);
+        at += shown - n;
+        memcpy(text + at, digits, n);
+        at += n;
     }
-    return out_put(o, text, at);
+    o->len += at;
+    return 0;
 }
 
 /* One decimal from columns v, sc, dg at row i. */
