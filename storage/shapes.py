@@ -435,15 +435,8 @@ def _arrow_spec(array: pa.Array) -> tuple | None:
         return 1, 1, array.offset, 0, validity, values, None, None
     if pa.types.is_dictionary(kind):
         words, indices = array.dictionary, array.indices
-        if (
-            kind.index_type not in _INT_WIDTHS
-            or words.null_count
-            or words.type
-            not in (
-                pa.string(),
-                pa.binary(),
-            )
-        ):
+        readable = words.type in (pa.string(), pa.binary()) and not words.null_count
+        if kind.index_type not in _INT_WIDTHS or not readable:
             return None
         _, offsets, data = words.buffers()
         validity, values = indices.buffers()
