@@ -165,9 +165,10 @@ def _register(con: duckdb.DuckDBPyConnection, name: str, data) -> str:
 def _frames(
     con: duckdb.DuckDBPyConnection, captures: list[Labelled], include_open: bool = False
 ) -> None:
-    parts: list[tuple[str, str]] = []  # (a SELECT with PAYLOAD in it, its payload expression)
+    # (a SELECT with PAYLOAD in it, its payload expression, whether it holds frames no typed
+    # column holds: raw frames, message null)
+    parts: list[tuple[str, str, bool]] = []
     typed = []
-    untyped = set()  # the parts that hold frames no typed column holds (message null)
     for index, (capture, name_of_capture) in enumerate(captures):
         manifest = capture_manifest(capture, include_open=include_open)
         files = [str(check_file(capture, entry)) for entry in segment_files(manifest)]
@@ -183,10 +184,9 @@ def _frames(
                     f"{PAYLOAD} AS payload, target, symbol, exch_ns, "
                     f"CAST(message AS VARCHAR) AS message FROM {name})",
                     _payload_function(con, f"_render_{index}_{number}", file),
+                    _nulls(file, "message") > 0,
                 )
             )
-            if _nulls(file, "message"):
-                untyped.add(len(parts) - 1)
             typed.append(
                 f"SELECT {_quote(name_of_capture)} AS capture, "
                 "make_timestamptz(recv_ns // 1000) AS recv_time, "
@@ -210,6 +210,7 @@ def _frames(
                     f"{_quote(name_of_capture)} AS capture, {columns}, mono_ns, {conn}, stream, kind, "
                     f"payload, target, symbol, exch_ns, NULL::VARCHAR AS message FROM {name})",
                     "payload",
+                    True,
                 )
             )  # the UTC date of the receive time is the date=… partition the row is in
         journaled = list(journal_tables(capture, manifest.get("last_seq"))) if include_open else []
@@ -223,6 +224,7 @@ def _frames(
                     f"stream, kind, payload, target, symbol, exch_ns, NULL::VARCHAR AS message "
                     f"FROM {name})",
                     "payload",
+                    True,
                 )
             )
     empty = (
@@ -236,12 +238,9 @@ def _frames(
     # shapes, for the frames view), one with the payloads as stored (null where a shape renders
     # it), which the JSON views parse: typed frames are read from their columns (typed_rows),
     # never rendered to JSON to be parsed again, and those views never bind the rendering.
-    rendered = [part.replace(PAYLOAD, payload) for part, payload in parts]
-    stored = [  # a compacted file whose every frame is typed has nothing for the JSON views
-        part.replace(PAYLOAD, "payload")
-        for number, (part, payload) in enumerate(parts)
-        if payload == "payload" or number in untyped
-    ]
+    rendered = [part.replace(PAYLOAD, payload) for part, payload, _ in parts]
+    # a compacted file whose every frame is typed has nothing for the JSON views
+    stored = [part.replace(PAYLOAD, "payload") for part, _, raw in parts if raw]
     con.execute(f"CREATE VIEW frames_raw AS {' UNION ALL BY NAME '.join(rendered) or empty}")
     con.execute(f"CREATE VIEW frames_stored AS {' UNION ALL BY NAME '.join(stored) or empty}")
     _typed(con, typed)
