@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 
 from rtcap import lifecycle
 from rtcap.analysis.booktable import BOOK_SCHEMA
+from rtcap.codecs import projectx as projectx_codec
 from rtcap.instruments import sql_symbol_case
 from rtcap.storage.compact import is_cold_file
 from rtcap.storage.dataset import chosen, find_captures, is_capture, label, refuse_duplicates
@@ -190,7 +191,7 @@ def _frames(
             typed.append(
                 f"SELECT {_quote(name_of_capture)} AS capture, "
                 "make_timestamptz(recv_ns // 1000) AS recv_time, "
-                f"CAST(message AS VARCHAR) AS message, * EXCLUDE (payload, message) FROM {name}"
+                f"CAST(message AS VARCHAR) AS message, {_cold_columns(file)} FROM {name}"
                 " WHERE message IS NOT NULL"
             )
         for current, version_files in _by_version(files, FRAME_SCHEMA):
@@ -280,6 +281,17 @@ def _frames(
     """)
 
 
+def _cold_columns(file: str) -> str:
+    """Every column of the cold form but payload and message, as a file of any typed/N form
+    reads: a column its form did not have yet is NULL."""
+    present = set(pq.read_schema(file).names)
+    return ", ".join(
+        f.name if f.name in present else f"NULL::{_sql_type(f.type)} AS {f.name}"
+        for f in COLD_SCHEMA
+        if f.name not in ("payload", "message")
+    )
+
+
 def _nulls(file: str, column: str) -> int:
     """The nulls of ``column`` in a Parquet file, from its footer's statistics (every row
     when a row group has none)."""
@@ -336,22 +348,41 @@ def _typed(con: duckdb.DuckDBPyConnection, parts: list[str]) -> None:
         + " WHERE false"
     )
     con.execute(f"CREATE VIEW typed_rows AS {' UNION ALL BY NAME '.join(parts) or empty}")
-    common = """capture, seq, recv_time, CAST(instrument AS VARCHAR) AS instrument,
+    common = """capture, seq, recv_time, 'binance' AS source,
+               CAST(instrument AS VARCHAR) AS instrument,
                CASE WHEN target IS NOT NULL THEN lower(symbol) || '@' || target END AS contract"""
+    # a ProjectX frame's symbol column is its contract id; items are one row each
+    projectx = f"""capture, seq, recv_time, 'projectx' AS source,
+               {sql_symbol_case("symbol")} AS instrument, symbol AS contract"""
+    item_time = "make_timestamptz(unnest(item_ns) // 1000)"
     con.execute(f"""
         CREATE VIEW typed_trades AS
-        SELECT {common}, price / pow(10, price_scale) AS price, qty / pow(10, qty_scale) AS volume,
+        SELECT {common}, 1 AS print_index, price / pow(10, price_scale) AS price,
+               qty / pow(10, qty_scale) AS volume,
                CASE WHEN maker THEN 'sell' ELSE 'buy' END AS side,
                make_timestamptz(time_ms * 1000) AS exch_time, trade_id
         FROM typed_rows WHERE message IN ('trade', 'aggTrade')
+        UNION ALL
+        SELECT {projectx}, generate_subscripts(item_price, 1),
+               unnest(item_price) / pow(10, item_price_scale),
+               CAST(unnest(item_volume) AS DOUBLE),
+               {_sides("unnest(item_type)", projectx_codec.TRADE_SIDES)},
+               {item_time}, NULL
+        FROM typed_rows WHERE message = '{projectx_codec.TRADE}'
     """)
     con.execute(f"""
         CREATE VIEW typed_quotes AS
         SELECT {common}, bid / pow(10, bid_scale) AS bid, ask / pow(10, ask_scale) AS ask,
                bid_qty / pow(10, bid_qty_scale) AS bid_size,
-               ask_qty / pow(10, ask_qty_scale) AS ask_size,
+               ask_qty / pow(10, ask_qty_scale) AS ask_size, NULL::DOUBLE AS last,
+               NULL::DOUBLE AS session_volume,
                CASE WHEN time_ms IS NOT NULL THEN make_timestamptz(time_ms * 1000) END AS exch_time
         FROM typed_rows WHERE message = 'bookTicker'
+        UNION ALL
+        SELECT {projectx}, bid / pow(10, bid_scale), ask / pow(10, ask_scale), NULL, NULL,
+               last / pow(10, last_scale), CAST(session_volume AS DOUBLE),
+               make_timestamptz(coalesce(quote_ns, updated_ns) // 1000)
+        FROM typed_rows WHERE message = '{projectx_codec.QUOTE}'
     """)
     side = """{common}, '{side}' AS side,
                unnest({side}_prices) / pow(10, {side}_price_scale) AS price,
@@ -365,7 +396,18 @@ def _typed(con: duckdb.DuckDBPyConnection, parts: list[str]) -> None:
         SELECT {side.format(common=common, side="bid")}
         UNION ALL
         SELECT {side.format(common=common, side="ask")}
+        UNION ALL
+        SELECT {projectx}, {_sides("unnest(item_type)", projectx_codec.DEPTH_SIDES, "'other'")},
+               unnest(item_price) / pow(10, item_price_scale), CAST(unnest(item_volume) AS DOUBLE),
+               {item_time}, NULL, NULL, false
+        FROM typed_rows WHERE message = '{projectx_codec.DEPTH}'
     """)
+
+
+def _sides(number: str, sides: dict[int, str], otherwise: str = "NULL") -> str:
+    """The side a ProjectX ``type`` number means (the codec's table), in SQL."""
+    cases = " ".join(f"WHEN {value} THEN '{side}'" for value, side in sides.items())
+    return f"CASE {number} {cases} ELSE {otherwise} END"
 
 
 def _sql_type(kind: pa.DataType) -> str:
@@ -420,7 +462,7 @@ def _market_views(con: duckdb.DuckDBPyConnection) -> None:
         SELECT capture, seq, record_index, print_index, recv_time, 'projectx' AS source,
                {instrument} AS symbol, contract,
                CAST(t ->> '$.price' AS DOUBLE) AS price, CAST(t ->> '$.volume' AS DOUBLE) AS volume,
-               CASE t ->> '$.type' WHEN '0' THEN 'buy' WHEN '1' THEN 'sell' END AS side,
+               {_sides("TRY_CAST(t ->> '$.type' AS INTEGER)", projectx_codec.TRADE_SIDES)} AS side,
                CAST(t ->> '$.timestamp' AS TIMESTAMPTZ) AS exch_time, NULL::BIGINT AS trade_id
         FROM (SELECT s.*, p.t, p.print_index FROM signalr_records s,
                      unnest(from_json(CASE WHEN json_type(body) = 'ARRAY' THEN body ELSE json_array(body) END, '["JSON"]'))
@@ -434,8 +476,8 @@ def _market_views(con: duckdb.DuckDBPyConnection) -> None:
                CAST(coalesce(data ->> '$.t', data ->> '$.a') AS BIGINT)
         FROM binance_messages WHERE (data ->> '$.e') IN ('trade', 'aggTrade')
         UNION ALL
-        SELECT capture, seq, 1, 1, recv_time, 'binance', instrument, contract, price, volume,
-               side, exch_time, trade_id
+        SELECT capture, seq, 1, print_index, recv_time, source, instrument, contract, price,
+               volume, side, exch_time, trade_id
         FROM typed_trades
     """)
     con.execute(f"""
@@ -457,16 +499,15 @@ def _market_views(con: duckdb.DuckDBPyConnection) -> None:
         WHERE ((data ->> '$.e') = 'bookTicker'
                OR ((data ->> '$.e') IS NULL AND json_exists(data, '$.u') AND json_exists(data, '$.b')))
         UNION ALL
-        SELECT capture, seq, recv_time, 'binance', instrument, contract, bid, ask, bid_size,
-               ask_size, NULL, NULL, exch_time
+        SELECT capture, seq, recv_time, source, instrument, contract, bid, ask, bid_size,
+               ask_size, last, session_volume, exch_time
         FROM typed_quotes
     """)
     con.execute(f"""
         CREATE VIEW depth AS
         SELECT capture, seq, recv_time, 'projectx' AS source, {instrument} AS symbol, contract,
-               CASE CAST(l ->> '$.type' AS INTEGER) WHEN 1 THEN 'ask' WHEN 3 THEN 'ask'
-                    WHEN 10 THEN 'ask' WHEN 2 THEN 'bid' WHEN 4 THEN 'bid' WHEN 9 THEN 'bid'
-                    WHEN 5 THEN 'trade' WHEN 6 THEN 'reset' ELSE 'other' END AS side,
+               {_sides("TRY_CAST(l ->> '$.type' AS INTEGER)", projectx_codec.DEPTH_SIDES, "'other'")}
+                   AS side,
                CAST(l ->> '$.price' AS DOUBLE) AS price,
                CAST(coalesce(l ->> '$.volume', l ->> '$.size') AS DOUBLE) AS volume,
                CAST(l ->> '$.timestamp' AS TIMESTAMPTZ) AS exch_time,
@@ -502,7 +543,7 @@ def _market_views(con: duckdb.DuckDBPyConnection) -> None:
             FROM binance_messages WHERE (data ->> '$.e') = 'depthUpdate' OR json_exists(data, '$.lastUpdateId')
         )
         UNION ALL
-        SELECT capture, seq, recv_time, 'binance', instrument, contract, side, price, volume,
+        SELECT capture, seq, recv_time, source, instrument, contract, side, price, volume,
                exch_time, first_update_id, update_id, snapshot
         FROM typed_depth
     """)

@@ -11,14 +11,18 @@ each against a baseline measured in the same run, on the real Binance captures.
 3. Replay at max speed (``rtcap replay``'s loop: every frame through the pipeline, events on the
    bus) of that capture, compacted against hot.
 4. Compaction throughput against ``rtcap import`` of the same file, in frames per second.
+5. ProjectX (no real capture is at hand: the seeded simulated market, MNQ and ES): size hot and
+   compacted against gzip-6 of its ``<ns> <frame>`` lines, frames kept raw, and replay at max
+   speed compacted against hot.
 
-    python bench/cold.py [--times 10] [--runs 3]
+    python bench/cold.py [--times 10] [--runs 3] [--projectx-seconds 600]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gzip
 import io
 import shutil
@@ -30,10 +34,12 @@ from timing import best_of_interleaved
 
 from replay import through_replay_command
 from rtcap.analysis.views import connect
+from rtcap.simulator import MarketSimulator
 from rtcap.storage.compact import compact, table_sizes
 from rtcap.storage.importer import import_lines
 from rtcap.storage.integrity import open_capture
 from rtcap.storage.segments import SEAL_LEVEL
+from rtcap.storage.writer import CaptureWriter
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared" / "data"
@@ -159,15 +165,58 @@ def at_scale(work: Path, times: int, runs: int) -> None:
     )
 
 
+def simulated(capture: Path, seconds: int) -> bytes:
+    """A closed capture of the simulated ProjectX market; returns its ``<ns> <frame>`` lines."""
+    writer = CaptureWriter(capture, source={"kind": "simulated"}, fsync="never")
+    writer.open()
+    lines = []
+    for frame in MarketSimulator(7, ["MNQ", "ES"], rate=200).frames(duration_s=seconds):
+        writer.append(dataclasses.replace(frame, seq=0))  # the writer numbers its frames
+        lines.append(b"%d %s\n" % (frame.recv_ns, frame.payload))
+        if writer.pending >= 5000:
+            writer.flush()
+    writer.close()
+    return b"".join(lines)
+
+
+def projectx(work: Path, seconds: int, runs: int) -> None:
+    hot, cold = work / "px-hot", work / "px-cold"
+    raw = simulated(hot, seconds)
+    simulated(cold, seconds)
+    gz = gzip6(raw)
+    (report,) = compact(cold)
+    print(f"5. ProjectX, the simulated market: {report.frames:,} frames ({seconds} s)")
+    print(
+        f"   gzip-6 {gz / 1e6:6.2f} MB  hot zstd-{SEAL_LEVEL} {sealed_bytes(hot) / gz:.3f}  "
+        f"cold {sealed_bytes(cold) / gz:.3f}  ({report.typed:,} typed, {report.raw:,} kept raw)"
+    )
+    hot_replay, cold_replay = best_of_interleaved(
+        runs,
+        lambda: asyncio.run(through_replay_command(hot)),
+        lambda: asyncio.run(through_replay_command(cold)),
+    )
+    print(
+        f"   replay at max speed: hot {hot_replay:.3f} s, compacted {cold_replay:.3f} s "
+        f"({cold_replay / hot_replay:.2f}x the hot time)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--times", type=int, default=10, help="copies of the USD-M capture")
     parser.add_argument("--runs", type=int, default=3, help="best of this many runs")
+    parser.add_argument(
+        "--projectx-seconds", type=int, default=600, help="of the simulated market (0: none)"
+    )
+    parser.add_argument("--only-projectx", action="store_true", help="section 5 alone")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rtcap-cold-"))
     try:
-        sizes(work)
-        at_scale(work, args.times, args.runs)
+        if not args.only_projectx:
+            sizes(work)
+            at_scale(work, args.times, args.runs)
+        if args.projectx_seconds:
+            projectx(work, args.projectx_seconds, args.runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

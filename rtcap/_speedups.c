@@ -1767,7 +1767,7 @@ static PyObject *apply_levels(PyObject *module, PyObject *const *args, Py_ssize_
  * renders that table with the pure path. */
 
 typedef struct {
-    int kind;  /* 0 int, 1 bool, 2 dictionary string, 3 string/binary, 4 list of int64 */
+    int kind;  /* 0 int, 1 bool, 2 dictionary string, 3 string/binary, 4 list of ints */
     int width; /* of int values or dictionary indices */
     Py_ssize_t offset, child_offset;
     Py_buffer validity, values, offsets, data;
@@ -1986,8 +1986,8 @@ static int put_levels(Out *o, RCol *cols, const long *op, Py_ssize_t i) {
         return -1;
     for (Py_ssize_t k = 0; k < phi - plo; k++) {
         long long price, size;
-        if (read_at(&prices->values, 8, plo + k, &price) < 0 ||
-            read_at(&sizes->values, 8, slo + k, &size) < 0)
+        if (read_at(&prices->values, prices->width, plo + k, &price) < 0 ||
+            read_at(&sizes->values, sizes->width, slo + k, &size) < 0)
             return -1;
         if ((k > 0 && out_put(o, ",", 1) < 0) || out_put(o, "[\"", 2) < 0 ||
             put_decimal(o, price, psc, pdg) < 0 || out_put(o, "\",\"", 3) < 0 ||
@@ -1997,7 +1997,56 @@ static int put_levels(Out *o, RCol *cols, const long *op, Py_ssize_t i) {
     return out_put(o, "]", 1);
 }
 
-enum { OP_TEXT, OP_INT, OP_STRING, OP_BOOL, OP_DECIMAL, OP_LEVELS };
+/* Epoch ns (from 1970 to year 9999) as YYYY-MM-DDTHH:MM:SS with dg fraction digits (none: no
+ * point), as storage/shapes.py's time_text. */
+static int put_time(Out *o, long long ns, long long dg) {
+    if (ns < 0 || dg < 0 || dg > 9 || out_reserve(o, 32) < 0)
+        return -1;
+    long long seconds = ns / 1000000000LL, fraction = ns % 1000000000LL;
+    long long z = seconds / 86400 + 719468, rest = seconds % 86400; /* days since 0000-03-01 */
+    long long era = z / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    unsigned day = doy - (153 * mp + 2) / 5 + 1, month = mp < 10 ? mp + 3 : mp - 9;
+    long long year = (long long)yoe + era * 400 + (month <= 2);
+    if (year > 9999)
+        return -1;
+    char *t = o->buf + o->len;
+    unsigned fields[6] = {(unsigned)(year / 100), (unsigned)(year % 100), month, day,
+                          (unsigned)(rest / 3600), (unsigned)(rest / 60 % 60)};
+    static const char AFTER[6] = {0, '-', '-', 'T', ':', ':'};
+    int at = 0;
+    for (int f = 0; f < 6; f++) {
+        memcpy(t + at, DIGIT_PAIRS + fields[f] * 2, 2);
+        at += 2;
+        if (AFTER[f])
+            t[at++] = AFTER[f];
+    }
+    memcpy(t + at, DIGIT_PAIRS + (rest % 60) * 2, 2);
+    at += 2;
+    if (dg > 0) {
+        t[at++] = '.';
+        for (int k = 8; k >= 0; k--, fraction /= 10)
+            if (k < dg)
+                t[at + k] = (char)('0' + fraction % 10);
+        at += (int)dg;
+    }
+    o->len += at;
+    return 0;
+}
+
+/* Element k of row i's list in a list column. */
+static int item_int(const RCol *c, Py_ssize_t i, Py_ssize_t k, long long *out) {
+    Py_ssize_t lo, hi;
+    if (list_bounds(c, i, &lo, &hi) < 0 || k >= hi - lo)
+        return -1;
+    return read_at(&c->values, c->width, lo + k, out);
+}
+
+enum { OP_TEXT, OP_INT, OP_STRING, OP_BOOL, OP_DECIMAL, OP_LEVELS, OP_TIME, OP_ITEMS,
+       OP_ITEM_INT, OP_ITEM_DECIMAL, OP_ITEM_TIME };
 #define OP_WIDTH 7 /* an op and up to six column numbers */
 
 static int put_hole(Out *o, RCol *cols, const long *op, Py_ssize_t i) {
@@ -2027,6 +2076,32 @@ static int put_hole(Out *o, RCol *cols, const long *op, Py_ssize_t i) {
         return put_decimal_column(o, cols, op[1], op[2], op[3], i);
     case OP_LEVELS:
         return put_levels(o, cols, op, i);
+    case OP_TIME: {
+        long long shown;
+        if (rcol_int(c, i, &value) < 0 || rcol_int(&cols[op[2]], i, &shown) < 0)
+            return -1;
+        return put_time(o, value, shown);
+    }
+    }
+    return -1;
+}
+
+/* One value of item k of row i (an item op: a hole of a message's item shape). */
+static int put_item_hole(Out *o, RCol *cols, const long *op, Py_ssize_t i, Py_ssize_t k) {
+    long long value, scale, shown;
+    if (item_int(&cols[op[1]], i, k, &value) < 0)
+        return -1;
+    switch (op[0]) {
+    case OP_ITEM_INT:
+        return put_int(o, value);
+    case OP_ITEM_DECIMAL:
+        if (rcol_int(&cols[op[2]], i, &scale) < 0 || item_int(&cols[op[3]], i, k, &shown) < 0)
+            return -1;
+        return put_decimal(o, value, scale, shown);
+    case OP_ITEM_TIME:
+        if (item_int(&cols[op[2]], i, k, &shown) < 0)
+            return -1;
+        return put_time(o, value, shown);
     }
     return -1;
 }
@@ -2070,15 +2145,25 @@ static int programs_init(Programs *p, PyObject *programs, Py_ssize_t columns) {
     for (Py_ssize_t s = 0; s < p->shapes; s++) {
         PyObject *ops = PyList_GET_ITEM(programs, s);
         p->starts[s] = at;
+        long items_left = 0;
         for (Py_ssize_t k = 0; k < PyList_GET_SIZE(ops); k++, at++) {
             PyObject *op = PyList_GET_ITEM(ops, k);
             if (!PyTuple_Check(op) || PyTuple_GET_SIZE(op) < 2 || PyTuple_GET_SIZE(op) > OP_WIDTH)
                 return -1;
             long *row = p->ops + at * OP_WIDTH;
-            static const Py_ssize_t SIZES[] = {2, 2, 2, 2, 4, 7}; /* each op's tuple length */
+            static const Py_ssize_t SIZES[] = {2, 2, 2, 2, 4, 7, 3, 3, 2, 4, 3}; /* tuple lengths */
             row[0] = PyLong_AsLong(PyTuple_GET_ITEM(op, 0));
-            if (row[0] < OP_TEXT || row[0] > OP_LEVELS || PyTuple_GET_SIZE(op) != SIZES[row[0]])
+            if (row[0] < OP_TEXT || row[0] > OP_ITEM_TIME || PyTuple_GET_SIZE(op) != SIZES[row[0]])
                 return -1;
+            /* item ops only inside an OP_ITEMS's span (its second field: how many follow) */
+            int is_item = row[0] >= OP_ITEM_INT;
+            if (items_left > 0) {
+                items_left--;
+                if (row[0] != OP_TEXT && !is_item)
+                    return -1;
+            } else if (is_item) {
+                return -1;
+            }
             if (row[0] == OP_TEXT) {
                 PyObject *text = PyTuple_GET_ITEM(op, 1); /* kept alive by the caller's list */
                 if (!PyBytes_Check(text))
@@ -2089,14 +2174,38 @@ static int programs_init(Programs *p, PyObject *programs, Py_ssize_t columns) {
             }
             for (Py_ssize_t f = 1; f < PyTuple_GET_SIZE(op); f++) {
                 row[f] = PyLong_AsLong(PyTuple_GET_ITEM(op, f));
-                if (row[f] < 0 || row[f] >= columns)
+                long bound = row[0] == OP_ITEMS && f == 2 ? PyList_GET_SIZE(ops) - k : columns;
+                if (row[f] < 0 || row[f] >= bound)
                     return -1;
             }
             if (PyErr_Occurred())
                 return -1;
+            if (row[0] == OP_ITEMS)
+                items_left = row[2];
         }
     }
     p->starts[p->shapes] = at;
+    return 0;
+}
+
+/* A message's items (the OP_ITEMS op at `at`, its item ops after it): each item's shape filled
+ * with its elements, joined by commas. */
+static int put_items(Out *out, RCol *cols, const Programs *programs, Py_ssize_t at, Py_ssize_t i) {
+    const long *items = programs->ops + at * OP_WIDTH;
+    Py_ssize_t lo, hi;
+    if (list_bounds(&cols[items[1]], i, &lo, &hi) < 0)
+        return -1;
+    for (Py_ssize_t k = 0; k < hi - lo; k++) {
+        if (k > 0 && out_put(out, ",", 1) < 0)
+            return -1;
+        for (Py_ssize_t n = at + 1; n <= at + items[2]; n++) {
+            const long *op = programs->ops + n * OP_WIDTH;
+            int bad = op[0] == OP_TEXT ? out_put(out, programs->text[n], programs->text_len[n])
+                                       : put_item_hole(out, cols, op, i, k);
+            if (bad < 0)
+                return -1;
+        }
+    }
     return 0;
 }
 
@@ -2117,8 +2226,14 @@ static int render_loop(Out *out, const int64_t *order, Py_ssize_t count, RCol *s
                 return -1;
             for (Py_ssize_t at = programs->starts[id]; at < programs->starts[id + 1]; at++) {
                 const long *op = programs->ops + at * OP_WIDTH;
-                int bad = op[0] == OP_TEXT ? out_put(out, programs->text[at], programs->text_len[at])
-                                           : put_hole(out, cols, op, i);
+                int bad;
+                if (op[0] == OP_TEXT)
+                    bad = out_put(out, programs->text[at], programs->text_len[at]);
+                else if (op[0] == OP_ITEMS) {
+                    bad = put_items(out, cols, programs, at, i);
+                    at += op[2];
+                } else
+                    bad = put_hole(out, cols, op, i);
                 if (bad < 0)
                     return -1;
             }
@@ -2182,6 +2297,19 @@ static int ops_fit(const Programs *p, const RCol *cols) {
         case OP_LEVELS:
             fits = cols[op[1]].kind == 4 && cols[op[4]].kind == 4 && cols[op[2]].kind == 0 &&
                    cols[op[3]].kind == 0 && cols[op[5]].kind == 0 && cols[op[6]].kind == 0;
+            break;
+        case OP_TIME:
+            fits = cols[op[1]].kind == 0 && cols[op[2]].kind == 0;
+            break;
+        case OP_ITEMS:
+        case OP_ITEM_INT:
+            fits = cols[op[1]].kind == 4;
+            break;
+        case OP_ITEM_DECIMAL:
+            fits = cols[op[1]].kind == 4 && cols[op[2]].kind == 0 && cols[op[3]].kind == 4;
+            break;
+        case OP_ITEM_TIME:
+            fits = cols[op[1]].kind == 4 && cols[op[2]].kind == 4;
             break;
         default:
             fits = 0;
@@ -2299,7 +2427,10 @@ static PyMethodDef methods[] = {
      "The payloads of rows order[0..count) (an int64 buffer) of a cold table: shape s's "
      "programs[s], a list of ops (0, text), (1, c) int, (2, c) string, (3, c) bool, (4, v, sc, "
      "dg) decimal, (5, prices, price_scale, price_digits, sizes, size_scale, size_digits) "
-     "levels over the columns in specs, each (kind, width, offset, child_offset, validity, "
+     "levels, (6, ns, dg) time, (7, list, n) items: the n ops after it once per element of "
+     "list, joined by commas, being texts and (8, list) int, (9, list, sc, dg_list) decimal, "
+     "(10, list, dg_list) time of each item; over the columns in specs, each (kind, width, "
+     "offset, child_offset, validity, "
      "values, offsets, data); rows with a null shape give their payload. Returns the int32 "
      "offsets and the data of a binary array, or None when a row is outside what it reads."},
     {NULL, NULL, 0, NULL},

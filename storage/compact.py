@@ -43,8 +43,10 @@ from rtcap.storage.schema import (
 from rtcap.storage.segments import free_name, publish, sha256_file
 from rtcap.storage.shapes import (
     INT,
+    ITEM_TIME,
     LEVELS,
     STRING,
+    TIME,
     VALUE_KINDS,
     column_table,
     level_columns,
@@ -52,7 +54,7 @@ from rtcap.storage.shapes import (
     typed_columns,
 )
 
-FORM = "typed/1"
+FORM = "typed/2"
 COLD_LEVEL = 19
 COLD_ROW_GROUP_ROWS = 200_000  # a Spark task reads one row group at most (analysis.sparkplan)
 # Ascending or slowly moving integers (the frame's own and every integer field of the codec's
@@ -67,8 +69,14 @@ COLD_ENCODINGS: dict[str, str] = {
             "recv_ns",
             "mono_ns",
             "exch_ns",
-            *(field for field, kind in VALUE_KINDS.items() if kind == INT),
+            *(field for field, kind in VALUE_KINDS.items() if kind in (INT, TIME)),
         ]
+    },
+    # ProjectX items' times: one message's items mostly share a stamp, messages follow on
+    **{
+        f"{field}.list.element": "DELTA_BINARY_PACKED"
+        for field, kind in VALUE_KINDS.items()
+        if kind == ITEM_TIME
     },
     **{
         f"{values}.list.element": "BYTE_STREAM_SPLIT"

@@ -29,7 +29,7 @@ from rtcap.storage.manifest import BARS_NAME
 from rtcap.storage.placement import Placement, placement_from_path, placement_of
 from rtcap.storage.schema import (
     BAR_SCHEMA,
-    COLD_SCHEMA,
+    COLD_SCHEMAS,
     FRAME_SCHEMA,
     bars_v2,
     frames_v2,
@@ -226,7 +226,7 @@ def _current(directory: Path, entry: dict | str, schema: pa.Schema) -> bool:
     """Whether a listed file is in ``schema`` (a compacted segment is current too)."""
     path = check_file(directory, entry)
     return written_as(path, schema) or (
-        schema.equals(FRAME_SCHEMA) and written_as(path, COLD_SCHEMA)
+        schema.equals(FRAME_SCHEMA) and any(written_as(path, cold) for cold in COLD_SCHEMAS)
     )
 
 

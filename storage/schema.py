@@ -23,7 +23,12 @@ import pyarrow.parquet as pq
 
 from rtcap.accel import speedups
 from rtcap.models import Bar, Frame
-from rtcap.storage.shapes import TYPED_FIELDS_ARROW, render, shapes_from_json
+from rtcap.storage.shapes import (
+    TYPED_FIELDS_ARROW,
+    TYPED_FIELDS_ARROW_V1,
+    render,
+    shapes_from_json,
+)
 
 DICT = pa.dictionary(pa.int32(), pa.string())
 MICROS_UTC = pa.timestamp("us", tz="UTC")
@@ -65,17 +70,21 @@ FRAME_SCHEMA_V1 = pa.schema(
 # ns columns truncated) and rows are grouped by message kind, in seq order within each: each
 # column then holds one kind's values in a run, which is what compresses (bench/cold.py).
 DERIVED_TIMES = {"recv_time": "recv_ns", "exch_time": "exch_ns"}
+_COLD_FRAME_FIELDS = [
+    f.with_nullable(True) if f.name == "payload" else f
+    for f in FRAME_SCHEMA
+    if f.name not in DERIVED_TIMES
+]
 COLD_SCHEMA = pa.schema(
-    [
-        f.with_nullable(True) if f.name == "payload" else f
-        for f in FRAME_SCHEMA
-        if f.name not in DERIVED_TIMES
-    ]
-    + TYPED_FIELDS_ARROW,
-    metadata={"rtcap.schema": "frames/2+typed/1"},
+    _COLD_FRAME_FIELDS + TYPED_FIELDS_ARROW, metadata={"rtcap.schema": "frames/2+typed/2"}
 )
+# typed/1 typed Binance messages only; typed/2 adds ProjectX's columns after its own
+COLD_SCHEMA_V1 = pa.schema(
+    _COLD_FRAME_FIELDS + TYPED_FIELDS_ARROW_V1, metadata={"rtcap.schema": "frames/2+typed/1"}
+)
+COLD_SCHEMAS = (COLD_SCHEMA, COLD_SCHEMA_V1)
 SHAPES_KEY = b"rtcap.shapes"
-FRAME_SCHEMAS = (FRAME_SCHEMA, FRAME_SCHEMA_V1, COLD_SCHEMA)
+FRAME_SCHEMAS = (FRAME_SCHEMA, FRAME_SCHEMA_V1, *COLD_SCHEMAS)
 DICTIONARY_COLUMNS = ["stream", "kind", "target", "symbol"]
 BAR_SCHEMA = pa.schema(
     [

@@ -3,9 +3,13 @@
 The cold form of a capture (:mod:`rtcap.storage.compact`) keeps each market message the codec
 understands as typed columns: its ids and times as integers, its decimal prices and sizes as
 integer mantissas with their scale (``"2678.10"`` is 267810 and 2, so trailing zeros survive),
-the maker flag as a boolean and depth levels as lists. Which field is which is the codec's word
-(:data:`rtcap.codecs.binance.TYPED_FIELDS`). What is left of the frame once those values are cut
-out — keys, their order, literal strings, spacing, quotes — is its *shape*, stored once per file.
+the maker flag as a boolean and depth levels as lists; ProjectX's ISO timestamps as epoch
+nanoseconds with the fraction digits they show, and the items of its trade and depth messages
+(a list of objects) as list columns, one element per item, each item cut by one item shape.
+Which field is which is the codecs' word (:data:`rtcap.codecs.binance.TYPED_FIELDS`,
+:data:`rtcap.codecs.projectx.TYPED_FIELDS`). What is left of the frame once those values are
+cut out — keys, their order, literal strings, spacing, quotes — is its *shape*, stored once per
+file.
 
 Rendering joins shape and values back into bytes column by column (no Python loop over rows),
 or row by row in compiled code (``rtcap._speedups.render_rows``) where it was built: the
@@ -29,11 +33,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rtcap.accel import speedups
-from rtcap.codecs.binance import TYPED_FIELDS, message_data, message_kind
+from rtcap.codecs import binance, projectx
+from rtcap.codecs.binance import message_data, message_kind
+from rtcap.timeutil import parse_iso_ns
 
 INT, DECIMAL, BOOL, LEVELS, STRING = "int", "decimal", "bool", "levels", "string"
-# Every typed column the codecs' field maps name, by kind of value.
-VALUE_KINDS: dict[str, str] = {
+TIME = "time"  # an ISO-8601 UTC timestamp: epoch ns and the fraction digits it shows
+# One value per item of a list of objects (ProjectX trades and depth), as list columns.
+ITEM_INT, ITEM_DECIMAL, ITEM_TIME = "item_int", "item_decimal", "item_time"
+ITEM_VALUE = {ITEM_INT: INT, ITEM_DECIMAL: DECIMAL, ITEM_TIME: TIME}
+ITEMS = "items"  # the hole a message's items fill, each cut by the shape's item shape
+# Every message kind the cold form types, with its codec's map of JSON keys to columns.
+MESSAGE_FIELDS: dict[str, dict[str, str]] = {**binance.TYPED_FIELDS, **projectx.TYPED_FIELDS}
+# Every typed column the codecs' field maps name, by kind of value. The first form of the cold
+# files (typed/1) had the Binance ones only.
+FIRST_FORM_KINDS: dict[str, str] = {
     "instrument": STRING,
     "event_ms": INT,
     "time_ms": INT,
@@ -55,6 +69,24 @@ VALUE_KINDS: dict[str, str] = {
     "bids": LEVELS,
     "asks": LEVELS,
 }
+VALUE_KINDS: dict[str, str] = {
+    **FIRST_FORM_KINDS,
+    "last": DECIMAL,
+    "change": DECIMAL,
+    "change_percent": DECIMAL,
+    "open": DECIMAL,
+    "high": DECIMAL,
+    "low": DECIMAL,
+    "session_volume": INT,
+    "updated_ns": TIME,
+    "quote_ns": TIME,
+    "item_price": ITEM_DECIMAL,
+    "item_volume": ITEM_INT,
+    "item_current_volume": ITEM_INT,
+    "item_type": ITEM_INT,
+    "item_ns": ITEM_TIME,
+    ITEMS: ITEMS,
+}
 LEVEL_PREFIX = {"bids": "bid", "asks": "ask"}
 HOLE = "\x00"  # never in a shape: JSON text cannot hold a raw NUL
 MIN_USES = 2  # a shape used once saves nothing: that frame stays raw
@@ -73,6 +105,11 @@ _FIELD = re.compile(
     rf'"(\w+)":(?:"([^"\\]*)"|({_DEC})(?=[,}}\]\s])|(true|false)|(\[(?:{_PAIR}(?:,{_PAIR})*)?\]))'
 )
 _DECIMAL = re.compile(_DEC)
+# The UTC timestamps typed: date and time (group 1, years from 1970), up to nine fraction digits
+# (2) and a UTC suffix, kept in the shape (3). Any other offset keeps the frame raw.
+_ISO = re.compile(
+    r"((?:19[7-9]\d|[2-9]\d{3})-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|\+00:00|)"
+)
 _PAIRS = re.compile(rf'\["({_DEC})","({_DEC})"\]')
 
 
@@ -94,14 +131,33 @@ def _digit_stem(values_column: str) -> str:
     return values_column[:-1]
 
 
-def typed_schema() -> list[pa.Field]:
+def time_columns(column: str) -> tuple[str, str]:
+    """The columns of a timestamp field: its epoch ns and the fraction digits its text shows."""
+    return column, f"{column}_digits"
+
+
+def typed_schema(kinds: dict[str, str]) -> list[pa.Field]:
     """The typed columns of the cold form, after the frame columns."""
     fields = [
         pa.field("message", pa.dictionary(pa.int32(), pa.string())),
         pa.field("shape", pa.int32()),
     ]
-    for column, kind in VALUE_KINDS.items():
-        if kind == STRING:
+    for column, kind in kinds.items():
+        if kind == ITEMS:
+            continue
+        if kind == TIME:
+            ns, digits = time_columns(column)
+            fields += [pa.field(ns, pa.int64()), pa.field(digits, pa.int8())]
+        elif kind == ITEM_INT:
+            fields.append(pa.field(column, pa.list_(pa.int64())))
+        elif kind == ITEM_TIME:
+            ns, digits = time_columns(column)
+            fields += [pa.field(ns, pa.list_(pa.int64())), pa.field(digits, pa.list_(pa.int8()))]
+        elif kind == ITEM_DECIMAL:
+            values, scale, digits = decimal_columns(column)
+            fields += [pa.field(values, pa.list_(pa.int64())), pa.field(scale, pa.int8()),
+                       pa.field(digits, pa.list_(pa.int8()))]  # fmt: skip
+        elif kind == STRING:
             fields.append(pa.field(column, pa.dictionary(pa.int32(), pa.string())))
         elif kind == INT:
             fields.append(pa.field(column, pa.int64()))
@@ -122,25 +178,33 @@ def typed_schema() -> list[pa.Field]:
     return fields
 
 
-TYPED_FIELDS_ARROW = typed_schema()
+TYPED_FIELDS_ARROW = typed_schema(VALUE_KINDS)
+TYPED_FIELDS_ARROW_V1 = typed_schema(FIRST_FORM_KINDS)
 TYPED_NAMES = [f.name for f in TYPED_FIELDS_ARROW]
 
 
 @dataclass(frozen=True)
 class Shape:
-    """A template: the literal text around each hole, and which column fills each hole."""
+    """A template: the literal text around each hole, and which column fills each hole. A
+    message with items has one :data:`ITEMS` hole, filled with its items joined by commas,
+    each item being ``item_pieces`` around ``item_holes`` (list columns, one element per
+    item)."""
 
     message: str
     pieces: tuple[str, ...]  # len(holes) + 1
     holes: tuple[str, ...]
+    item_pieces: tuple[str, ...] = ()  # len(item_holes) + 1 where there are items
+    item_holes: tuple[str, ...] = ()
 
     def to_json(self) -> list:
-        return [self.message, list(self.pieces), list(self.holes)]
+        value = [self.message, list(self.pieces), list(self.holes)]
+        return [*value, list(self.item_pieces), list(self.item_holes)] if self.item_holes else value
 
     @classmethod
     def from_json(cls, value: list) -> Shape:
-        message, pieces, holes = value
-        return cls(message, tuple(pieces), tuple(holes))
+        message, pieces, holes, *items = value
+        item_pieces, item_holes = items or ((), ())
+        return cls(message, tuple(pieces), tuple(holes), tuple(item_pieces), tuple(item_holes))
 
 
 def decimal_value(text: str) -> tuple[int, int] | None:
@@ -170,8 +234,23 @@ def _levels_value(text: str) -> tuple[list[int], list[int], int | None, int | No
     return prices, sizes, price_digits, size_digits
 
 
+def _time_value(text: str | None) -> tuple[int, int, int] | None:
+    """An ISO-8601 UTC timestamp as (epoch ns as the codec reads it, fraction digits shown,
+    length of its suffix); ``None`` for any other text."""
+    found = None if text is None else _ISO.fullmatch(text)
+    if found is None:
+        return None
+    try:
+        ns = parse_iso_ns(text)
+    except ValueError:  # no such day: the codec rejects the message too, so it stays raw
+        return None
+    return (ns, len(found.group(2) or ""), len(found.group(3))) if ns < INT64 else None
+
+
 def _hole_value(kind: str, match: re.Match) -> Any:
     quoted, bare, flag, levels = match.group(2, 3, 4, 5)
+    if kind == TIME:
+        return _time_value(quoted)
     if kind == INT:
         if bare is None or "." in bare:
             return None
@@ -194,44 +273,116 @@ def _span(match: re.Match) -> tuple[int, int]:
     raise AssertionError("a field match always has a value")
 
 
-def extract(payload: bytes) -> tuple[Shape, dict[str, Any]] | None:
-    """The shape of one frame and its typed values; ``None`` when the frame is not a market
-    message the codec knows, or some field the codec reads could not be typed."""
-    try:
-        text = payload.decode("utf-8")
-        data, _ = message_data(orjson.loads(payload))
-    except (UnicodeDecodeError, orjson.JSONDecodeError):
-        return None
-    if data is None:
-        return None
-    message = message_kind(data)
-    if message is None:
-        return None
-    fields = TYPED_FIELDS[message]
+def _cut(
+    text: str, fields: dict[str, str], data: dict[str, Any], start: int = 0
+) -> tuple[list[str], list[str], dict[str, Any]] | None:
+    """The pieces, holes and values of ``text`` with every field of ``fields`` from ``start``
+    on cut out; ``None`` unless each field of ``data`` (the parsed object) the map names was
+    cut out exactly once and typed."""
     pieces: list[str] = []
     holes: list[str] = []
     values: dict[str, Any] = {}
     last = 0
-    for match in _FIELD.finditer(text):
+    for match in _FIELD.finditer(text, start):
         column = fields.get(match.group(1))
         if column is None:
             continue
         if column in values:
             return None  # a key twice (in the envelope, say): not a shape
-        value = _hole_value(VALUE_KINDS[column], match)
+        kind = VALUE_KINDS[column]
+        value = _hole_value(ITEM_VALUE.get(kind, kind), match)
         if value is None:
             return None
-        start, end = _span(match)
-        pieces.append(text[last:start])
+        begin, end = _span(match)
+        if ITEM_VALUE.get(kind, kind) == TIME:
+            value, end = value[:2], end - value[2]  # the suffix stays in the shape
+        pieces.append(text[last:begin])
         holes.append(column)
         values[column] = value
         last = end
     pieces.append(text[last:])
     if len(values) != sum(1 for key in data if key in fields):
         return None  # a field the codec reads was not cut out: keep the frame raw
-    if any(HOLE in piece for piece in pieces):
+    if not holes or any(HOLE in piece for piece in pieces):
+        return None  # a shape with no value to fill is left raw: it has nothing typed
+    return pieces, holes, values
+
+
+def extract(payload: bytes) -> tuple[Shape, dict[str, Any]] | None:
+    """The shape of one frame and its typed values; ``None`` when the frame is not a market
+    message a codec knows, or some field the codec reads could not be typed."""
+    record = payload[:-1] if payload.endswith(projectx.RS) else payload
+    try:
+        text = payload.decode("utf-8")
+        parsed = orjson.loads(record)
+    except (UnicodeDecodeError, orjson.JSONDecodeError):
         return None
+    if record is not payload:
+        return _extract_projectx(text, parsed)
+    data, _ = message_data(parsed)
+    if data is None:
+        return None
+    message = message_kind(data)
+    if message is None:
+        return None
+    cut = _cut(text, MESSAGE_FIELDS[message], data)
+    if cut is None:
+        return None
+    pieces, holes, values = cut
     return Shape(message, tuple(pieces), tuple(holes)), values
+
+
+def _extract_projectx(text: str, message: Any) -> tuple[Shape, dict[str, Any]] | None:
+    """:func:`extract` for one SignalR record (its text ends with the record separator): a
+    quote's fields, or the items of a trade or depth message (a list of flat objects, or one)
+    each cut by one item shape."""
+    if type(message) is not dict or message.get("type") != 1:
+        return None
+    target, arguments = message.get("target"), message.get("arguments")
+    fields = projectx.TYPED_FIELDS.get(target) if type(target) is str else None
+    if fields is None or type(arguments) is not list or len(arguments) != 2:
+        return None
+    contract, body = arguments
+    if type(contract) is not str:
+        return None
+    head = '"arguments":[' + orjson.dumps(contract).decode() + ","
+    at = text.find(head)
+    if at < 0 or text.find(head, at + 1) >= 0:
+        return None
+    start = at + len(head)
+    if target not in projectx.ITEM_TARGETS:
+        cut = _cut(text, fields, body, start) if type(body) is dict else None
+        return None if cut is None else (Shape(target, tuple(cut[0]), tuple(cut[1])), cut[2])
+    items = body if type(body) is list else [body]
+    if not items or any(type(item) is not dict for item in items):
+        return None
+    listed = type(body) is list
+    if not text.startswith("[{" if listed else "{", start):
+        return None
+    first = start + 1 if listed else start
+    last = text.find("]" if listed else "}", first) + (0 if listed else 1)
+    texts = text[first:last].split("},{")  # items are flat objects: checked one by one below
+    if last <= first or len(texts) != len(items):
+        return None
+    values: dict[str, list] = {}
+    template = None
+    for index, (item, item_text) in enumerate(zip(items, texts, strict=True)):
+        item_text = ("{" if index else "") + item_text + ("}" if index < len(items) - 1 else "")
+        try:
+            if orjson.loads(item_text) != item:
+                return None
+        except orjson.JSONDecodeError:
+            return None
+        cut = _cut(item_text, fields, item)
+        if cut is None or (template is not None and cut[:2] != template):
+            return None  # items of one message share one item shape
+        template = cut[0], cut[1]
+        for column, value in cut[2].items():
+            values.setdefault(column, []).append(value)
+    assert template is not None
+    pieces, holes = template
+    shape = Shape(target, (text[:first], text[last:]), (ITEMS,), tuple(pieces), tuple(holes))
+    return None if HOLE in shape.pieces[0] + shape.pieces[1] else (shape, values)
 
 
 def typed_columns(payloads: pa.Array) -> tuple[dict[str, pa.Array], list[Shape]]:
@@ -245,7 +396,7 @@ def typed_columns(payloads: pa.Array) -> tuple[dict[str, pa.Array], list[Shape]]
     kept = [
         shape
         for shape, count in uses.most_common(MAX_SHAPES)
-        if count >= MIN_USES or any(VALUE_KINDS[hole] == LEVELS for hole in shape.holes)
+        if count >= MIN_USES or any(VALUE_KINDS[hole] in (LEVELS, ITEMS) for hole in shape.holes)
     ]
     number = {shape: index for index, shape in enumerate(kept)}
     lists: dict[str, list] = {name: [None] * rows for name in TYPED_NAMES}
@@ -257,8 +408,11 @@ def typed_columns(payloads: pa.Array) -> tuple[dict[str, pa.Array], list[Shape]]
         lists["shape"][row] = number.get(shape)
         for column, value in values.items():
             kind = VALUE_KINDS[column]
-            if kind == DECIMAL:
+            if kind in (DECIMAL, TIME):
                 lists[column][row], lists[f"{column}_digits"][row] = value
+            elif kind in (ITEM_DECIMAL, ITEM_TIME):
+                lists[column][row] = [number for number, _ in value]
+                lists[f"{column}_digits"][row] = [digits for _, digits in value]
             elif kind == LEVELS:
                 prices, sizes = level_columns(column)
                 lists[prices][row], lists[sizes][row], digits_of_prices, digits_of_sizes = value
@@ -286,7 +440,7 @@ def _decimal_value_columns() -> list[tuple[str, str, str]]:
     """(stem, values column, digits column) of every decimal field and level side."""
     found = []
     for column, kind in VALUE_KINDS.items():
-        if kind == DECIMAL:
+        if kind in (DECIMAL, ITEM_DECIMAL):
             values, _, digits = decimal_columns(column)
             found.append((column, values, digits))
         elif kind == LEVELS:
@@ -300,10 +454,14 @@ def _at_least_scale(values: pa.Array, digits: pa.Array) -> tuple[pa.Array, pa.Ar
     """Text mantissas (``digits`` after the point) as integers at the least scale that holds
     every value of the column exactly: ``"2678.14000000"`` becomes 267814 at scale 2 when no
     value of the file needs more, so the integers carry no run of zeros that only the text
-    had. Returns the integers (lists stay lists) and the scale of each row."""
+    had. Returns the integers (lists stay lists) and the scale of each row. Digits are per
+    row, or per element where they are a list too (items)."""
     is_list = pa.types.is_list(values.type)
     flat = values.flatten() if is_list else values
-    row_digits = digits.take(pc.list_parent_indices(values)) if is_list else digits
+    if pa.types.is_list(digits.type):
+        row_digits = digits.flatten()
+    else:
+        row_digits = digits.take(pc.list_parent_indices(values)) if is_list else digits
     present = pc.is_valid(flat).to_numpy(zero_copy_only=False)
     mantissas = pc.fill_null(flat, 0).to_numpy(zero_copy_only=False).astype(np.int64)
     text_digits = pc.fill_null(row_digits, 0).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -367,7 +525,9 @@ def render_by_columns(columns: dict[str, Any], shapes: list[Shape], payloads: An
     return pa.concat_arrays(parts).take(order)
 
 
-_OP_TEXT, _OP_INT, _OP_STRING, _OP_BOOL, _OP_DECIMAL, _OP_LEVELS = range(6)  # _speedups.c
+# the ops of _speedups.c's render_rows
+_OP_TEXT, _OP_INT, _OP_STRING, _OP_BOOL, _OP_DECIMAL, _OP_LEVELS, _OP_TIME, _OP_ITEMS = range(8)
+_OP_ITEM = {ITEM_INT: 8, ITEM_DECIMAL: 9, ITEM_TIME: 10}
 
 
 def _compiled_render(
@@ -407,8 +567,21 @@ def _program(shape: Shape, number: dict[str, int]) -> list[tuple]:
     ops: list[tuple] = [(_OP_TEXT, shape.pieces[0].encode())]
     for hole, piece in zip(shape.holes, shape.pieces[1:], strict=True):
         kind = VALUE_KINDS[hole]
-        if kind == LEVELS:
-            op: tuple = (_OP_LEVELS,)
+        if kind == ITEMS:
+            item_ops: list[tuple] = [(_OP_TEXT, shape.item_pieces[0].encode())]
+            for item_hole, item_piece in zip(shape.item_holes, shape.item_pieces[1:], strict=True):
+                columns = _stored_columns(item_hole)
+                item_ops += [
+                    (_OP_ITEM[VALUE_KINDS[item_hole]], *(number[name] for name in columns)),
+                    (_OP_TEXT, item_piece.encode()),
+                ]
+            ops += [(_OP_ITEMS, number[shape.item_holes[0]], len(item_ops)), *item_ops]
+            ops.append((_OP_TEXT, piece.encode()))
+            continue
+        if kind == TIME:
+            op: tuple = (_OP_TIME, *(number[name] for name in time_columns(hole)))
+        elif kind == LEVELS:
+            op = (_OP_LEVELS,)
             for values in level_columns(hole):
                 stem = _digit_stem(values)
                 op += (number[values], number[f"{stem}_scale"], number[f"{stem}_digits"])
@@ -445,13 +618,14 @@ def _arrow_spec(array: pa.Array) -> tuple | None:
     if kind in (pa.string(), pa.binary()):
         validity, offsets, data = array.buffers()
         return 3, 4, array.offset, 0, validity, None, offsets, data
-    if kind == pa.list_(pa.int64()):
+    if pa.types.is_list(kind) and kind.value_type in _INT_WIDTHS:
         child = array.values
         if child.null_count:
             return None
         validity, offsets = array.buffers()[:2]
         values = child.buffers()[1]
-        return 4, 8, array.offset, child.offset, validity, values, offsets, None
+        width = _INT_WIDTHS[kind.value_type]
+        return 4, width, array.offset, child.offset, validity, values, offsets, None
     return None
 
 
@@ -462,20 +636,56 @@ def _array(column: Any) -> pa.Array:
 
 
 def shape_columns(shape: Shape) -> list[str]:
-    return [name for hole in shape.holes for name in _stored_columns(hole)]
+    return [name for hole in (*shape.holes, *shape.item_holes) for name in _stored_columns(hole)]
 
 
 def _render_shape(shape: Shape, columns: dict[str, pa.Array]) -> pa.Array:
     parts: list[Any] = [shape.pieces[0]]
     for hole, piece in zip(shape.holes, shape.pieces[1:], strict=True):
-        parts += [_hole_text(hole, columns), piece]
+        text = _items_text(shape, columns) if hole == ITEMS else _hole_text(hole, columns)
+        parts += [text, piece]
     return pc.binary_join_element_wise(*parts, "")
+
+
+def _items_text(shape: Shape, columns: dict[str, pa.Array]) -> pa.Array:
+    """Each row's items, each its item shape filled with its elements, joined by commas."""
+    lists = columns[shape.item_holes[0]]
+    parents = pc.list_parent_indices(lists)
+    parts: list[Any] = [shape.item_pieces[0]]
+    for hole, piece in zip(shape.item_holes, shape.item_pieces[1:], strict=True):
+        kind = VALUE_KINDS[hole]
+        if kind == ITEM_DECIMAL:
+            values, scale, digits = decimal_columns(hole)
+            text = decimal_text(columns[values].flatten(), columns[scale].take(parents),
+                                columns[digits].flatten())  # fmt: skip
+        elif kind == ITEM_TIME:
+            ns, digits = time_columns(hole)
+            text = time_text(columns[ns].flatten(), columns[digits].flatten())
+        else:
+            text = pc.cast(columns[hole].flatten(), pa.string())
+        parts += [text, piece]
+    items = pc.binary_join_element_wise(*parts, "")
+    offsets = pc.subtract(lists.offsets, lists.offsets[0])
+    return pc.binary_join(pa.ListArray.from_arrays(offsets, items), ",")
+
+
+def time_text(ns: pa.Array, digits: pa.Array) -> pa.Array:
+    """Epoch ns as ``YYYY-MM-DDTHH:MM:SS`` with ``digits`` fraction digits (none: no point)."""
+    text = pc.strftime(pc.cast(ns, pa.timestamp("ns")), format="%Y-%m-%dT%H:%M:%S")
+    result = pc.utf8_slice_codeunits(text, 0, 19)  # "…:SS.fffffffff": the first 19 are whole
+    for shown in pc.unique(digits.drop_null()).to_pylist():
+        if shown:
+            piece = pc.utf8_slice_codeunits(text, 0, 20 + shown)
+            result = pc.if_else(pc.equal(digits, shown), piece, result)
+    return result
 
 
 def _hole_text(hole: str, columns: dict[str, pa.Array]) -> pa.Array:
     kind = VALUE_KINDS[hole]
     if kind in (INT, STRING):
         return pc.cast(columns[hole], pa.string())
+    if kind == TIME:
+        return time_text(*(columns[name] for name in time_columns(hole)))
     if kind == BOOL:
         return pc.if_else(columns[hole], "true", "false")
     if kind == DECIMAL:
@@ -555,7 +765,8 @@ def shapes_from_json(text: bytes | str) -> list[Shape]:
 
 
 TABLE_OF_MESSAGE = {"trade": "trades", "aggTrade": "trades", "bookTicker": "quotes",
-                    "depthUpdate": "depth", "depthSnapshot": "depth"}  # fmt: skip
+                    "depthUpdate": "depth", "depthSnapshot": "depth", projectx.TRADE: "trades",
+                    projectx.QUOTE: "quotes", projectx.DEPTH: "depth"}  # fmt: skip
 
 
 def column_table(column: str) -> str:
@@ -566,7 +777,7 @@ def column_table(column: str) -> str:
         return "payload"
     owners = {
         TABLE_OF_MESSAGE[message]
-        for message, fields in TYPED_FIELDS.items()
+        for message, fields in MESSAGE_FIELDS.items()
         for field in fields.values()
         if column in _stored_columns(field)
     }
@@ -578,8 +789,12 @@ def column_table(column: str) -> str:
 def _stored_columns(field: str) -> list[str]:
     """The columns one field of the codec's map is stored in."""
     kind = VALUE_KINDS[field]
-    if kind == DECIMAL:
+    if kind in (DECIMAL, ITEM_DECIMAL):
         return list(decimal_columns(field))
+    if kind in (TIME, ITEM_TIME):
+        return list(time_columns(field))
+    if kind == ITEMS:
+        return []
     if kind == LEVELS:
         return [
             name

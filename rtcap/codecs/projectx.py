@@ -47,6 +47,41 @@ _METHOD_TO_CHANNEL = {
     for action, method in zip(("subscribe", "unsubscribe"), pair, strict=True)
 }
 
+# The fields the cold form keeps as typed columns (storage.shapes), per target: JSON key →
+# column. A quote is one object; trades and depth carry a list of items (or one bare item),
+# each item's fields kept as list columns (``item_*``), one element per item. Everything else
+# (the contract id, ``symbol``, ``symbolId``, key order) stays in the frame's shape. This is
+# the codec's own reading of each field, stated once.
+TYPED_FIELDS: dict[str, dict[str, str]] = {
+    QUOTE: {
+        "lastPrice": "last",
+        "bestBid": "bid",
+        "bestAsk": "ask",
+        "change": "change",
+        "changePercent": "change_percent",
+        "open": "open",
+        "high": "high",
+        "low": "low",
+        "volume": "session_volume",
+        "lastUpdated": "updated_ns",
+        "timestamp": "quote_ns",
+    },
+    TRADE: {
+        "price": "item_price",
+        "volume": "item_volume",
+        "type": "item_type",
+        "timestamp": "item_ns",
+    },
+    DEPTH: {
+        "price": "item_price",
+        "volume": "item_volume",
+        "currentVolume": "item_current_volume",
+        "type": "item_type",
+        "timestamp": "item_ns",
+    },
+}
+ITEM_TARGETS = frozenset({TRADE, DEPTH})  # their payload is a list of items
+
 DEPTH_SIDES = {1: "ask", 2: "bid", 3: "ask", 4: "bid", 5: "trade", 6: "reset", 9: "bid", 10: "ask"}
 TRADE_SIDES = {0: "buy", 1: "sell"}
 

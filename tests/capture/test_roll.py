@@ -157,11 +157,14 @@ def test_a_rolling_recording_compacts_each_day_it_closes(tmp_path):
     compacted = re.search(r"(\d+) closed capture\(s\) compacted", out)
     assert compacted and int(compacted.group(1)) >= 1, out
     first = harness.manifest(root / "cap")
-    assert first["status"] != "recording" and first["cold"]["form"] == "typed/1"
+    assert first["status"] != "recording" and first["cold"]["form"] == "typed/2"
     files = [root / "cap" / f["path"] for s in first["segments"] for f in s["files"]]
     assert files and all(is_cold_file(f) for f in files)
     frames = list(read_frames(root / "cap"))
-    assert len(frames) == first["frames"] > 100
+    # the first day ends at the first whole second, so it may hold a fraction of a second
+    assert len(frames) == first["frames"] > 0
+    typed = sum(f.get("typed", 0) for s in first["segments"] for f in s["files"])
+    assert 0 < typed < len(frames)  # market frames typed; the open/close rows stay raw
     assert orjson.loads(frames[-1].payload)["event"] == "rolled"
     captures = sorted(root.iterdir(), key=lambda p: (len(p.name), p.name))
     assert len(captures) >= 2

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from rtcap.accel import speedups
 from rtcap.cli import main
 from rtcap.codecs import BinanceCodec, DecodeError
+from rtcap.codecs.projectx import ProjectXCodec
 from rtcap.models import DepthUpdate, Frame, Quote, Trade
 from rtcap.simulator import MarketSimulator
 from rtcap.storage.compact import compact, is_cold_file
@@ -91,7 +92,7 @@ def compacts_byte_for_byte(source: Path, capture: Path) -> None:
     assert all(is_cold_file(f) for f in capture_files(capture))
     assert not any(f.exists() for f in before)
     manifest = open_capture(capture)
-    assert manifest["cold"]["form"] == "typed/1" and manifest["cold"]["encodings"]
+    assert manifest["cold"]["form"] == "typed/2" and manifest["cold"]["encodings"]
 
 
 def decoded(frames: list[Frame]) -> list:
@@ -202,20 +203,26 @@ def _text(value) -> str:
     return "null" if value is None else f'"{value}"'
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.lists(binance_frames(), min_size=1, max_size=40), st.randoms(use_true_random=False))
-def test_generated_frames_with_awkward_numbers_read_back_exactly(payloads, random):
+def reads_back_exactly(payloads: list[bytes], random) -> dict:
+    """Type ``payloads`` and render them back; the compiled renderer (where built) and the
+    pyarrow one give the same bytes, in any order. Returns the typed columns."""
     original = pa.array(payloads, pa.binary())
     columns, shapes = typed_columns(original)
     kept = pc.if_else(pc.is_null(columns["shape"]), original, pa.scalar(None, pa.binary()))
     assert render(columns, shapes, kept).to_pylist() == payloads
-    # the compiled renderer (where built) and the pyarrow one give the same bytes, in any order
     assert render_by_columns(columns, shapes, kept).to_pylist() == payloads
     order = random.sample(range(len(payloads)), len(payloads))
     in_order = render(columns, shapes, kept, pa.array(order, pa.uint64()))
     assert in_order.to_pylist() == [payloads[i] for i in order]
     if speedups is not None:
         assert _compiled_render(columns, shapes, kept, None) is not None
+    return columns
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(binance_frames(), min_size=1, max_size=40), st.randoms(use_true_random=False))
+def test_generated_frames_with_awkward_numbers_read_back_exactly(payloads, random):
+    columns = reads_back_exactly(payloads, random)
     # a typed frame's values are the codec's: its prices and sizes as the codec's floats
     for payload, row in zip(payloads, pa.table(columns).to_pylist(), strict=True):
         if row["message"] in ("trade", "bookTicker"):
@@ -225,6 +232,93 @@ def test_generated_frames_with_awkward_numbers_read_back_exactly(payloads, rando
                 typed = row[name] / 10 ** row[f"{name}_scale"]
                 codec = events[0].price if row["message"] == "trade" else events[0].bid
                 assert typed == codec
+
+
+# ProjectX: bare JSON numbers, ISO timestamps with any fraction and offset, items of one
+# message with mixed digits, a bare item instead of a list, several records in one frame.
+stamps = st.builds(
+    lambda day, clock, fraction, zone: f"{day}T{clock}{fraction}{zone}",
+    st.sampled_from(
+        [
+            "2026-12-05",
+            "2026-01-31",
+            "2026-02-29",
+            "2024-02-29",
+            "2000-03-01",
+            "1970-01-01",
+            "2100-12-31",
+            "9999-12-31",
+        ]
+    ),
+    st.sampled_from(["00:00:00", "15:07:16", "23:59:59"]),
+    st.one_of(st.just(""), st.text("0123456789", min_size=1, max_size=9).map(".{}".format)),
+    st.sampled_from(["Z", "Z", "+00:00", "", "-05:00"]),
+) | st.sampled_from(["1969-12-31T23:59:59.9Z", "2026-12-05 15:07:16Z", "not a time"])
+
+json_numbers = st.one_of(
+    st.builds(
+        lambda w, f: f"{w}.{f}",
+        st.integers(0, 10**5),
+        st.text("0123456789", min_size=1, max_size=4),
+    ),
+    st.integers(0, 10**5).map(str),
+    decimals,
+)
+
+
+def _record(target: str, contract: str, body) -> str:
+    return f'{{"type":1,"target":"{target}","arguments":["{contract}",{body}]}}\x1e'
+
+
+@st.composite
+def projectx_frames(draw) -> bytes:
+    kind = draw(st.sampled_from(["GatewayTrade", "GatewayQuote", "GatewayDepth", "other"]))
+    contract = draw(st.sampled_from(["CON.F.US.MNQ.Z26", "CON.F.US.EP.Z26"]))
+    if kind == "GatewayQuote":
+        fields = {"symbol": '"F.US.MNQ"', "lastPrice": draw(json_numbers), "bestBid": draw(json_numbers),
+                  "bestAsk": draw(json_numbers), "changePercent": draw(json_numbers),
+                  "volume": draw(st.integers(0, 10**6).map(str) | decimals),
+                  "timestamp": f'"{draw(stamps)}"'}  # fmt: skip
+        chosen = draw(st.lists(st.sampled_from(list(fields)), unique=True, min_size=1))
+        body = "{" + ",".join(f'"{k}":{fields[k]}' for k in chosen) + "}"
+        text = _record(kind, contract, body)
+    elif kind in ("GatewayTrade", "GatewayDepth"):
+        stamp = draw(stamps)
+        item = st.builds(
+            lambda price, volume, side, same: (
+                "{"
+                + f'"price":{price},"timestamp":"{stamp if same else "2026-12-05T15:07:17Z"}",'
+                + f'"type":{side},"volume":{volume}'
+                + ("}" if kind == "GatewayTrade" else f',"currentVolume":{volume}}}')
+            ),
+            json_numbers,
+            st.integers(0, 500),
+            st.integers(0, 10),
+            st.sampled_from([True, True, True, False]),  # mostly one stamp per message
+        )
+        items = draw(st.lists(item, min_size=1, max_size=5))
+        listed = len(items) > 1 or draw(st.booleans())
+        text = _record(kind, contract, "[" + ",".join(items) + "]" if listed else items[0])
+    else:
+        text = '{"type":6}\x1e'
+    if draw(st.integers(0, 5)) == 0:  # two records in one frame
+        text += _record("GatewayTrade", contract, '[{"price":1.5,"type":0,"volume":1}]')
+    return text.encode()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(projectx_frames(), min_size=1, max_size=40), st.randoms(use_true_random=False))
+def test_generated_projectx_frames_read_back_exactly(payloads, random):
+    columns = reads_back_exactly(payloads, random)
+    # a typed item's values are the codec's: its price as the codec's float, its time in ns
+    for payload, row in zip(payloads, pa.table(columns).to_pylist(), strict=True):
+        if row["message"] == "GatewayTrade":
+            codec = ProjectXCodec()
+            events = [e for e in codec.decode(Frame(0, 1, 0, 0, "m", "text", payload))]
+            trades = [e for e in events if isinstance(e, Trade)][: len(row["item_price"])]
+            scale = row["item_price_scale"]
+            assert [t.price for t in trades] == [p / 10**scale for p in row["item_price"]]
+            assert [t.exch_ns for t in trades] == row["item_ns"]
 
 
 def test_the_compiled_renderer_hands_back_what_it_cannot_read(tmp_path):
@@ -261,8 +355,8 @@ def test_the_compiled_renderer_hands_back_what_it_cannot_read(tmp_path):
 
 
 def test_compaction_keeps_replay_verify_and_books_identical(tmp_path):
-    """Real USD-M depth (with its book) and a simulated ProjectX tape (all raw: its codec has
-    no typed form yet) verify to the same bar, event and book hashes once compacted."""
+    """Real USD-M depth (with its book) and a simulated ProjectX tape (quotes, trades and
+    depth typed) verify to the same bar, event and book hashes once compacted."""
     real = tmp_path / "usdm"
     import_lines(FIXTURES / "binance-usdm" / "ethusdt_20240808_1min.gz", real, "hftbacktest")
     sim = tmp_path / "sim"
@@ -271,7 +365,8 @@ def test_compaction_keeps_replay_verify_and_books_identical(tmp_path):
         before = run("verify", capture)
         assert before.exit_code == 0, before.output
         digests = [line for line in before.output.splitlines() if "sha256" in line]
-        compact(capture)
+        (report,) = compact(capture)
+        assert report.typed > report.frames * 0.7, report  # a ProjectX tape is typed too
         after = run("verify", capture)
         assert after.exit_code == 0, after.output
         assert [line for line in after.output.splitlines() if "sha256" in line] == digests
@@ -309,7 +404,7 @@ def test_compact_command_reports_sizes_and_info_shows_the_tables(tmp_path):
     assert "17,492 frames" in result.output and "of the hot size" in result.output
     info = run("info", capture)
     assert info.exit_code == 0, info.output
-    assert "cold  typed/1" in info.output
+    assert "cold  typed/2" in info.output
     for table in ("envelope", "trades", "quotes", "depth"):
         assert f"  {table}" in info.output
     migrated = run("migrate", capture)  # a compacted capture is current: left as it is
@@ -320,20 +415,32 @@ def test_compact_command_reports_sizes_and_info_shows_the_tables(tmp_path):
     assert missing.exit_code != 0 and "no capture" in missing.output
 
 
-def test_sql_views_read_the_typed_columns_as_they_decoded_the_json(tmp_path):
+def usdm_slice(capture: Path) -> int:
+    source = FIXTURES / "binance-usdm" / "ethusdt_20240808_1min.gz"
+    import_lines(source, capture, "hftbacktest")
+    return len(lines_of(source))
+
+
+def simulated_projectx(capture: Path) -> int:
+    frames = list(MarketSimulator(7, ["MNQ", "ES"], rate=40).frames(duration_s=60))
+    write_capture(capture, frames).close()
+    return len(frames)
+
+
+@pytest.mark.parametrize("make", [usdm_slice, simulated_projectx], ids=["binance", "projectx"])
+def test_sql_views_read_the_typed_columns_as_they_decoded_the_json(tmp_path, make):
     """trades, quotes and depth of a compacted capture (typed columns, no JSON parsed) equal
     those of the same capture hot (decoded from the JSON), row for row; frames still gives
     every payload's exact bytes, rendered in SQL from the shapes."""
     from rtcap.analysis.views import connect
 
-    source = FIXTURES / "binance-usdm" / "ethusdt_20240808_1min.gz"
     for name in ("hot", "cold"):
-        import_lines(source, tmp_path / name, "hftbacktest")
-    compact(tmp_path / "cold")
+        frames = make(tmp_path / name)
+    (report,) = compact(tmp_path / "cold")
     queries = {
-        "trades": "select * exclude (capture) from trades order by seq",
-        "quotes": "select * exclude (capture) from quotes order by seq",
-        "depth": "select * exclude (capture) from depth order by seq, side, price",
+        "trades": "select * exclude (capture) from trades order by all",
+        "quotes": "select * exclude (capture) from quotes order by all",
+        "depth": "select * exclude (capture) from depth order by all",
         "frames": "select seq, recv_time, exch_time, bytes, payload, payload_text from frames "
         "order by seq",
     }
@@ -343,7 +450,7 @@ def test_sql_views_read_the_typed_columns_as_they_decoded_the_json(tmp_path):
         assert cold.execute(query).fetchall() == expected, view
         assert len(expected) > 1000, view
     typed = cold.execute("select count(*) from typed_rows").fetchone()[0]
-    assert typed == len(lines_of(source))
+    assert typed == report.typed > frames * 0.7
     assert hot.execute("select count(*) from typed_rows").fetchone()[0] == 0
 
 
@@ -479,3 +586,41 @@ def test_spark_tasks_read_a_compacted_root_as_it_was(tmp_path):
     )
     assert any(is_cold_file(f) for f in capture_files(other))
     assert set(payloads) >= {payload for _, payload in lines_of(source)}
+
+
+def test_a_capture_compacted_in_the_first_typed_form_reads_as_it_did(tmp_path):
+    """typed/1 files (Binance columns only, before ProjectX was typed) read back byte for
+    byte, verify, and give the same SQL views as today's form."""
+    from rtcap.analysis.views import connect
+    from rtcap.storage import manifest as manifests
+    from rtcap.storage.compact import write_cold
+    from rtcap.storage.schema import COLD_SCHEMA_V1, FRAME_SCHEMAS
+    from rtcap.storage.segments import sha256_file
+
+    for name in ("now", "first"):
+        usdm_slice(tmp_path / name)
+        compact(tmp_path / name)
+    capture = tmp_path / "first"
+    manifest = open_capture(capture)
+    for entry in (f for s in manifest["segments"] for f in s["files"]):
+        path = capture / entry["path"]
+        table = pq.read_table(path)
+        first = table.select(COLD_SCHEMA_V1.names).cast(
+            COLD_SCHEMA_V1.with_metadata(
+                {**COLD_SCHEMA_V1.metadata, SHAPES_KEY: table.schema.metadata[SHAPES_KEY]}
+            )
+        )
+        write_cold(first, path)
+        entry.update(bytes=path.stat().st_size, sha256=sha256_file(path), form="typed/1")
+        assert pq.read_schema(path).equals(COLD_SCHEMA_V1, check_metadata=False)
+        assert not pq.read_schema(path).equals(FRAME_SCHEMAS[-2], check_metadata=False)
+    manifest["cold"]["form"] = "typed/1"
+    manifests.save(capture, manifest)
+    frames = [(f.recv_ns, f.payload) for f in read_frames(capture)]
+    assert frames == lines_of(FIXTURES / "binance-usdm" / "ethusdt_20240808_1min.gz")
+    assert run("verify", capture).exit_code == 0
+    query = "select * exclude (capture) from {} order by all"
+    now, first_form = connect([tmp_path / "now"]), connect([capture])
+    for view in ("trades", "quotes", "depth"):
+        expected = now.execute(query.format(view)).fetchall()
+        assert first_form.execute(query.format(view)).fetchall() == expected and expected, view
