@@ -26,7 +26,10 @@ back). Stray files in a capture folder are never read, and no query can write in
 
 from __future__ import annotations
 
+import os
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -40,7 +43,6 @@ from rtcap import lifecycle
 from rtcap.analysis.booktable import BOOK_SCHEMA
 from rtcap.codecs import projectx as projectx_codec
 from rtcap.instruments import sql_symbol_case
-from rtcap.storage.compact import is_cold_file
 from rtcap.storage.dataset import chosen, find_captures, is_capture, label, refuse_duplicates
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.integrity import check_file, segment_files
@@ -49,11 +51,12 @@ from rtcap.storage.schema import (
     BAR_SCHEMA,
     COLD_SCHEMA,
     FRAME_SCHEMA,
+    MESSAGES_KEY,
     MICROS_UTC,
     SHAPES_KEY,
     written_as,
 )
-from rtcap.storage.shapes import render, shape_columns, shapes_from_json
+from rtcap.storage.shapes import VENUE_OF_MESSAGE, render, shape_columns, shapes_from_json
 
 VIEW_NAMES = (
     "frames",
@@ -139,10 +142,23 @@ def connect(
     the captures whose labels name one of them). Two captures of one feed over the same time
     are refused until ``recorders`` chooses (:func:`rtcap.storage.dataset.refuse_duplicates`)."""
     captures, exports = discover([Path(p) for p in paths], recorders)
-    con = duckdb.connect(config=LOCKED_DOWN)
-    con.execute("SET TimeZone = 'UTC'")
-    _frames(con, captures, include_open)
-    _market_views(con)
+    manifests = [capture_manifest(capture, include_open=include_open) for capture, _ in captures]
+    # Every listed file is checked against its sha256 while the views are made (the digests
+    # run without the GIL); no query runs before each is known whole.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        checks = [
+            pool.submit(check_file, capture, entry)
+            for (capture, _), manifest in zip(captures, manifests, strict=True)
+            for entry in segment_files(manifest)
+        ]
+        try:
+            con = duckdb.connect(config=LOCKED_DOWN)
+            con.execute("SET TimeZone = 'UTC'")
+            _market_views(con, _frames(con, captures, manifests, include_open))
+        except Exception:
+            _checked(checks)  # a damaged file, where there is one, is the cause to name
+            raise
+        _checked(checks)
     _bars(con, captures, exports, include_open)
     _snapshots(con, exports)
     _book(con, exports)
@@ -163,20 +179,44 @@ def _register(con: duckdb.DuckDBPyConnection, name: str, data) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class Sources:
+    """What the market views have to read: raw frames (the JSON views parse them), and the
+    venues typed rows are of (``binance``, ``projectx``). A view leaves out the parts with
+    nothing to read, so neither binding nor a query pays for them."""
+
+    raw: bool
+    typed: frozenset[str]
+
+
+def _checked(checks: list[Future]) -> None:
+    for check in checks:
+        check.result()
+
+
 def _frames(
-    con: duckdb.DuckDBPyConnection, captures: list[Labelled], include_open: bool = False
-) -> None:
+    con: duckdb.DuckDBPyConnection,
+    captures: list[Labelled],
+    manifests: list[dict],
+    include_open: bool = False,
+) -> Sources:
     # (a SELECT with PAYLOAD in it, its payload expression, whether it holds frames no typed
     # column holds: raw frames, message null)
     parts: list[tuple[str, str, bool]] = []
-    typed = []
-    for index, (capture, name_of_capture) in enumerate(captures):
-        manifest = capture_manifest(capture, include_open=include_open)
-        files = [str(check_file(capture, entry)) for entry in segment_files(manifest)]
-        cold = [file for file in files if is_cold_file(file)]
-        files = [file for file in files if file not in cold]
+    typed: list[tuple[str, set[str]]] = []  # (a SELECT of typed rows, the venues they are of)
+    for index, ((capture, name_of_capture), manifest) in enumerate(
+        zip(captures, manifests, strict=True)
+    ):
+        footers = {
+            path: pq.read_metadata(path)
+            for path in (str(capture / entry["path"]) for entry in segment_files(manifest))
+        }
+        schemas = {path: footer.schema.to_arrow_schema() for path, footer in footers.items()}
+        cold = [path for path, schema in schemas.items() if "shape" in schema.names]
+        files = [path for path in footers if path not in cold]
         for number, file in enumerate(cold):
             name = _register(con, f"_cold_{index}_{number}", ds.dataset(file, format="parquet"))
+            schema = schemas[file]
             parts.append(
                 (
                     f"SELECT *, CAST(recv_time AS DATE) AS date FROM (SELECT "
@@ -184,15 +224,18 @@ def _frames(
                     "make_timestamptz(recv_ns // 1000) AS recv_time, mono_ns, conn, stream, kind, "
                     f"{PAYLOAD} AS payload, target, symbol, exch_ns, "
                     f"CAST(message AS VARCHAR) AS message FROM {name})",
-                    _payload_function(con, f"_render_{index}_{number}", file),
-                    _nulls(file, "message") > 0,
+                    _payload_function(con, f"_render_{index}_{number}", schema),
+                    _nulls(footers[file], schema, "message") > 0,
                 )
             )
             typed.append(
-                f"SELECT {_quote(name_of_capture)} AS capture, "
-                "make_timestamptz(recv_ns // 1000) AS recv_time, "
-                f"CAST(message AS VARCHAR) AS message, {_cold_columns(file)} FROM {name}"
-                " WHERE message IS NOT NULL"
+                (
+                    f"SELECT {_quote(name_of_capture)} AS capture, "
+                    "make_timestamptz(recv_ns // 1000) AS recv_time, "
+                    f"CAST(message AS VARCHAR) AS message, {_cold_columns(schema)} FROM {name}"
+                    " WHERE message IS NOT NULL",
+                    _venues(schema),
+                )
             )
         for current, version_files in _by_version(files, FRAME_SCHEMA):
             name = f"_segments_{index}_{'v2' if current else 'v1'}"
@@ -244,7 +287,7 @@ def _frames(
     stored = [part.replace(PAYLOAD, "payload") for part, _, raw in parts if raw]
     con.execute(f"CREATE VIEW frames_raw AS {' UNION ALL BY NAME '.join(rendered) or empty}")
     con.execute(f"CREATE VIEW frames_stored AS {' UNION ALL BY NAME '.join(stored) or empty}")
-    _typed(con, typed)
+    venues = _typed(con, typed)
     con.execute("""
         CREATE VIEW frames AS
         SELECT capture, seq, recv_time, recv_ns, mono_ns, conn, stream, kind, target, symbol,
@@ -279,12 +322,21 @@ def _frames(
                {_json_columns("payload_text", lifecycle.GAP_COLUMNS)}
         FROM stored_frames WHERE kind = 'gap'
     """)
+    return Sources(raw=bool(stored), typed=venues)
 
 
-def _cold_columns(file: str) -> str:
+def _venues(schema: pa.Schema) -> set[str]:
+    """The venues a cold file holds typed rows of (``typed/1`` typed Binance messages only)."""
+    written = (schema.metadata or {}).get(MESSAGES_KEY)
+    if written is None:
+        return {"binance"} if "item_price" not in schema.names else set(VENUE_OF_MESSAGE.values())
+    return {VENUE_OF_MESSAGE[message] for message in orjson.loads(written)}
+
+
+def _cold_columns(schema: pa.Schema) -> str:
     """Every column of the cold form but payload and message, as a file of any typed/N form
     reads: a column its form did not have yet is NULL."""
-    present = set(pq.read_schema(file).names)
+    present = set(schema.names)
     return ", ".join(
         f.name if f.name in present else f"NULL::{_sql_type(f.type)} AS {f.name}"
         for f in COLD_SCHEMA
@@ -292,11 +344,10 @@ def _cold_columns(file: str) -> str:
     )
 
 
-def _nulls(file: str, column: str) -> int:
+def _nulls(metadata: pq.FileMetaData, schema: pa.Schema, column: str) -> int:
     """The nulls of ``column`` in a Parquet file, from its footer's statistics (every row
     when a row group has none)."""
-    metadata = pq.read_metadata(file)
-    index = metadata.schema.to_arrow_schema().get_field_index(column)
+    index = schema.get_field_index(column)
     nulls = 0
     for group in range(metadata.num_row_groups):
         chunk = metadata.row_group(group)
@@ -305,12 +356,11 @@ def _nulls(file: str, column: str) -> int:
     return nulls
 
 
-def _payload_function(con: duckdb.DuckDBPyConnection, name: str, file: str) -> str:
+def _payload_function(con: duckdb.DuckDBPyConnection, name: str, schema: pa.Schema) -> str:
     """Define ``name``, a DuckDB function giving the payloads of the cold ``file``: its shapes
     filled with its typed columns by :func:`rtcap.storage.shapes.render`, the rendering every
     other reader uses; return its call. DuckDB calls it only for rows whose payload a query
     reads, a vector of rows at a time."""
-    schema = pq.read_schema(file)
     shapes = shapes_from_json((schema.metadata or {})[SHAPES_KEY])
     filled = sorted({column for shape in shapes for column in shape_columns(shape)})
     columns = ["shape", "payload", *filled]
@@ -333,10 +383,11 @@ def _payload_function(con: duckdb.DuckDBPyConnection, name: str, file: str) -> s
     return f"{name}(struct_pack({', '.join(columns)}))"
 
 
-def _typed(con: duckdb.DuckDBPyConnection, parts: list[str]) -> None:
+def _typed(con: duckdb.DuckDBPyConnection, parts: list[tuple[str, set[str]]]) -> frozenset[str]:
     """Views over the typed columns of compacted captures (``rtcap compact``): what the codec
     read from each market message, as numbers, with no JSON to parse. ``trades``, ``quotes``
-    and ``depth`` add them to what they decode from raw frames."""
+    and ``depth`` add them to what they decode from raw frames. Returns the venues present;
+    each venue's part of a view reads only the files holding that venue's rows."""
     empty = (
         "SELECT NULL::VARCHAR AS capture, NULL::TIMESTAMPTZ AS recv_time, "
         "NULL::VARCHAR AS message, "
@@ -347,7 +398,12 @@ def _typed(con: duckdb.DuckDBPyConnection, parts: list[str]) -> None:
         )
         + " WHERE false"
     )
-    con.execute(f"CREATE VIEW typed_rows AS {' UNION ALL BY NAME '.join(parts) or empty}")
+    union = " UNION ALL BY NAME "
+    con.execute(f"CREATE VIEW typed_rows AS {union.join(sql for sql, _ in parts) or empty}")
+    present = frozenset(venue for _, venues in parts for venue in venues)
+    for venue in set(VENUE_OF_MESSAGE.values()):
+        of_venue = [sql for sql, venues in parts if venue in venues]
+        con.execute(f"CREATE VIEW _typed_{venue} AS {union.join(of_venue) or empty}")
     common = """capture, seq, recv_time, 'binance' AS source,
                CAST(instrument AS VARCHAR) AS instrument,
                CASE WHEN target IS NOT NULL THEN lower(symbol) || '@' || target END AS contract"""
@@ -355,53 +411,67 @@ def _typed(con: duckdb.DuckDBPyConnection, parts: list[str]) -> None:
     projectx = f"""capture, seq, recv_time, 'projectx' AS source,
                {sql_symbol_case("symbol")} AS instrument, symbol AS contract"""
     item_time = "make_timestamptz(unnest(item_ns) // 1000)"
-    con.execute(f"""
-        CREATE VIEW typed_trades AS
-        SELECT {common}, 1 AS print_index, price / pow(10, price_scale) AS price,
-               qty / pow(10, qty_scale) AS volume,
-               CASE WHEN maker THEN 'sell' ELSE 'buy' END AS side,
-               make_timestamptz(time_ms * 1000) AS exch_time, trade_id
-        FROM typed_rows WHERE message IN ('trade', 'aggTrade')
-        UNION ALL
-        SELECT {projectx}, generate_subscripts(item_price, 1),
-               unnest(item_price) / pow(10, item_price_scale),
-               CAST(unnest(item_volume) AS DOUBLE),
-               {_sides("unnest(item_type)", projectx_codec.TRADE_SIDES)},
-               {item_time}, NULL
-        FROM typed_rows WHERE message = '{projectx_codec.TRADE}'
-    """)
-    con.execute(f"""
-        CREATE VIEW typed_quotes AS
-        SELECT {common}, bid / pow(10, bid_scale) AS bid, ask / pow(10, ask_scale) AS ask,
-               bid_qty / pow(10, bid_qty_scale) AS bid_size,
-               ask_qty / pow(10, ask_qty_scale) AS ask_size, NULL::DOUBLE AS last,
-               NULL::DOUBLE AS session_volume,
-               CASE WHEN time_ms IS NOT NULL THEN make_timestamptz(time_ms * 1000) END AS exch_time
-        FROM typed_rows WHERE message = 'bookTicker'
-        UNION ALL
-        SELECT {projectx}, bid / pow(10, bid_scale), ask / pow(10, ask_scale), NULL, NULL,
-               last / pow(10, last_scale), CAST(session_volume AS DOUBLE),
-               make_timestamptz(coalesce(quote_ns, updated_ns) // 1000)
-        FROM typed_rows WHERE message = '{projectx_codec.QUOTE}'
-    """)
     side = """{common}, '{side}' AS side,
                unnest({side}_prices) / pow(10, {side}_price_scale) AS price,
                unnest({side}_sizes) / pow(10, {side}_size_scale) AS volume,
                CASE WHEN event_ms IS NOT NULL THEN make_timestamptz(event_ms * 1000) END
                    AS exch_time,
                first_update_id, update_id, message = 'depthSnapshot' AS snapshot
-        FROM typed_rows WHERE message IN ('depthUpdate', 'depthSnapshot')"""
-    con.execute(f"""
-        CREATE VIEW typed_depth AS
-        SELECT {side.format(common=common, side="bid")}
-        UNION ALL
-        SELECT {side.format(common=common, side="ask")}
-        UNION ALL
-        SELECT {projectx}, {_sides("unnest(item_type)", projectx_codec.DEPTH_SIDES, "'other'")},
-               unnest(item_price) / pow(10, item_price_scale), CAST(unnest(item_volume) AS DOUBLE),
-               {item_time}, NULL, NULL, false
-        FROM typed_rows WHERE message = '{projectx_codec.DEPTH}'
-    """)
+        FROM _typed_binance WHERE message IN ('depthUpdate', 'depthSnapshot')"""
+    views = {
+        "typed_trades": {
+            "binance": f"""
+                SELECT {common}, 1::BIGINT AS print_index, price / pow(10, price_scale) AS price,
+                       qty / pow(10, qty_scale) AS volume,
+                       CASE WHEN maker THEN 'sell' ELSE 'buy' END AS side,
+                       make_timestamptz(time_ms * 1000) AS exch_time, trade_id
+                FROM _typed_binance WHERE message IN ('trade', 'aggTrade')""",
+            "projectx": f"""
+                SELECT {projectx}, generate_subscripts(item_price, 1) AS print_index,
+                       unnest(item_price) / pow(10, item_price_scale) AS price,
+                       CAST(unnest(item_volume) AS DOUBLE) AS volume,
+                       {_sides("unnest(item_type)", projectx_codec.TRADE_SIDES)} AS side,
+                       {item_time} AS exch_time, NULL::BIGINT AS trade_id
+                FROM _typed_projectx WHERE message = '{projectx_codec.TRADE}'""",
+        },
+        "typed_quotes": {
+            "binance": f"""
+                SELECT {common}, bid / pow(10, bid_scale) AS bid, ask / pow(10, ask_scale) AS ask,
+                       bid_qty / pow(10, bid_qty_scale) AS bid_size,
+                       ask_qty / pow(10, ask_qty_scale) AS ask_size, NULL::DOUBLE AS last,
+                       NULL::DOUBLE AS session_volume,
+                       CASE WHEN time_ms IS NOT NULL THEN make_timestamptz(time_ms * 1000) END
+                           AS exch_time
+                FROM _typed_binance WHERE message = 'bookTicker'""",
+            "projectx": f"""
+                SELECT {projectx}, bid / pow(10, bid_scale) AS bid, ask / pow(10, ask_scale) AS ask,
+                       NULL::DOUBLE AS bid_size, NULL::DOUBLE AS ask_size,
+                       last / pow(10, last_scale) AS last,
+                       CAST(session_volume AS DOUBLE) AS session_volume,
+                       make_timestamptz(coalesce(quote_ns, updated_ns) // 1000) AS exch_time
+                FROM _typed_projectx WHERE message = '{projectx_codec.QUOTE}'""",
+        },
+        "typed_depth": {
+            "binance": f"""
+                SELECT {side.format(common=common, side="bid")}
+                UNION ALL
+                SELECT {side.format(common=common, side="ask")}""",
+            "projectx": f"""
+                SELECT {projectx},
+                       {_sides("unnest(item_type)", projectx_codec.DEPTH_SIDES, "'other'")} AS side,
+                       unnest(item_price) / pow(10, item_price_scale) AS price,
+                       CAST(unnest(item_volume) AS DOUBLE) AS volume, {item_time} AS exch_time,
+                       NULL::BIGINT AS first_update_id, NULL::BIGINT AS update_id,
+                       false AS snapshot
+                FROM _typed_projectx WHERE message = '{projectx_codec.DEPTH}'""",
+        },
+    }
+    for name, by_venue in views.items():
+        chosen = [sql for venue, sql in by_venue.items() if venue in present] or list(
+            by_venue.values()
+        )
+        con.execute(f"CREATE VIEW {name} AS {' UNION ALL '.join(chosen)}")
+    return present
 
 
 def _sides(number: str, sides: dict[int, str], otherwise: str = "NULL") -> str:
@@ -432,7 +502,16 @@ def _json_columns(source: str, columns: tuple[tuple[str, str, str], ...]) -> str
     return lifecycle.view_columns(columns, extract, "TRY_CAST({value} AS {type})", _DUCKDB_TYPES)
 
 
-def _market_views(con: duckdb.DuckDBPyConnection) -> None:
+def _union_view(
+    con: duckdb.DuckDBPyConnection, name: str, sources: Sources, raw: str, typed: str
+) -> None:
+    """A market view: what it decodes from raw frames and what it reads of typed rows, each
+    only where the captures have some (the raw part alone binds the columns of an empty one)."""
+    parts = ([raw] if sources.raw or not sources.typed else []) + ([typed] if sources.typed else [])
+    con.execute(f"CREATE VIEW {name} AS {' UNION ALL '.join(parts)}")
+
+
+def _market_views(con: duckdb.DuckDBPyConnection, sources: Sources) -> None:
     # Every SignalR record of every text frame (one frame may hold several), and every
     # Binance message (unwrapped from combined-stream envelopes).
     con.execute("""
@@ -457,8 +536,11 @@ def _market_views(con: duckdb.DuckDBPyConnection) -> None:
           AND starts_with(ltrim(payload_text), '{') AND json_valid(payload_text)
     """)
     instrument = sql_symbol_case("contract")
-    con.execute(f"""
-        CREATE VIEW trades AS
+    _union_view(
+        con,
+        "trades",
+        sources,
+        f"""
         SELECT capture, seq, record_index, print_index, recv_time, 'projectx' AS source,
                {instrument} AS symbol, contract,
                CAST(t ->> '$.price' AS DOUBLE) AS price, CAST(t ->> '$.volume' AS DOUBLE) AS volume,
@@ -475,13 +557,18 @@ def _market_views(con: duckdb.DuckDBPyConnection) -> None:
                make_timestamptz(CAST(data ->> '$.T' AS BIGINT) * 1000),
                CAST(coalesce(data ->> '$.t', data ->> '$.a') AS BIGINT)
         FROM binance_messages WHERE (data ->> '$.e') IN ('trade', 'aggTrade')
-        UNION ALL
-        SELECT capture, seq, 1, print_index, recv_time, source, instrument, contract, price,
-               volume, side, exch_time, trade_id
+""",
+        """
+        SELECT capture, seq, 1::BIGINT AS record_index, print_index, recv_time, source,
+               instrument AS symbol, contract, price, volume, side, exch_time, trade_id
         FROM typed_trades
-    """)
-    con.execute(f"""
-        CREATE VIEW quotes AS
+    """,
+    )
+    _union_view(
+        con,
+        "quotes",
+        sources,
+        f"""
         SELECT capture, seq, recv_time, 'projectx' AS source, {instrument} AS symbol, contract,
                CAST(body ->> '$.bestBid' AS DOUBLE) AS bid, CAST(body ->> '$.bestAsk' AS DOUBLE) AS ask,
                NULL::DOUBLE AS bid_size, NULL::DOUBLE AS ask_size,
@@ -498,13 +585,18 @@ def _market_views(con: duckdb.DuckDBPyConnection) -> None:
         FROM binance_messages
         WHERE ((data ->> '$.e') = 'bookTicker'
                OR ((data ->> '$.e') IS NULL AND json_exists(data, '$.u') AND json_exists(data, '$.b')))
-        UNION ALL
-        SELECT capture, seq, recv_time, source, instrument, contract, bid, ask, bid_size,
-               ask_size, last, session_volume, exch_time
+""",
+        """
+        SELECT capture, seq, recv_time, source, instrument AS symbol, contract, bid, ask,
+               bid_size, ask_size, last, session_volume, exch_time
         FROM typed_quotes
-    """)
-    con.execute(f"""
-        CREATE VIEW depth AS
+    """,
+    )
+    _union_view(
+        con,
+        "depth",
+        sources,
+        f"""
         SELECT capture, seq, recv_time, 'projectx' AS source, {instrument} AS symbol, contract,
                {_sides("TRY_CAST(l ->> '$.type' AS INTEGER)", projectx_codec.DEPTH_SIDES, "'other'")}
                    AS side,
@@ -542,11 +634,13 @@ def _market_views(con: duckdb.DuckDBPyConnection) -> None:
                    'ask'
             FROM binance_messages WHERE (data ->> '$.e') = 'depthUpdate' OR json_exists(data, '$.lastUpdateId')
         )
-        UNION ALL
-        SELECT capture, seq, recv_time, source, instrument, contract, side, price, volume,
-               exch_time, first_update_id, update_id, snapshot
+""",
+        """
+        SELECT capture, seq, recv_time, source, instrument AS symbol, contract, side, price,
+               volume, exch_time, first_update_id, update_id AS last_update_id, snapshot
         FROM typed_depth
-    """)
+    """,
+    )
 
 
 BAR_COLUMNS = (

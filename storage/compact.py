@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -37,6 +38,7 @@ from rtcap.storage.schema import (
     COLD_SCHEMA,
     DICTIONARY_COLUMNS,
     FRAME_SCHEMA,
+    MESSAGES_KEY,
     SHAPES_KEY,
     frames_v2,
 )
@@ -122,7 +124,14 @@ def cold_table(frames: pa.Table) -> pa.Table:
     columns["payload"] = pc.if_else(pc.is_null(typed["shape"]), payloads,
                                     pa.scalar(None, pa.binary()))  # fmt: skip
     columns.update(typed)
-    schema = COLD_SCHEMA.with_metadata({**COLD_SCHEMA.metadata, SHAPES_KEY: shapes_json(shapes)})
+    messages = sorted(pc.unique(typed["message"].dictionary_decode().drop_null()).to_pylist())
+    schema = COLD_SCHEMA.with_metadata(
+        {
+            **COLD_SCHEMA.metadata,
+            SHAPES_KEY: shapes_json(shapes),
+            MESSAGES_KEY: orjson.dumps(messages),
+        }
+    )
     return pa.Table.from_pydict(columns, schema=schema)
 
 
@@ -254,7 +263,11 @@ def _compact_file(
     name = free_name(file.parent, stem, segment["number"])
     tmp, final = file.parent / f".{name}.tmp", file.parent / name
     metadata = pq.read_metadata(file).metadata or {}
-    kept = {k: v for k, v in metadata.items() if k.startswith(b"rtcap.") and k != SHAPES_KEY}
+    kept = {
+        k: v
+        for k, v in metadata.items()
+        if k.startswith(b"rtcap.") and k not in (SHAPES_KEY, MESSAGES_KEY)
+    }
     try:
         write_cold(cold, tmp, kept)
         publish(tmp, final)

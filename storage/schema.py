@@ -84,6 +84,8 @@ COLD_SCHEMA_V1 = pa.schema(
 )
 COLD_SCHEMAS = (COLD_SCHEMA, COLD_SCHEMA_V1)
 SHAPES_KEY = b"rtcap.shapes"
+# the message kinds a cold file holds typed rows of (a JSON list; typed/1 files have none)
+MESSAGES_KEY = b"rtcap.messages"
 FRAME_SCHEMAS = (FRAME_SCHEMA, FRAME_SCHEMA_V1, *COLD_SCHEMAS)
 DICTIONARY_COLUMNS = ["stream", "kind", "target", "symbol"]
 BAR_SCHEMA = pa.schema(

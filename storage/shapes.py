@@ -45,6 +45,10 @@ ITEM_VALUE = {ITEM_INT: INT, ITEM_DECIMAL: DECIMAL, ITEM_TIME: TIME}
 ITEMS = "items"  # the hole a message's items fill, each cut by the shape's item shape
 # Every message kind the cold form types, with its codec's map of JSON keys to columns.
 MESSAGE_FIELDS: dict[str, dict[str, str]] = {**binance.TYPED_FIELDS, **projectx.TYPED_FIELDS}
+VENUE_OF_MESSAGE = {
+    **{message: "binance" for message in binance.TYPED_FIELDS},
+    **{message: "projectx" for message in projectx.TYPED_FIELDS},
+}
 # Every typed column the codecs' field maps name, by kind of value. The first form of the cold
 # files (typed/1) had the Binance ones only.
 FIRST_FORM_KINDS: dict[str, str] = {
