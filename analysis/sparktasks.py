@@ -31,6 +31,7 @@ from rtcap.storage.schema import (
     BAR_SCHEMA,
     FRAME_SCHEMA,
     bars_v2,
+    frame_columns,
     frames_v2,
     rows_table,
     table_to_frames,
@@ -97,7 +98,8 @@ def read_piece(piece: dict[str, Any]) -> pa.Table:
             first = piece["part"] * count // piece["parts"]
             stop = (piece["part"] + 1) * count // piece["parts"]
             groups = list(range(first, stop))
-            table = parquet.read_row_groups(groups) if groups else None
+            columns = frame_columns(parquet.schema_arrow)
+            table = parquet.read_row_groups(groups, columns=columns) if groups else None
     except PieceError:
         raise
     except Exception as exc:  # the store, the file, the format: one line naming the file

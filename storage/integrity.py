@@ -27,6 +27,7 @@ from rtcap.storage.schema import (
     FRAME_SCHEMAS,
     ClosedBar,
     bars_v2,
+    frame_columns,
     frames_v2,
     table_to_bars,
     table_to_frames,
@@ -193,7 +194,7 @@ def read_frames(path: str | Path) -> Iterator[Frame]:
         file, parquet = open_segment(directory, entry)
         for index in range(parquet.num_row_groups):
             try:
-                table = parquet.read_row_group(index)
+                table = parquet.read_row_group(index, columns=frame_columns(parquet.schema_arrow))
             except (OSError, pa.ArrowException) as exc:
                 raise CaptureDamaged(f"{file} is damaged ({first_line(exc)})") from None
             yield from table_to_frames(frames_v2(table))

@@ -22,7 +22,7 @@ from rtcap.storage import manifest as manifests
 from rtcap.storage.errors import CaptureDamaged
 from rtcap.storage.integrity import journal_files, open_capture, open_segment, segment_files
 from rtcap.storage.journal import read_journal
-from rtcap.storage.schema import frame_chunks, frames_v2
+from rtcap.storage.schema import frame_chunks, frame_columns, frames_v2
 from rtcap.timeutil import NS, parse_iso_ns
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -194,7 +194,9 @@ class CaptureReader:
                     continue
                 self.row_groups_read += 1
                 try:
-                    table = parquet.read_row_group(index)
+                    table = parquet.read_row_group(
+                        index, columns=frame_columns(parquet.schema_arrow)
+                    )
                 except (OSError, pa.ArrowException) as exc:
                     raise CaptureDamaged(
                         f"{file} is damaged ({str(exc).strip().splitlines()[0]}): restore it "

@@ -27,6 +27,7 @@ from rtcap.storage.shapes import (
     TYPED_FIELDS_ARROW,
     TYPED_FIELDS_ARROW_V1,
     render,
+    shape_columns,
     shapes_from_json,
 )
 
@@ -187,6 +188,20 @@ def frames_v2(table: pa.Table) -> pa.Table:
         "exch_time": _micros(exch),
     }
     return pa.Table.from_pydict(columns, schema=FRAME_SCHEMA)
+
+
+def frame_columns(schema: pa.Schema) -> list[str] | None:
+    """The columns the frames of a file in ``schema`` are read from: every column of a hot
+    file (``None``); of a cold file its frame columns, shapes and payloads and the typed
+    columns its shapes fill, not the columns of message kinds it does not hold."""
+    metadata = schema.metadata or {}
+    if "shape" not in schema.names or SHAPES_KEY not in metadata:
+        return None
+    filled = {
+        name for shape in shapes_from_json(metadata[SHAPES_KEY]) for name in shape_columns(shape)
+    }
+    frame = {f.name for f in FRAME_SCHEMA}
+    return [name for name in schema.names if name in frame or name in filled or name == "shape"]
 
 
 def cold_frames(table: pa.Table) -> pa.Table:

@@ -25,7 +25,7 @@ from rtcap.storage import manifest as manifests
 from rtcap.storage.errors import CaptureError
 from rtcap.storage.integrity import journal_files, open_segment, read_table, segment_files
 from rtcap.storage.journal import JournalReader
-from rtcap.storage.schema import FRAME_SCHEMA, frames_v2
+from rtcap.storage.schema import FRAME_SCHEMA, frame_columns, frames_v2
 
 
 class CaptureTail:
@@ -120,7 +120,8 @@ def rolled_to(path: str | Path) -> Path | None:
     if not files:
         return None
     _, parquet = open_segment(Path(path), files[-1])
-    table = frames_v2(parquet.read_row_group(parquet.num_row_groups - 1))
+    last = parquet.num_row_groups - 1
+    table = frames_v2(parquet.read_row_group(last, columns=frame_columns(parquet.schema_arrow)))
     if not table.num_rows:
         return None
     last = table.sort_by("seq").slice(table.num_rows - 1).to_pylist()[0]
