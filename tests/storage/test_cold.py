@@ -27,7 +27,7 @@ from rtcap.simulator import MarketSimulator
 from rtcap.storage.compact import compact, is_cold_file
 from rtcap.storage.importer import import_lines
 from rtcap.storage.integrity import open_capture, read_frames
-from rtcap.storage.schema import SHAPES_KEY
+from rtcap.storage.schema import SHAPES_KEY, frame_columns
 from rtcap.storage.shapes import (
     _compiled_render,
     render,
@@ -91,6 +91,10 @@ def compacts_byte_for_byte(source: Path, capture: Path) -> None:
     assert report.cold_bytes < report.hot_bytes * 0.7
     assert all(is_cold_file(f) for f in capture_files(capture))
     assert not any(f.exists() for f in before)
+    # its frames are read from the columns Binance shapes fill, never ProjectX's
+    read = frame_columns(pq.read_schema(capture_files(capture)[0]))
+    assert read is not None and {"seq", "payload", "shape", "price", "bid_prices"} <= set(read)
+    assert not {"item_price", "quote_ns", "message"} & set(read)
     manifest = open_capture(capture)
     assert manifest["cold"]["form"] == "typed/2" and manifest["cold"]["encodings"]
 
