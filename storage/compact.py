@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,8 @@ import pyarrow.parquet as pq
 
 from rtcap.storage import manifest as manifests
 from rtcap.storage.dataset import find_captures
-from rtcap.storage.errors import CaptureError
-from rtcap.storage.integrity import check_file, open_capture, read_table
+from rtcap.storage.errors import CaptureDamaged, CaptureError, first_line
+from rtcap.storage.integrity import check_file, open_capture, open_segment
 from rtcap.storage.lock import lock_capture, unlock_capture
 from rtcap.storage.migrate import switch_files
 from rtcap.storage.placement import placement_of
@@ -50,6 +51,7 @@ from rtcap.storage.shapes import (
     STRING,
     TIME,
     VALUE_KINDS,
+    Shape,
     column_table,
     level_columns,
     shapes_json,
@@ -114,11 +116,12 @@ class CompactReport:
         return self.cold_bytes / self.hot_bytes if self.hot_bytes else 1.0
 
 
-def cold_table(frames: pa.Table) -> pa.Table:
-    """A frames table (any version) in the cold form, its shapes in the schema metadata."""
+def cold_table(frames: pa.Table, shapes: list[Shape] | None = None) -> pa.Table:
+    """A frames table (any version) in the cold form, its shapes in the schema metadata
+    (``shapes``: the file's shapes so far, when a file is compacted a block at a time)."""
     frames = frames_v2(frames).combine_chunks()
     payloads = frames.column("payload").chunk(0) if frames.num_rows else pa.array([], pa.binary())
-    typed, shapes = typed_columns(payloads)
+    typed, shapes = typed_columns(payloads, shapes)
     columns: dict[str, Any] = {name: frames.column(name) for name in COLD_SCHEMA.names
                                if name in FRAME_SCHEMA.names}  # fmt: skip
     columns["payload"] = pc.if_else(pc.is_null(typed["shape"]), payloads,
@@ -144,12 +147,12 @@ def by_message(table: pa.Table) -> pa.Table:
     return table.take(pc.sort_indices(order, sort_keys=keys))
 
 
-def write_cold(table: pa.Table, path: Path, metadata: dict[bytes, bytes] | None = None) -> None:
-    """Write a cold table (in seq order) with the measured encodings (see ``bench/cold.py``):
-    row groups of :data:`COLD_ROW_GROUP_ROWS` consecutive frames, each grouped by message."""
-    with pq.ParquetWriter(
+def cold_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    """A writer of a cold file with the measured encodings (see ``bench/cold.py``); each
+    row group written is :data:`COLD_ROW_GROUP_ROWS` consecutive frames grouped by message."""
+    return pq.ParquetWriter(
         path,
-        table.schema,
+        schema,
         compression="zstd",
         compression_level=COLD_LEVEL,
         use_dictionary=COLD_DICTIONARY,
@@ -157,7 +160,12 @@ def write_cold(table: pa.Table, path: Path, metadata: dict[bytes, bytes] | None 
         write_statistics=True,
         write_page_checksum=True,
         sorting_columns=[pq.SortingColumn(0)],
-    ) as writer:
+    )
+
+
+def write_cold(table: pa.Table, path: Path, metadata: dict[bytes, bytes] | None = None) -> None:
+    """Write a whole cold table (in seq order) as one cold file."""
+    with cold_writer(path, table.schema) as writer:
         for start in range(0, max(table.num_rows, 1), COLD_ROW_GROUP_ROWS):
             part = by_message(table.slice(start, COLD_ROW_GROUP_ROWS))
             writer.write_table(part, row_group_size=COLD_ROW_GROUP_ROWS)
@@ -258,41 +266,117 @@ def _count(report: CompactReport, entry: dict[str, Any]) -> None:
 def _compact_file(
     directory: Path, file: Path, entry: dict[str, Any], segment: dict[str, Any], stem: str
 ) -> dict[str, Any]:
-    before = frames_v2(read_table(directory, entry))
-    cold = cold_table(before)
+    """Compact one hot file a block of :data:`COLD_ROW_GROUP_ROWS` frames at a time, so a
+    day of millions of frames takes the memory of one block: each block is typed and spilled
+    (Arrow IPC, zstd) beside the file, then written as one row group of the cold file once
+    the file's shapes are all known (they are in its schema), then read back and compared
+    with the hot block it came from."""
+    _, hot = open_segment(directory, entry)
     name = free_name(file.parent, stem, segment["number"])
     tmp, final = file.parent / f".{name}.tmp", file.parent / name
-    metadata = pq.read_metadata(file).metadata or {}
+    spill = file.parent / f".{name}.typed.tmp"
+    metadata = hot.metadata.metadata or {}
     kept = {
-        k: v
+        k.decode(): v.decode()
         for k, v in metadata.items()
         if k.startswith(b"rtcap.") and k not in (SHAPES_KEY, MESSAGES_KEY)
     }
+    shapes: list[Shape] = []
+    messages: set[str] = set()
+    rows: list[int] = []  # of each block, in order
+    typed = raw = 0
     try:
-        write_cold(cold, tmp, kept)
+        # a stream, not a file: each block has its own dictionaries
+        with pa.ipc.new_stream(str(spill), COLD_SCHEMA, options=SPILL_OPTIONS) as spilled:
+            for block in _blocks(hot, file):
+                cold = cold_table(block, shapes)
+                spilled.write_table(by_message(cold).replace_schema_metadata(COLD_SCHEMA.metadata))
+                rows.append(cold.num_rows)
+                typed += cold.num_rows - cold.column("message").null_count
+                raw += cold.column("shape").null_count
+                messages.update(orjson.loads(cold.schema.metadata[MESSAGES_KEY]))
+        schema = COLD_SCHEMA.with_metadata(
+            {
+                **COLD_SCHEMA.metadata,
+                SHAPES_KEY: shapes_json(shapes),
+                MESSAGES_KEY: orjson.dumps(sorted(messages)),
+            }
+        )
+        with pa.memory_map(str(spill)) as source, cold_writer(tmp, schema) as writer:
+            batches = iter(pa.ipc.open_stream(source))
+            for count in rows:
+                group: list[pa.RecordBatch] = []
+                while sum(len(batch) for batch in group) < count:
+                    group.append(next(batches))
+                table = pa.Table.from_batches(group, COLD_SCHEMA).replace_schema_metadata(
+                    schema.metadata
+                )
+                writer.write_table(table, row_group_size=COLD_ROW_GROUP_ROWS)
+            writer.add_key_value_metadata(kept)
+        spill.unlink()
         publish(tmp, final)
-        after = frames_v2(pq.read_table(final, page_checksum_verification=True))
-        if not same_frames(before, after):
-            raise CaptureError(
-                f"compacting {entry['path']} of {directory} changed its frames: nothing was "
-                "switched; please report this"
-            )
+        _prove(directory, entry, hot, file, final)
     except BaseException:
-        for leftover in (tmp, final):
+        for leftover in (spill, tmp, final):
             with contextlib.suppress(OSError):
                 leftover.unlink()
         raise
-    shapes = cold.column("shape")
     return {
         **entry,
         "path": str(Path(entry["path"]).parent / name),
         "bytes": final.stat().st_size,
         "sha256": sha256_file(final),
         "form": FORM,
-        "typed": cold.num_rows - cold.column("message").null_count,
-        "raw": shapes.null_count,
+        "typed": typed,
+        "raw": raw,
         "hot_bytes": entry.get("bytes") or file.stat().st_size,
     }
+
+
+SPILL_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")  # typed blocks awaiting their shapes
+
+
+def _blocks(parquet: pq.ParquetFile, file: Path) -> Iterator[pa.Table]:
+    """A hot file's frames (frames/2) in consecutive blocks of :data:`COLD_ROW_GROUP_ROWS`,
+    the last one shorter (an empty file: one empty block)."""
+    pending: list[pa.Table] = []
+    count = 0
+    given = False
+    for index in range(parquet.num_row_groups):
+        try:
+            table = frames_v2(parquet.read_row_group(index))
+        except (OSError, pa.ArrowException) as exc:
+            raise CaptureDamaged(f"{file} is damaged ({first_line(exc)})") from None
+        pending.append(table)
+        count += table.num_rows
+        while count >= COLD_ROW_GROUP_ROWS:
+            whole = pa.concat_tables(pending)
+            yield whole.slice(0, COLD_ROW_GROUP_ROWS)
+            given = True
+            pending, count = [whole.slice(COLD_ROW_GROUP_ROWS)], count - COLD_ROW_GROUP_ROWS
+    if count or not given:
+        yield pa.concat_tables(pending) if pending else FRAME_SCHEMA.empty_table()
+
+
+def _prove(
+    directory: Path, entry: dict[str, Any], hot: pq.ParquetFile, file: Path, cold: Path
+) -> None:
+    """Each row group of the cold file read back equals the hot block it was written from,
+    field for field and byte for byte."""
+    written = pq.ParquetFile(cold, page_checksum_verification=True)
+    proven = 0
+    for index, block in enumerate(_blocks(hot, file)):
+        if index >= written.num_row_groups:
+            break
+        if not same_frames(block, frames_v2(written.read_row_group(index))):
+            break
+        proven += 1
+    if proven == written.num_row_groups == index + 1:
+        return
+    raise CaptureError(
+        f"compacting {entry['path']} of {directory} changed its frames: nothing was switched; "
+        "please report this"
+    )
 
 
 def _remove_leftovers(directory: Path, manifest: dict[str, Any]) -> None:

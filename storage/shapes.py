@@ -389,19 +389,27 @@ def _extract_projectx(text: str, message: Any) -> tuple[Shape, dict[str, Any]] |
     return None if HOLE in shape.pieces[0] + shape.pieces[1] else (shape, values)
 
 
-def typed_columns(payloads: pa.Array) -> tuple[dict[str, pa.Array], list[Shape]]:
-    """The typed columns (:data:`TYPED_FIELDS_ARROW`) of a file's frames and its shapes. A
-    frame keeps a shape only if its shape is used at least :data:`MIN_USES` times (or holds
-    depth levels) and renders back to exactly its bytes (checked here, column-wise); the caller
-    keeps the payload of every frame whose ``shape`` is null."""
+def typed_columns(
+    payloads: pa.Array, shapes: list[Shape] | None = None
+) -> tuple[dict[str, pa.Array], list[Shape]]:
+    """The typed columns (:data:`TYPED_FIELDS_ARROW`) of some frames and the shapes they use.
+    A frame keeps a shape only if its shape is used at least :data:`MIN_USES` times (or holds
+    depth levels or items) and renders back to exactly its bytes (checked here, column-wise);
+    the caller keeps the payload of every frame whose ``shape`` is null. ``shapes``: the
+    file's shapes so far, when a file is typed a block of frames at a time: a shape found
+    again keeps its number, new ones are appended to it (and it is returned)."""
     rows = len(payloads)
     found = [extract(p) if p is not None else None for p in payloads.to_pylist()]
     uses = Counter(item[0] for item in found if item is not None)
-    kept = [
-        shape
-        for shape, count in uses.most_common(MAX_SHAPES)
-        if count >= MIN_USES or any(VALUE_KINDS[hole] in (LEVELS, ITEMS) for hole in shape.holes)
-    ]
+    kept = [] if shapes is None else shapes
+    known = set(kept)
+    for shape, count in uses.most_common():
+        if len(kept) >= MAX_SHAPES:
+            break  # per file; the least used beyond it stay raw
+        if shape not in known and (
+            count >= MIN_USES or any(VALUE_KINDS[hole] in (LEVELS, ITEMS) for hole in shape.holes)
+        ):
+            kept.append(shape)
     number = {shape: index for index, shape in enumerate(kept)}
     lists: dict[str, list] = {name: [None] * rows for name in TYPED_NAMES}
     for row, item in enumerate(found):
@@ -415,7 +423,7 @@ def typed_columns(payloads: pa.Array) -> tuple[dict[str, pa.Array], list[Shape]]
             if kind in (DECIMAL, TIME):
                 lists[column][row], lists[f"{column}_digits"][row] = value
             elif kind in (ITEM_DECIMAL, ITEM_TIME):
-                lists[column][row] = [number for number, _ in value]
+                lists[column][row] = [integer for integer, _ in value]
                 lists[f"{column}_digits"][row] = [digits for _, digits in value]
             elif kind == LEVELS:
                 prices, sizes = level_columns(column)

@@ -366,12 +366,12 @@ def test_compaction_keeps_replay_verify_and_books_identical(tmp_path):
     sim = tmp_path / "sim"
     write_capture(sim, MarketSimulator(7, ["MNQ", "ES"], rate=40).frames(duration_s=120)).close()
     for capture in (real, sim):
-        before = run("verify", capture)
+        before = run("verify", capture, "--speed", "500x")
         assert before.exit_code == 0, before.output
         digests = [line for line in before.output.splitlines() if "sha256" in line]
         (report,) = compact(capture)
         assert report.typed > report.frames * 0.7, report  # a ProjectX tape is typed too
-        after = run("verify", capture)
+        after = run("verify", capture, "--speed", "500x")
         assert after.exit_code == 0, after.output
         assert [line for line in after.output.splitlines() if "sha256" in line] == digests
         assert len(digests) >= 2
@@ -390,7 +390,7 @@ def test_an_interrupted_compaction_leaves_the_hot_file_listed_and_is_finished_la
     leftover = hot.parent / (hot.stem + "-1.parquet")
     write_cold(cold_table(pq.read_table(hot)), leftover)
     assert capture_files(capture) == [hot]
-    assert run("verify", capture).exit_code == 0
+    assert run("verify", capture, "--speed", "500x").exit_code == 0
     (report,) = compact(capture)
     assert report.files_rewritten == 1
     (cold,) = capture_files(capture)
@@ -622,9 +622,28 @@ def test_a_capture_compacted_in_the_first_typed_form_reads_as_it_did(tmp_path):
     manifests.save(capture, manifest)
     frames = [(f.recv_ns, f.payload) for f in read_frames(capture)]
     assert frames == lines_of(FIXTURES / "binance-usdm" / "ethusdt_20240808_1min.gz")
-    assert run("verify", capture).exit_code == 0
+    assert run("verify", capture, "--speed", "500x").exit_code == 0
     query = "select * exclude (capture) from {} order by all"
     now, first_form = connect([tmp_path / "now"]), connect([capture])
     for view in ("trades", "quotes", "depth"):
         expected = now.execute(query.format(view)).fetchall()
         assert first_form.execute(query.format(view)).fetchall() == expected and expected, view
+
+
+def test_a_file_is_compacted_a_block_at_a_time(tmp_path, monkeypatch):
+    """A day of millions of frames is compacted in blocks of one row group (its memory is a
+    block's): shapes found in later blocks join the file's, and every frame reads back."""
+    import rtcap.storage.compact as compaction
+
+    monkeypatch.setattr(compaction, "COLD_ROW_GROUP_ROWS", 4_000)
+    capture = tmp_path / "cap"
+    source = FIXTURES / "binance-spot" / "ethusdt_20240808_3min.gz"
+    import_lines(source, capture, "hftbacktest")
+    (report,) = compact(capture)
+    (cold,) = capture_files(capture)
+    lines = lines_of(source)
+    assert pq.read_metadata(cold).num_row_groups == -(-len(lines) // 4_000) >= 4
+    assert [(f.recv_ns, f.payload) for f in read_frames(capture)] == lines
+    assert report.typed == len(lines) and report.raw <= 8
+    assert not [p for p in capture.rglob("*") if p.name.endswith(".tmp")]
+    assert run("verify", capture, "--speed", "500x").exit_code == 0
