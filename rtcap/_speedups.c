@@ -1776,6 +1776,8 @@ typedef struct {
 typedef struct {
     char *buf;
     Py_ssize_t len, cap;
+    long long second;  /* the last whole second put_time wrote, -1 before any */
+    char second_text[19]; /* its YYYY-MM-DDTHH:MM:SS: the stamps of a tape mostly share it */
 } Out;
 
 static int out_reserve(Out *o, Py_ssize_t extra) {
@@ -2003,6 +2005,12 @@ static int put_time(Out *o, long long ns, long long dg) {
     if (ns < 0 || dg < 0 || dg > 9 || out_reserve(o, 32) < 0)
         return -1;
     long long seconds = ns / 1000000000LL, fraction = ns % 1000000000LL;
+    char *t = o->buf + o->len;
+    int at = 19;
+    if (seconds == o->second) {
+        memcpy(t, o->second_text, 19);
+        goto fraction;
+    }
     long long z = seconds / 86400 + 719468, rest = seconds % 86400; /* days since 0000-03-01 */
     long long era = z / 146097;
     unsigned doe = (unsigned)(z - era * 146097);
@@ -2013,11 +2021,10 @@ static int put_time(Out *o, long long ns, long long dg) {
     long long year = (long long)yoe + era * 400 + (month <= 2);
     if (year > 9999)
         return -1;
-    char *t = o->buf + o->len;
     unsigned fields[6] = {(unsigned)(year / 100), (unsigned)(year % 100), month, day,
                           (unsigned)(rest / 3600), (unsigned)(rest / 60 % 60)};
     static const char AFTER[6] = {0, '-', '-', 'T', ':', ':'};
-    int at = 0;
+    at = 0;
     for (int f = 0; f < 6; f++) {
         memcpy(t + at, DIGIT_PAIRS + fields[f] * 2, 2);
         at += 2;
@@ -2026,6 +2033,9 @@ static int put_time(Out *o, long long ns, long long dg) {
     }
     memcpy(t + at, DIGIT_PAIRS + (rest % 60) * 2, 2);
     at += 2;
+    o->second = seconds;
+    memcpy(o->second_text, t, 19);
+fraction:
     if (dg > 0) {
         t[at++] = '.';
         for (int k = 8; k >= 0; k--, fraction /= 10)
@@ -2333,6 +2343,7 @@ static PyObject *render_rows(PyObject *module, PyObject *args) {
     Py_buffer order = {0};
     Programs programs = {0};
     Out out = {0};
+    out.second = -1;
     PyObject *offsets = NULL, *result = NULL;
     int ok = 0;
     if (cols == NULL)
