@@ -2047,14 +2047,6 @@ fraction:
     return 0;
 }
 
-/* Element k of row i's list in a list column. */
-static int item_int(const RCol *c, Py_ssize_t i, Py_ssize_t k, long long *out) {
-    Py_ssize_t lo, hi;
-    if (list_bounds(c, i, &lo, &hi) < 0 || k >= hi - lo)
-        return -1;
-    return read_at(&c->values, c->width, lo + k, out);
-}
-
 enum { OP_TEXT, OP_INT, OP_STRING, OP_BOOL, OP_DECIMAL, OP_LEVELS, OP_TIME, OP_ITEMS,
        OP_ITEM_INT, OP_ITEM_DECIMAL, OP_ITEM_TIME };
 #define OP_WIDTH 7 /* an op and up to six column numbers */
@@ -2096,20 +2088,47 @@ static int put_hole(Out *o, RCol *cols, const long *op, Py_ssize_t i) {
     return -1;
 }
 
-/* One value of item k of row i (an item op: a hole of a message's item shape). */
-static int put_item_hole(Out *o, RCol *cols, const long *op, Py_ssize_t i, Py_ssize_t k) {
-    long long value, scale, shown;
-    if (item_int(&cols[op[1]], i, k, &value) < 0)
+/* Where row i's elements of an item op's list columns start and end: found once per row
+ * rather than once per item. */
+typedef struct {
+    Py_ssize_t lo[2], hi[2];
+    long long scale; /* of a decimal op: the row's */
+} ItemBounds;
+
+static int item_bounds(RCol *cols, const long *op, Py_ssize_t i, ItemBounds *b) {
+    if (list_bounds(&cols[op[1]], i, &b->lo[0], &b->hi[0]) < 0)
+        return -1;
+    switch (op[0]) {
+    case OP_ITEM_INT:
+        return 0;
+    case OP_ITEM_DECIMAL:
+        if (rcol_int(&cols[op[2]], i, &b->scale) < 0)
+            return -1;
+        return list_bounds(&cols[op[3]], i, &b->lo[1], &b->hi[1]);
+    case OP_ITEM_TIME:
+        return list_bounds(&cols[op[2]], i, &b->lo[1], &b->hi[1]);
+    }
+    return -1;
+}
+
+static inline int element(const RCol *c, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t k, long long *out) {
+    return k < hi - lo ? read_at(&c->values, c->width, lo + k, out) : -1;
+}
+
+/* One value of item k (an item op: a hole of a message's item shape). */
+static int put_item_hole(Out *o, RCol *cols, const long *op, const ItemBounds *b, Py_ssize_t k) {
+    long long value, shown;
+    if (element(&cols[op[1]], b->lo[0], b->hi[0], k, &value) < 0)
         return -1;
     switch (op[0]) {
     case OP_ITEM_INT:
         return put_int(o, value);
     case OP_ITEM_DECIMAL:
-        if (rcol_int(&cols[op[2]], i, &scale) < 0 || item_int(&cols[op[3]], i, k, &shown) < 0)
+        if (element(&cols[op[3]], b->lo[1], b->hi[1], k, &shown) < 0)
             return -1;
-        return put_decimal(o, value, scale, shown);
+        return put_decimal(o, value, b->scale, shown);
     case OP_ITEM_TIME:
-        if (item_int(&cols[op[2]], i, k, &shown) < 0)
+        if (element(&cols[op[2]], b->lo[1], b->hi[1], k, &shown) < 0)
             return -1;
         return put_time(o, value, shown);
     }
@@ -2202,16 +2221,24 @@ static int programs_init(Programs *p, PyObject *programs, Py_ssize_t columns) {
  * with its elements, joined by commas. */
 static int put_items(Out *out, RCol *cols, const Programs *programs, Py_ssize_t at, Py_ssize_t i) {
     const long *items = programs->ops + at * OP_WIDTH;
+    enum { MAX_ITEM_OPS = 64 };
+    ItemBounds bounds[MAX_ITEM_OPS];
     Py_ssize_t lo, hi;
-    if (list_bounds(&cols[items[1]], i, &lo, &hi) < 0)
-        return -1;
+    if (items[2] > MAX_ITEM_OPS || list_bounds(&cols[items[1]], i, &lo, &hi) < 0)
+        return -1; /* more holes in an item than any shape has: the pure path renders it */
+    for (Py_ssize_t n = 1; n <= items[2]; n++) {
+        const long *op = programs->ops + (at + n) * OP_WIDTH;
+        if (op[0] != OP_TEXT && item_bounds(cols, op, i, &bounds[n - 1]) < 0)
+            return -1;
+    }
     for (Py_ssize_t k = 0; k < hi - lo; k++) {
         if (k > 0 && out_put(out, ",", 1) < 0)
             return -1;
-        for (Py_ssize_t n = at + 1; n <= at + items[2]; n++) {
-            const long *op = programs->ops + n * OP_WIDTH;
-            int bad = op[0] == OP_TEXT ? out_put(out, programs->text[n], programs->text_len[n])
-                                       : put_item_hole(out, cols, op, i, k);
+        for (Py_ssize_t n = 1; n <= items[2]; n++) {
+            const long *op = programs->ops + (at + n) * OP_WIDTH;
+            int bad = op[0] == OP_TEXT
+                          ? out_put(out, programs->text[at + n], programs->text_len[at + n])
+                          : put_item_hole(out, cols, op, &bounds[n - 1], k);
             if (bad < 0)
                 return -1;
         }
