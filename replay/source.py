@@ -11,6 +11,7 @@ ahead of the next frame, so the events are the same at every speed.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -209,6 +210,11 @@ class Replay:
 
 
 PREFETCH_TABLES = 3  # row groups read ahead of the one being replayed
+# While a worker reads ahead, the thread replaying holds the GIL at most this long when the
+# worker asks for it back (Python's default is 5 ms): each of the worker's calls into Arrow
+# gives it up and must get it back, and at 5 ms a turn a max-speed replay of a fast codec
+# waited on the worker for a tenth of its time (bench/cold.py, the ProjectX market).
+READ_AHEAD_SWITCH_S = 0.0002
 
 
 async def _prefetching(
@@ -246,6 +252,8 @@ async def _prefetching(
             hand_over((None, exc))
 
     worker = threading.Thread(target=read, name="rtcap-prefetch", daemon=True)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch, READ_AHEAD_SWITCH_S))
     worker.start()
     try:
         while True:
@@ -259,3 +267,4 @@ async def _prefetching(
             yield table
     finally:
         stop.set()
+        sys.setswitchinterval(switch)  # a replay beside this one may end with 5 ms again
