@@ -274,7 +274,7 @@ def _compact_file(
     _, hot = open_segment(directory, entry)
     name = free_name(file.parent, stem, segment["number"])
     tmp, final = file.parent / f".{name}.tmp", file.parent / name
-    spill = file.parent / f".{name}.typed.tmp"
+    spill = file.parent / f".{name}{SPILL_SUFFIX}"
     metadata = hot.metadata.metadata or {}
     kept = {
         k.decode(): v.decode()
@@ -294,12 +294,12 @@ def _compact_file(
                 rows.append(cold.num_rows)
                 typed += cold.num_rows - cold.column("message").null_count
                 raw += cold.column("shape").null_count
-                messages.update(orjson.loads(cold.schema.metadata[MESSAGES_KEY]))
+                messages.update(cold.column("message").unique().to_pylist())
         schema = COLD_SCHEMA.with_metadata(
             {
                 **COLD_SCHEMA.metadata,
                 SHAPES_KEY: shapes_json(shapes),
-                MESSAGES_KEY: orjson.dumps(sorted(messages)),
+                MESSAGES_KEY: orjson.dumps(sorted(messages - {None})),
             }
         )
         with pa.memory_map(str(spill)) as source, cold_writer(tmp, schema) as writer:
@@ -334,6 +334,7 @@ def _compact_file(
 
 
 SPILL_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")  # typed blocks awaiting their shapes
+SPILL_SUFFIX = ".typed.tmp"
 
 
 def _blocks(parquet: pq.ParquetFile, file: Path) -> Iterator[pa.Table]:
@@ -380,9 +381,15 @@ def _prove(
 
 
 def _remove_leftovers(directory: Path, manifest: dict[str, Any]) -> None:
-    """Cold files of this capture no manifest lists: what an interrupted compaction left."""
+    """Cold files of this capture no manifest lists, and spills of typed blocks: what an
+    interrupted compaction left."""
+    frames = placement_of(manifest).frames_glob()
+    for spill in directory.glob(f"{Path(frames).parent.as_posix()}/.*{SPILL_SUFFIX}"):
+        if spill.is_file() and not spill.is_symlink():
+            with contextlib.suppress(OSError):
+                spill.unlink()
     listed = {f["path"] for s in manifest["segments"] for f in s["files"]}
-    for path in directory.glob(placement_of(manifest).frames_glob()):
+    for path in directory.glob(frames):
         relative = path.relative_to(directory).as_posix()
         if relative not in listed and path.is_file() and not path.is_symlink():
             with contextlib.suppress(OSError, pa.ArrowException):
