@@ -106,6 +106,19 @@ def record(message: dict) -> bytes:
     return signalr.encode(message)
 
 
+def crash(writer) -> None:
+    """Leave ``writer``'s capture as a recorder killed now would: its sealer thread ends where it
+    stands (a seal in progress stays on disk, half written), its journals keep what was flushed,
+    and its lock is released. Only stopping the thread makes this deterministic: left running, it
+    could begin a seal after the test has recovered the capture."""
+    sealer = writer.sealer
+    if sealer._thread is not None:
+        sealer._seal_queue.put(None)  # after what is queued: the tail blocks already handed
+        sealer._thread.join()
+        sealer._thread = None
+    writer._unlock()
+
+
 def write_capture(path, frames, *, flush_every=333, source=None, **options):
     """Copy ``frames`` (their seq renumbered) into a new, closed capture at ``path``."""
     from rtcap.storage.writer import CaptureWriter

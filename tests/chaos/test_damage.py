@@ -242,7 +242,7 @@ def test_damaged_journal_blocks_cost_only_themselves(tmp_path):
     frames = list(MarketSimulator(5, ["MNQ", "ES"]).frames(max_frames=3000))
     writer = helpers.write_capture(tmp_path / "cap", frames, flush_every=100)
     writer.flush()
-    writer._unlock()  # a crashed recorder: every frame only in the journal
+    helpers.crash(writer)  # a crashed recorder: every frame only in the journal
     journal = next((tmp_path / "cap" / "journal").glob("segment-*.rtj"))
     data = bytearray(journal.read_bytes())
     data[len(data) // 10] ^= 0x04  # early in the journal: one block of 100 frames

@@ -3,6 +3,7 @@
 import asyncio
 import time
 
+import helpers
 import pytest
 from helpers import write_capture
 
@@ -27,7 +28,7 @@ def make_capture(path, frames, *, journal_tail=0, **options):
     for frame in frames[len(frames) - journal_tail :]:
         writer.append(Frame(0, frame.recv_ns, 0, 0, frame.stream, frame.kind, frame.payload))
     writer.flush()
-    writer._unlock()
+    helpers.crash(writer)
 
 
 def sim(seconds, rate=50):

@@ -76,7 +76,7 @@ def test_second_writer_is_refused_while_the_first_records(tmp_path):
 def test_unsealed_journal_blocks_reading_and_says_how_to_recover(tmp_path):
     writer = write_capture(tmp_path / "cap", sim_frames(600))
     writer.flush()
-    writer._unlock()  # simulate a crashed recorder: journal left behind, lock gone
+    helpers.crash(writer)  # simulate a crashed recorder: journal left behind, lock gone
     with pytest.raises(RecoveryNeeded, match="rtcap recover"):
         open_capture(tmp_path / "cap")
     with pytest.raises(RecoveryNeeded, match="rtcap recover"):
@@ -91,7 +91,7 @@ def test_recover_cuts_a_torn_tail_keeps_sealed_segments_and_adopts_orphans(tmp_p
     path = tmp_path / "cap"
     writer = write_capture(path, frames, segment_max_bytes=200_000)
     writer.flush()
-    writer._unlock()
+    helpers.crash(writer)
     sealed_before = {
         f["path"]: f["sha256"] for s in open_capture_raw(path)["segments"] for f in s["files"]
     }
@@ -213,7 +213,7 @@ def test_bars_whose_closing_rows_never_reached_the_journal_are_dropped_by_recove
         writer.flush()
     assert writer.journal.path.stat().st_size == whole
     assert bars_journal.stat().st_size > bars_before  # its bars went down first
-    writer._unlock()  # the recorder dies here
+    helpers.crash(writer)  # the recorder dies here
     report = recover(path)
     assert report.frames_recovered == 2000
     assert report.bars_dropped == unjournaled
