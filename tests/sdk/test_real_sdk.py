@@ -10,6 +10,7 @@ unknown hub method. ``make test`` runs a short version against the sim (a NEW_BA
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -17,6 +18,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -187,13 +189,14 @@ def test_the_real_sdk_runs_against_a_recorded_capture_served_by_replay(
 LIFECYCLE = Path(__file__).with_name("lifecycle_strategy.py")
 
 
-def lifecycle_trace(command: list[str], api_url: str, library: str) -> list:
+def lifecycle_traces(api_url: str, runs: dict[str, list[str]]) -> dict[str, list]:
+    """The lifecycle script's trace under each library of ``runs`` (library: command), the runs
+    started together against the same gateway."""
     env = {
         **os.environ,
         "PROJECT_X_USERNAME": "sdk-tester",
         "PROJECT_X_API_KEY": "any-key-longer-than-ten",
         "PROJECTX_API_URL": api_url,
-        "STRATEGY_LIBRARY": library,
         "SDK_RUN_SECONDS": "40",
     }
     for name in ("PROJECTX_USERNAME", "PROJECTX_API_KEY", "PROJECTX_MARKET_HUB_URL"):
@@ -202,11 +205,30 @@ def lifecycle_trace(command: list[str], api_url: str, library: str) -> list:
     # handlers) then ends well before the next one, which must come after the first quote. A
     # start-up straddling a boundary would see that bar close before any handler was there.
     time.sleep((1.0 - time.time()) % 15)
-    done = subprocess.run(
-        [*command, str(LIFECYCLE)], capture_output=True, text=True, env=env, timeout=200
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    # each run writes to files, not pipes: a run whose pipe filled would stall while the other
+    # is waited for, and miss its bar boundary
+    with contextlib.ExitStack() as files:
+        outputs = {
+            library: [files.enter_context(tempfile.TemporaryFile("w+")) for _ in "oe"]
+            for library in runs
+        }
+        running = {
+            library: subprocess.Popen(
+                [*command, str(LIFECYCLE)],
+                stdout=outputs[library][0],
+                stderr=outputs[library][1],
+                text=True,
+                env={**env, "STRATEGY_LIBRARY": library},
+            )
+            for library, command in runs.items()
+        }
+        traces = {}
+        for library, process in running.items():
+            process.wait(timeout=200)
+            out, err = (output.seek(0) or output.read() for output in outputs[library])
+            assert process.returncode == 0, f"{library}: {err[-3000:]}"
+            traces[library] = json.loads(out.strip().splitlines()[-1])
+    return traces
 
 
 @pytest.mark.slow
@@ -217,8 +239,9 @@ def test_one_script_sees_the_same_start_up_and_shut_down_from_the_sdk_and_from_r
     sim = harness.start_sim(rate=200)
     api_url, shim = hinted(sim.sdk_hint)
     try:
-        sdk = lifecycle_trace([sdk_python, shim], api_url, "project_x_py")
-        ours = lifecycle_trace([sys.executable], api_url, "rtcap")
+        traces = lifecycle_traces(
+            api_url, {"project_x_py": [sdk_python, shim], "rtcap": [sys.executable]}
+        )
     finally:
         gateway_log(sim.process)
     expected = [
@@ -229,5 +252,5 @@ def test_one_script_sees_the_same_start_up_and_shut_down_from_the_sdk_and_from_r
         ["disconnected", False],
         ["end", False],
     ]
-    assert sdk == expected
-    assert ours == sdk
+    assert traces["project_x_py"] == expected
+    assert traces["rtcap"] == traces["project_x_py"]
