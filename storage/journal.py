@@ -35,7 +35,10 @@ MAGIC = b"RTJ2"
 BLOCK_HEADER = struct.Struct("<4sIII")
 FSYNC_POLICIES = ("always", "interval", "never")
 MAX_BLOCK = 1 << 31  # a size field above this is damage, not a block
-_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+# Compressed on the writing thread: handing a block's buffers to Arrow's thread pool and
+# waiting for them took longer than compressing them (ingest 1.6x -> 1.3x a zstd-3 line write
+# while journaling, bench/storage.py), the pool's threads competing with the sealer's.
+_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4", use_threads=False)
 _SEARCH_CHUNK = 1 << 20
 
 

@@ -241,6 +241,10 @@ def _bars_problem(bars: Any, bars_path: re.Pattern[str]) -> str | None:
     return None
 
 
+# the row kinds :func:`note_lifecycle` folds into a manifest
+NOTED_KINDS = frozenset({"open", "close", "gap"})
+
+
 def note_lifecycle(
     manifest: dict[str, Any],
     kind: str,

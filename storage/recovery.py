@@ -63,8 +63,6 @@ from rtcap.storage.segments import (
 from rtcap.storage.writer import add_bar_file, add_segment
 from rtcap.timeframes import parse_timeframe
 
-LIFECYCLE = ("open", "close", "gap")
-
 
 @dataclass
 class RecoveryReport:
@@ -447,7 +445,7 @@ def _ranges_text(ranges: list[list[int]]) -> str:
 def _note_rows(manifest: dict, table: pa.Table) -> None:
     """Fold recovered lifecycle rows into connections and gaps (idempotently)."""
     kinds = table.column("kind").cast(pa.string())
-    rows = table.filter(pc.is_in(kinds, pa.array(LIFECYCLE)))
+    rows = table.filter(pc.is_in(kinds, pa.array(sorted(manifests.NOTED_KINDS))))
     if not rows.num_rows:
         return
     rows = rows.select(["seq", "recv_ns", "conn", "stream", "kind", "payload"])

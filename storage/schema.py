@@ -340,6 +340,11 @@ _MEMTABLE_SPECS = tuple(
 )
 
 
+def payload_bytes(table: pa.Table) -> int:
+    """Payload bytes of a frames table's rows."""
+    return pc.sum(pc.binary_length(table.column("payload"))).as_py() or 0
+
+
 def column_values(column: pa.Array | pa.ChunkedArray) -> list:
     """A column as Python values. Dictionary-encoded strings map their indices through the
     dictionary (each distinct string becomes one object: ~60x faster than ``to_pylist`` of

@@ -87,7 +87,7 @@ def test_unsealed_journal_blocks_reading_and_says_how_to_recover(tmp_path):
 
 
 def test_recover_cuts_a_torn_tail_keeps_sealed_segments_and_adopts_orphans(tmp_path):
-    frames = sim_frames(3000)
+    frames = sim_frames(3100)  # the last 100 after the last rotation: the open journal has rows
     path = tmp_path / "cap"
     writer = write_capture(path, frames, segment_max_bytes=200_000)
     writer.flush()
@@ -95,7 +95,8 @@ def test_recover_cuts_a_torn_tail_keeps_sealed_segments_and_adopts_orphans(tmp_p
     sealed_before = {
         f["path"]: f["sha256"] for s in open_capture_raw(path)["segments"] for f in s["files"]
     }
-    journal = next((path / "journal").glob("*.rtj"))
+    journal = next((path / "journal").glob("segment-*.rtj"))
+    assert journal.stat().st_size > 7
     journal.write_bytes(journal.read_bytes()[:-7])  # torn last block
     (path / "frames" / "date=2025-09-02" / ".part-000099.parquet.tmp").write_bytes(b"PAR1junk")
     report = recover(path)
