@@ -22,7 +22,7 @@ from rtcap.storage import manifest as manifests
 from rtcap.storage.errors import CaptureDamaged
 from rtcap.storage.integrity import journal_files, open_capture, open_segment, segment_files
 from rtcap.storage.journal import read_journal
-from rtcap.storage.schema import frame_chunks, frame_columns, frames_v2
+from rtcap.storage.schema import frame_chunks, frame_columns, frame_pieces
 from rtcap.timeutil import NS, parse_iso_ns
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -202,12 +202,12 @@ class CaptureReader:
                         f"{file} is damaged ({str(exc).strip().splitlines()[0]}): restore it "
                         "from a backup"
                     ) from None
-                table = frames_v2(table)
-                if table.num_rows:
-                    last_seq = max(last_seq, pc.max(table.column("seq")).as_py())
-                table = where.apply(table)
-                if table.num_rows:
-                    yield table
+                for piece in frame_pieces(table, COLD_PIECE_ROWS):
+                    if piece.num_rows:
+                        last_seq = max(last_seq, pc.max(piece.column("seq")).as_py())
+                    piece = where.apply(piece)
+                    if piece.num_rows:
+                        yield piece
         self.last_seq = last_seq
         if self.include_open:
             for table in journal_tables(self.path, last_seq):
@@ -220,6 +220,11 @@ class CaptureReader:
         """Frames in lists of up to ``chunk``, in seq order."""
         for table in self.tables(where):
             yield from frame_chunks(table, chunk)
+
+
+# A compacted row group (200,000 frames) is rendered back this many frames at a time, so a
+# replay starts on the first of them, not after the whole group (a hot group is read whole).
+COLD_PIECE_ROWS = 25_000
 
 
 def _bounds(stats) -> tuple[int | None, int | None]:

@@ -167,7 +167,7 @@ def frames_v2(table: pa.Table) -> pa.Table:
     shapes), in :data:`FRAME_SCHEMA`."""
     if table.schema.equals(FRAME_SCHEMA, check_metadata=False):
         return table
-    if "shape" in table.column_names:
+    if _is_cold(table):
         return cold_frames(table)
     if not table.schema.equals(FRAME_SCHEMA_V1, check_metadata=False):
         raise ValueError("not an rtcap frames table (frames/1 or frames/2)")
@@ -190,6 +190,19 @@ def frames_v2(table: pa.Table) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=FRAME_SCHEMA)
 
 
+def frame_pieces(table: pa.Table, rows: int) -> Iterator[pa.Table]:
+    """:func:`frames_v2` of ``table``; a table of the cold form as tables of up to ``rows``
+    frames (:func:`cold_frame_pieces`), any other whole."""
+    if _is_cold(table):
+        yield from cold_frame_pieces(table, rows)
+    else:
+        yield frames_v2(table)
+
+
+def _is_cold(table: pa.Table) -> bool:
+    return "shape" in table.column_names
+
+
 def frame_columns(schema: pa.Schema) -> list[str] | None:
     """The columns the frames of a file in ``schema`` are read from: every column of a hot
     file (``None``); of a cold file its frame columns, shapes and payloads and the typed
@@ -207,6 +220,13 @@ def frame_columns(schema: pa.Schema) -> list[str] | None:
 def cold_frames(table: pa.Table) -> pa.Table:
     """A table of the cold form as frames, every payload back to its exact bytes, in seq
     order."""
+    return next(cold_frame_pieces(table, max(table.num_rows, 1)))
+
+
+def cold_frame_pieces(table: pa.Table, rows: int) -> Iterator[pa.Table]:
+    """:func:`cold_frames` of ``table`` as tables of up to ``rows`` frames each, in seq order
+    (one empty table for an empty ``table``): a reader can hand on the first frames of a row
+    group before the rest are rendered."""
     metadata = table.schema.metadata or {}
     if SHAPES_KEY not in metadata:
         raise ValueError("a cold frames table without its shapes (rtcap.shapes metadata)")
@@ -215,17 +235,16 @@ def cold_frames(table: pa.Table) -> pa.Table:
     # One call per step: on a replay's prefetching thread each call into Arrow gives up the
     # GIL, and getting it back waits on the thread replaying.
     stored = [f.name for f in FRAME_SCHEMA if f.name not in DERIVED_TIMES and f.name != "payload"]
-    taken = table.select(stored).take(order)
-    columns = {name: taken.column(name) for name in stored}
-    columns["payload"] = render(
-        {name: table.column(name) for name in table.column_names},
-        shapes,
-        table.column("payload"),
-        order,
-    )
-    for name, source in DERIVED_TIMES.items():
-        columns[name] = _micros(columns[source])
-    return pa.Table.from_pydict(columns, schema=FRAME_SCHEMA)
+    kept = table.select(stored)
+    typed = {name: table.column(name) for name in table.column_names}
+    for start in range(0, max(len(order), 1), rows):
+        piece = order.slice(start, rows)
+        taken = kept.take(piece)
+        columns = {name: taken.column(name) for name in stored}
+        columns["payload"] = render(typed, shapes, table.column("payload"), piece)
+        for name, source in DERIVED_TIMES.items():
+            columns[name] = _micros(columns[source])
+        yield pa.Table.from_pydict(columns, schema=FRAME_SCHEMA)
 
 
 def bars_v2(table: pa.Table) -> pa.Table:

@@ -27,7 +27,7 @@ from rtcap.simulator import MarketSimulator
 from rtcap.storage.compact import compact, is_cold_file
 from rtcap.storage.importer import import_lines
 from rtcap.storage.integrity import open_capture, read_frames
-from rtcap.storage.schema import SHAPES_KEY, frame_columns
+from rtcap.storage.schema import FRAME_SCHEMA, SHAPES_KEY, cold_frame_pieces, frame_columns
 from rtcap.storage.shapes import (
     _compiled_render,
     render,
@@ -649,3 +649,32 @@ def test_a_file_is_compacted_a_block_at_a_time(tmp_path, monkeypatch):
     assert report.typed == len(lines) and report.raw <= 8
     assert not [p for p in capture.rglob("*") if p.name.endswith(".tmp")]
     assert run("verify", capture, "--speed", "500x").exit_code == 0
+
+
+def test_a_compacted_row_group_is_read_in_pieces_in_seq_order(tmp_path, monkeypatch):
+    """A replay starts on a compacted row group's first frames: the reader renders it a piece at
+    a time, and the pieces are the group's frames in seq order, none left out."""
+    import rtcap.storage.compact as compaction
+    import rtcap.storage.reader as reader
+
+    monkeypatch.setattr(compaction, "COLD_ROW_GROUP_ROWS", 4_000)
+    monkeypatch.setattr(reader, "COLD_PIECE_ROWS", 1_500)
+    capture = tmp_path / "cap"
+    source = FIXTURES / "binance-spot" / "ethusdt_20240808_3min.gz"
+    import_lines(source, capture, "hftbacktest")
+    compact(capture)
+    tables = list(reader.CaptureReader(capture).tables())
+    lines = lines_of(source)
+    (cold,) = capture_files(capture)
+    metadata = pq.read_metadata(cold)
+    groups = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+    assert groups[0] == 4_000 and len(groups) >= 4
+    pieces = [min(1_500, rows - start) for rows in groups for start in range(0, rows, 1_500)]
+    assert [t.num_rows for t in tables] == pieces  # 1,500 + 1,500 + 1,000 of a whole group
+    seqs = [s for t in tables for s in t.column("seq").to_pylist()]
+    assert seqs == list(range(len(lines)))
+    payloads = [p for t in tables for p in t.column("payload").to_pylist()]
+    assert payloads == [payload for _, payload in lines]
+    group = pq.ParquetFile(cold).read_row_group(0)
+    (empty,) = cold_frame_pieces(group.slice(0, 0), 1_500)
+    assert empty.num_rows == 0 and empty.schema.equals(FRAME_SCHEMA, check_metadata=False)
