@@ -1780,6 +1780,40 @@ typedef struct {
     char second_text[19]; /* its YYYY-MM-DDTHH:MM:SS: the stamps of a tape mostly share it */
 } Out;
 
+/* Output buffers of render_rows given back when their RenderedBytes goes: the next call writes
+ * into one whose pages are already mapped. A fresh buffer's pages are faulted in, and zeroed by
+ * the kernel, as it grows: that took most of the time of reading a compacted row group back
+ * (perf: 40% in clear_page, more than the rendering), where Arrow's own pool reuses its memory.
+ * Taken and given back with the GIL held. */
+#define SPARE_BUFFERS 4
+#define SPARE_MAX_BYTES ((Py_ssize_t)64 << 20) /* a larger one is freed: bounded memory kept */
+typedef struct {
+    char *buf;
+    Py_ssize_t cap;
+} Spare;
+static Spare spares[SPARE_BUFFERS];
+static int spare_count;
+
+static void spare_take(Out *o) {
+    if (spare_count > 0) {
+        spare_count--;
+        o->buf = spares[spare_count].buf;
+        o->cap = spares[spare_count].cap;
+    }
+}
+
+static void spare_give(char *buf, Py_ssize_t cap) {
+    if (buf == NULL)
+        return;
+    if (spare_count < SPARE_BUFFERS && cap <= SPARE_MAX_BYTES) {
+        spares[spare_count].buf = buf;
+        spares[spare_count].cap = cap;
+        spare_count++;
+        return;
+    }
+    PyMem_RawFree(buf);
+}
+
 static int out_reserve(Out *o, Py_ssize_t extra) {
     if (o->len + extra <= o->cap)
         return 0;
@@ -2286,7 +2320,7 @@ static int render_loop(Out *out, const int64_t *order, Py_ssize_t count, RCol *s
  * wraps them as a Buffer without copying). */
 typedef struct {
     PyObject_HEAD char *data;
-    Py_ssize_t len;
+    Py_ssize_t len, cap;
 } RenderedBytes;
 
 static int rendered_getbuffer(RenderedBytes *self, Py_buffer *view, int flags) {
@@ -2294,7 +2328,7 @@ static int rendered_getbuffer(RenderedBytes *self, Py_buffer *view, int flags) {
 }
 
 static void rendered_dealloc(RenderedBytes *self) {
-    PyMem_RawFree(self->data);
+    spare_give(self->data, self->cap);
     PyObject_Free(self);
 }
 
@@ -2388,6 +2422,7 @@ static PyObject *render_rows(PyObject *module, PyObject *args) {
     offsets = PyBytes_FromStringAndSize(NULL, (count + 1) * 4);
     if (offsets == NULL)
         goto done;
+    spare_take(&out);
     int status;
     Py_BEGIN_ALLOW_THREADS /* only buffers are read: the prefetching thread's peers run on */
     status = render_loop(&out, (const int64_t *)order.buf, count, shape, payload, cols,
@@ -2401,6 +2436,7 @@ static PyObject *render_rows(PyObject *module, PyObject *args) {
     if (data != NULL) {
         data->data = out.buf; /* handed over: no copy of a row group's payloads with the GIL */
         data->len = out.len;
+        data->cap = out.cap;
         out.buf = NULL;
         result = PyTuple_Pack(2, offsets, (PyObject *)data);
         Py_DECREF(data);
@@ -2413,7 +2449,7 @@ done:
     if (order.obj != NULL)
         PyBuffer_Release(&order);
     programs_free(&programs);
-    PyMem_RawFree(out.buf);
+    spare_give(out.buf, out.cap);
     Py_XDECREF(offsets);
     if (!ok) {
         if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_MemoryError))
