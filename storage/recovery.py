@@ -50,6 +50,7 @@ from rtcap.storage.schema import (
     FRAME_SCHEMAS,
     bars_v2,
     frames_v2,
+    payload_bytes,
 )
 from rtcap.storage.sealer import keep_damaged
 from rtcap.storage.segments import (
@@ -300,7 +301,7 @@ def _inspect_part(directory: Path, part: Path) -> tuple[dict | None, pa.Table | 
         {
             "number": int(metadata[b"rtcap.segment"]),
             "rows": table.num_rows,
-            "payload_bytes": pc.sum(pc.binary_length(table.column("payload"))).as_py() or 0,
+            "payload_bytes": payload_bytes(table),
             "first_seq": first,
             "last_seq": last,
             "first_ns": pc.min(recv).as_py(),

@@ -31,6 +31,7 @@ from rtcap.storage.schema import (
     FRAME_SCHEMA,
     bars_v2,
     frames_v2,
+    payload_bytes,
 )
 
 ROW_GROUP_ROWS = 100_000
@@ -154,7 +155,7 @@ class SegmentSealer:
         self.first_ns = start if self.first_ns is None else min(self.first_ns, start)
         self.last_ns = end if self.last_ns is None else max(self.last_ns, end)
         self.rows += table.num_rows
-        self.payload_bytes += pc.sum(pc.binary_length(table.column("payload"))).as_py() or 0
+        self.payload_bytes += payload_bytes(table)
         self.feeds |= segment_feeds(table)
 
     def _add_to_date(self, date: str, rows: pa.Table) -> None:

@@ -239,8 +239,8 @@ class CaptureWriter:
 
     def append(self, frame: Frame) -> Frame:
         """Journal ``frame`` under the next ``seq`` (which it gets) and note lifecycle rows."""
-        # The cost of every frame recorded: the payload is not touched here (its size is
-        # counted from the block's columns), which saves a cache miss per frame.
+        # Paid for every frame recorded, so the payload is not touched here: a segment's size
+        # is counted from its journaled blocks' columns.
         seq = frame.seq = self.next_seq
         self.next_seq = seq + 1
         self.memtable.frames.append(frame)
