@@ -17,6 +17,7 @@ captures (``bench/cold.py``); they are recorded in the manifest's ``cold`` entry
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -161,16 +162,6 @@ def cold_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
         write_page_checksum=True,
         sorting_columns=[pq.SortingColumn(0)],
     )
-
-
-def write_cold(table: pa.Table, path: Path, metadata: dict[bytes, bytes] | None = None) -> None:
-    """Write a whole cold table (in seq order) as one cold file."""
-    with cold_writer(path, table.schema) as writer:
-        for start in range(0, max(table.num_rows, 1), COLD_ROW_GROUP_ROWS):
-            part = by_message(table.slice(start, COLD_ROW_GROUP_ROWS))
-            writer.write_table(part, row_group_size=COLD_ROW_GROUP_ROWS)
-        if metadata:
-            writer.add_key_value_metadata({k.decode(): v.decode() for k, v in metadata.items()})
 
 
 def same_frames(left: pa.Table, right: pa.Table) -> bool:
@@ -365,14 +356,13 @@ def _prove(
     """Each row group of the cold file read back equals the hot block it was written from,
     field for field and byte for byte."""
     written = pq.ParquetFile(cold, page_checksum_verification=True)
-    proven = 0
-    for index, block in enumerate(_blocks(hot, file)):
-        if index >= written.num_row_groups:
-            break
-        if not same_frames(block, frames_v2(written.read_row_group(index))):
-            break
-        proven += 1
-    if proven == written.num_row_groups == index + 1:
+    groups = range(written.num_row_groups)
+    if all(
+        block is not None
+        and index is not None
+        and same_frames(block, frames_v2(written.read_row_group(index)))
+        for block, index in itertools.zip_longest(_blocks(hot, file), groups)
+    ):
         return
     raise CaptureError(
         f"compacting {entry['path']} of {directory} changed its frames: nothing was switched; "

@@ -24,7 +24,13 @@ from rtcap.codecs import BinanceCodec, DecodeError
 from rtcap.codecs.projectx import ProjectXCodec
 from rtcap.models import DepthUpdate, Frame, Quote, Trade
 from rtcap.simulator import MarketSimulator
-from rtcap.storage.compact import compact, is_cold_file
+from rtcap.storage.compact import (
+    COLD_ROW_GROUP_ROWS,
+    by_message,
+    cold_writer,
+    compact,
+    is_cold_file,
+)
 from rtcap.storage.importer import import_lines
 from rtcap.storage.integrity import open_capture, read_frames
 from rtcap.storage.schema import FRAME_SCHEMA, SHAPES_KEY, cold_frame_pieces, frame_columns
@@ -53,6 +59,14 @@ def lines_of(path: Path) -> list[tuple[int, bytes]]:
             (int(stamp), payload)
             for stamp, _, payload in (line.rstrip(b"\n").partition(b" ") for line in handle)
         ]
+
+
+def write_cold(table: pa.Table, path: Path) -> None:
+    """A whole cold table written as one cold file, as compaction writes its blocks."""
+    with cold_writer(path, table.schema) as writer:
+        for start in range(0, max(table.num_rows, 1), COLD_ROW_GROUP_ROWS):
+            part = by_message(table.slice(start, COLD_ROW_GROUP_ROWS))
+            writer.write_table(part, row_group_size=COLD_ROW_GROUP_ROWS)
 
 
 def capture_files(capture: Path) -> list[Path]:
@@ -385,7 +399,7 @@ def test_an_interrupted_compaction_leaves_the_hot_file_listed_and_is_finished_la
     (hot,) = capture_files(capture)
     digest = hashlib.sha256(b"".join(f.payload for f in read_frames(capture))).hexdigest()
     # a crash after the cold file was published, before the manifest switched to it
-    from rtcap.storage.compact import cold_table, write_cold
+    from rtcap.storage.compact import cold_table
 
     leftover = hot.parent / (hot.stem + "-1.parquet")
     write_cold(cold_table(pq.read_table(hot)), leftover)
@@ -599,7 +613,6 @@ def test_a_capture_compacted_in_the_first_typed_form_reads_as_it_did(tmp_path):
     byte, verify, and give the same SQL views as today's form."""
     from rtcap.analysis.views import connect
     from rtcap.storage import manifest as manifests
-    from rtcap.storage.compact import write_cold
     from rtcap.storage.schema import COLD_SCHEMA_V1, FRAME_SCHEMAS
     from rtcap.storage.segments import sha256_file
 
@@ -678,3 +691,38 @@ def test_a_compacted_row_group_is_read_in_pieces_in_seq_order(tmp_path, monkeypa
     group = pq.ParquetFile(cold).read_row_group(0)
     (empty,) = cold_frame_pieces(group.slice(0, 0), 1_500)
     assert empty.num_rows == 0 and empty.schema.equals(FRAME_SCHEMA, check_metadata=False)
+
+
+def test_a_cold_file_that_does_not_read_back_as_the_hot_one_is_never_switched_to(
+    tmp_path, monkeypatch
+):
+    """Compaction proves the file it wrote: one whose frames differ from the hot file's in any
+    field is refused, removed with its spill, and the capture keeps its hot file as it was."""
+    import rtcap.storage.compact as compaction
+    from rtcap.storage.errors import CaptureError
+
+    capture = tmp_path / "cap"
+    source = FIXTURES / "binance-spot" / "ethusdt_20240808_3min.gz"
+    import_lines(source, capture, "hftbacktest")
+    (hot,) = capture_files(capture)
+    before = hot.read_bytes()
+    honest = compaction.cold_writer
+
+    def tampering(path, schema):  # every frame's connection number off by one
+        writer = honest(path, schema)
+        write = writer.write_table
+
+        def write_table(table, **options):
+            index = table.schema.get_field_index("conn")
+            conn = pc.add(table.column("conn"), 1).cast(pa.int32())
+            write(table.set_column(index, table.schema.field(index), conn), **options)
+
+        writer.write_table = write_table
+        return writer
+
+    monkeypatch.setattr(compaction, "cold_writer", tampering)
+    with pytest.raises(CaptureError, match="changed its frames: nothing was switched"):
+        compact(capture)
+    assert capture_files(capture) == [hot] and hot.read_bytes() == before
+    assert sorted(p.name for p in hot.parent.iterdir()) == [hot.name]
+    assert [(f.recv_ns, f.payload) for f in read_frames(capture)] == lines_of(source)
