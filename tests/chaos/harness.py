@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,15 +221,24 @@ def compare(victim: Path, reference: Path, fault_ns: int) -> Loss:
     return Loss(len(ours), lacking, max(0.0, tail_ms))
 
 
-def _run_start(kept: list[bytes], offered: list[bytes], victim: Path, channel) -> int:
-    """Where ``kept`` runs unbroken inside ``offered``. Records can repeat byte for byte (two
-    equal quotes in one millisecond), so every place the first one occurs is tried."""
-    starts = [i for i, record in enumerate(offered) if record == kept[0]]
-    assert starts, f"{channel}: the victim's first record is not in the reference"
-    for start in starts:
-        if offered[start : start + len(kept)] == kept:
+def run_start(outer: Sequence[Hashable], inner: Sequence[Hashable], head: int = 64) -> int | None:
+    """Where the first ``head`` items of ``inner`` run unbroken in ``outer``; None if nowhere.
+    A run, not one item: records can repeat byte for byte (two equal trades in a millisecond)."""
+    first = inner[:head]
+    for start in (i for i, item in enumerate(outer) if item == first[0]):
+        if outer[start : start + len(first)] == first:
             return start
-    run = offered[starts[0] : starts[0] + len(kept)]
+    return None
+
+
+def _run_start(kept: list[bytes], offered: list[bytes], victim: Path, channel) -> int:
+    """Where all of ``kept`` runs unbroken inside ``offered``; else a failure naming the hole."""
+    start = run_start(offered, kept, head=len(kept))
+    if start is not None:
+        return start
+    first_at = next((i for i, record in enumerate(offered) if record == kept[0]), None)
+    assert first_at is not None, f"{channel}: the victim's first record is not in the reference"
+    run = offered[first_at : first_at + len(kept)]
     first = next((i for i, (a, b) in enumerate(zip(kept, run, strict=False)) if a != b), len(run))
     lifecycle = [
         (f.seq, f.kind, f.payload[:120])

@@ -61,26 +61,22 @@ def halves(values: list[float]) -> tuple[float, float]:
     return max(values[:middle]), max(values[middle:])
 
 
-def run_start(theirs: list[int], ours: list[int]) -> int:
-    """Where ``ours`` begins in ``theirs`` (matching a run, not one record that may repeat)."""
-    head = ours[:64]
-    for start in (i for i, h in enumerate(theirs) if h == head[0]):
-        if theirs[start : start + len(head)] == head:
-            return start
-    raise AssertionError("the first records of the rolled days are not in the reference")
+Channels = dict[tuple[str, str], list[int]]
 
 
-def market_hashes(capture: Path) -> tuple[list[int], list[int]]:
-    """(hashes of every market record in order, receive times of the data frames)."""
-    records, received = [], []
+def market_hashes(capture: Path, into: Channels) -> list[int]:
+    """Add the hash of every market record to its channel's list in ``into``; the receive times
+    of the data frames. Channel by channel (target and contract), because the recorder sends its
+    subscriptions one by one and each channel starts when its own is answered."""
+    received = []
     for frame in read_frames(capture):
         if frame.kind != "text":
             continue
         received.append(frame.recv_ns)
         for record in frame.payload.split(RS):
             if record.startswith(b'{"type":1,"target":"Gateway'):
-                records.append(hash(record))
-    return records, received
+                into.setdefault(harness.channel_of(record), []).append(hash(record))
+    return received
 
 
 @pytest.mark.slow
@@ -140,20 +136,25 @@ def test_a_long_recording_to_object_storage_rolls_flat_and_whole(tmp_path, full_
                                       env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
             assert verified.returncode == 0, (day, verified.stdout, verified.stderr)
         # ... and the days together are one unbroken run of the reference's records.
-        ours: list[int] = []
+        ours: Channels = {}
         received: list[int] = []
         for day in days:
-            records, times = market_hashes(pull(f"s3://{day}", endpoint_url=endpoint))
-            ours += records
-            received += times
-        theirs, _ = market_hashes(tmp_path / "reference")
+            received += market_hashes(pull(f"s3://{day}", endpoint_url=endpoint), ours)
+        theirs: Channels = {}
+        market_hashes(tmp_path / "reference", theirs)
     finally:
         moto.terminate()
     assert len(received) == int(reported.group(2))  # every data frame the recorder counted
-    start = run_start(theirs, ours)
-    assert theirs[start : start + len(ours)] == ours
+    assert sorted(ours) == sorted(theirs)  # every channel of MNQ and ES, in both
+    for channel, records in ours.items():
+        start = harness.run_start(theirs[channel], records)
+        assert start is not None, (
+            f"{channel}: the rolled days' first records are not in the reference"
+        )
+        assert theirs[channel][start : start + len(records)] == records, channel
+    kept = sum(len(records) for records in ours.values())
     span_s = (received[-1] - received[0]) / 1e9
-    assert len(ours) / span_s >= 2000, f"{len(ours) / span_s:,.0f} records/s"
+    assert kept / span_s >= 2000, f"{kept / span_s:,.0f} records/s"
     # Every scrape of the frame counter lies between the frames received before the scrape
     # was sent (less a second still being read off the socket) and those received by its answer.
     assert len(scrapes) >= seconds / every * 0.8
@@ -165,7 +166,7 @@ def test_a_long_recording_to_object_storage_rolls_flat_and_whole(tmp_path, full_
     rss_first, rss_last = tenths([rss for _, rss, _ in samples])
     staged_first, staged_last = halves([staged for _, _, staged in samples])
     print(f"\nroll soak: {seconds} s at {RATE} msg/s, a roll every {roll_every} s: "
-          f"{len(days)} days, {len(ours):,} records ({len(ours) / span_s:,.0f}/s); RSS {rss_first:.0f} -> {rss_last:.0f} MB; "
+          f"{len(days)} days, {kept:,} records ({kept / span_s:,.0f}/s); RSS {rss_first:.0f} -> {rss_last:.0f} MB; "
           f"staging peak {staged_first:.1f} -> {staged_last:.1f} MB")  # fmt: skip
     assert rss_last <= rss_first * 1.15 + 10
     assert staged_last <= staged_first * 1.5 + 5
