@@ -55,15 +55,10 @@ def test_next_capture_names_never_collide(tmp_path):
     assert next_capture(first, "2026-12-05") == tmp_path / "cap.2026-12-05.2"
 
 
-def market_records(captures: list[Path]) -> list[bytes]:
-    return [record for capture in captures for _, record in harness.market_records(capture)]
-
-
-def by_channel(records: list[bytes]) -> dict[tuple[str, str], list[bytes]]:
-    channels: dict[tuple[str, str], list[bytes]] = {}
-    for record in records:
-        channels.setdefault(harness.channel_of(record), []).append(record)
-    return channels
+def market_records(captures: list[Path]) -> dict[tuple[str, str], list[bytes]]:
+    """Every market record of ``captures`` in order, channel by channel."""
+    timed = [item for capture in captures for item in harness.market_records(capture)]
+    return {c: [r for _, r in items] for c, items in harness.by_channel(timed).items()}
 
 
 def test_a_rolling_recording_equals_an_uninterrupted_one(tmp_path):
@@ -108,8 +103,8 @@ def test_a_rolling_recording_equals_an_uninterrupted_one(tmp_path):
         }
     # Every market record once, in order: the union is one unbroken run of the reference's,
     # channel by channel (each starts when its own subscription is answered).
-    ours = by_channel(market_records(captures))
-    theirs = by_channel(market_records([tmp_path / "reference"]))
+    ours = market_records(captures)
+    theirs = market_records([tmp_path / "reference"])
     assert sorted(ours) == sorted(theirs)
     compared = 0
     for channel, records in ours.items():

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,6 +204,14 @@ def channel_of(record: bytes) -> tuple[str, str]:
     return message["target"], message["arguments"][0]
 
 
+def by_channel(timed: list[tuple[int, bytes]]) -> dict[tuple[str, str], list[tuple[int, bytes]]]:
+    """``market_records`` split by channel, each in capture order."""
+    channels: dict[tuple[str, str], list[tuple[int, bytes]]] = {}
+    for item in timed:
+        channels.setdefault(channel_of(item[1]), []).append(item)
+    return channels
+
+
 def compare(victim: Path, reference: Path, fault_ns: int) -> Loss:
     """Assert that, channel by channel (target and contract, since each starts when it is
     subscribed), the victim's records are one unbroken run of the reference's; measure the
@@ -211,9 +219,9 @@ def compare(victim: Path, reference: Path, fault_ns: int) -> Loss:
     ours, theirs = market_records(victim), market_records(reference)
     assert ours, "the victim kept no market data at all"
     lacking = 0
-    for channel in sorted({channel_of(r) for _, r in ours}):
-        kept = [(t, r) for t, r in ours if channel_of(r) == channel]
-        offered = [(t, r) for t, r in theirs if channel_of(r) == channel]
+    offered_by = by_channel(theirs)
+    for channel, kept in sorted(by_channel(ours).items()):
+        offered = offered_by.get(channel, [])
         start = _run_start([r for _, r in kept], [r for _, r in offered], victim, channel)
         after = offered[start + len(kept) :]
         lacking += sum(1 for t, _ in after if t <= fault_ns)
@@ -221,7 +229,7 @@ def compare(victim: Path, reference: Path, fault_ns: int) -> Loss:
     return Loss(len(ours), lacking, max(0.0, tail_ms))
 
 
-def run_start(outer: Sequence[Hashable], inner: Sequence[Hashable], head: int = 64) -> int | None:
+def run_start(outer: Sequence[object], inner: Sequence[object], head: int = 64) -> int | None:
     """Where the first ``head`` items of ``inner`` run unbroken in ``outer``; None if nowhere.
     A run, not one item: records can repeat byte for byte (two equal trades in a millisecond)."""
     first = inner[:head]
